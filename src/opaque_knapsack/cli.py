@@ -1,0 +1,70 @@
+"""The `opaque-knapsack` command.
+
+Each area of the package contributes its own subcommands through a
+``register(subparsers)`` function in its ``cli`` module; this file only wires
+them together, so adding a command never touches the others. Heavy imports
+stay inside each command's handler so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules that contribute subcommands, in the order they appear in --help.
+COMMAND_MODULES = (
+    "opaque_knapsack.family.cli",
+    "opaque_knapsack.inspect_tasks.cli",
+    "opaque_knapsack.reports.cli",
+    "opaque_knapsack.train.cli",
+)
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one clear line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from opaque_knapsack import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="opaque-knapsack",
+        description=(
+            "Opaque Knapsack: generate tasks, run agents in persistent or stateless "
+            "Python runtimes through Inspect AI, export traces, train and serve "
+            "students, and report the 2x2 comparison."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name == module_name:
+                continue  # that area has no commands yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except CommandError as error:
+        print(f"opaque-knapsack {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"opaque-knapsack {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
