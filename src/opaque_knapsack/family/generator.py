@@ -1,0 +1,192 @@
+"""Draw Opaque Knapsack instances, reproducibly.
+
+Every random choice comes from one `random.Random(seed)` and only through its
+`random()` method, whose sequence Python guarantees across versions and
+platforms for integer seeds; integers are derived from it with plain float
+arithmetic, and the inspect budget with exact integer arithmetic. So the same
+config, index and seed give byte-identical JSON on every machine, process,
+order and worker count.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from opaque_knapsack.family.presets import PRESETS, GeneratorConfig
+from opaque_knapsack.family.schema import SCHEMA_VERSION, TaskInstance, dump_instance
+from opaque_knapsack.family.solver import SolveFn, solve_checked, solve_dp
+
+__all__ = ["PRESETS", "GenerationError", "generate_instance", "instance_json", "task_id_for"]
+
+
+class GenerationError(RuntimeError):
+    """No draw met the rules within the config's attempt limit."""
+
+
+def task_id_for(index: int) -> str:
+    return f"knapsack-{index:010d}"
+
+
+def _draw_int(rng: random.Random, low: int, high: int) -> int:
+    """Uniform integer in [low, high] from `random()` alone (version-stable)."""
+    return low + int(rng.random() * (high - low + 1))
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+@dataclass
+class _Draw:
+    classes: list[str]
+    weights: list[int]
+    values: list[int]
+    allowed: list[str]
+
+
+def _draw_items(rng: random.Random, config: GeneratorConfig) -> _Draw:
+    names = config.class_names
+    n_classes = len(names)
+    pool = list(range(n_classes))
+    picked: list[int] = []
+    for _ in range(config.num_allowed_classes):  # partial Fisher-Yates
+        picked.append(pool.pop(_draw_int(rng, 0, len(pool) - 1)))
+    allowed = [names[i] for i in sorted(picked)]
+    n_items = _draw_int(rng, *config.n_items)
+    w_low, w_high = config.weight
+    v_low, v_high = config.value
+    classes = [allowed[_draw_int(rng, 0, len(allowed) - 1)]]
+    classes += [names[_draw_int(rng, 0, n_classes - 1)] for _ in range(n_items - 1)]
+    weights = [_draw_int(rng, w_low, w_high) for _ in range(n_items)]
+    values = [_draw_int(rng, v_low, v_high) for _ in range(n_items)]
+    return _Draw(classes, weights, values, allowed)
+
+
+def _draw_ids(rng: random.Random, count: int) -> list[str]:
+    """Opaque ids: random hex, so they say nothing about an item."""
+    ids: list[str] = []
+    seen: set[str] = set()
+    while len(ids) < count:
+        item_id = f"it_{int(rng.random() * 0x1000000):06x}"
+        if item_id not in seen:
+            seen.add(item_id)
+            ids.append(item_id)
+    return ids
+
+
+def inspect_budget(capacity: int, optimal_size: int, n_items: int, config: GeneratorConfig) -> int:
+    """ceil(max(1.5 * (capacity / mean weight) / p_valid, 1.1 * optimal size)), clamped to [5, n].
+
+    Computed exactly in integers: mean weight = (min + max) / 2 and
+    p_valid = allowed / classes, so the first term is
+    3 * capacity * classes / ((min + max) * allowed).
+    """
+    w_low, w_high = config.weight
+    by_capacity = _ceil_div(3 * capacity * len(config.class_names), (w_low + w_high) * config.num_allowed_classes)
+    by_optimum = _ceil_div(11 * optimal_size, 10)
+    return min(max(by_capacity, by_optimum, 5), n_items)
+
+
+def generate_instance(
+    config: GeneratorConfig,
+    index: int,
+    seed: int,
+    *,
+    run_name: str | None = None,
+    cross_check: bool = True,
+    solve: SolveFn = solve_dp,
+) -> TaskInstance:
+    """Draw instance `index` from `seed`, rejecting draws that break the rules.
+
+    `cross_check` (OR-tools confirms the optimum) and `solve` (the primary
+    exact method) exist for benchmarks; generated files always use the defaults.
+    """
+    rng = random.Random(seed)
+    reasons: dict[str, int] = {}
+    for _ in range(config.max_attempts):
+        draw = _draw_items(rng, config)
+        allowed = set(draw.allowed)
+        usable = [i for i, name in enumerate(draw.classes) if name in allowed]
+        if len(usable) < config.min_allowed_items:
+            reasons["too few allowed items"] = reasons.get("too few allowed items", 0) + 1
+            continue
+        usable_weights = [draw.weights[i] for i in usable]
+        usable_values = [draw.values[i] for i in usable]
+        ratio_low, ratio_high = config.capacity_ratio
+        ratio = ratio_low + (ratio_high - ratio_low) * rng.random()
+        capacity = max(round(ratio * sum(usable_weights)), min(usable_weights))
+        solution = solve_checked(usable_weights, usable_values, capacity, cross_check=cross_check, solve=solve)
+        chosen = [usable[i] for i in solution.indices]
+        top_value = max((draw.values[i] for i in chosen), default=0)
+        dominance = top_value / solution.value if solution.value else 0.0
+        if config.strict:
+            if len(chosen) < config.min_optimal_set_size:
+                reasons["optimal set too small"] = reasons.get("optimal set too small", 0) + 1
+                continue
+            if solution.value == 0 or dominance > config.max_item_dominance:
+                reasons["one item dominates the optimum"] = reasons.get("one item dominates the optimum", 0) + 1
+                continue
+        return _build(config, index, seed, run_name, draw, _draw_ids(rng, len(draw.classes)), capacity, chosen, solution.value, solution.weight, dominance)
+    summary = ", ".join(f"{reason}: {count}" for reason, count in sorted(reasons.items()))
+    raise GenerationError(
+        f"{task_id_for(index)} (seed {seed}): no draw met the rules in {config.max_attempts} "
+        f"attempts ({summary}); loosen the config or raise max_attempts"
+    )
+
+
+def _build(
+    config: GeneratorConfig,
+    index: int,
+    seed: int,
+    run_name: str | None,
+    draw: _Draw,
+    ids: list[str],
+    capacity: int,
+    chosen: list[int],
+    optimal_value: int,
+    optimal_weight: int,
+    dominance: float,
+) -> TaskInstance:
+    n_items = len(ids)
+    budget = inspect_budget(capacity, len(chosen), n_items, config)
+    data: dict[str, object] = {
+        "task_id": task_id_for(index),
+        "family": "knapsack",
+        "seed": seed,
+        "difficulty": {
+            "n_items": n_items,
+            "optimal_set_size": len(chosen),
+            "capacity": capacity,
+            "p_valid": config.num_allowed_classes / len(config.class_names),
+            "budget_coverage": budget / n_items,
+            "max_item_dominance": dominance,
+        },
+        "public": {
+            "item_ids": ids,
+            "capacity": capacity,
+            "allowed_classes": draw.allowed,
+            "inspect_budget": budget,
+            "classes": config.class_names,
+        },
+        "private": {
+            "items": {
+                item_id: {"weight": weight, "value": value, "class": name}
+                for item_id, weight, value, name in zip(ids, draw.weights, draw.values, draw.classes)
+            }
+        },
+        "reference": {
+            "optimal_item_ids": [ids[i] for i in chosen],
+            "optimal_value": optimal_value,
+            "optimal_weight": optimal_weight,
+        },
+        "schema_version": SCHEMA_VERSION,
+    }
+    if run_name is not None:
+        data["run_name"] = run_name
+    return TaskInstance.model_validate(data)
+
+
+def instance_json(instance: TaskInstance) -> str:
+    """Canonical JSON text of an instance (what the task file holds)."""
+    return dump_instance(instance)
