@@ -1,0 +1,354 @@
+"""Reading Inspect logs into runs: one run per condition, one row per episode.
+
+A *condition* is what an eval was run under: model, training semantics,
+runtime semantics, difficulty and agent. Each path the user gives (a log file
+or a directory of logs) is split into one run per condition; logs of the same
+condition under one path are pooled (an eval split over several files reads
+as one run). All reading goes through ``inspect_ai.analysis`` data frames.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from opaque_knapsack.reports.errors import ReportError, ReportWarning
+from opaque_knapsack.reports.metrics import EPISODE_METRICS, SCORE_KEYS, SCORER_NAME
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+LOG_SUFFIXES = (".eval", ".json")
+TRAIN_ORDER = ("base", "persistent", "stateless")
+RUNTIME_ORDER = ("persistent", "stateless")
+DIFFICULTY_ORDER = ("easy", "medium", "hard", "custom")
+UNKNOWN = "unknown"
+SCRIPTED_PROVIDER = "scripted"
+
+
+@dataclass(frozen=True, order=True)
+class Condition:
+    """What a run's episodes were produced under."""
+
+    model: str
+    train: str
+    runtime: str
+    difficulty: str
+    agent: str = ""
+
+    @property
+    def aligned(self) -> bool:
+        """Training and runtime semantics agree (the paper's diagonal)."""
+        return self.train == self.runtime and self.train in RUNTIME_ORDER
+
+    def sort_key(self) -> tuple[Any, ...]:
+        return (
+            _rank(self.difficulty, DIFFICULTY_ORDER),
+            _rank(self.train, TRAIN_ORDER),
+            _rank(self.runtime, RUNTIME_ORDER),
+            self.model,
+            self.agent,
+        )
+
+
+@dataclass
+class Run:
+    """The episodes of one condition under one input path."""
+
+    condition: Condition
+    source: str
+    logs: list[str]
+    episodes: "pd.DataFrame"  # columns: task_id, epoch, then EPISODE_METRICS (float)
+    label: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_episodes(self) -> int:
+        return int(len(self.episodes))
+
+    def values(self, metric: str) -> "pd.Series":
+        """Per-episode values of a metric, NaN where the episode has none."""
+        return self.episodes[metric]
+
+
+def _rank(value: str, order: Sequence[str]) -> tuple[int, str]:
+    return (order.index(value), "") if value in order else (len(order), value)
+
+
+def train_semantics(model: str, metadata: dict[str, Any] | None) -> str:
+    """Training semantics: eval metadata "train", else a scripted policy's suffix."""
+    train = (metadata or {}).get("train")
+    if train:
+        return str(train)
+    provider, _, name = model.partition("/")
+    if provider == SCRIPTED_PROVIDER and name in RUNTIME_ORDER:
+        return name
+    return UNKNOWN
+
+
+def resolve_log_files(path: str | Path) -> list[str]:
+    """The Inspect log files under a path (a log file or a directory of logs)."""
+    from inspect_ai.log import list_eval_logs
+
+    p = Path(path)
+    if not p.exists():
+        raise ReportError(f"{path}: no such file or directory")
+    if p.is_dir():
+        files = [info.name for info in list_eval_logs(str(p), recursive=True)]
+        if not files:
+            raise ReportError(f"{path}: directory holds no Inspect logs (*.eval or *.json)")
+        return sorted(_local_path(f) for f in files)
+    if p.suffix not in LOG_SUFFIXES:
+        raise ReportError(f"{path}: not an Inspect log (expected a .eval or .json file)")
+    return [str(p)]
+
+
+def _local_path(name: str) -> str:
+    return name[len("file://"):] if name.startswith("file://") else name
+
+
+def _check_headers(files: Sequence[str]) -> None:
+    """Find which file is not a readable Inspect log (only called after a failure)."""
+    from inspect_ai.log import read_eval_log
+
+    for file in files:
+        try:
+            read_eval_log(file, header_only=True)
+        except Exception as error:  # noqa: BLE001 - any failure means "not a log"
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ReportError(f"{file}: not a readable Inspect log ({reason[:200]})") from error
+
+
+def _eval_columns() -> list[Any]:
+    from inspect_ai.analysis import EvalColumn
+
+    return [
+        EvalColumn("eval_id", path="eval.eval_id", required=True),
+        EvalColumn("model", path="eval.model", required=True),
+        EvalColumn("status", path="status", required=True),
+        EvalColumn("task_arg_*", path="eval.task_args"),
+        EvalColumn("train", path=lambda log: train_semantics(log.eval.model, log.eval.metadata)),
+        EvalColumn("expected_samples", path=_expected_samples),
+    ]
+
+
+def _expected_samples(log: Any) -> int | None:
+    dataset = log.eval.dataset
+    count = len(dataset.sample_ids) if dataset.sample_ids is not None else dataset.samples
+    if count is None:
+        return None
+    return int(count) * int(log.eval.config.epochs or 1)
+
+
+def _score_dict(sample: Any) -> dict[str, Any] | None:
+    score = (sample.scores or {}).get(SCORER_NAME)
+    if score is None or not isinstance(score.value, dict):
+        return None
+    return {k: v for k, v in score.value.items() if isinstance(v, int | float)}
+
+
+def _usage_sum(attribute: str) -> Any:
+    def extract(sample: Any) -> int | None:
+        usages = list((sample.model_usage or {}).values())
+        if not usages:
+            return None
+        return int(sum(getattr(usage, attribute) or 0 for usage in usages))
+
+    return extract
+
+
+def _sample_columns() -> list[Any]:
+    from inspect_ai.analysis import SampleColumn
+
+    return [
+        SampleColumn("id", path="id", required=True, type=str),
+        SampleColumn("epoch", path="epoch", required=True, type=int),
+        SampleColumn("sample_difficulty", path=lambda s: (s.metadata or {}).get("difficulty")),
+        SampleColumn("scorers", path=lambda s: ",".join(sorted((s.scores or {}).keys()))),
+        SampleColumn(f"score_{SCORER_NAME}_*", path=_score_dict),
+        SampleColumn("usage_input_tokens", path=_usage_sum("input_tokens")),
+        SampleColumn("usage_output_tokens", path=_usage_sum("output_tokens")),
+        SampleColumn("usage_total_tokens", path=_usage_sum("total_tokens")),
+        SampleColumn("total_time", path="total_time"),
+    ]
+
+
+def read_frames(files: Sequence[str]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """(evals, samples) data frames for log files, with clear errors for bad files."""
+    from inspect_ai.analysis import evals_df, samples_df
+
+    try:
+        evals = evals_df(list(files), columns=_eval_columns(), quiet=True)
+        samples = samples_df(list(files), columns=_sample_columns(), quiet=True)
+    except Exception as error:  # noqa: BLE001 - narrowed to the culprit below
+        _check_headers(files)
+        raise ReportError(f"could not read logs {', '.join(files)}: {error}") from error
+    return evals, samples
+
+
+def _task_arg(row: "pd.Series", name: str) -> str | None:
+    value = row.get(f"task_arg_{name}")
+    if value is None or _isna(value):
+        return None
+    return str(value)
+
+
+def _isna(value: Any) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _episode_frame(samples: "pd.DataFrame") -> "pd.DataFrame":
+    """Per-episode metrics as floats, with model usage as the tokens fallback."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"task_id": samples["id"].astype(str).to_numpy(), "epoch": samples["epoch"].astype(int).to_numpy()}
+    )
+    for key in EPISODE_METRICS:
+        column = f"score_{SCORER_NAME}_{key}" if key in SCORE_KEYS else key
+        if column in samples.columns:
+            values = pd.to_numeric(samples[column], errors="coerce").astype("float64").to_numpy()
+        else:
+            values = np.full(len(samples), np.nan)
+        usage = f"usage_{key}"
+        if usage in samples.columns:
+            fallback = pd.to_numeric(samples[usage], errors="coerce").astype("float64").to_numpy()
+            values = np.where(np.isnan(values), fallback, values)
+        frame[key] = values
+    return frame
+
+
+def _difficulty(row: "pd.Series", samples: "pd.DataFrame") -> str:
+    difficulty = _task_arg(row, "difficulty")
+    if difficulty:
+        return difficulty
+    if "sample_difficulty" in samples.columns:
+        values = samples["sample_difficulty"].dropna().astype(str)
+        if len(values):
+            return str(values.mode().iloc[0])
+    return UNKNOWN
+
+
+def load_runs(paths: Iterable[str | Path]) -> list[Run]:
+    """Runs for each path, in path order and condition order within a path.
+
+    Raises ReportError for a path that is not a log, or a log without the
+    ``knapsack_scorer`` score; warns (ReportWarning) for unfinished evals.
+    """
+    runs: list[Run] = []
+    for path in paths:
+        runs.extend(_load_path(str(path)))
+    label_runs(runs)
+    return runs
+
+
+def _load_path(source: str) -> list[Run]:
+    import pandas as pd
+
+    files = resolve_log_files(source)
+    evals, samples = read_frames(files)
+    grouped: dict[Condition, list[tuple[str, pd.DataFrame]]] = {}
+    notes: dict[Condition, list[str]] = {}
+    for _, row in evals.iterrows():
+        log = _local_path(str(row["log"]))
+        mine = samples[samples["eval_id"] == row["eval_id"]]
+        note = _completeness_note(log, row, len(mine))
+        if len(mine) and not _has_scores(mine):
+            found = sorted({s for value in mine["scorers"].dropna() for s in str(value).split(",") if s})
+            raise ReportError(
+                f"{log}: no '{SCORER_NAME}' scores in this log "
+                f"(scorers found: {', '.join(found) or 'none'}); is it an opaque-knapsack eval?"
+            )
+        condition = Condition(
+            model=str(row["model"]),
+            train=str(row["train"]),
+            runtime=_task_arg(row, "runtime") or UNKNOWN,
+            difficulty=_difficulty(row, mine),
+            agent=_task_arg(row, "agent") or "",
+        )
+        grouped.setdefault(condition, []).append((log, mine))
+        if note:
+            warnings.warn(note, ReportWarning, stacklevel=3)
+            notes.setdefault(condition, []).append(note)
+    runs = []
+    for condition in sorted(grouped, key=Condition.sort_key):
+        parts = grouped[condition]
+        frames = [_episode_frame(frame) for _, frame in parts if len(frame)]
+        episodes = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else _episode_frame(samples.iloc[0:0])
+        )
+        runs.append(
+            Run(
+                condition=condition,
+                source=source,
+                logs=[log for log, _ in parts],
+                episodes=episodes,
+                notes=notes.get(condition, []),
+            )
+        )
+    return runs
+
+
+def _has_scores(samples: "pd.DataFrame") -> bool:
+    columns = [f"score_{SCORER_NAME}_{key}" for key in SCORE_KEYS]
+    present = [c for c in columns if c in samples.columns]
+    return bool(present) and bool(samples[present].notna().any(axis=None))
+
+
+def _completeness_note(log: str, row: "pd.Series", present: int) -> str | None:
+    status = str(row["status"])
+    if status == "success":
+        return None
+    expected = row.get("expected_samples")
+    if expected is None or _isna(expected):
+        return f"{log}: eval status is '{status}'; {present} samples present (expected count unknown)"
+    missing = max(int(expected) - present, 0)
+    return (
+        f"{log}: eval status is '{status}' (not finished): {missing} of {int(expected)} "
+        f"samples missing, reading the {present} present"
+    )
+
+
+def label_runs(runs: list[Run]) -> None:
+    """Short, unique labels: train->runtime, plus whatever else tells runs apart."""
+    if not runs:
+        return
+
+    def varies(attribute: str) -> bool:
+        return len({getattr(run.condition, attribute) for run in runs}) > 1
+
+    parts_for = []
+    for run in runs:
+        c = run.condition
+        parts = [f"{c.train}→{c.runtime}"]
+        if varies("difficulty"):
+            parts.append(c.difficulty)
+        if varies("agent") and c.agent:
+            parts.append(c.agent)
+        parts_for.append(parts)
+    labels = [" ".join(parts) for parts in parts_for]
+    if len(set(labels)) < len(labels) and varies("model"):
+        labels = [f"{label} [{run.condition.model}]" for label, run in zip(labels, runs, strict=True)]
+    if len(set(labels)) < len(labels):
+        labels = [f"{label} ({Path(run.source).name})" for label, run in zip(labels, runs, strict=True)]
+    seen: dict[str, int] = {}
+    for run, label in zip(runs, labels, strict=True):
+        seen[label] = seen.get(label, 0) + 1
+        run.label = label if seen[label] == 1 else f"{label} #{seen[label]}"
+
+
+def select_run(runs: Sequence[Run], **wanted: str) -> Run | None:
+    """The one run whose condition matches every given field, or None."""
+    matches = [r for r in runs if all(getattr(r.condition, k) == v for k, v in wanted.items())]
+    return matches[0] if len(matches) == 1 else None
