@@ -1,0 +1,237 @@
+"""Write a set of task files to disk: atomic, resumable, optionally parallel.
+
+Each file is written to a hidden temporary file in the same folder, fsynced,
+then renamed over its final name, so a killed run leaves complete files or
+none (plus stray temporaries, removed by the next run). An existing file is
+kept only if its bytes equal a fresh generation; anything else (truncated,
+corrupt, from another config) is rewritten. The run's manifest records what
+the task files deliberately do not: time, host, versions, and each file's
+sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from opaque_knapsack.family.generator import generate_instance, instance_json, task_id_for
+from opaque_knapsack.family.loader import TASKS_SUBDIR
+from opaque_knapsack.family.presets import GeneratorConfig
+
+TEMP_PREFIX = ".partial-"
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    index: int
+    status: str  # "written" | "kept" | "rewritten"
+    sha256: str
+
+
+@dataclass
+class GenerateReport:
+    out: Path
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    manifest_path: Path | None = None
+
+    def count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {status: self.count(status) for status in ("written", "kept", "rewritten")}
+
+
+def task_path(tasks_dir: Path, index: int) -> Path:
+    return tasks_dir / f"{task_id_for(index)}.json"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write-to-temp, fsync, rename: readers see the old file or the new one, whole."""
+    temp = path.parent / f"{TEMP_PREFIX}{path.name}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames durable (no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _produce(config: GeneratorConfig, index: int, seed: int, tasks_dir: Path, run_name: str | None) -> FileOutcome:
+    data = instance_json(generate_instance(config, index, seed, run_name=run_name)).encode("ascii")
+    path = task_path(tasks_dir, index)
+    try:
+        existing = path.read_bytes()
+    except FileNotFoundError:
+        existing = None
+    if existing == data:
+        status = "kept"
+    else:
+        write_atomic(path, data)
+        status = "written" if existing is None else "rewritten"
+    return FileOutcome(index, status, hashlib.sha256(data).hexdigest())
+
+
+def produce_chunk(
+    config: GeneratorConfig, indices: list[int], seed_start: int, tasks_dir: str, run_name: str | None
+) -> list[FileOutcome]:
+    """A worker's unit of work (module-level so spawned processes can import it)."""
+    folder = Path(tasks_dir)
+    return [_produce(config, index, seed_start + index, folder, run_name) for index in indices]
+
+
+def _chunks(indices: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(indices), size):
+        yield indices[start : start + size]
+
+
+def remove_stale_temporaries(tasks_dir: Path) -> int:
+    removed = 0
+    for stray in tasks_dir.glob(f"{TEMP_PREFIX}*.tmp"):
+        try:
+            stray.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def generate_tasks(
+    config: GeneratorConfig,
+    out: str | Path,
+    num: int,
+    seed_start: int = 0,
+    *,
+    workers: int = 1,
+    run_name: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> GenerateReport:
+    """Write instances 0..num-1 (seed of instance i = seed_start + i) under `out`.
+
+    The result is the same whatever `workers` is: each file depends only on
+    its config, index and seed.
+    """
+    if num < 0:
+        raise ValueError(f"num: {num} must not be negative")
+    if workers < 1:
+        raise ValueError(f"workers: {workers} must be at least 1")
+    out = Path(out)
+    tasks_dir = out / TASKS_SUBDIR
+    tasks_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(tasks_dir)
+    report = GenerateReport(out)
+    indices = list(range(num))
+    if workers == 1 or num <= 1:
+        for chunk in _chunks(indices, 50):
+            outcomes = produce_chunk(config, chunk, seed_start, str(tasks_dir), run_name)
+            report.outcomes.extend(outcomes)
+            if on_progress:
+                on_progress(len(outcomes))
+    else:
+        size = max(1, min(250, -(-num // (workers * 8))))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            futures = [
+                pool.submit(produce_chunk, config, chunk, seed_start, str(tasks_dir), run_name)
+                for chunk in _chunks(indices, size)
+            ]
+            for future in as_completed(futures):
+                outcomes = future.result()
+                report.outcomes.extend(outcomes)
+                if on_progress:
+                    on_progress(len(outcomes))
+    report.outcomes.sort(key=lambda outcome: outcome.index)
+    _fsync_dir(tasks_dir)
+    report.manifest_path = write_manifest(out, config, num, seed_start, workers, run_name, report, settings)
+    return report
+
+
+def _host_info() -> dict[str, Any]:
+    import numpy
+
+    try:
+        from importlib.metadata import version
+
+        ortools_version = version("ortools")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        ortools_version = "unknown"
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "python_implementation": platform.python_implementation(),
+        "numpy": numpy.__version__,
+        "ortools": ortools_version,
+    }
+
+
+def write_manifest(
+    out: Path,
+    config: GeneratorConfig,
+    num: int,
+    seed_start: int,
+    workers: int,
+    run_name: str | None,
+    report: GenerateReport,
+    settings: dict[str, Any] | None = None,
+) -> Path:
+    from opaque_knapsack import __version__
+
+    manifest = {
+        "family": "knapsack",
+        "package_version": __version__,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": {
+            "preset": config.name,
+            "config": config.model_dump(mode="json"),
+            "num": num,
+            "seed_start": seed_start,
+            "workers": workers,
+            "run_name": run_name,
+            **(settings or {}),
+        },
+        "host": _host_info(),
+        "counts": report.counts,
+        "files": {
+            f"{TASKS_SUBDIR.as_posix()}/{task_id_for(o.index)}.json": o.sha256 for o in report.outcomes
+        },
+    }
+    path = out / MANIFEST_NAME
+    write_atomic(path, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    _fsync_dir(out)
+    return path
