@@ -1,0 +1,210 @@
+"""Reading knapsack episodes out of Inspect logs, one sample at a time.
+
+Logs are streamed with ``read_eval_log_samples`` (one sample in memory at a
+time) and without the sample's events, which are most of a log's bytes and
+which export does not need (ReAct logs are the exception: their tool
+definitions live in the model events).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inspect_ai.log import (
+    EvalLog,
+    EvalSample,
+    list_eval_logs,
+    read_eval_log,
+    read_eval_log_sample,
+    read_eval_log_samples,
+)
+
+# Where the harness leaves its own facts about an episode (see solvers/episode.py).
+STORE_RUNTIME = "knapsack:runtime"
+STORE_AGENT = "knapsack:agent"
+STORE_END_REASON = "knapsack:end_reason"
+SCORER_NAME = "knapsack_scorer"
+TASK_NAME = "knapsack"  # registered as opaque_knapsack/knapsack
+
+# Episode end reasons (store key above) that mean the episode did not end by
+# the agent's own choice: a model error, a context or turn limit, a dead runtime.
+FINISHED = "finished"
+
+
+class EpisodeLogError(ValueError):
+    """A log that cannot be read as knapsack episodes; the message names the file."""
+
+
+@dataclass
+class Episode:
+    """One sample of a knapsack log, with what export filters and ranks on."""
+
+    log: str
+    sample_id: str | int
+    epoch: int
+    task_id: str
+    runtime: str
+    agent: str
+    train: str
+    model: str
+    difficulty: str | None
+    scores: dict[str, float] | None
+    total_tokens: int
+    error_reason: str | None
+    sample: EvalSample = field(repr=False)
+
+    @property
+    def optimality(self) -> float | None:
+        return None if self.scores is None else self.scores.get("optimality")
+
+    @property
+    def solved(self) -> bool | None:
+        return None if self.scores is None else bool(self.scores.get("solved"))
+
+
+def expand_log_paths(paths: Sequence[str | Path]) -> list[str]:
+    """Files as given; directories replaced by the Inspect logs inside them (sorted)."""
+    files: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(info.name for info in list_eval_logs(str(path), recursive=True))
+            if not found:
+                raise EpisodeLogError(f"{path}: directory holds no Inspect logs (.eval or .json)")
+            files.extend(found)
+        elif path.exists():
+            files.append(str(path))
+        else:
+            raise EpisodeLogError(f"{path}: no such file or directory")
+    return files
+
+
+def read_header(path: str) -> EvalLog:
+    """The log's header, checked to be a knapsack log."""
+    try:
+        header = read_eval_log(path, header_only=True)
+    except Exception as error:  # noqa: BLE001 - any parse failure is a bad input file
+        raise EpisodeLogError(f"{path}: not a readable Inspect log ({type(error).__name__}: {error})") from None
+    task = header.eval.task
+    if task.split("/")[-1] != TASK_NAME:
+        raise EpisodeLogError(
+            f"{path}: log of task {task!r}, not opaque_knapsack/knapsack; export reads knapsack logs only"
+        )
+    return header
+
+
+def train_semantics(header: EvalLog) -> str:
+    """The student/teacher label: eval metadata "train", else a scripted model's suffix."""
+    metadata = header.eval.metadata or {}
+    if metadata.get("train"):
+        return str(metadata["train"])
+    model = header.eval.model
+    if model.startswith("scripted/"):
+        return model.split("/", 1)[1]
+    return "unknown"
+
+
+def iter_episodes(path: str, header: EvalLog | None = None) -> Iterator[Episode]:
+    """Every sample of one knapsack log as an Episode (streamed)."""
+    header = header or read_header(path)
+    task_args = header.eval.task_args or {}
+    agent_default = str(task_args.get("agent", "codeact"))
+    exclude = {"attachments"} if agent_default == "react" else {"events", "attachments"}
+    train = train_semantics(header)
+    if not header.eval.dataset.sample_ids:
+        raise EpisodeLogError(f"{path}: log has no samples")
+    count = 0
+    try:
+        samples = read_eval_log_samples(path, all_samples_required=False, exclude_fields=exclude)
+        for sample in samples:
+            count += 1
+            yield _episode(path, header, sample, train, agent_default)
+    except EpisodeLogError:
+        raise
+    except Exception as error:  # noqa: BLE001
+        raise EpisodeLogError(f"{path}: failed reading samples ({type(error).__name__}: {error})") from None
+    if count == 0:
+        raise EpisodeLogError(f"{path}: log has no samples")
+
+
+def _episode(path: str, header: EvalLog, sample: EvalSample, train: str, agent_default: str) -> Episode:
+    store = sample.store or {}
+    metadata = sample.metadata or {}
+    task_args = header.eval.task_args or {}
+    runtime = store.get(STORE_RUNTIME) or task_args.get("runtime") or metadata.get("runtime") or "unknown"
+    agent = store.get(STORE_AGENT) or agent_default
+    return Episode(
+        log=path,
+        sample_id=sample.id,
+        epoch=sample.epoch,
+        task_id=str(metadata.get("task_id") or sample.id),
+        runtime=str(runtime),
+        agent=str(agent),
+        train=train,
+        model=header.eval.model,
+        difficulty=metadata.get("difficulty"),
+        scores=_scores(sample),
+        total_tokens=_total_tokens(sample),
+        error_reason=_error_reason(sample),
+        sample=sample,
+    )
+
+
+def _scores(sample: EvalSample) -> dict[str, float] | None:
+    score = (sample.scores or {}).get(SCORER_NAME)
+    if score is None or not isinstance(score.value, dict):
+        return None
+    values: dict[str, float] = {}
+    for key, value in score.value.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values[key] = float(value)
+        elif isinstance(value, bool):
+            values[key] = 1.0 if value else 0.0
+    return values
+
+
+def _total_tokens(sample: EvalSample) -> int:
+    scores = _scores(sample)
+    if scores and scores.get("total_tokens"):
+        return int(scores["total_tokens"])
+    return sum(usage.total_tokens for usage in (sample.model_usage or {}).values())
+
+
+def _error_reason(sample: EvalSample) -> str | None:
+    """Why an episode did not end by the agent's own choice, or None.
+
+    Checked in order: ``sample.error`` (the sample raised), ``sample.limit``
+    (an Inspect message/token/time/working limit hit), the harness's store key
+    ``knapsack:end_reason`` when it is anything but "finished" (model_error,
+    context_length, turn_limit, no_runtime), and a final generation cut off
+    by the model's length limit.
+    """
+    if sample.error is not None:
+        return "sample error"
+    if sample.limit is not None:
+        return f"{sample.limit.type} limit"
+    end_reason = (sample.store or {}).get(STORE_END_REASON)
+    if end_reason and end_reason != FINISHED:
+        return str(end_reason)
+    stop_reason = sample.output.stop_reason if sample.output and sample.output.choices else None
+    if stop_reason in ("max_tokens", "model_length"):
+        return f"stop reason {stop_reason}"
+    return None
+
+
+def sample_tools(episode: Episode) -> list[Any]:
+    """The tool definitions offered at the episode's last model call (ReAct).
+
+    They live in the model events; a sample read without its events is read
+    again, with them, from its log.
+    """
+    sample = episode.sample
+    if not sample.events:
+        sample = read_eval_log_sample(episode.log, id=episode.sample_id, epoch=episode.epoch)
+    for event in reversed(sample.events or []):
+        if getattr(event, "event", None) == "model" and getattr(event, "tools", None):
+            return list(event.tools)
+    return []
