@@ -37,6 +37,12 @@ GOLDEN = {
     "medium": "b8756a05ce0e0da00146392f64b68c5dd42aa502d30a446072b2c2604f0b7f46",
     "hard": "86253c46bf69dec0e204a20dfa3aaa27e4c41788ac50979af64834764fe8b114",
 }
+# Digest of the concatenated files for indices/seeds 0..49.
+GOLDEN_BATCH = {
+    "easy": "07f625fb08ee6c00e6c799bdf8b5915b82e3d1f03187b2b4d158bfc32e1ba042",
+    "medium": "3db1b1c08dfda2aed2318a326cc2a97a93f73dd2be4f7b5a2d29ea8617ef879c",
+    "hard": "ebd57acab6d5b775103c90b81dabc6e37ee2a90b77e4f1f1ed4910b9412488eb",
+}
 ID_PATTERN = re.compile(r"^it_[0-9a-f]{6}$")
 
 
@@ -126,6 +132,10 @@ def test_paper_statistics_are_reproduced() -> None:
 @pytest.mark.parametrize("preset", ["easy", "medium", "hard"])
 def test_golden_bytes(preset: str) -> None:
     assert digest(generate_instance(PRESETS[preset], 0, 123456789)) == GOLDEN[preset]
+    batch = hashlib.sha256()
+    for index in range(50):
+        batch.update(instance_json(generate_instance(PRESETS[preset], index, index)).encode())
+    assert batch.hexdigest() == GOLDEN_BATCH[preset]
 
 
 def test_same_seed_same_bytes_and_index_only_names_the_task() -> None:

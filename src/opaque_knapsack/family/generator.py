@@ -45,7 +45,8 @@ class _Draw:
     allowed: list[str]
 
 
-def _draw_items(rng: random.Random, config: GeneratorConfig) -> _Draw:
+def _draw_items(rng: random.Random, config: GeneratorConfig) -> _Draw | None:
+    """One draw, or None as soon as it has too few allowed items (before weights and values)."""
     names = config.class_names
     n_classes = len(names)
     pool = list(range(n_classes))
@@ -54,12 +55,16 @@ def _draw_items(rng: random.Random, config: GeneratorConfig) -> _Draw:
         picked.append(pool.pop(_draw_int(rng, 0, len(pool) - 1)))
     allowed = [names[i] for i in sorted(picked)]
     n_items = _draw_int(rng, *config.n_items)
-    w_low, w_high = config.weight
-    v_low, v_high = config.value
-    classes = [allowed[_draw_int(rng, 0, len(allowed) - 1)]]
-    classes += [names[_draw_int(rng, 0, n_classes - 1)] for _ in range(n_items - 1)]
-    weights = [_draw_int(rng, w_low, w_high) for _ in range(n_items)]
-    values = [_draw_int(rng, v_low, v_high) for _ in range(n_items)]
+    uniform = rng.random  # inlined _draw_int below: this loop is the generator's hot path
+    classes = [allowed[int(uniform() * len(allowed))]]
+    classes += [names[int(uniform() * n_classes)] for _ in range(n_items - 1)]
+    allowed_set = set(allowed)
+    if sum(1 for name in classes if name in allowed_set) < config.min_allowed_items:
+        return None
+    w_low, w_span = config.weight[0], config.weight[1] - config.weight[0] + 1
+    v_low, v_span = config.value[0], config.value[1] - config.value[0] + 1
+    weights = [w_low + int(uniform() * w_span) for _ in range(n_items)]
+    values = [v_low + int(uniform() * v_span) for _ in range(n_items)]
     return _Draw(classes, weights, values, allowed)
 
 
@@ -106,11 +111,11 @@ def generate_instance(
     reasons: dict[str, int] = {}
     for _ in range(config.max_attempts):
         draw = _draw_items(rng, config)
-        allowed = set(draw.allowed)
-        usable = [i for i, name in enumerate(draw.classes) if name in allowed]
-        if len(usable) < config.min_allowed_items:
+        if draw is None:
             reasons["too few allowed items"] = reasons.get("too few allowed items", 0) + 1
             continue
+        allowed = set(draw.allowed)
+        usable = [i for i, name in enumerate(draw.classes) if name in allowed]
         usable_weights = [draw.weights[i] for i in usable]
         usable_values = [draw.values[i] for i in usable]
         ratio_low, ratio_high = config.capacity_ratio
