@@ -1,1 +1,51 @@
-"""reports."""
+"""Reports on opaque-knapsack eval logs: stats, paired comparisons, LaTeX table, figures.
+
+Everything reads Inspect logs (files or directories) through
+``inspect_ai.analysis``; a directory of several evals is split into one run per
+condition (model, training semantics, runtime, difficulty, agent). Attributes
+load lazily so that importing the CLI stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ReportError": "opaque_knapsack.reports.errors",
+    "ReportWarning": "opaque_knapsack.reports.errors",
+    "Condition": "opaque_knapsack.reports.runs",
+    "Run": "opaque_knapsack.reports.runs",
+    "load_runs": "opaque_knapsack.reports.runs",
+    "summarize": "opaque_knapsack.reports.quickstart",
+    "summarize_runs": "opaque_knapsack.reports.stats",
+    "render_stats": "opaque_knapsack.reports.stats",
+    "PairedComparison": "opaque_knapsack.reports.compare",
+    "compare_runs": "opaque_knapsack.reports.compare",
+    "compare_values": "opaque_knapsack.reports.compare",
+    "rank_biserial": "opaque_knapsack.reports.compare",
+    "render_comparison": "opaque_knapsack.reports.compare",
+    "bootstrap_mean_ci": "opaque_knapsack.reports.bootstrap",
+    "TableSpec": "opaque_knapsack.reports.results_table",
+    "TableCell": "opaque_knapsack.reports.results_table",
+    "load_spec": "opaque_knapsack.reports.results_table",
+    "build_rows": "opaque_knapsack.reports.results_table",
+    "render_latex": "opaque_knapsack.reports.results_table",
+    "render_markdown": "opaque_knapsack.reports.results_table",
+    "table_from_logs": "opaque_knapsack.reports.results_table",
+    "write_figures": "opaque_knapsack.reports.figures",
+    "write_quickstart_reports": "opaque_knapsack.reports.quickstart",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opaque_knapsack.reports' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

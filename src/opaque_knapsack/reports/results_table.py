@@ -1,0 +1,518 @@
+"""The main results table (LaTeX, booktabs) from a JSON spec.
+
+Spec (JSON object; unknown fields are an error):
+
+    {"caption": "...", "label": "tab:main_results",
+     "score_scale": "auto" | "fraction" | "percent",
+     "solved_format": "count" | "percent",
+     "cells": [{"difficulty": "easy", "train": "persistent", "runtime": "stateless",
+                "path": "logs/easy", "metrics_path": "scores.jsonl", "score_override": 0.62}]}
+
+``path`` is an Inspect log, a directory of logs (the cell then picks the run
+whose difficulty/train/runtime match it), or a summary JSON with
+``metrics.score.mean``, ``num_tasks_solved``, ``num_tasks_executed``,
+``average_steps``, ``average_total_tokens``, ``average_runtime``. Relative
+paths are relative to the spec file.
+
+Per-episode scores feed a 95% percentile bootstrap CI (5,000 resamples), shown
+as ± half its width. They come from ``metrics_path`` when given, else from
+``path`` when that is a log. ``metrics_path`` may be an Inspect log (optimality
+per episode), a JSON list of numbers or of objects with a ``score`` (or
+``optimality``) key, a JSON object holding such a list under ``scores``, or
+JSONL with one number or such object per line. ``score_scale`` says whether
+scores are fractions (0-1) or percentages; ``auto`` treats values <= 1.5 as
+fractions. ``caption`` is LaTeX and is not escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from opaque_knapsack.reports.bootstrap import bootstrap_mean_ci
+from opaque_knapsack.reports.errors import ReportError
+from opaque_knapsack.reports.runs import Condition, Run, load_runs
+
+TABLE_RESAMPLES = 5_000
+AUTO_FRACTION_LIMIT = 1.5
+DEFAULT_CAPTION = (
+    "Main results on Opaque Knapsack by training semantics and runtime semantics. "
+    r"Score is mean optimality (\%) $\pm$ half the 95\% bootstrap CI; "
+    "best value per difficulty in bold; ? marks a missing value."
+)
+
+
+class TableCell(BaseModel):
+    """One row of the table: a condition and where its numbers come from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    difficulty: str
+    train: str
+    runtime: str
+    path: Path
+    metrics_path: Path | None = None
+    score_override: float | None = None
+
+
+class TableSpec(BaseModel):
+    """The table: caption, label, number conventions and its cells in row order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    caption: str = DEFAULT_CAPTION
+    label: str = "tab:main_results"
+    score_scale: Literal["auto", "fraction", "percent"] = "auto"
+    solved_format: Literal["count", "percent"] = "count"
+    cells: list[TableCell] = Field(min_length=1)
+
+
+class _SummaryScore(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    mean: float | None = None
+
+
+class _SummaryMetrics(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    score: _SummaryScore | None = None
+
+
+class SummaryFile(BaseModel):
+    """A run's summary JSON as other tools write it (extra fields kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    metrics: _SummaryMetrics | None = None
+    num_tasks_solved: float | None = None
+    num_tasks_executed: float | None = None
+    average_steps: float | None = None
+    average_total_tokens: float | None = None
+    average_runtime: float | None = None
+
+
+@dataclass
+class CellValues:
+    """The numbers of one row (None where unknown); score in percent."""
+
+    score: float | None = None
+    score_ci: float | None = None  # half-width of the 95% CI, percent
+    solved: float | None = None
+    executed: float | None = None
+    steps: float | None = None
+    tokens: float | None = None
+    time_s: float | None = None
+
+    @property
+    def solved_rate(self) -> float | None:
+        if self.solved is None or not self.executed:
+            return None
+        return 100.0 * self.solved / self.executed
+
+    @property
+    def score_per_1k(self) -> float | None:
+        if self.score is None or not self.tokens:
+            return None
+        return self.score / (self.tokens / 1000.0)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: header, how to read and format it, which way is best."""
+
+    key: str
+    latex: str
+    markdown: str
+    better: Literal["higher", "lower", "none"]
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("score", r"Score (\%)", "Score (%)", "higher"),
+    Column("solved", "Solved", "Solved", "higher"),
+    Column("steps", "Steps", "Steps", "lower"),
+    Column("tokens", "Tokens", "Tokens", "lower"),
+    Column("time_s", "Time (s)", "Time (s)", "lower"),
+    Column("score_per_1k", "Score / 1k tok.", "Score / 1k tok.", "higher"),
+)
+
+
+# --- spec loading -----------------------------------------------------------
+
+
+def _error_location(loc: Sequence[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def validation_message(source: str, error: ValidationError) -> str:
+    """One line naming every bad field of a spec."""
+    problems = []
+    for item in error.errors():
+        where = _error_location(item["loc"])
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown field '{where}'")
+        elif item["type"] == "missing":
+            problems.append(f"missing field '{where}'")
+        else:
+            problems.append(f"field '{where}': {item['msg']}")
+    return f"{source}: invalid table spec: " + "; ".join(problems)
+
+
+def load_spec(path: str | Path) -> TableSpec:
+    """Read and validate a spec file; relative cell paths become relative to it."""
+    spec_path = Path(path)
+    try:
+        raw = json.loads(spec_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise ReportError(f"{path}: table spec not found") from error
+    except json.JSONDecodeError as error:
+        raise ReportError(f"{path}: table spec is not valid JSON ({error})") from error
+    return parse_spec(raw, source=str(path), base=spec_path.parent)
+
+
+def parse_spec(raw: Any, *, source: str = "spec", base: Path | None = None) -> TableSpec:
+    """Validate a spec object; relative paths are resolved against ``base``."""
+    try:
+        spec = TableSpec.model_validate(raw)
+    except ValidationError as error:
+        raise ReportError(validation_message(source, error)) from error
+    if base is not None:
+        for cell in spec.cells:
+            cell.path = cell.path if cell.path.is_absolute() else base / cell.path
+            if cell.metrics_path is not None and not cell.metrics_path.is_absolute():
+                cell.metrics_path = base / cell.metrics_path
+    return spec
+
+
+# --- cell values --------------------------------------------------------------
+
+
+class _RunCache:
+    """Loads each log path once per table."""
+
+    def __init__(self, preloaded: dict[str, list[Run]] | None = None) -> None:
+        self._runs: dict[str, list[Run]] = dict(preloaded or {})
+
+    def runs(self, path: Path) -> list[Run]:
+        key = str(path)
+        if key not in self._runs:
+            self._runs[key] = load_runs([path])
+        return self._runs[key]
+
+
+def _is_inspect_log(path: Path) -> tuple[bool, Any]:
+    """(is a log, parsed JSON or None) for an existing file."""
+    if path.is_dir() or path.suffix == ".eval":
+        return True, None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        if path.suffix == ".jsonl":
+            return False, None
+        raise ReportError(f"{path}: neither an Inspect log nor a JSON file") from None
+    if isinstance(data, dict) and "eval" in data and "version" in data:
+        return True, None
+    return False, data
+
+
+def _cell_run(cell: TableCell, path: Path, cache: _RunCache) -> Run:
+    runs = cache.runs(path)
+    if len(runs) == 1:
+        return runs[0]
+    wanted = {"difficulty": cell.difficulty, "train": cell.train, "runtime": cell.runtime}
+    matches = [r for r in runs if all(getattr(r.condition, k) == v for k, v in wanted.items())]
+    if len(matches) != 1:
+        found = "; ".join(_describe(r.condition) for r in runs)
+        how = "no" if not matches else "more than one"
+        raise ReportError(
+            f"{path}: {how} run matches cell {cell.difficulty}/{cell.train}/{cell.runtime} (runs found: {found})"
+        )
+    return matches[0]
+
+
+def _describe(c: Condition) -> str:
+    return f"{c.difficulty}/{c.train}/{c.runtime} [{c.model}]"
+
+
+def _to_percent(value: float | None, scale: str, reference: float | None = None) -> float | None:
+    if value is None or math.isnan(value):
+        return None
+    probe = value if reference is None else reference
+    fraction = scale == "fraction" or (scale == "auto" and probe <= AUTO_FRACTION_LIMIT)
+    return value * 100.0 if fraction else value
+
+
+def _mean_or_none(values: Any) -> float | None:
+    values = values.dropna()
+    return float(values.mean()) if len(values) else None
+
+
+def _values_from_run(run: Run) -> tuple[CellValues, list[float]]:
+    episodes = run.episodes
+    scores = episodes["optimality"].dropna()
+    values = CellValues(
+        score=float(scores.mean()) * 100.0 if len(scores) else None,
+        solved=float(episodes["solved"].dropna().sum()) if len(scores) else None,
+        executed=float(len(scores)) if len(scores) else None,
+        steps=_mean_or_none(episodes["steps"]),
+        tokens=_mean_or_none(episodes["total_tokens"]),
+        time_s=_mean_or_none(episodes["total_time"]),
+    )
+    return values, [float(s) for s in scores]
+
+
+def _values_from_summary(path: Path, data: Any, scale: str) -> CellValues:
+    try:
+        summary = SummaryFile.model_validate(data)
+    except ValidationError as error:
+        raise ReportError(validation_message(str(path), error).replace("table spec", "summary JSON")) from error
+    mean = summary.metrics.score.mean if summary.metrics and summary.metrics.score else None
+    return CellValues(
+        score=_to_percent(mean, scale),
+        solved=summary.num_tasks_solved,
+        executed=summary.num_tasks_executed,
+        steps=summary.average_steps,
+        tokens=summary.average_total_tokens,
+        time_s=summary.average_runtime,
+    )
+
+
+def _episode_scores_from_json(path: Path, data: Any) -> list[float]:
+    """Per-episode scores from a JSON/JSONL scores file (see module docstring)."""
+    if data is None:  # JSONL
+        items = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise ReportError(f"{path}:{number}: not valid JSON ({error.msg})") from error
+    elif isinstance(data, dict) and isinstance(data.get("scores"), list):
+        items = data["scores"]
+    elif isinstance(data, list):
+        items = data
+    else:
+        raise ReportError(f"{path}: expected a list of per-episode scores (or {{\"scores\": [...]}})")
+    scores = []
+    for index, item in enumerate(items):
+        value = item
+        if isinstance(item, dict):
+            value = item.get("score", item.get("optimality"))
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ReportError(f"{path}: episode {index} has no numeric 'score' or 'optimality'")
+        scores.append(float(value))
+    return scores
+
+
+def cell_values(cell: TableCell, spec: TableSpec, cache: _RunCache | None = None) -> CellValues:
+    """The numbers for one cell, with its score CI where per-episode scores exist."""
+    cache = cache or _RunCache()
+    if not cell.path.exists():
+        raise ReportError(f"{cell.path}: cell file not found (cell {cell.difficulty}/{cell.train}/{cell.runtime})")
+    is_log, data = _is_inspect_log(cell.path)
+    episode_scores: list[float] = []
+    if is_log:
+        values, episode_scores = _values_from_run(_cell_run(cell, cell.path, cache))
+    else:
+        values = _values_from_summary(cell.path, data, spec.score_scale)
+    if cell.metrics_path is not None:
+        episode_scores = _metrics_scores(cell, spec, cache)
+    if cell.score_override is not None:
+        values.score = _to_percent(cell.score_override, spec.score_scale)
+    if len(episode_scores) >= 2:
+        low, high = bootstrap_mean_ci(episode_scores, resamples=TABLE_RESAMPLES)
+        reference = max(abs(s) for s in episode_scores)
+        low_pct = _to_percent(low, spec.score_scale, reference)
+        high_pct = _to_percent(high, spec.score_scale, reference)
+        if low_pct is not None and high_pct is not None:
+            values.score_ci = (high_pct - low_pct) / 2.0
+    return values
+
+
+def _metrics_scores(cell: TableCell, spec: TableSpec, cache: _RunCache) -> list[float]:
+    path = cell.metrics_path
+    assert path is not None
+    if not path.exists():
+        raise ReportError(f"{path}: metrics file not found (cell {cell.difficulty}/{cell.train}/{cell.runtime})")
+    is_log, data = _is_inspect_log(path)
+    if is_log:
+        _, scores = _values_from_run(_cell_run(cell, path, cache))
+        if spec.score_scale == "percent":
+            scores = [s * 100.0 for s in scores]  # log scores are fractions
+        return scores
+    return _episode_scores_from_json(path, data)
+
+
+# --- rendering ----------------------------------------------------------------
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in plain text."""
+    replacements = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+    }
+    return "".join(replacements.get(ch, ch) for ch in text)
+
+
+def _comparable(values: CellValues, key: str, spec: TableSpec) -> float | None:
+    if key == "solved":
+        rate = values.solved_rate
+        return rate if rate is not None else values.solved
+    value = getattr(values, key)
+    if value is None or math.isnan(value):
+        return None
+    return _round_display(key, value)
+
+
+def _round_display(key: str, value: float) -> float:
+    digits = {"score": 1, "steps": 1, "tokens": 0, "time_s": 1, "score_per_1k": 2}.get(key, 3)
+    return round(value, digits)
+
+
+def _best_flags(rows: Sequence[tuple[TableCell, CellValues]], spec: TableSpec) -> list[dict[str, bool]]:
+    """Per row, per column: is this the best value of its difficulty group?"""
+    flags: list[dict[str, bool]] = [dict() for _ in rows]
+    groups: dict[str, list[int]] = {}
+    for index, (cell, _) in enumerate(rows):
+        groups.setdefault(cell.difficulty, []).append(index)
+    for members in groups.values():
+        for column in COLUMNS:
+            present = [(i, _comparable(rows[i][1], column.key, spec)) for i in members]
+            present = [(i, v) for i, v in present if v is not None]
+            if len(present) < 2 or column.better == "none":
+                continue
+            pick: Callable[..., float] = max if column.better == "higher" else min
+            best = pick(v for _, v in present)
+            for i, v in present:
+                flags[i][column.key] = math.isclose(v, best, rel_tol=1e-9, abs_tol=1e-12)
+    return flags
+
+
+def _format(values: CellValues, key: str, spec: TableSpec, latex: bool) -> str:
+    pct = r"\%" if latex else "%"
+    if key == "solved":
+        if values.solved is None:
+            return "?"
+        if spec.solved_format == "percent":
+            rate = values.solved_rate
+            return "?" if rate is None else f"{rate:.1f}{pct}"
+        executed = f"/{values.executed:.0f}" if values.executed else ""
+        return f"{values.solved:.0f}{executed}"
+    value = getattr(values, key)
+    if value is None or math.isnan(value):
+        return "?"
+    if key == "score":
+        return f"{value:.1f}"
+    if key == "tokens":
+        return f"{value:,.0f}"
+    if key == "score_per_1k":
+        return f"{value:.2f}"
+    return f"{value:.1f}"
+
+
+def _score_ci(values: CellValues, latex: bool) -> str:
+    if values.score_ci is None or values.score is None:
+        return ""
+    return (r" $\pm$ " if latex else " ± ") + f"{values.score_ci:.1f}"
+
+
+def build_rows(spec: TableSpec, preloaded: dict[str, list[Run]] | None = None) -> list[tuple[TableCell, CellValues]]:
+    """Each cell with its numbers, in spec order."""
+    cache = _RunCache(preloaded)
+    return [(cell, cell_values(cell, spec, cache)) for cell in spec.cells]
+
+
+def render_latex(spec: TableSpec, rows: Sequence[tuple[TableCell, CellValues]]) -> str:
+    """A booktabs table environment: one row per cell, best per difficulty in bold."""
+    flags = _best_flags(rows, spec)
+    header = ["Difficulty", "Train", "Runtime", *(c.latex for c in COLUMNS)]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\caption{{{spec.caption}}}",
+        rf"\label{{{spec.label}}}",
+        r"\begin{tabular}{lll" + "r" * len(COLUMNS) + "}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+        r"\midrule",
+    ]
+    previous: str | None = None
+    for (cell, values), best in zip(rows, flags, strict=True):
+        if previous is not None and cell.difficulty != previous:
+            lines.append(r"\midrule")
+        difficulty = latex_escape(cell.difficulty) if cell.difficulty != previous else ""
+        previous = cell.difficulty
+        cells = [difficulty, latex_escape(cell.train), latex_escape(cell.runtime)]
+        for column in COLUMNS:
+            text = _format(values, column.key, spec, latex=True)
+            if best.get(column.key):
+                text = rf"\textbf{{{text}}}"
+            if column.key == "score":
+                text += _score_ci(values, latex=True)
+            cells.append(text)
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(spec: TableSpec, rows: Sequence[tuple[TableCell, CellValues]]) -> str:
+    """The same table as GitHub markdown, for a quick look."""
+    flags = _best_flags(rows, spec)
+    header = ["Difficulty", "Train", "Runtime", *(c.markdown for c in COLUMNS)]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * 3 + ["---:"] * len(COLUMNS)) + "|",
+    ]
+    for (cell, values), best in zip(rows, flags, strict=True):
+        cells = [cell.difficulty, cell.train, cell.runtime]
+        for column in COLUMNS:
+            text = _format(values, column.key, spec, latex=False)
+            if best.get(column.key):
+                text = f"**{text}**"
+            if column.key == "score":
+                text += _score_ci(values, latex=False)
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def spec_from_runs(runs: Sequence[Run], path: Path) -> TableSpec:
+    """A spec with one cell per condition of a log directory, in table order."""
+    if not runs:
+        raise ReportError(f"{path}: no runs found")
+    keys: dict[tuple[str, str, str], Condition] = {}
+    for run in sorted(runs, key=lambda r: r.condition.sort_key()):
+        c = run.condition
+        key = (c.difficulty, c.train, c.runtime)
+        if key in keys:
+            raise ReportError(
+                f"{path}: two runs share difficulty/train/runtime {'/'.join(key)} "
+                f"({_describe(keys[key])} and {_describe(c)}); write a spec that names each log"
+            )
+        keys[key] = c
+    cells = [TableCell(difficulty=d, train=t, runtime=r, path=path) for d, t, r in keys]
+    return TableSpec(cells=cells)
+
+
+def table_from_logs(log_dir: str | Path) -> tuple[TableSpec, list[tuple[TableCell, CellValues]]]:
+    """Spec and rows for every condition in a log directory (the 2x2, or 3x2 with base)."""
+    path = Path(log_dir)
+    runs = load_runs([path])
+    spec = spec_from_runs(runs, path)
+    return spec, build_rows(spec, preloaded={str(path): runs})
