@@ -1,14 +1,49 @@
 """opaque-knapsack: how interpreter persistence shapes what agents learn.
 
 An Inspect AI harness for the Opaque Knapsack task family with persistent and
-stateless Python runtimes.
+stateless Python runtimes. The public Python API, for people who bring their
+own solver:
+
+- ``knapsack``: the Inspect task (``opaque_knapsack/knapsack``);
+- ``codeact`` and ``react``: the two agents;
+- ``knapsack_tools()``: list_items, inspect, take_item and finish as Inspect
+  tools bound to the current sample's hidden environment;
+- ``knapsack_runtime()``: the current sample's Python runtime with those tools
+  bound, to run code blocks in;
+- ``load_tasks``: read task files.
+
+Names are imported lazily so ``import opaque_knapsack`` stays cheap.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("opaque-knapsack")
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+_EXPORTS = {
+    "knapsack": "opaque_knapsack.inspect_tasks.knapsack",
+    "codeact": "opaque_knapsack.solvers.codeact",
+    "react": "opaque_knapsack.solvers.react",
+    "knapsack_tools": "opaque_knapsack.solvers.tools",
+    "knapsack_runtime": "opaque_knapsack.solvers.runtime_handle",
+    "KnapsackRuntime": "opaque_knapsack.solvers.runtime_handle",
+    "knapsack_scorer": "opaque_knapsack.scorers.knapsack",
+    "load_tasks": "opaque_knapsack.family.loader",
+    "TaskInstance": "opaque_knapsack.family.schema",
+    "KnapsackEnvironment": "opaque_knapsack.family.environment",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opaque_knapsack' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -1,5 +1,16 @@
 """What Inspect discovers through the package's ``inspect_ai`` entry point.
 
-Import only registrations here (tasks, sandboxes, model providers); each
-import must stay cheap and must not need an optional extra.
+Only registrations live here: the task, the two runtime sandbox providers and
+the ``scripted`` model provider. Each import is cheap and needs no extra.
 """
+
+# ruff: noqa: F401
+from opaque_knapsack.inspect_tasks.knapsack import knapsack
+from opaque_knapsack.models.provider import scripted
+try:  # the runtimes are landing in parallel
+    from opaque_knapsack.sandboxes import PersistentPythonSandbox, StatelessPythonSandbox
+except ImportError:
+    pass
+from opaque_knapsack.scorers.knapsack import knapsack_scorer
+from opaque_knapsack.solvers.codeact import codeact
+from opaque_knapsack.solvers.react import react

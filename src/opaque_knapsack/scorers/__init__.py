@@ -1,1 +1,6 @@
-"""scorers."""
+"""Scorers and behaviour metrics of Opaque Knapsack episodes."""
+
+from opaque_knapsack.scorers.behaviour import behaviour_metrics, block_names
+from opaque_knapsack.scorers.knapsack import SCORE_KEYS, episode_figures, knapsack_scorer
+
+__all__ = ["SCORE_KEYS", "behaviour_metrics", "block_names", "episode_figures", "knapsack_scorer"]

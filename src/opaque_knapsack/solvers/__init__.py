@@ -1,1 +1,8 @@
-"""solvers."""
+"""Agents for the Opaque Knapsack tasks: CodeAct over a Python runtime, ReAct baseline."""
+
+from opaque_knapsack.solvers.codeact import codeact
+from opaque_knapsack.solvers.episode import KnapsackEpisode, current_episode, knapsack_setup
+from opaque_knapsack.solvers.react import react
+from opaque_knapsack.solvers.tools import knapsack_tools
+
+__all__ = ["KnapsackEpisode", "codeact", "current_episode", "knapsack_setup", "knapsack_tools", "react"]

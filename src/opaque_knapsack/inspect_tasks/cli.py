@@ -1,0 +1,153 @@
+"""``opaque-knapsack quickstart``: the whole 2x2 offline, in about a minute."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+CONDITIONS = (
+    ("persistent", "persistent"),
+    ("persistent", "stateless"),
+    ("stateless", "persistent"),
+    ("stateless", "stateless"),
+)
+
+SUMMARY_COLUMNS = (
+    ("optimality", "optimality", "{:.3f}"),
+    ("solved", "solved %", "{:.0%}"),
+    ("name_error_episode", "NameError eps %", "{:.0%}"),
+    ("steps", "steps", "{:.1f}"),
+    ("tool_calls", "tool calls", "{:.1f}"),
+    ("output_tokens", "output tokens", "{:,.0f}"),
+    ("total_tokens", "total tokens", "{:,.0f}"),
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "quickstart",
+        help="Run the offline 2x2 (scripted policies x runtimes) end to end.",
+        description=(
+            "Generate a small easy task set, evaluate both scripted policies "
+            "(scripted/persistent, scripted/stateless) in both runtimes through "
+            "Inspect, print a per-condition summary and write the reports. Needs "
+            "no API key, GPU or network."
+        ),
+    )
+    parser.add_argument("--out", default="runs/quickstart", help="Output folder for tasks, logs and reports (default: %(default)s).")
+    parser.add_argument("--num", type=int, default=20, help="Instances to generate and evaluate per condition (default: %(default)s).")
+    parser.add_argument("--difficulty", default="easy", choices=("easy", "medium", "hard"), help="Preset to generate (default: %(default)s).")
+    parser.add_argument("--seed-start", type=int, default=123456789, help="Seed of the first instance (default: %(default)s, the paper's).")
+    parser.add_argument("--max-samples", type=int, default=32, help="Samples run concurrently per eval (default: %(default)s).")
+    parser.add_argument("--display", default="none", choices=("full", "rich", "plain", "log", "none"), help="Inspect's progress display (default: %(default)s).")
+    parser.add_argument("--no-reports", action="store_true", help="Skip the stats/compare/figures reports.")
+    parser.set_defaults(handler=run_quickstart)
+
+
+def run_quickstart(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from opaque_knapsack.cli import CommandError
+
+    console = Console()
+    if args.num < 1:
+        raise CommandError(f"--num must be at least 1, got {args.num}")
+    out = Path(args.out)
+    logs = quickstart(
+        out,
+        num=args.num,
+        difficulty=args.difficulty,
+        seed_start=args.seed_start,
+        max_samples=args.max_samples,
+        display=args.display,
+        console=console,
+    )
+    failed = [log for log in logs if log.status != "success"]
+    console.print(summary_table(logs))
+    if failed:
+        raise CommandError(
+            f"{len(failed)} evaluation(s) did not succeed: "
+            + ", ".join(f"{log.location} ({log.status}: {log.error.message if log.error else ''})" for log in failed)
+        )
+    if not args.no_reports:
+        _write_reports(out, console)
+    console.print(f"\nLogs: {out / 'logs'}\nOpen them with:  [bold]inspect view --log-dir {out / 'logs'}[/bold]")
+    return 0
+
+
+def quickstart(
+    out: Path,
+    *,
+    num: int = 20,
+    difficulty: str = "easy",
+    seed_start: int = 123456789,
+    max_samples: int = 32,
+    display: str = "none",
+    console: Any = None,
+) -> list[Any]:
+    """Generate tasks and run the 2x2; returns the four EvalLogs."""
+    from inspect_ai import eval as inspect_eval
+
+    from opaque_knapsack.family import PRESETS
+    from opaque_knapsack.family.writer import generate_tasks
+    from opaque_knapsack.inspect_tasks.knapsack import knapsack
+
+    report = generate_tasks(PRESETS[difficulty], out, num, seed_start, run_name="quickstart")
+    if console is not None:
+        console.print(f"Tasks: {out / 'tasks'} ({report.counts})")
+    logs = []
+    for train, runtime in CONDITIONS:
+        task = knapsack(tasks=str(out), difficulty=difficulty, runtime=runtime)
+        if console is not None:
+            console.print(f"Running scripted/{train} in the {runtime} runtime ...")
+        logs.extend(
+            inspect_eval(
+                task,
+                model=f"scripted/{train}",
+                log_dir=str(out / "logs"),
+                display=display,  # type: ignore[arg-type]
+                max_samples=max_samples,
+                max_sandboxes=max_samples,
+                metadata={"train": train},
+                tags=[f"train:{train}", f"runtime:{runtime}", f"difficulty:{difficulty}"],
+            )
+        )
+    return logs
+
+
+def condition_means(log: Any) -> dict[str, float]:
+    """Mean of each score key from a log's results."""
+    means: dict[str, float] = {}
+    for score in log.results.scores if log.results else []:
+        metric = score.metrics.get("mean")
+        if metric is not None:
+            means[score.name] = metric.value
+    return means
+
+
+def summary_table(logs: list[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Opaque Knapsack 2x2 (means per episode)")
+    table.add_column("train -> runtime")
+    for _, header, _ in SUMMARY_COLUMNS:
+        table.add_column(header, justify="right")
+    for log in logs:
+        train = (log.eval.metadata or {}).get("train", "?")
+        runtime = log.eval.task_args.get("runtime", "?")
+        means = condition_means(log)
+        table.add_row(
+            f"{train} -> {runtime}",
+            *(fmt.format(means[key]) if key in means else "?" for key, _, fmt in SUMMARY_COLUMNS),
+        )
+    return table
+
+
+def _write_reports(out: Path, console: Any) -> None:
+    try:
+        from opaque_knapsack.reports import write_quickstart_reports
+    except ImportError:
+        return
+    written = write_quickstart_reports(out / "logs", out / "reports")
+    console.print("Reports: " + ", ".join(str(path) for path in written.values()))

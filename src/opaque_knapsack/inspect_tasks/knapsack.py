@@ -1,0 +1,96 @@
+"""The ``opaque_knapsack/knapsack`` Inspect task."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from inspect_ai import Task, task
+from inspect_ai.model import GenerateConfig
+from inspect_ai.solver import Solver
+
+from opaque_knapsack.family import PRESETS
+from opaque_knapsack.inspect_tasks.dataset import dataset_from_path, generated_instances, knapsack_dataset
+from opaque_knapsack.scorers import knapsack_scorer
+from opaque_knapsack.solvers import codeact, knapsack_setup, react
+
+Runtime = Literal["persistent", "stateless"]
+AgentName = Literal["codeact", "react"]
+
+SANDBOX_FOR_RUNTIME: dict[str, str] = {
+    "persistent": "persistent_python",
+    "stateless": "stateless_python",
+}
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"knapsack task: {name}={value!r} is not one of {', '.join(choices)}")
+
+
+@task(version=1)
+def knapsack(
+    tasks: str | None = None,
+    difficulty: str | None = None,
+    num: int = 10,
+    seed_start: int = 0,
+    runtime: Runtime = "persistent",
+    agent: AgentName = "codeact",
+    max_turns: int = 40,
+    max_tool_calls: int = 25,
+    step_timeout: float = 30.0,
+    strict_take: bool = True,
+    solver: Solver | None = None,
+) -> Task:
+    """Opaque Knapsack: a partially observable 0/1 knapsack solved through tools.
+
+    Args:
+        tasks: Task files to evaluate: one file, a directory of files, or a
+            tasks root (DIR/tasks/knapsack/*.json). When omitted, `num`
+            instances of `difficulty` are generated deterministically.
+        difficulty: Preset to generate (easy, medium, hard; default easy), or a
+            label for the instances in `tasks`.
+        num: Number of instances to generate (without `tasks`).
+        seed_start: Seed of the first generated instance (instance i has seed
+            seed_start + i).
+        runtime: Python runtime semantics for the CodeAct agent: persistent
+            (state survives between steps) or stateless (fresh every step).
+        agent: codeact (code blocks in the runtime) or react (native tool calls).
+        max_turns: Assistant replies per episode.
+        max_tool_calls: Tool calls per code block (per reply for react).
+        step_timeout: Wall-time limit per code block, in seconds.
+        strict_take: Refuse takes of items not inspected first (false: the
+            paper's lax rule).
+        solver: Replace the agent (the hidden environment is still set up).
+    """
+    _check_choice("runtime", runtime, get_args(Runtime))
+    _check_choice("agent", agent, get_args(AgentName))
+    for name, value in (("num", num), ("max_turns", max_turns), ("max_tool_calls", max_tool_calls)):
+        if int(value) < 1:
+            raise ValueError(f"knapsack task: {name} must be at least 1, got {value}")
+    if step_timeout <= 0:
+        raise ValueError(f"knapsack task: step_timeout must be positive, got {step_timeout}")
+    if tasks is not None:
+        dataset = dataset_from_path(tasks, difficulty)
+    else:
+        difficulty = difficulty or "easy"
+        _check_choice("difficulty", difficulty, tuple(PRESETS))
+        dataset = knapsack_dataset(
+            generated_instances(difficulty, num, seed_start),
+            difficulty,
+            name=f"knapsack-{difficulty}-{seed_start}-{num}",
+        )
+    if solver is None:
+        solver = (
+            codeact(max_turns=max_turns, max_tool_calls=max_tool_calls, step_timeout=step_timeout)
+            if agent == "codeact"
+            else react(max_turns=max_turns, max_tool_calls=max_tool_calls)
+        )
+    return Task(
+        dataset=dataset,
+        setup=knapsack_setup(strict_take=strict_take),
+        solver=solver,
+        scorer=knapsack_scorer(),
+        sandbox=SANDBOX_FOR_RUNTIME[runtime] if agent == "codeact" else None,
+        config=GenerateConfig(temperature=0.2, max_tokens=12288),
+        metadata={"runtime": runtime, "agent": agent, "difficulty": difficulty or "custom"},
+    )

@@ -1,0 +1,91 @@
+"""The episode scorer: every per-episode figure of the study in one Score.
+
+Reads only what the log keeps (sample metadata and store), so ``inspect score``
+re-scores a finished log without re-running anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from inspect_ai.scorer import Score, Target, mean, scorer, stderr
+from inspect_ai.solver import TaskState
+
+from opaque_knapsack.family import KnapsackEnvironment, TaskInstance
+from opaque_knapsack.records import END_REASON_KEY, ENVIRONMENT_KEY, STEPS_KEY, STRICT_TAKE_KEY, TOOL_NAMES
+from opaque_knapsack.scorers.behaviour import StepCode, behaviour_metrics
+
+SCORE_KEYS = (
+    "optimality",
+    "solved",
+    "capacity_utilization",
+    "items_inspected",
+    "steps",
+    "tool_calls",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "name_error_episode",
+    "name_error_count",
+    "state_utilization",
+    "reimport_rate",
+    "symbol_lifespan",
+)
+
+
+def episode_figures(instance: TaskInstance, environment_state: dict[str, Any], steps: list[dict[str, Any]], strict_take: bool = True) -> dict[str, float]:
+    """All per-episode figures from the hidden instance, final state and step records."""
+    environment = KnapsackEnvironment.from_state(instance, environment_state, strict_take=strict_take)
+    optimal = instance.reference.optimal_value
+    optimality = environment.total_value / optimal if optimal else 0.0
+    executed = [
+        StepCode(turn=step["turn"], code=step["code"], name_error=step.get("name_error"))
+        for step in steps
+        if step.get("code") is not None
+    ]
+    behaviour = behaviour_metrics(executed, tool_names=TOOL_NAMES)
+    name_errors = sum(1 for step in steps if step.get("is_name_error"))
+    input_tokens = sum(step.get("input_tokens", 0) for step in steps)
+    output_tokens = sum(step.get("output_tokens", 0) for step in steps)
+    return {
+        "optimality": float(optimality),
+        "solved": 1.0 if environment.total_value >= optimal else 0.0,
+        "capacity_utilization": environment.total_weight / instance.public.capacity,
+        "items_inspected": float(len(environment.inspected)),
+        "steps": float(len(steps)),
+        "tool_calls": float(sum(step.get("tool_calls", 0) for step in steps)),
+        "input_tokens": float(input_tokens),
+        "output_tokens": float(output_tokens),
+        "total_tokens": float(input_tokens + output_tokens),
+        "name_error_episode": 1.0 if name_errors else 0.0,
+        "name_error_count": float(name_errors),
+        "state_utilization": float(behaviour.state_utilization),
+        "reimport_rate": float(behaviour.reimport_rate),
+        "symbol_lifespan": float(behaviour.symbol_lifespan),
+    }
+
+
+@scorer(metrics={"*": [mean(), stderr()]})
+def knapsack_scorer():  # type: ignore[no-untyped-def]
+    """Optimality, solved, utilization, effort, tokens and behaviour metrics."""
+
+    async def score(state: TaskState, target: Target) -> Score:
+        instance = TaskInstance.model_validate(state.metadata["instance"])
+        environment_state = state.store.get(ENVIRONMENT_KEY) or {}
+        steps = state.store.get(STEPS_KEY) or []
+        figures = episode_figures(
+            instance, environment_state, steps, bool(state.store.get(STRICT_TAKE_KEY, True))
+        )
+        taken = environment_state.get("taken", [])
+        return Score(
+            value=figures,
+            answer=",".join(taken),
+            explanation=(
+                f"value {figures['optimality'] * instance.reference.optimal_value:g} of optimal "
+                f"{instance.reference.optimal_value} with {len(taken)} items; "
+                f"episode ended: {state.store.get(END_REASON_KEY) or 'unknown'}"
+            ),
+            metadata={"end_reason": state.store.get(END_REASON_KEY), "taken": taken},
+        )
+
+    return score

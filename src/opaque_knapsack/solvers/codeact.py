@@ -1,0 +1,190 @@
+"""The CodeAct agent: the model writes one Python block per turn.
+
+Each turn the model sees the whole conversation so far; its reply is appended;
+at most one fenced Python block from it runs in the sample's runtime; the
+observation is appended as a user message. Nothing is ever removed or hidden,
+so every prompt the model saw is a prefix of the final ``state.messages``, and
+one episode exports as exactly one training conversation.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from inspect_ai.agent import Agent, AgentState, agent
+from inspect_ai.log import transcript
+from inspect_ai.model import ChatMessageSystem, ChatMessageUser, ModelOutput, get_model
+from inspect_ai.util import LimitExceededError, store
+
+from opaque_knapsack.solvers import prompts
+from opaque_knapsack.records import AGENT_KEY, END_REASON_KEY, RUNTIME_KEY, STRICT_TAKE_KEY, StepRecord
+from opaque_knapsack.solvers.episode import current_episode
+
+CODE_BLOCK = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+NAME_ERROR_NAME = re.compile(r"name '([^']+)' is not defined|local variable '([^']+)'|variable '([^']+)'")
+
+
+def extract_code_blocks(text: str) -> list[str]:
+    """The fenced Python blocks of a reply, in order."""
+    return [match.group(1) for match in CODE_BLOCK.finditer(text)]
+
+
+def undefined_name(message: str) -> str | None:
+    match = NAME_ERROR_NAME.search(message)
+    return next((group for group in match.groups() if group), None) if match else None
+
+
+def _context_overflow(output: ModelOutput) -> bool:
+    return output.stop_reason == "model_length"
+
+
+def _error_text(result: Any) -> str | None:
+    if result.error is None:
+        return None
+    return result.error.traceback or f"{result.error.type}: {result.error.message}"
+
+
+def _notes(result: Any, timeout: float) -> list[str]:
+    notes = []
+    if result.timed_out:
+        notes.append(f"The block ran longer than {timeout:g} s and was stopped.")
+    if result.kernel_restarted:
+        notes.append(
+            "The interpreter process died and was restarted: every variable, "
+            "function and import from earlier steps is gone."
+        )
+    return notes
+
+
+@agent
+def codeact(
+    max_turns: int = 40,
+    max_tool_calls: int = 25,
+    step_timeout: float = 30.0,
+    host_functions: Mapping[str, Callable[..., Any]] | None = None,
+    tool_docs: str | None = None,
+) -> Agent:
+    """CodeAct agent over the sample's persistent or stateless Python runtime.
+
+    Args:
+        max_turns: Assistant replies per episode.
+        max_tool_calls: Tool calls allowed per code block (enforced by the harness).
+        step_timeout: Wall-time limit per code block, in seconds.
+        host_functions: Tools available inside the interpreter, by name. Default:
+            the knapsack tools bound to the sample's hidden environment.
+        tool_docs: Tool documentation for the system prompt. Default: the
+            knapsack tools' documentation.
+    """
+
+    async def execute(state: AgentState) -> AgentState:
+        from opaque_knapsack.sandboxes import runtime_sandbox
+
+        runtime = runtime_sandbox()
+        semantics = runtime.semantics
+        episode = current_episode() if host_functions is None else None
+        functions = host_functions if host_functions is not None else episode.host_functions()  # type: ignore[union-attr]
+        sample_store = store()
+        strict_take = bool(sample_store.get(STRICT_TAKE_KEY, True))
+        sample_store.set(AGENT_KEY, "codeact")
+        sample_store.set(RUNTIME_KEY, semantics)
+
+        system = prompts.codeact_system_prompt(
+            semantics, strict_take=strict_take, max_tool_calls=max_tool_calls, max_turns=max_turns
+        )
+        if tool_docs is not None:
+            system = system.replace(prompts.tool_docs(strict_take), tool_docs)
+        if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
+            state.messages.insert(0, ChatMessageSystem(content=system))
+
+        model = get_model()
+        end_reason = "turn_limit"
+        for turn in range(1, max_turns + 1):
+            try:
+                output = await model.generate(state.messages)
+            except LimitExceededError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the episode ends, the reason is kept
+                end_reason = f"model_error: {type(error).__name__}: {error}"
+                break
+            state.output = output
+            state.messages.append(output.message)
+            usage = output.usage
+            record = StepRecord(
+                turn=turn,
+                code=None,
+                input_tokens=usage.input_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+            )
+            if _context_overflow(output):
+                _record(episode, record)
+                end_reason = "context_length"
+                break
+
+            blocks = extract_code_blocks(output.message.text)
+            if len(blocks) != 1:
+                _record(episode, record)
+                if turn < max_turns:
+                    text = prompts.NO_BLOCK if not blocks else prompts.several_blocks(len(blocks))
+                    state.messages.append(ChatMessageUser(content=text))
+                continue
+
+            started = time.perf_counter()
+            result = await runtime.run_code(
+                blocks[0], functions, max_tool_calls=max_tool_calls, timeout=step_timeout
+            )
+            record.code = blocks[0]
+            record.tool_calls = len(result.tool_calls)
+            record.timed_out = result.timed_out
+            record.kernel_restarted = result.kernel_restarted
+            if result.error is not None:
+                record.error_type = result.error.type
+                record.is_name_error = result.is_name_error
+                if result.is_name_error:
+                    record.name_error = undefined_name(result.error.message)
+            _record(episode, record)
+            transcript().info(
+                {
+                    "turn": turn,
+                    "code": blocks[0],
+                    "stdout": result.stdout,
+                    "error": _error_text(result),
+                    "tool_calls": [call.model_dump() for call in result.tool_calls],
+                    "globals": result.globals,
+                    "input_tokens": record.input_tokens,
+                    "output_tokens": record.output_tokens,
+                    "wall_time": result.wall_time,
+                    "harness_time": time.perf_counter() - started,
+                },
+                source=f"codeact step {turn}",
+            )
+
+            if episode is not None and episode.environment.finished:
+                end_reason = "finished"
+                break
+            if turn < max_turns:
+                state.messages.append(
+                    ChatMessageUser(
+                        content=prompts.observation(
+                            output=result.stdout,
+                            error=_error_text(result),
+                            semantics=semantics,
+                            globals_=result.globals,
+                            notes=_notes(result, step_timeout),
+                        )
+                    )
+                )
+        if episode is not None:
+            episode.end(end_reason)
+        else:
+            sample_store.set(END_REASON_KEY, end_reason)
+        return state
+
+    return execute
+
+
+def _record(episode: Any, record: StepRecord) -> None:
+    if episode is not None:
+        episode.record(record)

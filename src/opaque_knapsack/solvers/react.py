@@ -1,0 +1,104 @@
+"""The ReAct baseline: the same four tools through native function calling.
+
+No interpreter is involved: the model calls the tools directly and reads each
+result as a tool message. The loop mirrors the CodeAct agent's (turn limit,
+per-turn tool-call limit, finish ends the episode, errors end it cleanly).
+"""
+
+from __future__ import annotations
+
+from inspect_ai.agent import Agent, AgentState, agent
+from inspect_ai.model import (
+    ChatMessageSystem,
+    ChatMessageTool,
+    ChatMessageUser,
+    execute_tools,
+    get_model,
+)
+from inspect_ai.tool import ToolCallError
+from inspect_ai.util import LimitExceededError, store
+
+from opaque_knapsack.solvers import prompts
+from opaque_knapsack.records import AGENT_KEY, STRICT_TAKE_KEY, StepRecord
+from opaque_knapsack.solvers.episode import current_episode
+from opaque_knapsack.solvers.tools import knapsack_tools
+
+NO_TOOL_CALL = (
+    "No tool was called, so nothing happened. Call a tool to act, or call finish() when you are done."
+)
+
+
+@agent
+def react(max_turns: int = 40, max_tool_calls: int = 25) -> Agent:
+    """ReAct baseline agent with list_items, inspect, take_item and finish as tools.
+
+    Args:
+        max_turns: Assistant replies per episode.
+        max_tool_calls: Tool calls allowed per reply; further calls in the same
+            reply are refused with an error result.
+    """
+
+    async def execute(state: AgentState) -> AgentState:
+        episode = current_episode()
+        sample_store = store()
+        sample_store.set(AGENT_KEY, "react")
+        strict_take = bool(sample_store.get(STRICT_TAKE_KEY, True))
+        if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
+            state.messages.insert(
+                0, ChatMessageSystem(content=prompts.react_system_prompt(strict_take=strict_take, max_turns=max_turns))
+            )
+        tools = knapsack_tools()
+        model = get_model()
+        end_reason = "turn_limit"
+        for turn in range(1, max_turns + 1):
+            try:
+                output = await model.generate(state.messages, tools)
+            except LimitExceededError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the episode ends, the reason is kept
+                end_reason = f"model_error: {type(error).__name__}: {error}"
+                break
+            state.output = output
+            state.messages.append(output.message)
+            usage = output.usage
+            record = StepRecord(
+                turn=turn,
+                code=None,
+                input_tokens=usage.input_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+            )
+            if output.stop_reason == "model_length":
+                episode.record(record)
+                end_reason = "context_length"
+                break
+            calls = output.message.tool_calls or []
+            if not calls:
+                episode.record(record)
+                if turn < max_turns:
+                    state.messages.append(ChatMessageUser(content=NO_TOOL_CALL))
+                continue
+            allowed, refused = calls[:max_tool_calls], calls[max_tool_calls:]
+            output.message.tool_calls = allowed
+            result = await execute_tools([*state.messages], tools)
+            state.messages.extend(result.messages)
+            for call in refused:
+                state.messages.append(
+                    ChatMessageTool(
+                        content="",
+                        tool_call_id=call.id,
+                        function=call.function,
+                        error=ToolCallError(
+                            "limit", f"More than {max_tool_calls} tool calls in one reply; this call was not run."
+                        ),
+                    )
+                )
+            output.message.tool_calls = calls
+            record.tool_calls = len(allowed)
+            episode.record(record)
+            if episode.environment.finished:
+                end_reason = "finished"
+                break
+        episode.end(end_reason)
+        return state
+
+    return execute

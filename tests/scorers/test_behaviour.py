@@ -1,0 +1,101 @@
+"""Behaviour metrics on hand-made code sequences with known answers."""
+
+from opaque_knapsack.scorers.behaviour import StepCode, behaviour_metrics, block_names
+
+TOOLS = ("list_items", "inspect", "take_item", "finish")
+
+
+def test_block_reads_before_binding_in_order():
+    names = block_names("x = y + 1\nprint(x, z)\nfor i in items:\n    total += i\n")
+    assert names.reads == ("y", "print", "z", "items", "total")
+    assert names.binds == {"x", "i", "total"}
+
+
+def test_read_after_bind_in_same_block_is_not_a_read():
+    assert "data" not in block_names("data = [1]\nprint(data)").reads
+
+
+def test_augmented_assignment_reads_its_target():
+    assert block_names("count += 1").reads == ("count",)
+
+
+def test_function_bodies_and_comprehensions_expose_free_names_only():
+    code = (
+        "def plan(room):\n"
+        "    best = {}\n"
+        "    for i in info:\n"
+        "        best[i] = room\n"
+        "    return best\n"
+        "ids = [k for k in info if k not in taken]\n"
+        "f = lambda v: v * scale\n"
+    )
+    names = block_names(code)
+    assert set(names.reads) == {"info", "taken", "scale"}
+    assert {"plan", "ids", "f"} <= names.binds
+    assert "best" not in names.binds and "room" not in names.reads
+
+
+def test_imports_bind_top_level_names_and_record_modules():
+    names = block_names("import os.path\nimport numpy as np\nfrom json import loads as L\n")
+    assert names.imports == {"os", "numpy", "json"}
+    assert names.binds == {"os", "np", "L"}
+
+
+def test_syntax_error_block_has_no_names():
+    assert not block_names("def (").parsed
+
+
+def test_carried_references_state_utilization_and_lifespan():
+    steps = [
+        StepCode(1, "import json\nitems = json.loads(list_items())\ninfo = {}"),
+        StepCode(2, "for i in items[:3]:\n    info[i] = json.loads(inspect(i))"),
+        StepCode(3, "print(len(info))"),
+        StepCode(5, "take_item(best)", name_error="best"),
+    ]
+    metrics = behaviour_metrics(steps, TOOLS)
+    # turn 2 reads items, then json (the right-hand side runs first), then info;
+    # a subscript store binds nothing, so turn 3's info still dates from turn 1
+    assert [(t, n) for t, n, _ in metrics.carried] == [(2, "items"), (2, "json"), (2, "info"), (3, "info")]
+    assert metrics.carried_references == 4
+    assert metrics.state_utilization == 4  # `best` was never bound: not carried at all
+    assert metrics.symbol_lifespan == (1 + 1 + 1 + 2) / 4
+    assert metrics.reimport_rate == 0.0
+
+
+def test_name_error_on_a_carried_name_is_not_served():
+    steps = [StepCode(1, "x = 1"), StepCode(2, "print(x)", name_error="x")]
+    metrics = behaviour_metrics(steps, TOOLS)
+    assert metrics.carried_references == 1
+    assert metrics.state_utilization == 0
+    assert metrics.symbol_lifespan == 1.0
+
+
+def test_reimport_rate_counts_steps_after_the_first():
+    steps = [
+        StepCode(1, "import json"),
+        StepCode(2, "import json\nx = 1"),
+        StepCode(3, "from json import dumps"),
+        StepCode(4, "import re"),
+        StepCode(5, "print(1)"),
+    ]
+    assert behaviour_metrics(steps, TOOLS).reimport_rate == 2 / 4
+
+
+def test_builtins_and_tools_are_never_carried():
+    steps = [StepCode(1, "print = 3\ninspect = 2"), StepCode(2, "print(inspect('a'))")]
+    assert behaviour_metrics(steps, TOOLS).carried_references == 0
+
+
+def test_lifespan_uses_the_most_recent_binding():
+    steps = [StepCode(1, "s = 1"), StepCode(4, "s = 2"), StepCode(9, "print(s)")]
+    assert behaviour_metrics(steps, TOOLS).symbol_lifespan == 5.0
+
+
+def test_empty_episode_has_zero_metrics():
+    metrics = behaviour_metrics([], TOOLS)
+    assert (metrics.carried_references, metrics.reimport_rate, metrics.symbol_lifespan) == (0, 0.0, 0.0)
+
+
+def test_exception_names_inside_functions_are_local():
+    code = "def f():\n    try:\n        g()\n    except ValueError as error:\n        print(error)\n"
+    assert set(block_names(code).reads) == {"g", "ValueError", "print"}
