@@ -1,0 +1,391 @@
+"""Subcommands: export, axolotl-config, train, serve, matrix.
+
+Handlers import their modules lazily so ``opaque-knapsack --help`` stays
+instant and a missing optional extra only matters to the command needing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    _register_export(subparsers)
+    _register_axolotl_config(subparsers)
+    _register_train(subparsers)
+    _register_serve(subparsers)
+    _register_matrix(subparsers)
+
+
+def _command_error(message: str) -> Exception:
+    from opaque_knapsack.cli import CommandError
+
+    return CommandError(message)
+
+
+# -- export -------------------------------------------------------------------
+
+
+def _register_export(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="Export Inspect knapsack logs to JSONL training conversations for Axolotl.",
+        description=(
+            "One conversation per episode, exactly the messages the model saw, ending on its last "
+            "assistant turn. Writes OUT (train), OUT's .val.jsonl sibling when --val-fraction > 0, "
+            "and a .summary.json of what was kept and dropped."
+        ),
+    )
+    parser.add_argument("logs", nargs="+", metavar="LOGS", help="Inspect log files (.eval/.json) or directories of them.")
+    parser.add_argument("--out", required=True, help="Output JSONL path, e.g. traces.jsonl.")
+    parser.add_argument(
+        "--format",
+        choices=["openai", "sharegpt"],
+        default="openai",
+        help="openai: 'messages' with role/content (default); sharegpt: 'conversations' with from/value.",
+    )
+    parser.add_argument("--min-score", type=float, default=None, help="Keep episodes with optimality >= this (0..1).")
+    parser.add_argument("--solved-only", action="store_true", help="Keep only solved episodes (optimality 1).")
+    parser.add_argument("--runtime", choices=["persistent", "stateless"], help="Keep only this runtime's episodes.")
+    parser.add_argument(
+        "--exclude-errors",
+        action="store_true",
+        help=(
+            "Drop episodes that ended on an error or limit: sample error, Inspect limit, harness end reason "
+            "other than 'finished' (store key knapsack:end_reason), or a length-truncated last generation."
+        ),
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.0,
+        help="Share of tasks (by sha256 of the task id) written to OUT's .val.jsonl sibling (default 0).",
+    )
+    parser.add_argument(
+        "--no-dedup",
+        action="store_true",
+        help="Keep every episode instead of the best one per task (highest optimality, then fewest tokens).",
+    )
+    parser.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from opaque_knapsack.train.export import ExportError, ExportOptions, export_traces
+
+    try:
+        options = ExportOptions(
+            format=args.format,
+            min_score=args.min_score,
+            solved_only=args.solved_only,
+            runtime=args.runtime,
+            exclude_errors=args.exclude_errors,
+            val_fraction=args.val_fraction,
+            dedup=not args.no_dedup,
+        )
+    except ValidationError as error:
+        raise _command_error(_first_problem(error)) from None
+    try:
+        summary = export_traces(args.logs, args.out, options)
+    except ExportError as error:
+        raise _command_error(str(error)) from None
+    print(summary.table())
+    return 0
+
+
+# -- axolotl-config -------------------------------------------------------------
+
+
+def _register_axolotl_config(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "axolotl-config",
+        help="Write an Axolotl QLoRA config (the paper's settings) for one runtime's traces.",
+        description=(
+            "QLoRA on the base model: 4-bit NF4 double quant, bf16; LoRA r 64 alpha 128 dropout 0.05 on "
+            "q,k,v,o,gate,up,down; seq len 16384 packed; micro batch 1 x grad accum 16; 3 epochs AdamW "
+            "cosine lr 1e-4 warmup 3%% weight decay 0.01; gradient checkpointing; flash attention; "
+            "val 5%%; seed 3407. Any key can be overridden with --set KEY=VALUE."
+        ),
+    )
+    parser.add_argument("--traces", required=True, help="Exported traces JSONL (from `opaque-knapsack export`).")
+    parser.add_argument(
+        "--runtime",
+        required=True,
+        choices=["persistent", "stateless", "react"],
+        help="Which student the traces train (names output_dir; checked against the traces).",
+    )
+    parser.add_argument("--base-model", default="Qwen/Qwen3-8B", help="Base model id or path (default Qwen/Qwen3-8B).")
+    parser.add_argument("--out", required=True, help="Where to write the YAML config.")
+    parser.add_argument(
+        "--val-traces",
+        help="Validation traces (default: TRACES' .val.jsonl sibling when it exists and is non-empty; "
+        "then Axolotl's random val_set_size split is turned off).",
+    )
+    parser.add_argument("--lora-r", type=int, help="LoRA rank (default 64).")
+    parser.add_argument("--lora-alpha", type=int, help="LoRA alpha (default 128).")
+    parser.add_argument("--lora-dropout", type=float, help="LoRA dropout (default 0.05).")
+    parser.add_argument("--learning-rate", type=float, help="Peak learning rate (default 1e-4).")
+    parser.add_argument("--epochs", type=float, help="Number of epochs (default 3).")
+    parser.add_argument("--sequence-len", type=int, help="Packed sequence length (default 16384).")
+    parser.add_argument("--micro-batch-size", type=int, help="Micro batch size (default 1).")
+    parser.add_argument("--gradient-accumulation-steps", type=int, help="Gradient accumulation steps (default 16).")
+    parser.add_argument("--output-dir", help="Axolotl output_dir (default ./outputs/<runtime>-student).")
+    parser.add_argument("--seed", type=int, help="Seed (default 3407).")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override any config key (value read as YAML; dict keys as parent.child). Repeatable.",
+    )
+    parser.add_argument(
+        "--allow-unknown",
+        action="store_true",
+        help="Pass --set keys our model does not know straight to Axolotl instead of refusing them.",
+    )
+    parser.set_defaults(handler=_axolotl_config)
+
+
+NAMED_OVERRIDES = {
+    "lora_r": "lora_r",
+    "lora_alpha": "lora_alpha",
+    "lora_dropout": "lora_dropout",
+    "learning_rate": "learning_rate",
+    "epochs": "num_epochs",
+    "sequence_len": "sequence_len",
+    "micro_batch_size": "micro_batch_size",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "output_dir": "output_dir",
+    "seed": "seed",
+}
+
+
+def _axolotl_config(args: argparse.Namespace) -> int:
+    from opaque_knapsack.train.axolotl_config import (
+        ConfigError,
+        build_axolotl_config,
+        parse_override,
+        validate_with_axolotl,
+        write_axolotl_config,
+        config_dict,
+    )
+
+    try:
+        overrides: dict[str, Any] = dict(parse_override(text) for text in args.overrides)
+        for attribute, key in NAMED_OVERRIDES.items():
+            value = getattr(args, attribute)
+            if value is not None:
+                overrides[key] = value
+        config, unknown = build_axolotl_config(
+            args.traces,
+            args.runtime,
+            args.base_model,
+            val_traces=args.val_traces,
+            overrides=overrides,
+            allow_unknown=args.allow_unknown,
+        )
+        checked_by_axolotl = validate_with_axolotl(config_dict(config, unknown))
+        out = write_axolotl_config(config, args.out, unknown)
+    except ConfigError as error:
+        raise _command_error(str(error)) from None
+    check = "Axolotl's schema" if checked_by_axolotl else "opaque-knapsack's checks (Axolotl not installed)"
+    print(f"wrote {out} (validated by {check})")
+    print(f"train with: opaque-knapsack train {out}")
+    return 0
+
+
+# -- train ------------------------------------------------------------------------
+
+
+def _register_train(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="Train a student: runs `axolotl train CONFIG` (needs the train extra and a CUDA GPU).",
+    )
+    parser.add_argument("config", metavar="CONFIG", help="Axolotl YAML config (from `opaque-knapsack axolotl-config`).")
+    parser.add_argument("--dry-run", action="store_true", help="Print the command instead of running it.")
+    parser.add_argument(
+        "--axolotl-args", default="", metavar="ARGS", help="Extra arguments for `axolotl train`, as one quoted string."
+    )
+    parser.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from opaque_knapsack.train.launch import (
+        TRAIN_MODULES,
+        LaunchError,
+        check_ready,
+        format_command,
+        run_command,
+        train_command,
+    )
+
+    if not Path(args.config).is_file():
+        raise _command_error(f"{args.config}: no such config file")
+    command = train_command(args.config, shlex.split(args.axolotl_args))
+    if args.dry_run:
+        print(format_command(command))
+        return 0
+    try:
+        check_ready(TRAIN_MODULES, "train", "training")
+        return run_command(command)
+    except LaunchError as error:
+        raise _command_error(str(error)) from None
+
+
+# -- serve ----------------------------------------------------------------------
+
+
+def _register_serve(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="Serve the base model and LoRA students with vLLM (needs the serve extra and a CUDA GPU).",
+        description="Starts `vllm serve` in bf16 with a 40k context, thinking off, LoRA adapters by name.",
+    )
+    parser.add_argument("--base-model", default="Qwen/Qwen3-8B", help="Base model id or path (default Qwen/Qwen3-8B).")
+    parser.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="A LoRA adapter to serve under NAME (e.g. persistent=outputs/persistent-student). Repeatable.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
+    parser.add_argument("--port", type=int, default=8000, help="Port (default 8000).")
+    parser.add_argument("--max-model-len", type=int, default=40960, help="Context length (default 40960).")
+    parser.add_argument("--max-lora-rank", type=int, default=64, help="Largest LoRA rank served (default 64).")
+    parser.add_argument("--api-key", help="Require this API key (vLLM --api-key).")
+    parser.add_argument("--dry-run", action="store_true", help="Print the command and eval hints without starting.")
+    parser.add_argument(
+        "--vllm-args", default="", metavar="ARGS", help="Extra arguments for `vllm serve`, as one quoted string."
+    )
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from opaque_knapsack.train.launch import (
+        SERVE_MODULES,
+        LaunchError,
+        ServeSpec,
+        check_ready,
+        eval_hints,
+        format_command,
+        parse_lora,
+        run_command,
+        serve_command,
+    )
+
+    try:
+        loras = dict(parse_lora(text) for text in args.lora)
+    except LaunchError as error:
+        raise _command_error(str(error)) from None
+    if len(loras) != len(args.lora):
+        raise _command_error("a --lora name is given twice")
+    spec = ServeSpec(
+        base_model=args.base_model,
+        loras=loras,
+        host=args.host,
+        port=args.port,
+        max_model_len=args.max_model_len,
+        max_lora_rank=args.max_lora_rank,
+        api_key=args.api_key,
+        extra_args=shlex.split(args.vllm_args),
+    )
+    command = serve_command(spec)
+    print(eval_hints(spec))
+    if args.dry_run:
+        print(format_command(command))
+        return 0
+    try:
+        check_ready(SERVE_MODULES, "serve", "serving")
+        return run_command(command)
+    except LaunchError as error:
+        raise _command_error(str(error)) from None
+
+
+# -- matrix ---------------------------------------------------------------------
+
+
+def _register_matrix(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "matrix",
+        help="Evaluate every student x runtime x difficulty as one resumable Inspect eval set.",
+    )
+    parser.add_argument(
+        "--student",
+        action="append",
+        default=[],
+        required=True,
+        metavar="LABEL=MODEL",
+        help="A student and its Inspect model, e.g. persistent=vllm/Qwen/Qwen3-8B:persistent. Repeatable.",
+    )
+    parser.add_argument("--runtimes", default="persistent,stateless", help="Comma list (default persistent,stateless).")
+    parser.add_argument("--difficulty", default="easy,medium", help="Comma list of presets (default easy,medium).")
+    parser.add_argument("--num", type=int, default=100, help="Instances per condition (default 100).")
+    parser.add_argument("--seed-start", type=int, default=123456789, help="First instance seed (default 123456789).")
+    parser.add_argument("--agent", choices=["codeact", "react"], default="codeact", help="Agent (default codeact).")
+    parser.add_argument("--log-dir", required=True, help="Eval-set log directory (re-run to resume).")
+    parser.add_argument("--max-connections", type=int, help="Concurrent model connections (vLLM batching).")
+    parser.add_argument("--max-samples", type=int, help="Concurrent samples per task.")
+    parser.add_argument("--max-tasks", type=int, help="Concurrent tasks (default: all conditions).")
+    parser.add_argument("--model-base-url", help="Base URL of the model server (e.g. http://127.0.0.1:8000/v1).")
+    parser.add_argument("--temperature", type=float, default=0.2, help="Sampling temperature (default 0.2).")
+    parser.add_argument("--max-tokens", type=int, default=12288, help="Output tokens per turn (default 12288).")
+    parser.add_argument("--retry-attempts", type=int, help="Eval-set retry attempts (Inspect default 10).")
+    parser.add_argument("--dry-run", action="store_true", help="List the conditions instead of running them.")
+    parser.set_defaults(handler=_matrix)
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from opaque_knapsack.train.matrix import MatrixError, MatrixSpec, describe, parse_students, run_matrix
+
+    try:
+        spec = MatrixSpec(
+            students=dict(parse_students(args.student)),
+            runtimes=_comma_list(args.runtimes),
+            difficulties=_comma_list(args.difficulty),
+            num=args.num,
+            seed_start=args.seed_start,
+            agent=args.agent,
+            log_dir=args.log_dir,
+            max_connections=args.max_connections,
+            max_samples=args.max_samples,
+            max_tasks=args.max_tasks,
+            model_base_url=args.model_base_url,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+            retry_attempts=args.retry_attempts,
+        )
+    except MatrixError as error:
+        raise _command_error(str(error)) from None
+    except ValidationError as error:
+        raise _command_error(_first_problem(error)) from None
+    print(describe(spec))
+    if args.dry_run:
+        return 0
+    try:
+        success, logs = run_matrix(spec)
+    except MatrixError as error:
+        raise _command_error(str(error)) from None
+    for log in logs:
+        metadata = log.eval.metadata or {}
+        print(f"{log.status:<9} {metadata.get('train')}/{metadata.get('runtime')}/{metadata.get('difficulty')}  {log.location}")
+    return 0 if success else 1
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _first_problem(error: Any) -> str:
+    item = error.errors()[0]
+    where = ".".join(str(part) for part in item["loc"])
+    return f"{where}: {item['msg']}" if where else item["msg"]

@@ -1,0 +1,212 @@
+"""The cross-evaluation matrix: every student x runtime x difficulty, as one eval set.
+
+Each condition is one Inspect task: ``opaque_knapsack/knapsack`` created with
+that condition's task args (runtime, difficulty, num, seed_start, agent) and
+given its student as the task's own model, its tags (``train:<label>``,
+``runtime:<r>``, ``difficulty:<d>``) and eval metadata (``train``, ``runtime``,
+``difficulty``), which the reports use to split the conditions. All conditions
+run through one ``inspect_ai.eval_set`` call: resumable (re-running the same
+command picks up finished logs and retries the rest), one log per condition.
+
+Task identity within an eval set is ``task name # hash(task args) / model /
+hash(plan, config, limits)``. Conditions of different runtime or difficulty
+differ in their task args and conditions of different students in their
+model, so the task keeps its registered name (which the export and the
+reports recognise); two students given the same model would collide, and are
+refused up front.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["Condition", "MatrixError", "MatrixSpec", "TaskFactory", "build_tasks", "conditions", "run_matrix"]
+
+TASK_NAME = "opaque_knapsack/knapsack"
+PAPER_SEED_START = 123456789
+
+# (runtime, difficulty, num, seed_start, agent) -> Task
+TaskFactory = Callable[..., Any]
+
+
+class MatrixError(ValueError):
+    """A matrix that cannot run as asked."""
+
+
+class MatrixSpec(BaseModel):
+    """What to evaluate and how."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    students: dict[str, Any] = Field(description="train label -> model name (or an inspect_ai Model).")
+    runtimes: list[Literal["persistent", "stateless"]] = Field(default_factory=lambda: ["persistent", "stateless"])
+    difficulties: list[str] = Field(default_factory=lambda: ["easy", "medium"])
+    num: int = Field(default=100, ge=1)
+    seed_start: int = Field(default=PAPER_SEED_START, ge=0)
+    agent: Literal["codeact", "react"] = "codeact"
+    log_dir: str
+    task: str = TASK_NAME
+    max_connections: int | None = Field(default=None, ge=1)
+    max_samples: int | None = Field(default=None, ge=1)
+    max_tasks: int | None = Field(default=None, ge=1)
+    model_base_url: str | None = None
+    temperature: float | None = 0.2
+    max_tokens: int | None = 12288
+    retry_attempts: int | None = Field(default=None, ge=0)
+    display: str | None = None
+
+    @field_validator("students")
+    @classmethod
+    def _students(cls, students: dict[str, Any]) -> dict[str, Any]:
+        if not students:
+            raise ValueError("at least one --student LABEL=MODEL is needed")
+        models = [str(model) if isinstance(model, str) else getattr(model, "name", str(model)) for model in students.values()]
+        duplicates = sorted({model for model in models if models.count(model) > 1})
+        if duplicates:
+            raise ValueError(
+                f"students share model(s) {', '.join(duplicates)}: each condition's model is part of its "
+                "identity in the eval set, so give every student its own model name"
+            )
+        return students
+
+    @field_validator("runtimes", "difficulties")
+    @classmethod
+    def _non_empty(cls, values: list[str]) -> list[str]:
+        if not values:
+            raise ValueError("must not be empty")
+        if len(set(values)) != len(values):
+            raise ValueError(f"repeated value in {values}")
+        return values
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One cell of the matrix."""
+
+    train: str
+    model: Any
+    runtime: str
+    difficulty: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.train}-trained / {self.runtime} runtime / {self.difficulty}"
+
+    @property
+    def tags(self) -> list[str]:
+        return [f"train:{self.train}", f"runtime:{self.runtime}", f"difficulty:{self.difficulty}"]
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {"train": self.train, "runtime": self.runtime, "difficulty": self.difficulty}
+
+    @property
+    def model_name(self) -> str:
+        return self.model if isinstance(self.model, str) else str(getattr(self.model, "name", self.model))
+
+
+def conditions(spec: MatrixSpec) -> list[Condition]:
+    return [
+        Condition(train, model, runtime, difficulty)
+        for train, model in spec.students.items()
+        for runtime in spec.runtimes
+        for difficulty in spec.difficulties
+    ]
+
+
+def task_args(spec: MatrixSpec, condition: Condition) -> dict[str, Any]:
+    return {
+        "runtime": condition.runtime,
+        "difficulty": condition.difficulty,
+        "num": spec.num,
+        "seed_start": spec.seed_start,
+        "agent": spec.agent,
+    }
+
+
+def build_tasks(spec: MatrixSpec, task_factory: TaskFactory | None = None) -> list[Any]:
+    """One Inspect task per condition, with its model, tags and metadata."""
+    from inspect_ai import task_with
+    from inspect_ai.model import get_model
+
+    factory = task_factory or _registry_factory(spec.task)
+    tasks = []
+    for condition in conditions(spec):
+        task = factory(**task_args(spec, condition))
+        model = condition.model
+        if isinstance(model, str):
+            model = get_model(model, base_url=spec.model_base_url) if spec.model_base_url else model
+        tasks.append(task_with(task, model=model, tags=condition.tags, metadata=condition.metadata))
+    return tasks
+
+
+def run_matrix(spec: MatrixSpec, task_factory: TaskFactory | None = None) -> tuple[bool, list[Any]]:
+    """Run (or resume) every condition through one eval set; returns eval_set's result."""
+    from inspect_ai import eval_set
+
+    tasks = build_tasks(spec, task_factory)
+    generate: dict[str, Any] = {}
+    for key in ("max_connections", "temperature", "max_tokens"):
+        value = getattr(spec, key)
+        if value is not None:
+            generate[key] = value
+    options: dict[str, Any] = {
+        "log_dir": spec.log_dir,
+        "model": None,  # every task carries its student
+        "max_samples": spec.max_samples,
+        "max_tasks": spec.max_tasks or len(tasks),
+        "retry_attempts": spec.retry_attempts,
+    }
+    if spec.display:
+        options["display"] = spec.display
+    return eval_set(tasks, **options, **generate)
+
+
+def describe(spec: MatrixSpec) -> str:
+    """The conditions and settings, for --dry-run."""
+    rows = [f"{len(conditions(spec))} conditions -> eval set in {spec.log_dir}"]
+    for condition in conditions(spec):
+        args = " ".join(f"-T {key}={value}" for key, value in task_args(spec, condition).items())
+        rows.append(f"  {condition.label:<48} --model {condition.model_name} {args} tags={','.join(condition.tags)}")
+    settings = {
+        "max_connections": spec.max_connections,
+        "max_samples": spec.max_samples,
+        "max_tasks": spec.max_tasks,
+        "model_base_url": spec.model_base_url,
+        "temperature": spec.temperature,
+        "max_tokens": spec.max_tokens,
+    }
+    rows.append("  " + " ".join(f"{key}={value}" for key, value in settings.items() if value is not None))
+    return "\n".join(rows)
+
+
+def _registry_factory(name: str) -> TaskFactory:
+    def create(**kwargs: Any) -> Any:
+        from inspect_ai.util import registry_create
+
+        try:
+            return registry_create("task", name, **kwargs)
+        except LookupError:
+            raise MatrixError(
+                f"task {name!r} is not registered (is opaque-knapsack installed with its inspect_ai entry point?)"
+            ) from None
+
+    return create
+
+
+def parse_students(pairs: list[str]) -> Mapping[str, str]:
+    """``LABEL=MODEL`` pairs, in order, each label once."""
+    students: dict[str, str] = {}
+    for pair in pairs:
+        label, separator, model = pair.partition("=")
+        label, model = label.strip(), model.strip()
+        if not separator or not label or not model:
+            raise MatrixError(f"--student {pair!r} is not LABEL=MODEL (e.g. persistent=vllm/Qwen/Qwen3-8B:persistent)")
+        if label in students:
+            raise MatrixError(f"--student label {label!r} given twice")
+        students[label] = model
+    return students
