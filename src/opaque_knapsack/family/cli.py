@@ -36,7 +36,10 @@ def register(subparsers: Any) -> None:
     )
     generate.add_argument("--num", type=int, default=100, help="number of instances (default: 100)")
     generate.add_argument(
-        "--seed-start", type=int, default=0, help="seed of instance 0; instance i gets SEED_START + i (default: 0)"
+        "--seed-start",
+        type=int,
+        default=0,
+        help="seed of instance 0; instance i gets SEED_START + i (default: 0)",
     )
     generate.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     generate.add_argument(
@@ -58,7 +61,9 @@ def register(subparsers: Any) -> None:
             "problem) and a summary; exit status 1 if any file is bad."
         ),
     )
-    validate.add_argument("path", metavar="DIR_OR_FILE", help="task file, folder of task files, or tasks root")
+    validate.add_argument(
+        "path", metavar="DIR_OR_FILE", help="task file, folder of task files, or tasks root"
+    )
     validate.add_argument(
         "--skip-optimum", action="store_true", help="check the schema only; do not re-solve"
     )
@@ -96,7 +101,7 @@ def _generate(args: argparse.Namespace) -> int:
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=console,
-        disable=args.quiet,
+        disable=args.quiet or not console.is_terminal,
         transient=True,
     ) as progress:
         bar = progress.add_task("generate", total=args.num)
@@ -140,7 +145,8 @@ def _validate(args: argparse.Namespace) -> int:
             if not args.skip_optimum:
                 verify_optimum(instance, str(file))
             if instance.task_id in seen:
-                raise TaskFileError(file, "task_id", f"{instance.task_id!r} is also the task id of {seen[instance.task_id]}")
+                other = seen[instance.task_id]
+                raise TaskFileError(file, "task_id", f"{instance.task_id!r} is also the task id of {other}")
             seen[instance.task_id] = str(file)
         except TaskFileError as error:
             bad += 1

@@ -171,7 +171,8 @@ class KnapsackEnvironment:
     def _require_known(self, item_id: object) -> None:
         if not isinstance(item_id, str):
             raise KnapsackToolError(
-                f"Item ids are strings like those from list_items(); got {type(item_id).__name__} {item_id!r}."
+                "Item ids are strings like those from list_items(); "
+                f"got {type(item_id).__name__} {item_id!r}."
             )
         if item_id not in self._items:
             raise KnapsackToolError(

@@ -11,6 +11,7 @@ order and worker count.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass
 
 from opaque_knapsack.family.presets import PRESETS, GeneratorConfig
@@ -88,9 +89,46 @@ def inspect_budget(capacity: int, optimal_size: int, n_items: int, config: Gener
     3 * capacity * classes / ((min + max) * allowed).
     """
     w_low, w_high = config.weight
-    by_capacity = _ceil_div(3 * capacity * len(config.class_names), (w_low + w_high) * config.num_allowed_classes)
+    n_classes, n_allowed = len(config.class_names), config.num_allowed_classes
+    by_capacity = _ceil_div(3 * capacity * n_classes, (w_low + w_high) * n_allowed)
     by_optimum = _ceil_div(11 * optimal_size, 10)
     return min(max(by_capacity, by_optimum, 5), n_items)
+
+
+@dataclass
+class _Accepted:
+    draw: _Draw
+    capacity: int
+    chosen: list[int]  # item indices of the optimal set
+    optimal_value: int
+    optimal_weight: int
+    dominance: float
+
+
+def _judge(
+    rng: random.Random, config: GeneratorConfig, cross_check: bool, solve: SolveFn
+) -> _Accepted | str:
+    """Draw once; return the accepted draw or the reason it was rejected."""
+    draw = _draw_items(rng, config)
+    if draw is None:
+        return "too few allowed items"
+    allowed = set(draw.allowed)
+    usable = [i for i, name in enumerate(draw.classes) if name in allowed]
+    weights = [draw.weights[i] for i in usable]
+    values = [draw.values[i] for i in usable]
+    ratio_low, ratio_high = config.capacity_ratio
+    ratio = ratio_low + (ratio_high - ratio_low) * rng.random()
+    capacity = max(round(ratio * sum(weights)), min(weights))
+    solution = solve_checked(weights, values, capacity, cross_check=cross_check, solve=solve)
+    chosen = [usable[i] for i in solution.indices]
+    top_value = max((draw.values[i] for i in chosen), default=0)
+    dominance = top_value / solution.value if solution.value else 0.0
+    if config.strict:
+        if len(chosen) < config.min_optimal_set_size:
+            return "optimal set too small"
+        if solution.value == 0 or dominance > config.max_item_dominance:
+            return "one item dominates the optimum"
+    return _Accepted(draw, capacity, chosen, solution.value, solution.weight, dominance)
 
 
 def generate_instance(
@@ -108,32 +146,15 @@ def generate_instance(
     exact method) exist for benchmarks; generated files always use the defaults.
     """
     rng = random.Random(seed)
-    reasons: dict[str, int] = {}
+    rejections: Counter[str] = Counter()
     for _ in range(config.max_attempts):
-        draw = _draw_items(rng, config)
-        if draw is None:
-            reasons["too few allowed items"] = reasons.get("too few allowed items", 0) + 1
+        outcome = _judge(rng, config, cross_check, solve)
+        if isinstance(outcome, str):
+            rejections[outcome] += 1
             continue
-        allowed = set(draw.allowed)
-        usable = [i for i, name in enumerate(draw.classes) if name in allowed]
-        usable_weights = [draw.weights[i] for i in usable]
-        usable_values = [draw.values[i] for i in usable]
-        ratio_low, ratio_high = config.capacity_ratio
-        ratio = ratio_low + (ratio_high - ratio_low) * rng.random()
-        capacity = max(round(ratio * sum(usable_weights)), min(usable_weights))
-        solution = solve_checked(usable_weights, usable_values, capacity, cross_check=cross_check, solve=solve)
-        chosen = [usable[i] for i in solution.indices]
-        top_value = max((draw.values[i] for i in chosen), default=0)
-        dominance = top_value / solution.value if solution.value else 0.0
-        if config.strict:
-            if len(chosen) < config.min_optimal_set_size:
-                reasons["optimal set too small"] = reasons.get("optimal set too small", 0) + 1
-                continue
-            if solution.value == 0 or dominance > config.max_item_dominance:
-                reasons["one item dominates the optimum"] = reasons.get("one item dominates the optimum", 0) + 1
-                continue
-        return _build(config, index, seed, run_name, draw, _draw_ids(rng, len(draw.classes)), capacity, chosen, solution.value, solution.weight, dominance)
-    summary = ", ".join(f"{reason}: {count}" for reason, count in sorted(reasons.items()))
+        ids = _draw_ids(rng, len(outcome.draw.classes))
+        return _build(config, index, seed, run_name, outcome, ids)
+    summary = ", ".join(f"{reason}: {count}" for reason, count in sorted(rejections.items()))
     raise GenerationError(
         f"{task_id_for(index)} (seed {seed}): no draw met the rules in {config.max_attempts} "
         f"attempts ({summary}); loosen the config or raise max_attempts"
@@ -145,14 +166,10 @@ def _build(
     index: int,
     seed: int,
     run_name: str | None,
-    draw: _Draw,
+    accepted: _Accepted,
     ids: list[str],
-    capacity: int,
-    chosen: list[int],
-    optimal_value: int,
-    optimal_weight: int,
-    dominance: float,
 ) -> TaskInstance:
+    draw, capacity, chosen = accepted.draw, accepted.capacity, accepted.chosen
     n_items = len(ids)
     budget = inspect_budget(capacity, len(chosen), n_items, config)
     data: dict[str, object] = {
@@ -165,7 +182,7 @@ def _build(
             "capacity": capacity,
             "p_valid": config.num_allowed_classes / len(config.class_names),
             "budget_coverage": budget / n_items,
-            "max_item_dominance": dominance,
+            "max_item_dominance": accepted.dominance,
         },
         "public": {
             "item_ids": ids,
@@ -182,8 +199,8 @@ def _build(
         },
         "reference": {
             "optimal_item_ids": [ids[i] for i in chosen],
-            "optimal_value": optimal_value,
-            "optimal_weight": optimal_weight,
+            "optimal_value": accepted.optimal_value,
+            "optimal_weight": accepted.optimal_weight,
         },
         "schema_version": SCHEMA_VERSION,
     }

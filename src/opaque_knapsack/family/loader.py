@@ -46,8 +46,7 @@ def load_tasks(path: str | Path, verify_optimum: bool = False) -> list[TaskInsta
 
             check_optimum(instance, str(file))
         if instance.task_id in instances:
-            raise TaskFileError(
-                file, "task_id", f"{instance.task_id!r} is also the task id of {instances[instance.task_id][1]}"
-            )
+            other = instances[instance.task_id][1]
+            raise TaskFileError(file, "task_id", f"{instance.task_id!r} is also the task id of {other}")
         instances[instance.task_id] = (instance, file)
     return [instances[key][0] for key in sorted(instances)]

@@ -90,7 +90,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _produce(config: GeneratorConfig, index: int, seed: int, tasks_dir: Path, run_name: str | None) -> FileOutcome:
+def _produce(
+    config: GeneratorConfig, index: int, seed: int, tasks_dir: Path, run_name: str | None
+) -> FileOutcome:
     data = instance_json(generate_instance(config, index, seed, run_name=run_name)).encode("ascii")
     path = task_path(tasks_dir, index)
     try:
