@@ -5,7 +5,9 @@ several epochs counts once, with its epochs averaged. The figures: descriptive
 statistics of A, B and A-B; the two-sided Wilcoxon signed-rank test; the
 matched-pairs rank-biserial correlation r = (W+ - W-) / (W+ + W-) over the
 non-zero differences (average ranks of |d| for ties), positive when A tends to
-be higher; a percentile bootstrap CI of the mean difference.
+be higher; a percentile bootstrap CI of the mean difference. Differences are
+rounded to 10 decimals first, so float noise neither breaks ties nor hides a
+zero difference.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from opaque_knapsack.reports.runs import Run
 # Below this many non-zero differences the exact two-sided p-value cannot go
 # under 2 / 2**5 = 0.0625, so no result can be significant at 0.05.
 MIN_NONZERO_FOR_SIGNIFICANCE = 6
+DIFFERENCE_DECIMALS = 10
 
 
 @dataclass
@@ -156,13 +159,15 @@ def compare_values(
     common = sorted(set(a) & set(b))
     va = np.array([a[k] for k in common], dtype=float)
     vb = np.array([b[k] for k in common], dtype=float)
-    d = va - vb
+    # Rounding drops float noise (0.9 - 0.7 vs 0.8 - 0.6), so equal differences tie
+    # and equal values give an exact zero, as they would on paper.
+    d = np.round(va - vb, DIFFERENCE_DECIMALS)
     n_nonzero = int(np.count_nonzero(d))
     r, w_plus, w_minus = rank_biserial(d)
     notes: list[str] = []
     statistic = p_value = math.nan
     if n_nonzero >= 1:
-        result = wilcoxon(va, vb, zero_method="wilcox", alternative="two-sided")
+        result = wilcoxon(d, zero_method="wilcox", alternative="two-sided")
         statistic, p_value = float(result.statistic), float(result.pvalue)
     low, high = bootstrap_mean_ci(d, resamples=resamples, confidence=confidence, seed=seed)
     if 0 < len(common) < 2:

@@ -9,6 +9,7 @@ as one run). All reading goes through ``inspect_ai.analysis`` data frames.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -176,17 +177,37 @@ def _sample_columns() -> list[Any]:
     ]
 
 
-def read_frames(files: Sequence[str]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """(evals, samples) data frames for log files, with clear errors for bad files."""
-    from inspect_ai.analysis import evals_df, samples_df
+# Inspect lists a .json file as a log only if its name starts with a timestamp.
+_TIMESTAMPED = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}[:-]\d{2}[:-]\d{2}")
 
+
+def read_frames(files: Sequence[str]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """(evals, samples) data frames for log files, with clear errors for bad files.
+
+    A .json log named by hand (no timestamp prefix) is read with
+    ``read_eval_log`` and handed to the data frame functions as an EvalLog,
+    since Inspect would skip it when given its path.
+    """
+    import pandas as pd
+    from inspect_ai.analysis import evals_df, samples_df
+    from inspect_ai.log import read_eval_log
+
+    by_path = [f for f in files if f.endswith(".eval") or _TIMESTAMPED.match(Path(f).name)]
+    by_object = [f for f in files if f not in by_path]
     try:
-        evals = evals_df(list(files), columns=_eval_columns(), quiet=True)
-        samples = samples_df(list(files), columns=_sample_columns(), quiet=True)
+        sources: list[Any] = [by_path] if by_path else []
+        sources += [[read_eval_log(f)] for f in by_object]
+        with warnings.catch_warnings():
+            # pandas 3 deprecation inside inspect_ai's own samples_df; not the user's concern
+            warnings.filterwarnings("ignore", message="The inplace keyword")
+            evals = [evals_df(src, columns=_eval_columns(), quiet=True) for src in sources]
+            samples = [samples_df(src, columns=_sample_columns(), quiet=True) for src in sources]
     except Exception as error:  # noqa: BLE001 - narrowed to the culprit below
         _check_headers(files)
         raise ReportError(f"could not read logs {', '.join(files)}: {error}") from error
-    return evals, samples
+    if len(sources) == 1:
+        return evals[0], samples[0]
+    return pd.concat(evals, ignore_index=True), pd.concat(samples, ignore_index=True)
 
 
 def _task_arg(row: "pd.Series", name: str) -> str | None:
