@@ -153,7 +153,7 @@ def fake_react(runtime: str):
 def knapsack_scorer():
     async def score(state: TaskState, target: Target) -> Score:
         index = int(state.metadata["task_id"].split("-")[1])
-        optimality = optimality_of(index)
+        optimality = round(optimality_of(index) * state.metadata.get("quality", 1.0), 3)
         value = {key: 0.0 for key in SCORE_KEYS}
         steps = sum(1 for message in state.messages if message.role == "assistant")
         value.update(
@@ -175,12 +175,13 @@ def fake_task(
     agent: str = "codeact",
     end_reason: str = "finished",
     name: str = "opaque_knapsack/knapsack",
+    quality: float = 1.0,
 ) -> Task:
     samples = [
         Sample(
             id=task_id(seed_start + index),
             input=f"Solve knapsack instance {seed_start + index}. Items: it_0000 ... it_0009. Capacity 30.",
-            metadata={"task_id": task_id(seed_start + index), "difficulty": difficulty},
+            metadata={"task_id": task_id(seed_start + index), "difficulty": difficulty, "quality": quality},
         )
         for index in range(num)
     ]
@@ -202,10 +203,13 @@ def run_fake(
     end_reason: str = "finished",
     metadata: dict[str, Any] | None = None,
     name: str = "opaque_knapsack/knapsack",
+    quality: float = 1.0,
 ) -> EvalLog:
     """Run the fake task once and return its log (header and samples)."""
     outputs = react_model(turns) if agent == "react" else codeact_model(turns)
-    task = fake_task(runtime, num=num, seed_start=seed_start, agent=agent, end_reason=end_reason, name=name)
+    task = fake_task(
+        runtime, num=num, seed_start=seed_start, agent=agent, end_reason=end_reason, name=name, quality=quality
+    )
     [log] = eval(
         task,
         model=get_model("mockllm/model", custom_outputs=outputs),
