@@ -370,10 +370,9 @@ def latex_escape(text: str) -> str:
     return "".join(replacements.get(ch, ch) for ch in text)
 
 
-def _comparable(values: CellValues, key: str, spec: TableSpec) -> float | None:
+def _comparable(values: CellValues, key: str, by_rate: bool) -> float | None:
     if key == "solved":
-        rate = values.solved_rate
-        return rate if rate is not None else values.solved
+        return values.solved_rate if by_rate else values.solved
     value = getattr(values, key)
     if value is None or math.isnan(value):
         return None
@@ -392,8 +391,10 @@ def _best_flags(rows: Sequence[tuple[TableCell, CellValues]], spec: TableSpec) -
     for index, (cell, _) in enumerate(rows):
         groups.setdefault(cell.difficulty, []).append(index)
     for members in groups.values():
+        # solved compares rates when every row knows its episode count, else counts
+        by_rate = all(rows[i][1].solved_rate is not None for i in members if rows[i][1].solved is not None)
         for column in COLUMNS:
-            present = [(i, _comparable(rows[i][1], column.key, spec)) for i in members]
+            present = [(i, _comparable(rows[i][1], column.key, by_rate)) for i in members]
             present = [(i, v) for i, v in present if v is not None]
             if len(present) < 2 or column.better == "none":
                 continue
