@@ -62,10 +62,12 @@ def check_ready(
     extra: str,
     what: str,
     *,
-    find_missing: Callable[[Sequence[str]], list[str]] = missing_modules,
-    has_gpu: Callable[[], bool] = cuda_available,
+    find_missing: Callable[[Sequence[str]], list[str]] | None = None,
+    has_gpu: Callable[[], bool] | None = None,
 ) -> None:
     """Raise LaunchError naming the missing extra, or the missing GPU."""
+    find_missing = find_missing or missing_modules
+    has_gpu = has_gpu or cuda_available
     missing = find_missing(modules)
     if missing:
         raise LaunchError(
