@@ -18,7 +18,7 @@ import platform
 import socket
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from multiprocessing import get_context
@@ -31,6 +31,7 @@ from opaque_knapsack.family.presets import GeneratorConfig
 
 TEMP_PREFIX = ".partial-"
 MANIFEST_NAME = "manifest.json"
+IO_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -90,29 +91,43 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _produce(
-    config: GeneratorConfig, index: int, seed: int, tasks_dir: Path, run_name: str | None
-) -> FileOutcome:
-    data = instance_json(generate_instance(config, index, seed, run_name=run_name)).encode("ascii")
-    path = task_path(tasks_dir, index)
+def _store(path: Path, data: bytes) -> str:
+    """Keep the file if it already holds `data`, else write it atomically."""
     try:
         existing = path.read_bytes()
     except FileNotFoundError:
         existing = None
     if existing == data:
-        status = "kept"
-    else:
-        write_atomic(path, data)
-        status = "written" if existing is None else "rewritten"
-    return FileOutcome(index, status, hashlib.sha256(data).hexdigest())
+        return "kept"
+    write_atomic(path, data)
+    return "written" if existing is None else "rewritten"
+
+
+_io_pool: ThreadPoolExecutor | None = None
+
+
+def _io_threads() -> ThreadPoolExecutor:
+    """File creation and fsync wait on the disk with the GIL released, so a few
+    threads overlap them with each other and with generation (one pool per process)."""
+    global _io_pool
+    if _io_pool is None:
+        _io_pool = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="task-writer")
+    return _io_pool
 
 
 def produce_chunk(
     config: GeneratorConfig, indices: list[int], seed_start: int, tasks_dir: str, run_name: str | None
 ) -> list[FileOutcome]:
-    """A worker's unit of work (module-level so spawned processes can import it)."""
+    """Generate and store some instances (module-level so spawned workers can import it)."""
     folder = Path(tasks_dir)
-    return [_produce(config, index, seed_start + index, folder, run_name) for index in indices]
+    pool = _io_threads()
+    pending = []
+    for index in indices:
+        instance = generate_instance(config, index, seed_start + index, run_name=run_name)
+        data = instance_json(instance).encode("ascii")
+        store = pool.submit(_store, task_path(folder, index), data)
+        pending.append((index, hashlib.sha256(data).hexdigest(), store))
+    return [FileOutcome(index, store.result(), digest) for index, digest, store in pending]
 
 
 def _chunks(indices: list[int], size: int) -> Iterator[list[int]]:
@@ -158,7 +173,7 @@ def generate_tasks(
     report = GenerateReport(out)
     indices = list(range(num))
     if workers == 1 or num <= 1:
-        for chunk in _chunks(indices, 50):
+        for chunk in _chunks(indices, 100):
             outcomes = produce_chunk(config, chunk, seed_start, str(tasks_dir), run_name)
             report.outcomes.extend(outcomes)
             if on_progress:
