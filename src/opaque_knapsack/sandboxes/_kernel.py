@@ -1,0 +1,449 @@
+"""The kernel: the process in which the agent's Python code runs.
+
+Run by the harness as a plain script, ``python -S -s _kernel.py kernel <json>``,
+with the standard library only (no site-packages, nothing of the harness), so
+nothing the harness knows is ever in this process's memory.
+
+Process layout, per sample::
+
+    harness --control (SOCK_SEQPACKET)--> kernel process K (pristine, unprivileged)
+       ^                                     | fork
+       +-------- step channel (stream) ---- step process C (confined; runs user code)
+
+K never runs user code. It forks a step process C, hands the harness C's end of
+a fresh socketpair (SCM_RIGHTS over the control socket), waits for C to end,
+kills C's process group and reports how C ended. The persistent runtime runs
+every step in one long-lived C; the stateless runtime gives every step a fresh C
+forked from the pristine K, so nothing a step does survives it.
+
+Messages on the step channel are 4-byte big-endian length-prefixed UTF-8 JSON.
+Host functions are stubs here: each call is a ``tool_call`` message answered by
+the harness, which alone holds the real callables.
+
+``python -S -s _kernel.py exec <json> -- cmd...`` confines itself the same way
+(with a looser syscall profile) and execs ``cmd``: that is the provider's
+``exec()``.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import io
+import json
+import linecache
+import os
+import signal
+import socket
+import struct
+import sys
+import traceback
+import _thread
+
+import _confine
+
+_HEADER = struct.Struct(">I")
+_KERNEL_FILES = {os.path.abspath(__file__), os.path.abspath(_confine.__file__)}
+EXEC_ERROR_MARKER = "opaque-knapsack-exec-error errno="
+_PREIMPORT = ("json", "math", "itertools", "collections", "functools", "re", "heapq", "bisect", "copy")
+
+
+class ToolError(Exception):
+    """A host function (tool) refused the call; the message says why."""
+
+
+class ToolCallLimitError(ToolError):
+    """This code block made more tool calls than its limit allows."""
+
+
+class StepTimeout(BaseException):
+    """The step ran past its wall-time limit."""
+
+
+for _cls in (ToolError, ToolCallLimitError, StepTimeout):
+    _cls.__module__ = "builtins"
+
+
+class ProtocolError(Exception):
+    pass
+
+
+class Channel:
+    """The step process's end of its step channel to the harness."""
+
+    def __init__(self, sock: socket.socket, max_bytes: int) -> None:
+        self.sock = sock
+        self.max_bytes = max_bytes
+        self.lock = _thread.allocate_lock()
+        self.next_id = 0
+
+    def send(self, obj: dict) -> None:
+        data = json.dumps(obj, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        self.sock.sendall(_HEADER.pack(len(data)) + data)
+
+    def _read_exact(self, n: int) -> bytes | None:
+        chunks = []
+        while n:
+            chunk = self.sock.recv(min(n, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def recv(self) -> dict | None:
+        head = self._read_exact(_HEADER.size)
+        if head is None:
+            return None
+        (size,) = _HEADER.unpack(head)
+        if size > self.max_bytes:
+            raise ProtocolError(f"message of {size} bytes exceeds the limit")
+        body = self._read_exact(size)
+        if body is None:
+            return None
+        return json.loads(body)
+
+    def recv_op(self, op: str, call_id: int | None = None) -> dict | None:
+        while True:
+            msg = self.recv()
+            if msg is None or (msg.get("op") == op and (call_id is None or msg.get("id") == call_id)):
+                return msg
+
+    def call(self, name: str, args: tuple, kwargs: dict) -> object:
+        try:
+            payload_args = json.loads(json.dumps(list(args)))
+            payload_kwargs = json.loads(json.dumps(kwargs))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name}(): arguments must be JSON values (str, int, float, bool, None, list, dict): {exc}") from None
+        # The wall-time alarm must not cut a message in half: hold it until the answer is in.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        try:
+            with self.lock:
+                self.next_id += 1
+                call_id = self.next_id
+                self.send({"type": "tool_call", "id": call_id, "name": name, "args": payload_args, "kwargs": payload_kwargs})
+                reply = self.recv_op("tool_result", call_id)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+        if reply is None:
+            os._exit(0)  # the harness hung up: nothing more to do
+        if reply.get("ok"):
+            return reply.get("value")
+        error_cls = ToolCallLimitError if reply.get("limit") else ToolError
+        raise error_cls(str(reply.get("error", "tool call failed")))
+
+
+class Capture(io.TextIOBase):
+    """stdout/stderr of a step: keeps the head and the tail, counts what it cut."""
+
+    def __init__(self, limit: int) -> None:
+        self.head_limit = limit // 2
+        self.tail_limit = limit - self.head_limit
+        self.head: list[str] = []
+        self.head_len = 0
+        self.tail: list[str] = []
+        self.tail_len = 0
+        self.total = 0
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        n = len(s)
+        self.total += n
+        room = self.head_limit - self.head_len
+        if room > 0:
+            self.head.append(s[:room])
+            self.head_len += min(room, n)
+            s = s[room:]
+        if s:
+            self.tail.append(s)
+            self.tail_len += len(s)
+            if self.tail_len > 2 * self.tail_limit + 4096:
+                joined = "".join(self.tail)[-self.tail_limit :] if self.tail_limit else ""
+                self.tail = [joined]
+                self.tail_len = len(joined)
+        return n
+
+    def result(self) -> tuple[str, int]:
+        tail = "".join(self.tail)
+        if self.tail_limit:
+            tail = tail[-self.tail_limit :]
+        else:
+            tail = ""
+        cut = self.total - self.head_len - len(tail)
+        head = "".join(self.head)
+        if cut <= 0:
+            return head + tail, 0
+        return f"{head}\n... [output truncated: {cut} characters cut] ...\n{tail}", cut
+
+
+def make_stub(name: str, doc: str | None, channel: Channel):
+    def stub(*args, **kwargs):
+        return channel.call(name, args, kwargs)
+
+    stub.__name__ = stub.__qualname__ = name
+    stub.__doc__ = doc
+    stub.__module__ = "tools"
+    return stub
+
+
+def _strip_kernel_frames(te: traceback.TracebackException, seen: set[int]) -> None:
+    if id(te) in seen:
+        return
+    seen.add(id(te))
+    te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename not in _KERNEL_FILES])
+    for sub in (te.__cause__, te.__context__):
+        if sub is not None:
+            _strip_kernel_frames(sub, seen)
+
+
+def describe_error(exc: BaseException, type_name: str | None = None, message: str | None = None) -> dict:
+    name = type_name or type(exc).__name__
+    try:
+        text = str(exc) if message is None else message
+    except Exception:
+        text = "<unprintable>"
+    try:
+        te = traceback.TracebackException.from_exception(exc)
+        _strip_kernel_frames(te, set())
+        lines = list(te.format())
+        if type_name or message is not None:
+            lines[-1] = f"{name}: {text}\n"
+        tb_text = "".join(lines)
+    except BaseException:  # formatting itself may fail (e.g. out of memory)
+        tb_text = f"{name}: {text}\n"
+    return {"type": name, "message": text, "traceback": tb_text}
+
+
+def _on_alarm(signum, frame):
+    raise StepTimeout()
+
+
+def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dict) -> dict:
+    code = msg["code"]
+    filename = f"<step {msg.get('step', 0)}>"
+    timeout = float(msg.get("timeout", 30))
+    capture = Capture(int(msg.get("max_output_chars", 20000)))
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    for name, stub in list(stubs.items()):
+        if ns.get(name) is stub:
+            del ns[name]
+    stubs.clear()
+    for tool in msg.get("tools", []):
+        stubs[tool["name"]] = ns[tool["name"]] = make_stub(tool["name"], tool.get("doc"), channel)
+    error = None
+    timed_out = False
+    sys.stdout = sys.stderr = capture
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        tree = ast.parse(code, filename)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        exec(compile(tree, filename, "exec"), ns)
+        if last is not None:
+            value = eval(compile(ast.Expression(last.value), filename, "eval"), ns)
+            if value is not None:
+                capture.write(repr(value) + "\n")
+    except StepTimeout as exc:
+        timed_out = True
+        error = describe_error(exc, "StepTimeout", f"step exceeded the {timeout:g} s wall-time limit")
+    except BaseException as exc:
+        error = describe_error(exc)
+        error["is_name_error"] = isinstance(exc, NameError)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        sys.stdout = sys.__stdout__
+        sys.stderr = sys.__stderr__
+    stdout, cut = capture.result()
+    is_name_error = bool(error and error.pop("is_name_error", False))
+    user_globals = None
+    if persistent:
+        user_globals = sorted(
+            k for k, v in ns.items()
+            if isinstance(k, str) and not (k.startswith("__") and k.endswith("__")) and stubs.get(k) is not v
+        )
+    return {
+        "type": "result",
+        "stdout": stdout,
+        "error": error,
+        "is_name_error": is_name_error,
+        "globals": user_globals,
+        "timed_out": timed_out,
+        "truncated_chars": cut,
+    }
+
+
+_IMPORT_FDS: dict[str, int] = {}
+
+
+def _rules(paths: list[str], rights: int) -> list[tuple[str | int, int]]:
+    return [(_IMPORT_FDS.get(p, p), rights) for p in paths]
+
+
+_PREPARED: dict = {}
+
+
+def _prepare_confinement(cfg: dict) -> None:
+    """Build the Landlock ruleset and seccomp program once in K; each step process just enforces them."""
+    if cfg["landlock"]:
+        rules = _rules(cfg["read_only_paths"], _confine.READ_ONLY)
+        rules += [(p, _confine.READ_WRITE) for p in cfg["read_write_paths"]]
+        _PREPARED["ruleset"] = _confine.landlock_ruleset(rules)
+        if _PREPARED["ruleset"] < 0:
+            os._exit(70)
+    if cfg["seccomp"]:
+        _PREPARED["seccomp"] = _confine.seccomp_template(strict=True)
+
+
+def _confine_step_process(cfg: dict) -> None:
+    if cfg["landlock"]:
+        if not _confine.restrict_self(_PREPARED["ruleset"]):
+            os._exit(70)
+        os.close(_PREPARED["ruleset"])
+    if cfg["seccomp"] and not _confine.apply_seccomp(strict=True, template=_PREPARED["seccomp"]):
+        os._exit(71)
+
+
+def step_process_main(sock: socket.socket, cfg: dict) -> None:
+    os.setpgid(0, 0)
+    _confine.set_parent_death_signal(signal.SIGKILL)
+    # K is undumpable so no step process can open /proc/<K>/mem; a step process
+    # must be dumpable itself, or /proc/self/fd (its import path) turns root-owned.
+    _confine.set_dumpable(True)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    _confine_step_process(cfg)
+    channel = Channel(sock, cfg["max_message_bytes"])
+    builtins.ToolError = ToolError
+    builtins.ToolCallLimitError = ToolCallLimitError
+    signal.signal(signal.SIGALRM, _on_alarm)
+    persistent = cfg["semantics"] == "persistent"
+    ns: dict = {"__name__": "__main__", "__builtins__": builtins}
+    stubs: dict = {}
+    while True:
+        try:
+            msg = channel.recv_op("step")
+        except Exception:
+            os._exit(72)
+        if msg is None:
+            os._exit(0)
+        result = run_step(msg, ns, channel, persistent, stubs)
+        try:
+            channel.send(result)
+        except Exception:
+            os._exit(73)
+        if not persistent:
+            os._exit(0)
+
+
+def _status(status: int) -> dict:
+    if os.WIFSIGNALED(status):
+        return {"signal": os.WTERMSIG(status)}
+    return {"code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1}
+
+
+def _prepare_process(cfg: dict) -> None:
+    """Shared by kernels and exec'd commands: identity, limits, import paths."""
+    import_paths = cfg.get("import_paths", [])
+    dirfds = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in import_paths]
+    _IMPORT_FDS.update(zip(import_paths, dirfds))
+    if cfg.get("uid") is not None:
+        if not _confine.drop_privileges(cfg["uid"], cfg["gid"]):
+            sys.stderr.write("could not drop privileges\n")
+            os._exit(74)
+    _confine.set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != cfg["harness_pid"]:
+        os._exit(75)
+    _confine.set_limits(cfg["rlimits"])
+    # The Python install may sit below a directory the kernel's uid cannot
+    # traverse (/root): reach it through descriptors opened before the drop.
+    sys.path[:] = [f"/proc/self/fd/{fd}" for fd in dirfds]
+
+
+def kernel_main(cfg: dict) -> None:
+    ctl = socket.socket(fileno=cfg["control_fd"])
+    for name in _PREIMPORT:
+        __import__(name)
+    _prepare_process(cfg)
+    _confine.set_dumpable(False)
+    _prepare_confinement(cfg)
+    children: set[int] = set()
+
+    def spawn() -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctl.close()
+                theirs.close()
+                step_process_main(ours, cfg)
+            finally:
+                os._exit(76)
+        ours.close()
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass
+        children.add(pid)
+        try:
+            socket.send_fds(ctl, [json.dumps({"type": "ready", "pid": pid}).encode()], [theirs.fileno()])
+        except OSError:
+            os._exit(0)
+        theirs.close()
+
+    # The stateless runtime keeps a spare step process ready (forked and
+    # confined) while the current one runs, so a step never waits for a fork.
+    for _ in range(1 if cfg["semantics"] == "persistent" else 2):
+        spawn()
+    while True:
+        pid, status = os.waitpid(-1, 0)
+        if pid not in children:
+            continue
+        children.discard(pid)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            ctl.send(json.dumps({"type": "exit", "pid": pid, "status": _status(status)}).encode())
+        except OSError:
+            os._exit(0)
+        spawn()
+
+
+def exec_main(cfg: dict, argv: list[str]) -> None:
+    _prepare_process(cfg)
+    rules = _rules(cfg["read_only_paths"], _confine.READ_EXEC)
+    rules += [(p, _confine.READ_WRITE | _confine.FS_EXECUTE) for p in cfg["read_write_paths"]]
+    if cfg["landlock"] and not _confine.apply_landlock(rules):
+        os._exit(70)
+    if cfg["seccomp"] and not _confine.apply_seccomp(strict=False):
+        os._exit(71)
+    try:
+        os.execvpe(argv[0], argv, dict(os.environ))
+    except OSError as exc:
+        sys.stderr.write(f"{argv[0]}: {exc.strerror}\n{EXEC_ERROR_MARKER}{exc.errno}\n")
+        sys.stderr.flush()
+        os._exit(126 if exc.errno == 13 else 127)
+
+
+def main() -> None:
+    mode, cfg = sys.argv[1], json.loads(sys.argv[2])
+    if mode == "kernel":
+        kernel_main(cfg)
+    elif mode == "exec":
+        exec_main(cfg, sys.argv[4:])
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    main()

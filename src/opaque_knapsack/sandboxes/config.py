@@ -1,0 +1,48 @@
+"""Settings of the Python runtimes (the sandbox config of both providers)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RuntimeConfig(BaseModel):
+    """Limits and isolation settings of a persistent or stateless Python runtime.
+
+    Pass as the sandbox config, e.g.
+    ``SandboxEnvironmentSpec("stateless_python", RuntimeConfig(step_timeout=10))``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    step_timeout: float = Field(default=30.0, gt=0)
+    """Wall-time limit of one code block, in seconds (run_code may lower or raise it per call)."""
+
+    memory_mb: int = Field(default=1024, ge=64)
+    """Address-space limit of the kernel's processes (RLIMIT_AS), in MiB."""
+
+    max_output_chars: int = Field(default=20_000, ge=100)
+    """Longest stdout a step returns; beyond it the middle is cut and a marker says how much."""
+
+    max_tool_calls: int | None = Field(default=None, ge=0)
+    """Default per-block limit on host-function calls (run_code's max_tool_calls overrides it)."""
+
+    max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
+    """Largest frame either side accepts on a kernel channel; a larger one is a protocol violation."""
+
+    max_file_mb: int = Field(default=64, ge=1)
+    """Largest file the kernel may write (RLIMIT_FSIZE), in MiB."""
+
+    max_processes: int = Field(default=64, ge=8)
+    """RLIMIT_NPROC for the kernel's private uid (threads count); applied only when running as root."""
+
+    max_open_files: int = Field(default=128, ge=32)
+    """RLIMIT_NOFILE of the kernel's processes."""
+
+    allow_site_packages: bool = True
+    """Let the agent's code import installed third-party packages (read-only)."""
+
+    require_isolation: bool = False
+    """Refuse to start when Landlock, seccomp or the uid drop is unavailable, instead of degrading."""
+
+    exec_timeout: int = Field(default=300, ge=1)
+    """Default timeout of ``exec()`` commands without their own, in seconds."""

@@ -1,0 +1,142 @@
+"""What crosses the kernel boundary: step results and the kernel's channel messages.
+
+Everything the kernel sends is untrusted (the agent's code may write anything
+on its channel), so each frame is size-checked and validated by these models
+before the harness acts on it; a frame that fails is a protocol violation that
+ends the step process, never an exception inside the harness.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+HEADER = struct.Struct(">I")
+"""Frame header: payload length, 4-byte big-endian, then UTF-8 JSON."""
+
+
+class StepError(BaseModel):
+    """The exception a step raised (or the fault that ended it)."""
+
+    type: str
+    """Exception class name, e.g. ``NameError``; ``StepTimeout``, ``KernelCrash``,
+    ``KernelProtocolError`` for faults the runtime reports."""
+    message: str
+    traceback: str
+    """Formatted like Python does, restricted to the user's frames."""
+
+
+class ToolCallRecord(BaseModel):
+    """One host-function call made by the step's code."""
+
+    name: str
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    result: Any | None = None
+    error: str | None = None
+    """The message the agent's ``ToolError`` carried, when the call failed."""
+
+
+class StepResult(BaseModel):
+    """What running one code block produced."""
+
+    stdout: str = ""
+    """print output and stderr writes, then the repr of a bare final expression
+    (unless it is None), as a notebook cell shows it."""
+    error: StepError | None = None
+    is_name_error: bool = False
+    """The step raised NameError (UnboundLocalError included: it is a subclass)."""
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    wall_time: float = 0.0
+    """Seconds, measured by the harness from sending the step to its result."""
+    globals: list[str] | None = None
+    """Persistent runtime only: the user's global names, sorted (dunders and
+    injected tool stubs excluded; imported modules included)."""
+    timed_out: bool = False
+    kernel_restarted: bool = False
+    """Persistent runtime only: the interpreter was replaced and all state is gone."""
+    output_truncated: bool = False
+
+
+# ---- kernel -> harness -------------------------------------------------------
+
+
+class _KernelMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolCallMessage(_KernelMessage):
+    type: Literal["tool_call"]
+    id: int
+    name: str = Field(max_length=200)
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+
+class ResultMessage(_KernelMessage):
+    type: Literal["result"]
+    stdout: str
+    error: StepError | None
+    is_name_error: bool
+    globals: list[str] | None
+    timed_out: bool
+    truncated_chars: int = Field(ge=0)
+
+
+StepChannelMessage = Annotated[Union[ToolCallMessage, ResultMessage], Field(discriminator="type")]
+step_message_adapter: TypeAdapter[ToolCallMessage | ResultMessage] = TypeAdapter(StepChannelMessage)
+
+
+class ExitStatus(_KernelMessage):
+    code: int | None = None
+    signal: int | None = None
+
+
+class ReadyMessage(_KernelMessage):
+    type: Literal["ready"]
+    pid: int
+
+
+class ExitMessage(_KernelMessage):
+    type: Literal["exit"]
+    pid: int
+    status: ExitStatus
+
+
+ControlMessage = Annotated[Union[ReadyMessage, ExitMessage], Field(discriminator="type")]
+control_message_adapter: TypeAdapter[ReadyMessage | ExitMessage] = TypeAdapter(ControlMessage)
+
+
+# ---- harness -> kernel ---------------------------------------------------------
+
+
+class ToolSpec(BaseModel):
+    name: str
+    doc: str | None = None
+
+
+class StepRequest(BaseModel):
+    op: Literal["step"] = "step"
+    step: int
+    code: str
+    tools: list[ToolSpec]
+    timeout: float
+    max_output_chars: int
+
+
+class ToolReply(BaseModel):
+    op: Literal["tool_result"] = "tool_result"
+    id: int
+    ok: bool
+    value: Any = None
+    error: str | None = None
+    limit: bool = False
+
+
+def encode_frame(message: BaseModel | dict[str, Any]) -> bytes:
+    payload = message.model_dump() if isinstance(message, BaseModel) else message
+    data = json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return HEADER.pack(len(data)) + data

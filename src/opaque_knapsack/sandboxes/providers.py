@@ -1,0 +1,343 @@
+"""The Inspect sandbox providers ``persistent_python`` and ``stateless_python``.
+
+Both give each sample its own kernel (see ``kernel.py``) and working directory;
+they differ only in ``semantics``. Select one with ``--sandbox persistent_python``
+or ``--sandbox stateless_python`` (optionally with a ``RuntimeConfig``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import signal
+import stat
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Union, overload
+
+from inspect_ai.util import (
+    ExecResult,
+    OutputLimitExceededError,
+    SandboxEnvironment,
+    SandboxEnvironmentConfigType,
+    SandboxEnvironmentLimits,
+    SandboxUserUnsupportedError,
+    sandbox,
+    sandboxenv,
+)
+from pydantic import BaseModel
+
+from .config import RuntimeConfig
+from .kernel import (
+    _EXEC_ERROR_MARKER,
+    KERNEL_SCRIPT,
+    Kernel,
+    Protection,
+    Semantics,
+    _existing,
+    _python_paths,
+    kernel_env,
+    kill_all_kernels,
+    live_kernels,
+)
+from .protocol import StepResult
+
+_EXEC_READ_ONLY = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/proc", "/dev/urandom", "/dev/zero"]
+
+
+def _resolve_config(config: SandboxEnvironmentConfigType | None) -> RuntimeConfig:
+    if config is None:
+        return RuntimeConfig()
+    if isinstance(config, RuntimeConfig):
+        return config
+    if isinstance(config, BaseModel):
+        return RuntimeConfig.model_validate(config.model_dump())
+    text = Path(config).read_text()
+    if config.endswith((".yaml", ".yml")):
+        import yaml
+
+        return RuntimeConfig.model_validate(yaml.safe_load(text) or {})
+    return RuntimeConfig.model_validate_json(text)
+
+
+class PythonRuntimeSandbox(SandboxEnvironment):
+    """A sample's Python runtime: ``run_code`` for the agent, plus the sandbox contract.
+
+    ``exec`` runs a command in the working directory under the same isolation as
+    the kernel (scrubbed environment, private uid, Landlock, seccomp) but with a
+    profile that allows child processes. ``read_file``/``write_file`` are confined
+    to the working directory: any path that resolves outside it is a PermissionError.
+    """
+
+    semantics: ClassVar[Semantics]
+
+    def __init__(self, kernel: Kernel) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self._exec_pids: set[int] = set()
+
+    @property
+    def workdir(self) -> str:
+        return self.kernel.workdir
+
+    @property
+    def protection(self) -> Protection:
+        return self.kernel.protection
+
+    async def run_code(
+        self,
+        code: str,
+        host_functions: Mapping[str, Callable[..., Any]] | None = None,
+        *,
+        max_tool_calls: int | None = None,
+        timeout: float | None = None,
+    ) -> StepResult:
+        """Run one code block in this sample's kernel.
+
+        Args:
+          code: Python source of the block.
+          host_functions: Callables (sync or async) exposed to the code under these
+            names; each call crosses to the harness and back. A host function's
+            exception reaches the code as ``ToolError(str(exc))``.
+          max_tool_calls: Host-function calls allowed in this block (default: the
+            config's); calls beyond it raise ``ToolCallLimitError`` without reaching the host.
+          timeout: Wall-time limit in seconds (default: the config's step_timeout).
+        """
+        return await self.kernel.run_code(code, host_functions, max_tool_calls=max_tool_calls, timeout=timeout)
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    @classmethod
+    def config_deserialize(cls, config: dict[str, Any]) -> BaseModel:
+        return RuntimeConfig(**config)
+
+    @classmethod
+    async def task_init(cls, task_name: str, config: SandboxEnvironmentConfigType | None) -> None:
+        _resolve_config(config)  # fail early on a bad config
+
+    @classmethod
+    async def sample_init(
+        cls, task_name: str, config: SandboxEnvironmentConfigType | None, metadata: dict[str, str]
+    ) -> dict[str, SandboxEnvironment]:
+        kernel = Kernel(cls.semantics, _resolve_config(config))
+        try:
+            await kernel.start()
+        except BaseException:
+            await kernel.close()
+            raise
+        return {"default": cls(kernel)}
+
+    @classmethod
+    async def sample_cleanup(
+        cls,
+        task_name: str,
+        config: SandboxEnvironmentConfigType | None,
+        environments: dict[str, SandboxEnvironment],
+        interrupted: bool,
+    ) -> None:
+        for environment in environments.values():
+            if isinstance(environment, PythonRuntimeSandbox):
+                await environment.close()
+
+    @classmethod
+    async def task_cleanup(cls, task_name: str, config: SandboxEnvironmentConfigType | None, cleanup: bool) -> None:
+        # Samples clean up after themselves; this catches any a crash left behind.
+        for kernel in live_kernels():
+            if kernel.semantics == cls.semantics:
+                await kernel.close()
+
+    @classmethod
+    async def cli_cleanup(cls, id: str | None) -> None:
+        kill_all_kernels()
+        _kill_orphaned_kernels()
+
+    async def close(self) -> None:
+        for pid in list(self._exec_pids):
+            _killpg(pid)
+        await self.kernel.close()
+
+    # ---- exec ----------------------------------------------------------------------
+
+    async def exec(
+        self,
+        cmd: list[str],
+        input: str | bytes | None = None,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        user: str | None = None,
+        timeout: int | None = None,
+        timeout_retry: bool = True,
+        concurrency: bool = True,
+    ) -> ExecResult[str]:
+        if user is not None:
+            raise SandboxUserUnsupportedError(f"{type(self).__name__} runs commands only as its own unprivileged user")
+        workdir = self.kernel.workdir
+        run_cwd = workdir if cwd is None else os.path.join(workdir, cwd)
+        cfg = self.kernel._base_cfg()
+        cfg.update(
+            read_only_paths=_existing(_python_paths(self.kernel.config.allow_site_packages) + _EXEC_READ_ONLY),
+            read_write_paths=[workdir, "/dev/null"],
+        )
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-S", "-s", KERNEL_SCRIPT, "exec", json.dumps(cfg), "--", *cmd,
+            stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=run_cwd,
+            env={**kernel_env(workdir), **(env or {})},
+            process_group=0,
+        )
+        self._exec_pids.add(proc.pid)
+        data = input.encode() if isinstance(input, str) else input
+        limit = timeout if timeout is not None else self.kernel.config.exec_timeout
+        try:
+            async with asyncio.timeout(limit):
+                out, err = await proc.communicate(data)
+        except TimeoutError:
+            raise TimeoutError(f"command timed out after {limit} seconds: {cmd!r}") from None
+        finally:
+            _killpg(proc.pid)
+            if proc.returncode is None:
+                await proc.wait()
+            self._exec_pids.discard(proc.pid)
+        stderr = err.decode("utf-8", "replace")
+        if _EXEC_ERROR_MARKER in stderr:
+            code = int(stderr.rsplit(_EXEC_ERROR_MARKER, 1)[1].strip() or 0)
+            stderr = stderr.split(_EXEC_ERROR_MARKER, 1)[0]
+            if code == errno.EACCES:
+                raise PermissionError(code, f"cannot execute {cmd[0]!r}: permission denied", cmd[0])
+        returncode = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        cap = SandboxEnvironmentLimits.MAX_EXEC_OUTPUT_SIZE
+        return ExecResult(
+            success=returncode == 0,
+            returncode=returncode,
+            stdout=out[-cap:].decode("utf-8", "replace"),
+            stderr=stderr.encode()[-cap:].decode("utf-8", "replace"),
+        )
+
+    # ---- files -----------------------------------------------------------------------
+
+    def _resolve(self, file: str) -> str:
+        base = self.kernel.workdir
+        real = os.path.realpath(file if os.path.isabs(file) else os.path.join(base, file))
+        if real != base and not real.startswith(base + os.sep):
+            raise PermissionError(errno.EACCES, "outside the sandbox working directory", file)
+        return real
+
+    def _may(self, st: os.stat_result, bit: int) -> bool:
+        """Access as the kernel's user would have it (the harness may be root)."""
+        uid = self.kernel.uid if self.kernel.uid is not None else os.geteuid()
+        if uid == 0:
+            return True
+        if st.st_uid == uid:
+            return bool((st.st_mode >> 6) & bit)
+        if st.st_gid == uid:
+            return bool((st.st_mode >> 3) & bit)
+        return bool(st.st_mode & bit)
+
+    def _chown(self, path: str) -> None:
+        if self.kernel.uid is not None:
+            os.chown(path, self.kernel.uid, self.kernel.uid, follow_symlinks=False)
+
+    async def write_file(self, file: str, contents: str | bytes) -> None:
+        path = self._resolve(file)
+        parent = Path(path).parent
+        missing = [p for p in [parent, *parent.parents] if not p.exists()]
+        parent.mkdir(parents=True, exist_ok=True)
+        for created in missing:
+            self._chown(str(created))
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", file)
+        if os.path.exists(path) and not self._may(os.stat(path), 2):
+            raise PermissionError(errno.EACCES, "Permission denied", file)
+        data = contents.encode("utf-8") if isinstance(contents, str) else contents
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            self._chown(path)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+
+    @overload
+    async def read_file(self, file: str, text: Literal[True] = True) -> str: ...
+
+    @overload
+    async def read_file(self, file: str, text: Literal[False]) -> bytes: ...
+
+    async def read_file(self, file: str, text: bool = True) -> Union[str | bytes]:
+        path = self._resolve(file)
+        if not os.path.exists(path):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", file)
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", file)
+        if not self._may(st, 4):
+            raise PermissionError(errno.EACCES, "Permission denied", file)
+        if st.st_size > SandboxEnvironmentLimits.MAX_READ_FILE_SIZE:
+            raise OutputLimitExceededError(limit_str=SandboxEnvironmentLimits.MAX_READ_FILE_SIZE_STR, truncated_output=None)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read()
+        return data.decode("utf-8") if text else data
+
+
+@sandboxenv(name="persistent_python")
+class PersistentPythonSandbox(PythonRuntimeSandbox):
+    """Persistent runtime: globals, imports and definitions live on from step to step."""
+
+    semantics: ClassVar[Semantics] = "persistent"
+
+
+@sandboxenv(name="stateless_python")
+class StatelessPythonSandbox(PythonRuntimeSandbox):
+    """Stateless runtime: every step starts in a pristine interpreter."""
+
+    semantics: ClassVar[Semantics] = "stateless"
+
+
+def runtime_sandbox(name: str | None = None) -> PythonRuntimeSandbox:
+    """The current sample's Python runtime (an error if its sandbox is another kind)."""
+    environment = sandbox(name)
+    if not isinstance(environment, PythonRuntimeSandbox):
+        raise TypeError(
+            f"the sample's sandbox is {type(environment).__name__}, not a Python runtime: "
+            "run the task with sandbox 'persistent_python' or 'stateless_python'"
+        )
+    return environment
+
+
+def _killpg(pid: int) -> None:
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _kill_orphaned_kernels() -> int:
+    """Kill kernel processes whose harness is gone (``inspect sandbox cleanup``)."""
+    import psutil
+
+    killed = 0
+    for proc in psutil.process_iter(["cmdline", "ppid"]):
+        cmdline = proc.info.get("cmdline") or []
+        if KERNEL_SCRIPT in cmdline and not psutil.pid_exists(_harness_pid(cmdline) or 1 << 30):
+            try:
+                proc.kill()
+                killed += 1
+            except psutil.Error:
+                pass
+    return killed
+
+
+def _harness_pid(cmdline: list[str]) -> int | None:
+    try:
+        cfg = json.loads(cmdline[cmdline.index(KERNEL_SCRIPT) + 2])
+        return int(cfg["harness_pid"])
+    except (ValueError, IndexError, KeyError, TypeError):
+        return None
