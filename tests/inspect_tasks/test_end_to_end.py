@@ -1,0 +1,196 @@
+"""End-to-end evals of opaque_knapsack/knapsack, checked against the environment's truth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from inspect_ai import eval as inspect_eval
+from inspect_ai.log import read_eval_log
+from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, ModelOutput, get_model
+
+from opaque_knapsack.family import PRESETS, generate_instance
+from opaque_knapsack.inspect_tasks import knapsack
+
+
+def scores(sample) -> dict[str, float]:
+    return sample.scores["knapsack_scorer"].value
+
+
+def mock_model(*replies: str):
+    return get_model(
+        "mockllm/model",
+        custom_outputs=[ModelOutput.from_content("mockllm/model", text) for text in replies],
+    )
+
+
+SCRIPT = (
+    "```python\nimport json\nids = json.loads(list_items())\nfirst = json.loads(inspect(ids[0]))\nprint(first)\n```",
+    "```python\nprint(take_item(ids[0]))\n```",
+    "```python\nfinish()\n```",
+)
+
+
+@pytest.mark.parametrize("runtime", ["persistent", "stateless"])
+def test_codeact_with_mockllm_scores_match_environment_truth(runtime, tmp_path):
+    instance = generate_instance(PRESETS["easy"], 0, 0)
+    first = instance.public.item_ids[0]
+    truth = instance.private.items[first]
+    [log] = inspect_eval(
+        knapsack(num=1, runtime=runtime), model=mock_model(*SCRIPT), log_dir=str(tmp_path)
+    )
+    assert log.status == "success", log.error
+    [sample] = log.samples
+    figures = scores(sample)
+    assert figures["items_inspected"] == 1
+    assert figures["steps"] == 3
+    if runtime == "persistent":
+        assert figures["optimality"] == pytest.approx(truth.value / instance.reference.optimal_value)
+        assert figures["capacity_utilization"] == pytest.approx(truth.weight / instance.public.capacity)
+        assert figures["name_error_episode"] == 0
+        assert figures["state_utilization"] == 1  # `ids` carried from step 1 and served
+        assert figures["tool_calls"] == 4
+        assert "Globals: first, ids, json" in sample.messages[4].text
+    else:
+        assert figures["optimality"] == 0
+        assert figures["name_error_episode"] == 1 and figures["name_error_count"] == 1
+        assert figures["state_utilization"] == 0
+        assert "NameError" in sample.messages[4].text
+        assert "Globals:" not in sample.messages[4].text
+    # the conversation ends on the assistant turn that called finish()
+    assert isinstance(sample.messages[-1], ChatMessageAssistant)
+    assert [type(m) for m in sample.messages] == [
+        ChatMessageSystem, ChatMessageUser, ChatMessageAssistant, ChatMessageUser,
+        ChatMessageAssistant, ChatMessageUser, ChatMessageAssistant,
+    ]
+
+
+def test_private_data_never_reaches_the_messages(tmp_path):
+    [log] = inspect_eval(knapsack(num=2), model="scripted/persistent", log_dir=str(tmp_path))
+    for sample in log.samples:
+        instance = sample.metadata["instance"]
+        inspected = set(sample.store["knapsack:environment"]["inspected"])
+        text = "\n".join(m.text for m in sample.messages)
+        task = sample.messages[1].text
+        # the statement holds public facts only: all classes, never which are allowed
+        assert f"Capacity: {instance['public']['capacity']}" in task
+        assert "allowed_classes" not in text and "optimal_value" not in text
+        assert str(instance["reference"]["optimal_value"]) not in task
+        for item_id, item in instance["private"]["items"].items():
+            revealed = json.dumps({"class": item["class"], "value": item["value"], "weight": item["weight"]})
+            if item_id not in inspected:
+                assert revealed not in text, item_id
+
+
+def test_several_blocks_and_no_block_run_nothing(tmp_path):
+    replies = (
+        "Just thinking.",
+        "```python\nprint(1)\n```\n```python\nprint(2)\n```",
+        "```python\nfinish()\n```",
+    )
+    [log] = inspect_eval(knapsack(num=1), model=mock_model(*replies), log_dir=str(tmp_path))
+    sample = log.samples[0]
+    assert "nothing ran" in sample.messages[3].text
+    assert "2 Python blocks" in sample.messages[5].text
+    assert scores(sample)["tool_calls"] == 1 and scores(sample)["steps"] == 3
+    assert sample.store["knapsack:end_reason"] == "finished"
+
+
+def test_turn_limit_ends_on_an_assistant_turn(tmp_path):
+    replies = ["```python\nprint('hi')\n```"] * 3
+    [log] = inspect_eval(knapsack(num=1, max_turns=3), model=mock_model(*replies), log_dir=str(tmp_path))
+    sample = log.samples[0]
+    assert sample.store["knapsack:end_reason"] == "turn_limit"
+    assert isinstance(sample.messages[-1], ChatMessageAssistant)
+    assert scores(sample)["steps"] == 3
+
+
+def test_tool_call_limit_per_block(tmp_path):
+    code = "```python\nimport json\nids = json.loads(list_items())\nfor i in ids[:10]:\n    inspect(i)\n```"
+    [log] = inspect_eval(
+        knapsack(num=1, max_tool_calls=5, max_turns=1), model=mock_model(code), log_dir=str(tmp_path)
+    )
+    figures = scores(log.samples[0])
+    assert figures["tool_calls"] <= 6  # five calls ran, the sixth was refused by the harness
+    assert figures["items_inspected"] == 4
+
+
+def test_prompts_are_a_prefix_of_the_final_conversation(tmp_path):
+    seen: list[list[str]] = []
+
+    def policy(input, tools, tool_choice, config):
+        seen.append([m.text for m in input])
+        turn = len(seen)
+        code = "finish()" if turn == 4 else f"x{turn} = {turn}"
+        return ModelOutput.from_content("mockllm/model", f"```python\n{code}\n```")
+
+    [log] = inspect_eval(
+        knapsack(num=1), model=get_model("mockllm/model", custom_outputs=policy), log_dir=str(tmp_path)
+    )
+    final = [m.text for m in log.samples[0].messages]
+    assert len(seen) == 4
+    for prompt in seen:
+        assert final[: len(prompt)] == prompt
+
+
+def test_model_error_ends_the_episode_cleanly(tmp_path):
+    def policy(input, tools, tool_choice, config):
+        raise RuntimeError("backend exploded")
+
+    [log] = inspect_eval(
+        knapsack(num=1), model=get_model("mockllm/model", custom_outputs=policy), log_dir=str(tmp_path)
+    )
+    assert log.status == "success"
+    assert log.samples[0].store["knapsack:end_reason"].startswith("model_error: RuntimeError: backend exploded")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-T", "runtime=forgetful"], "runtime='forgetful'"),
+        (["-T", "agent=smol"], "agent='smol'"),
+        (["-T", "difficulty=impossible"], "difficulty='impossible'"),
+    ],
+)
+def test_bad_task_arguments_fail_before_any_sample(args, message, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "inspect_ai", "eval", "opaque_knapsack/knapsack", "--model", "mockllm/model",
+         "--log-dir", str(tmp_path), *args],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not list(Path(tmp_path).glob("*.eval"))
+
+
+def test_task_path_with_no_tasks_is_a_clear_error(tmp_path):
+    with pytest.raises(Exception, match=str(tmp_path)):
+        knapsack(tasks=str(tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("agent", "runtime"), [("codeact", "persistent"), ("codeact", "stateless"), ("react", "persistent")])
+def test_inspect_eval_cli_with_scripted_policy(agent, runtime, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "inspect_ai", "eval", "opaque_knapsack/knapsack", "--model", "scripted/persistent",
+         "-T", "num=3", "-T", f"agent={agent}", "-T", f"runtime={runtime}", "--log-dir", str(tmp_path),
+         "--display", "none"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    [path] = Path(tmp_path).glob("*.eval")
+    log = read_eval_log(str(path))
+    assert log.status == "success"
+    for sample in log.samples:
+        instance = sample.metadata["instance"]
+        taken = sample.store["knapsack:environment"]["taken"]
+        items = instance["private"]["items"]
+        value = sum(items[i]["value"] for i in taken)
+        assert sum(items[i]["weight"] for i in taken) <= instance["public"]["capacity"]
+        assert all(items[i]["class"] in instance["public"]["allowed_classes"] for i in taken)
+        assert scores(sample)["optimality"] == pytest.approx(value / instance["reference"]["optimal_value"])
+        assert scores(sample)["optimality"] > 0.3
+        assert (scores(sample)["name_error_episode"] == 1) == (agent == "codeact" and runtime == "stateless")
