@@ -42,6 +42,21 @@ import _thread
 
 import _confine
 
+# The user's code may rebind builtins or module attributes (``builtins.len = ...``,
+# ``json.dumps = None``); the kernel's own code must keep working, so it binds
+# private copies of everything it uses.
+globals().update({k: v for k, v in vars(builtins).items() if not k.startswith("__")})
+_dumps = json.dumps
+_loads = json.loads
+_sigmask = signal.pthread_sigmask
+_setitimer = signal.setitimer
+_exit = os._exit
+_format_exc = traceback.TracebackException
+_StackSummary = traceback.StackSummary
+_parse = ast.parse
+_Expr = ast.Expr
+_Expression = ast.Expression
+
 _HEADER = struct.Struct(">I")
 _KERNEL_FILES = {os.path.abspath(__file__), os.path.abspath(_confine.__file__)}
 EXEC_ERROR_MARKER = "opaque-knapsack-exec-error errno="
@@ -78,7 +93,7 @@ class Channel:
         self.next_id = 0
 
     def send(self, obj: dict) -> None:
-        data = json.dumps(obj, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        data = _dumps(obj, ensure_ascii=False).encode("utf-8", "surrogatepass")
         self.sock.sendall(_HEADER.pack(len(data)) + data)
 
     def _read_exact(self, n: int) -> bytes | None:
@@ -101,7 +116,7 @@ class Channel:
         body = self._read_exact(size)
         if body is None:
             return None
-        return json.loads(body)
+        return _loads(body)
 
     def recv_op(self, op: str, call_id: int | None = None) -> dict | None:
         while True:
@@ -111,12 +126,12 @@ class Channel:
 
     def call(self, name: str, args: tuple, kwargs: dict) -> object:
         try:
-            payload_args = json.loads(json.dumps(list(args)))
-            payload_kwargs = json.loads(json.dumps(kwargs))
+            payload_args = _loads(_dumps(list(args)))
+            payload_kwargs = _loads(_dumps(kwargs))
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name}(): arguments must be JSON values (str, int, float, bool, None, list, dict): {exc}") from None
         # The wall-time alarm must not cut a message in half: hold it until the answer is in.
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        _sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         try:
             with self.lock:
                 self.next_id += 1
@@ -124,9 +139,9 @@ class Channel:
                 self.send({"type": "tool_call", "id": call_id, "name": name, "args": payload_args, "kwargs": payload_kwargs})
                 reply = self.recv_op("tool_result", call_id)
         finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+            _sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
         if reply is None:
-            os._exit(0)  # the harness hung up: nothing more to do
+            _exit(0)  # the harness hung up: nothing more to do
         if reply.get("ok"):
             return reply.get("value")
         error_cls = ToolCallLimitError if reply.get("limit") else ToolError
@@ -198,7 +213,7 @@ def _strip_kernel_frames(te: traceback.TracebackException, seen: set[int]) -> No
     if id(te) in seen:
         return
     seen.add(id(te))
-    te.stack = traceback.StackSummary.from_list([f for f in te.stack if f.filename not in _KERNEL_FILES])
+    te.stack = _StackSummary.from_list([f for f in te.stack if f.filename not in _KERNEL_FILES])
     for sub in (te.__cause__, te.__context__):
         if sub is not None:
             _strip_kernel_frames(sub, seen)
@@ -211,7 +226,7 @@ def describe_error(exc: BaseException, type_name: str | None = None, message: st
     except Exception:
         text = "<unprintable>"
     try:
-        te = traceback.TracebackException.from_exception(exc)
+        te = _format_exc.from_exception(exc)
         _strip_kernel_frames(te, set())
         lines = list(te.format())
         if type_name or message is not None:
@@ -241,13 +256,13 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
     error = None
     timed_out = False
     sys.stdout = sys.stderr = capture
-    signal.setitimer(signal.ITIMER_REAL, timeout)
+    _setitimer(signal.ITIMER_REAL, timeout)
     try:
-        tree = ast.parse(code, filename)
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        tree = _parse(code, filename)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], _Expr) else None
         exec(compile(tree, filename, "exec"), ns)
         if last is not None:
-            value = eval(compile(ast.Expression(last.value), filename, "eval"), ns)
+            value = eval(compile(_Expression(last.value), filename, "eval"), ns)
             if value is not None:
                 capture.write(repr(value) + "\n")
     except StepTimeout as exc:
@@ -257,7 +272,7 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
         error = describe_error(exc)
         error["is_name_error"] = isinstance(exc, NameError)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        _setitimer(signal.ITIMER_REAL, 0)
         sys.stdout = sys.__stdout__
         sys.stderr = sys.__stderr__
     stdout, cut = capture.result()
@@ -296,7 +311,7 @@ def _prepare_confinement(cfg: dict) -> None:
         rules += [(p, _confine.READ_WRITE) for p in cfg["read_write_paths"]]
         _PREPARED["ruleset"] = _confine.landlock_ruleset(rules)
         if _PREPARED["ruleset"] < 0:
-            os._exit(70)
+            _exit(70)
     if cfg["seccomp"]:
         _PREPARED["seccomp"] = _confine.seccomp_template(strict=True)
 
@@ -304,10 +319,10 @@ def _prepare_confinement(cfg: dict) -> None:
 def _confine_step_process(cfg: dict) -> None:
     if cfg["landlock"]:
         if not _confine.restrict_self(_PREPARED["ruleset"]):
-            os._exit(70)
+            _exit(70)
         os.close(_PREPARED["ruleset"])
     if cfg["seccomp"] and not _confine.apply_seccomp(strict=True, template=_PREPARED["seccomp"]):
-        os._exit(71)
+        _exit(71)
 
 
 def step_process_main(sock: socket.socket, cfg: dict) -> None:
@@ -322,26 +337,31 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
     os.close(devnull)
     _confine_step_process(cfg)
     channel = Channel(sock, cfg["max_message_bytes"])
-    builtins.ToolError = ToolError
-    builtins.ToolCallLimitError = ToolCallLimitError
+    # The user's code gets its own builtins module (``import builtins`` finds it):
+    # rebinding a builtin changes the user's world, not the kernel's protocol code.
+    user_builtins = type(sys)("builtins")
+    vars(user_builtins).update(vars(builtins))
+    user_builtins.ToolError = ToolError
+    user_builtins.ToolCallLimitError = ToolCallLimitError
+    sys.modules["builtins"] = user_builtins
     signal.signal(signal.SIGALRM, _on_alarm)
     persistent = cfg["semantics"] == "persistent"
-    ns: dict = {"__name__": "__main__", "__builtins__": builtins}
+    ns: dict = {"__name__": "__main__", "__builtins__": user_builtins}
     stubs: dict = {}
     while True:
         try:
             msg = channel.recv_op("step")
         except Exception:
-            os._exit(72)
+            _exit(72)
         if msg is None:
-            os._exit(0)
+            _exit(0)
         result = run_step(msg, ns, channel, persistent, stubs)
         try:
             channel.send(result)
         except Exception:
-            os._exit(73)
+            _exit(73)
         if not persistent:
-            os._exit(0)
+            _exit(0)
 
 
 def _status(status: int) -> dict:
@@ -358,10 +378,10 @@ def _prepare_process(cfg: dict) -> None:
     if cfg.get("uid") is not None:
         if not _confine.drop_privileges(cfg["uid"], cfg["gid"]):
             sys.stderr.write("could not drop privileges\n")
-            os._exit(74)
+            _exit(74)
     _confine.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != cfg["harness_pid"]:
-        os._exit(75)
+        _exit(75)
     _confine.set_limits(cfg["rlimits"])
     # The Python install may sit below a directory the kernel's uid cannot
     # traverse (/root): reach it through descriptors opened before the drop.
@@ -386,7 +406,7 @@ def kernel_main(cfg: dict) -> None:
                 theirs.close()
                 step_process_main(ours, cfg)
             finally:
-                os._exit(76)
+                _exit(76)
         ours.close()
         try:
             os.setpgid(pid, pid)
@@ -394,9 +414,9 @@ def kernel_main(cfg: dict) -> None:
             pass
         children.add(pid)
         try:
-            socket.send_fds(ctl, [json.dumps({"type": "ready", "pid": pid}).encode()], [theirs.fileno()])
+            socket.send_fds(ctl, [_dumps({"type": "ready", "pid": pid}).encode()], [theirs.fileno()])
         except OSError:
-            os._exit(0)
+            _exit(0)
         theirs.close()
 
     # The stateless runtime keeps a spare step process ready (forked and
@@ -413,9 +433,9 @@ def kernel_main(cfg: dict) -> None:
         except OSError:
             pass
         try:
-            ctl.send(json.dumps({"type": "exit", "pid": pid, "status": _status(status)}).encode())
+            ctl.send(_dumps({"type": "exit", "pid": pid, "status": _status(status)}).encode())
         except OSError:
-            os._exit(0)
+            _exit(0)
         spawn()
 
 
@@ -424,19 +444,19 @@ def exec_main(cfg: dict, argv: list[str]) -> None:
     rules = _rules(cfg["read_only_paths"], _confine.READ_EXEC)
     rules += [(p, _confine.READ_WRITE | _confine.FS_EXECUTE) for p in cfg["read_write_paths"]]
     if cfg["landlock"] and not _confine.apply_landlock(rules):
-        os._exit(70)
+        _exit(70)
     if cfg["seccomp"] and not _confine.apply_seccomp(strict=False):
-        os._exit(71)
+        _exit(71)
     try:
         os.execvpe(argv[0], argv, dict(os.environ))
     except OSError as exc:
         sys.stderr.write(f"{argv[0]}: {exc.strerror}\n{EXEC_ERROR_MARKER}{exc.errno}\n")
         sys.stderr.flush()
-        os._exit(126 if exc.errno == 13 else 127)
+        _exit(126 if exc.errno == 13 else 127)
 
 
 def main() -> None:
-    mode, cfg = sys.argv[1], json.loads(sys.argv[2])
+    mode, cfg = sys.argv[1], _loads(sys.argv[2])
     if mode == "kernel":
         kernel_main(cfg)
     elif mode == "exec":

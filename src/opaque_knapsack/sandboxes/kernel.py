@@ -545,6 +545,12 @@ class Kernel:
         except (_ChildGone, TimeoutError) as exc:
             wall = time.perf_counter() - started
             return await self._fault_result(child, exc, records, wall, step_timeout, persistent)
+        except BaseException:
+            # Cancelled (or the harness failed) mid-step: the channel is out of
+            # step, so the step process goes; a persistent runtime reports the loss next time.
+            self._retire_child(kill=True)
+            self._state_lost = persistent
+            raise
         wall = time.perf_counter() - started
         child.steps += 1
         if not persistent:

@@ -303,12 +303,13 @@ class StatelessPythonSandbox(PythonRuntimeSandbox):
 def runtime_sandbox(name: str | None = None) -> PythonRuntimeSandbox:
     """The current sample's Python runtime (an error if its sandbox is another kind)."""
     environment = sandbox(name)
-    if not isinstance(environment, PythonRuntimeSandbox):
+    try:  # Inspect hands out a proxy that records events; as_type unwraps it
+        return environment.as_type(PythonRuntimeSandbox)
+    except TypeError:
         raise TypeError(
-            f"the sample's sandbox is {type(environment).__name__}, not a Python runtime: "
-            "run the task with sandbox 'persistent_python' or 'stateless_python'"
-        )
-    return environment
+            f"the sample's sandbox is {type(getattr(environment, '_sandbox', environment)).__name__}, "
+            "not a Python runtime: run the task with sandbox 'persistent_python' or 'stateless_python'"
+        ) from None
 
 
 def _killpg(pid: int) -> None:

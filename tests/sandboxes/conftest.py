@@ -1,0 +1,53 @@
+"""Fixtures for the runtime tests: kernels that are always cleaned up, leftover checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+import os
+
+import psutil
+import pytest
+
+import opaque_knapsack.sandboxes  # noqa: F401  (registers the providers)
+from opaque_knapsack.sandboxes import Kernel, RuntimeConfig
+from opaque_knapsack.sandboxes.kernel import KERNEL_SCRIPT
+
+
+def kernel_processes() -> list[psutil.Process]:
+    """Kernel and step processes started by this test process that are still alive."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = proc.info.get("cmdline") or []
+        if KERNEL_SCRIPT not in cmdline or proc.info.get("status") == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            cfg = json.loads(cmdline[cmdline.index(KERNEL_SCRIPT) + 2])
+        except (ValueError, IndexError):
+            continue
+        if cfg.get("harness_pid") == os.getpid():
+            found.append(proc)
+    return found
+
+
+KernelFactory = Callable[..., "Kernel"]
+
+
+@pytest.fixture
+async def make_kernel() -> AsyncIterator[Callable[..., object]]:
+    kernels: list[Kernel] = []
+
+    async def make(semantics: str = "persistent", **config: object) -> Kernel:
+        kernel = Kernel(semantics, RuntimeConfig(**config))  # type: ignore[arg-type]
+        kernels.append(kernel)
+        await kernel.start()
+        return kernel
+
+    yield make
+    for kernel in kernels:
+        await kernel.close()
+
+
+@pytest.fixture(params=["persistent", "stateless"])
+async def kernel(request: pytest.FixtureRequest, make_kernel) -> Kernel:  # type: ignore[no-untyped-def]
+    return await make_kernel(request.param, step_timeout=5)

@@ -1,0 +1,164 @@
+"""Limits and faults: each ends as a clear error in the StepResult, the harness unharmed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from opaque_knapsack.sandboxes import Kernel
+
+from .conftest import kernel_processes
+
+
+async def test_infinite_loop_times_out_and_state_survives_when_interruptible(make_kernel) -> None:
+    kernel = await make_kernel("persistent")
+    await kernel.run_code("kept = 1")
+    result = await kernel.run_code("while True:\n    pass", timeout=0.5)
+    assert result.timed_out and result.error is not None and result.error.type == "StepTimeout"
+    assert "0.5 s" in result.error.message
+    assert not result.kernel_restarted
+    assert (await kernel.run_code("kept")).stdout == "1\n"
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import time\nwhile True:\n    try:\n        time.sleep(10)\n    except BaseException:\n        pass",
+        "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True: pass",
+        "import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\nwhile True: pass",
+    ],
+    ids=["catches-everything", "ignores-alarm", "blocks-alarm"],
+)
+async def test_stubborn_loop_is_killed(kernel: Kernel, code: str) -> None:
+    await kernel.run_code("kept = 1")
+    started = time.monotonic()
+    result = await kernel.run_code(code, timeout=0.5)
+    assert time.monotonic() - started < 5
+    assert result.timed_out and result.error is not None and result.error.type == "StepTimeout"
+    assert "killed" in result.error.message
+    after = await kernel.run_code("print('alive')")
+    assert after.stdout.endswith("alive\n")
+    if kernel.semantics == "persistent":
+        assert result.kernel_restarted and "state" in result.error.message
+        assert (await kernel.run_code("kept")).is_name_error
+    else:
+        assert not result.kernel_restarted
+
+
+async def test_memory_limit(make_kernel) -> None:
+    kernel = await make_kernel("persistent", memory_mb=256)
+    result = await kernel.run_code("x = bytearray(1024 * 1024 * 1024)")
+    assert result.error is not None and result.error.type == "MemoryError"
+    assert (await kernel.run_code("print('ok')")).stdout == "ok\n"
+
+
+async def test_output_is_capped_with_a_marker(kernel: Kernel) -> None:
+    kernel.config = kernel.config.model_copy(update={"max_output_chars": 1000})
+    result = await kernel.run_code("print('a' * 50_000)\nprint('the end')")
+    assert result.output_truncated
+    assert len(result.stdout) < 1200
+    assert result.stdout.startswith("a" * 100)
+    assert result.stdout.endswith("the end\n")
+    assert "characters cut" in result.stdout
+    cut = int(result.stdout.split("output truncated: ")[1].split(" ")[0])
+    assert cut == 50_001 + 8 - 1000
+
+
+async def test_tool_call_limit_is_enforced_by_the_harness(kernel: Kernel) -> None:
+    calls: list[str] = []
+    result = await kernel.run_code(
+        "for i in range(5):\n    try:\n        inspect(str(i))\n    except ToolCallLimitError as e:\n        print('limit', i, isinstance(e, ToolError))",
+        {"inspect": lambda i: calls.append(i) or "ok"},
+        max_tool_calls=3,
+    )
+    assert calls == ["0", "1", "2"]
+    assert result.stdout == "limit 3 True\nlimit 4 True\n"
+    assert [c.error is None for c in result.tool_calls] == [True, True, True, False, False]
+
+
+async def test_tool_call_limit_holds_against_raw_channel_writes(kernel: Kernel) -> None:
+    """The agent's code speaks the protocol itself, bypassing the stub's bookkeeping."""
+    calls: list[str] = []
+    code = """
+import gc, json, struct
+chan = next(o for o in gc.get_objects() if type(o).__name__ == 'Channel')
+answers = []
+for i in range(6):
+    msg = json.dumps({'type': 'tool_call', 'id': 1000 + i, 'name': 'inspect', 'args': [str(i)], 'kwargs': {}}).encode()
+    chan.sock.sendall(struct.pack('>I', len(msg)) + msg)
+    answers.append(chan.recv())
+print([a['ok'] for a in answers])
+"""
+    result = await kernel.run_code(code, {"inspect": lambda i: calls.append(i) or "ok"}, max_tool_calls=2)
+    assert result.error is None, result.error
+    assert calls == ["0", "1"]
+    assert result.stdout == "[True, True, False, False, False, False]\n"
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["import os\nos._exit(3)", "import ctypes\nctypes.string_at(0)", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"],
+    ids=["os-exit", "segfault", "self-kill"],
+)
+async def test_kernel_crash_is_reported_and_persistent_restarts(kernel: Kernel, code: str) -> None:
+    await kernel.run_code("kept = 1")
+    result = await kernel.run_code(code)
+    assert result.error is not None and result.error.type == "KernelCrash"
+    assert "died" in result.error.message
+    if kernel.semantics == "persistent":
+        assert result.kernel_restarted
+        assert "state" in result.error.message and "lost" in result.stdout
+        assert (await kernel.run_code("kept")).is_name_error
+    assert (await kernel.run_code("print(2)")).stdout.endswith("2\n")
+
+
+async def test_state_loss_between_steps_is_reported(make_kernel) -> None:
+    kernel = await make_kernel("persistent")
+    await kernel.run_code("import os, threading, time\nthreading.Thread(target=lambda: (time.sleep(0.2), os._exit(0))).start()")
+    await asyncio.sleep(0.6)
+    result = await kernel.run_code("print('next')")
+    assert result.kernel_restarted
+    assert result.stdout.startswith("[kernel restarted")
+    assert result.stdout.endswith("next\n")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "sock.sendall(b'\\xff' * 64)",
+        "sock.sendall(struct.pack('>I', 2**31) + b'x' * 100)",
+        "sock.sendall(struct.pack('>I', 5) + b'{nope')",
+        "m = json.dumps({'type': 'result', 'bogus': 1}).encode(); sock.sendall(struct.pack('>I', len(m)) + m)",
+        "sock.sendall(b'x' * (4 << 20))",
+    ],
+    ids=["garbage", "huge-length", "bad-json", "bad-schema", "flood"],
+)
+async def test_channel_garbage_is_an_error_not_a_crash(kernel: Kernel, payload: str) -> None:
+    code = (
+        "import gc, json, struct\n"
+        "sock = next(o for o in gc.get_objects() if type(o).__name__ == 'Channel').sock\n"
+        + payload
+        + "\nimport time; time.sleep(5)"
+    )
+    started = time.monotonic()
+    result = await kernel.run_code(code, timeout=3)
+    assert time.monotonic() - started < 2.5
+    assert result.error is not None and result.error.type == "KernelProtocolError"
+    assert (await kernel.run_code("print('fine')")).stdout.endswith("fine\n")
+
+
+async def test_cancelled_step_leaves_a_working_kernel_and_no_stray_process(make_kernel) -> None:
+    kernel = await make_kernel("persistent")
+    step = asyncio.create_task(kernel.run_code("import time\ntime.sleep(20)"))
+    await asyncio.sleep(0.3)
+    old_child = kernel._child.pid
+    step.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await step
+    result = await kernel.run_code("print('after')")
+    assert result.kernel_restarted and result.stdout.endswith("after\n")
+    assert old_child not in [p.pid for p in kernel_processes()]
+    await kernel.close()
+    assert kernel_processes() == []
