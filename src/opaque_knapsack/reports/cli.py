@@ -68,11 +68,29 @@ def register(subparsers: Any) -> None:
 
 
 @contextlib.contextmanager
+def _no_notebook_probe() -> Iterator[None]:
+    """Skip Inspect's "am I in a notebook?" probe, which imports IPython (~0.3 s).
+
+    A console command never runs inside a notebook kernel; making the import
+    fail tells Inspect so at once. Only done when IPython is not loaded yet.
+    """
+    if "IPython" in sys.modules:
+        yield
+        return
+    sys.modules["IPython"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if sys.modules.get("IPython", 0) is None:
+            del sys.modules["IPython"]
+
+
+@contextlib.contextmanager
 def _reporting() -> Iterator[None]:
     """Turn ReportError into CommandError and print ReportWarnings as one line each."""
     from opaque_knapsack.reports.errors import ReportError, ReportWarning
 
-    with warnings.catch_warnings(record=True) as caught:
+    with _no_notebook_probe(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ReportWarning)
         try:
             yield

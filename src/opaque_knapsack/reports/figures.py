@@ -143,6 +143,11 @@ def write_figures(runs: Sequence[Run], out_dir: str | Path, formats: Sequence[st
     written: dict[str, Path] = {}
     for name, build in (("cost_performance", cost_performance_figure), ("behaviour", behaviour_figure)):
         fig = build(runs)
+        # lay out once and freeze it, so each format does not redo the layout
+        engine = fig.get_layout_engine()
+        if engine is not None:
+            engine.execute(fig)
+            fig.set_layout_engine("none")
         try:
             for fmt in formats:
                 path = out / f"{name}.{fmt}"
