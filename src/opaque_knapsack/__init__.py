@@ -27,7 +27,7 @@ except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0"
 
 _EXPORTS = {
-    "knapsack": "opaque_knapsack.inspect_tasks.knapsack",
+    "knapsack": "opaque_knapsack.inspect_tasks.knapsack_task",
     "codeact": "opaque_knapsack.solvers.codeact",
     "react": "opaque_knapsack.solvers.react",
     "knapsack_tools": "opaque_knapsack.solvers.tools",

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 from inspect_ai import eval as inspect_eval
 from inspect_ai.log import read_eval_log
-from inspect_ai.model import ChatMessageAssistant, ChatMessageSystem, ChatMessageUser, ModelOutput, get_model
+from inspect_ai.model import (
+    ChatMessageAssistant,
+    ChatMessageSystem,
+    ChatMessageUser,
+    ModelOutput,
+    ModelUsage,
+    get_model,
+)
 
 from opaque_knapsack.family import PRESETS, generate_instance
 from opaque_knapsack.inspect_tasks import knapsack
@@ -20,11 +27,15 @@ def scores(sample) -> dict[str, float]:
     return sample.scores["knapsack_scorer"].value
 
 
+def reply(text: str) -> ModelOutput:
+    """A mockllm output with usage set (mockllm's own token count needs the network)."""
+    output = ModelOutput.from_content("mockllm/model", text)
+    output.usage = ModelUsage(input_tokens=100, output_tokens=len(text), total_tokens=100 + len(text))
+    return output
+
+
 def mock_model(*replies: str):
-    return get_model(
-        "mockllm/model",
-        custom_outputs=[ModelOutput.from_content("mockllm/model", text) for text in replies],
-    )
+    return get_model("mockllm/model", custom_outputs=[reply(text) for text in replies])
 
 
 SCRIPT = (
@@ -53,13 +64,13 @@ def test_codeact_with_mockllm_scores_match_environment_truth(runtime, tmp_path):
         assert figures["name_error_episode"] == 0
         assert figures["state_utilization"] == 1  # `ids` carried from step 1 and served
         assert figures["tool_calls"] == 4
-        assert "Globals: first, ids, json" in sample.messages[4].text
+        assert "Globals: first, ids, json" in sample.messages[3].text
     else:
         assert figures["optimality"] == 0
         assert figures["name_error_episode"] == 1 and figures["name_error_count"] == 1
         assert figures["state_utilization"] == 0
-        assert "NameError" in sample.messages[4].text
-        assert "Globals:" not in sample.messages[4].text
+        assert "NameError: name 'ids' is not defined" in sample.messages[5].text
+        assert "Globals:" not in sample.messages[3].text
     # the conversation ends on the assistant turn that called finish()
     assert isinstance(sample.messages[-1], ChatMessageAssistant)
     assert [type(m) for m in sample.messages] == [
@@ -125,7 +136,7 @@ def test_prompts_are_a_prefix_of_the_final_conversation(tmp_path):
         seen.append([m.text for m in input])
         turn = len(seen)
         code = "finish()" if turn == 4 else f"x{turn} = {turn}"
-        return ModelOutput.from_content("mockllm/model", f"```python\n{code}\n```")
+        return reply(f"```python\n{code}\n```")
 
     [log] = inspect_eval(
         knapsack(num=1), model=get_model("mockllm/model", custom_outputs=policy), log_dir=str(tmp_path)

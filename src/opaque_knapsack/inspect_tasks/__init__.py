@@ -11,7 +11,7 @@ __all__ = ["knapsack"]
 
 def __getattr__(name: str) -> Any:
     if name == "knapsack":
-        from opaque_knapsack.inspect_tasks.knapsack import knapsack
+        from opaque_knapsack.inspect_tasks.knapsack_task import knapsack
 
         return knapsack
     raise AttributeError(f"module 'opaque_knapsack.inspect_tasks' has no attribute {name!r}")

@@ -15,12 +15,12 @@ CONDITIONS = (
 
 SUMMARY_COLUMNS = (
     ("optimality", "optimality", "{:.3f}"),
-    ("solved", "solved %", "{:.0%}"),
-    ("name_error_episode", "NameError eps %", "{:.0%}"),
+    ("solved", "solved", "{:.0%}"),
+    ("name_error_episode", "NameError", "{:.0%}"),
     ("steps", "steps", "{:.1f}"),
     ("tool_calls", "tool calls", "{:.1f}"),
-    ("output_tokens", "output tokens", "{:,.0f}"),
-    ("total_tokens", "total tokens", "{:,.0f}"),
+    ("output_tokens", "out tokens", "{:,.0f}"),
+    ("total_tokens", "tokens", "{:,.0f}"),
 )
 
 
@@ -51,6 +51,8 @@ def run_quickstart(args: argparse.Namespace) -> int:
     from opaque_knapsack.cli import CommandError
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 120))
     if args.num < 1:
         raise CommandError(f"--num must be at least 1, got {args.num}")
     out = Path(args.out)
@@ -86,34 +88,39 @@ def quickstart(
     display: str = "none",
     console: Any = None,
 ) -> list[Any]:
-    """Generate tasks and run the 2x2; returns the four EvalLogs."""
-    from inspect_ai import eval as inspect_eval
+    """Generate tasks and run the 2x2; returns the four EvalLogs.
+
+    Runs through ``eval_set``, so re-running into the same folder resumes: the
+    conditions already logged are kept, not run again.
+    """
+    from inspect_ai import eval_set
 
     from opaque_knapsack.family import PRESETS
     from opaque_knapsack.family.writer import generate_tasks
-    from opaque_knapsack.inspect_tasks.knapsack import knapsack
+    from opaque_knapsack.inspect_tasks.knapsack_task import knapsack
 
     report = generate_tasks(PRESETS[difficulty], out, num, seed_start, run_name="quickstart")
     if console is not None:
         console.print(f"Tasks: {out / 'tasks'} ({report.counts})")
-    logs = []
-    for train, runtime in CONDITIONS:
-        task = knapsack(tasks=str(out), difficulty=difficulty, runtime=runtime)
-        if console is not None:
-            console.print(f"Running scripted/{train} in the {runtime} runtime ...")
-        logs.extend(
-            inspect_eval(
-                task,
-                model=f"scripted/{train}",
-                log_dir=str(out / "logs"),
-                display=display,  # type: ignore[arg-type]
-                max_samples=max_samples,
-                max_sandboxes=max_samples,
-                metadata={"train": train},
-                tags=[f"train:{train}", f"runtime:{runtime}", f"difficulty:{difficulty}"],
-            )
-        )
-    return logs
+        console.print("Running the 2x2: scripted/persistent and scripted/stateless x persistent and stateless runtimes ...")
+    tasks = [knapsack(tasks=str(out), difficulty=difficulty, runtime=runtime) for runtime in ("persistent", "stateless")]
+    _, logs = eval_set(
+        tasks,
+        model=["scripted/persistent", "scripted/stateless"],
+        log_dir=str(out / "logs"),
+        display=display,  # type: ignore[arg-type]
+        max_samples=max_samples,
+        max_sandboxes=max_samples,
+        max_tasks=4,
+        retry_attempts=1,
+    )
+    order = {condition: index for index, condition in enumerate(CONDITIONS)}
+    return sorted(logs, key=lambda log: order.get(_condition(log), len(order)))
+
+
+def _condition(log: Any) -> tuple[str, str]:
+    train = log.eval.model.split("/")[-1]
+    return train, log.eval.task_args.get("runtime", "?")
 
 
 def condition_means(log: Any) -> dict[str, float]:
@@ -129,13 +136,12 @@ def condition_means(log: Any) -> dict[str, float]:
 def summary_table(logs: list[Any]) -> Any:
     from rich.table import Table
 
-    table = Table(title="Opaque Knapsack 2x2 (means per episode)")
-    table.add_column("train -> runtime")
+    table = Table(title="Opaque Knapsack 2x2: means per episode (NameError: share of episodes with one)")
+    table.add_column("train -> runtime", no_wrap=True)
     for _, header, _ in SUMMARY_COLUMNS:
         table.add_column(header, justify="right")
     for log in logs:
-        train = (log.eval.metadata or {}).get("train", "?")
-        runtime = log.eval.task_args.get("runtime", "?")
+        train, runtime = _condition(log)
         means = condition_means(log)
         table.add_row(
             f"{train} -> {runtime}",
