@@ -1,0 +1,149 @@
+"""Benchmark of the Python runtimes: step overhead, tool-call round trip, memory.
+
+Run: ``python benchmarks/runtime.py [--steps N]``. The baseline, measured in the
+same run, is what a naive stateless runtime does: spawn a fresh ``python3 -c``
+per step. Goals (2-core CI machine): persistent step p50 <= 1 ms; stateless
+step p50 <= 5 ms and >= 5x faster than the baseline; tool call p50 <= 150 us;
+<= 30 MB per kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+
+import psutil
+
+from opaque_knapsack.sandboxes import Kernel, RuntimeConfig, probe_protection
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def spawn_baseline(steps: int) -> list[float]:
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "1"], check=True, env={"PATH": "/usr/bin:/bin"})
+        times.append(time.perf_counter() - started)
+    return times
+
+
+async def step_times(semantics: str, steps: int) -> list[float]:
+    kernel = Kernel(semantics, RuntimeConfig())  # type: ignore[arg-type]
+    await kernel.start()
+    try:
+        for _ in range(20):
+            await kernel.run_code("1")
+        times = []
+        for _ in range(steps):
+            started = time.perf_counter()
+            result = await kernel.run_code("1")
+            times.append(time.perf_counter() - started)
+            assert result.stdout == "1\n"
+        return times
+    finally:
+        await kernel.close()
+
+
+_TOOL_BLOCK = """
+import time
+t = []
+for i in range(1000):
+    s = time.perf_counter()
+    inspect('it_1')
+    t.append(time.perf_counter() - s)
+t.sort()
+print(t[500], t[990])
+"""
+
+
+async def tool_call_times(semantics: str) -> tuple[list[float], float]:
+    kernel = Kernel(semantics, RuntimeConfig())  # type: ignore[arg-type]
+    await kernel.start()
+    try:
+        result = await kernel.run_code(_TOOL_BLOCK, {"inspect": lambda item_id: '{"value": 1}'})
+        assert result.error is None, result.error
+        p50, p99 = (float(x) for x in result.stdout.split())
+        return [p50, p99], result.wall_time
+    finally:
+        await kernel.close()
+
+
+def _memory(pids: list[int]) -> tuple[float, float, float]:
+    rss = uss = pss = 0.0
+    for pid in pids:
+        info = psutil.Process(pid).memory_full_info()
+        rss += info.rss
+        uss += info.uss
+        pss += info.pss
+    mb = 1024 * 1024
+    return rss / mb, uss / mb, pss / mb
+
+
+async def kernel_memory(semantics: str, count: int) -> tuple[float, float, float]:
+    kernels = [Kernel(semantics, RuntimeConfig()) for _ in range(count)]  # type: ignore[arg-type]
+    try:
+        await asyncio.gather(*(k.start() for k in kernels))
+        await asyncio.gather(*(k.run_code("import json\nx = list(range(1000))") for k in kernels))
+        await asyncio.sleep(0.2)
+        pids = [pid for k in kernels for pid in k.process_ids()]
+        rss, uss, pss = _memory(pids)
+        return rss / count, uss / count, pss / count
+    finally:
+        for k in kernels:
+            await k.close()
+
+
+def _row(name: str, values: list[float], unit: float = 1e3, suffix: str = "ms") -> str:
+    return _fmt(name, _pct(values, 0.5), _pct(values, 0.99), unit, suffix)
+
+
+def _fmt(name: str, p50: float, p99: float, unit: float, suffix: str) -> str:
+    return f"| {name:<44} | {p50 * unit:9.3f} {suffix} | {p99 * unit:9.3f} {suffix} |"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=300, help="steps per runtime measurement")
+    parser.add_argument("--baseline-steps", type=int, default=40, help="python3 spawns for the baseline")
+    parser.add_argument("--concurrent", type=int, default=100, help="kernels alive at once for the memory row")
+    args = parser.parse_args()
+
+    protection = probe_protection()
+    print(f"machine: {psutil.cpu_count()} cores, python {sys.version.split()[0]}, protection: {protection}")
+    baseline = spawn_baseline(args.baseline_steps)
+    persistent = await step_times("persistent", args.steps)
+    stateless = await step_times("stateless", args.steps)
+    calls_p, _ = await tool_call_times("persistent")
+    calls_s, _ = await tool_call_times("stateless")
+
+    print()
+    print(f"| {'measurement':<44} | {'p50':>12} | {'p99':>12} |")
+    print(f"|{'-' * 46}|{'-' * 14}|{'-' * 14}|")
+    print(_row("baseline: fresh `python3 -c` per step", baseline))
+    print(_row("persistent step (trivial block)", persistent))
+    print(_row("stateless step (trivial block, fresh fork)", stateless))
+    print(_fmt("tool call round trip, persistent (x1000)", *calls_p, 1e6, "us"))
+    print(_fmt("tool call round trip, stateless (x1000)", *calls_s, 1e6, "us"))
+    speedup = statistics.median(baseline) / statistics.median(stateless)
+    print(f"\nstateless speed-up over the spawn baseline (p50): {speedup:.1f}x")
+
+    print()
+    print(f"| {'memory per kernel (kernel + step processes)':<44} | {'RSS MB':>8} | {'USS MB':>8} | {'PSS MB':>8} |")
+    print(f"|{'-' * 46}|{'-' * 10}|{'-' * 10}|{'-' * 10}|")
+    for semantics in ("persistent", "stateless"):
+        rss, uss, pss = await kernel_memory(semantics, 1)
+        print(f"| {semantics + ', one kernel':<44} | {rss:8.1f} | {uss:8.1f} | {pss:8.1f} |")
+    rss, uss, pss = await kernel_memory("persistent", args.concurrent)
+    print(f"| {f'persistent, mean of {args.concurrent} concurrent':<44} | {rss:8.1f} | {uss:8.1f} | {pss:8.1f} |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
