@@ -132,8 +132,15 @@ def _eval_columns() -> list[Any]:
         EvalColumn("status", path="status", required=True),
         EvalColumn("task_arg_*", path="eval.task_args"),
         EvalColumn("train", path=lambda log: train_semantics(log.eval.model, log.eval.metadata)),
+        # the task also records its resolved settings in the eval metadata
+        EvalColumn("meta_*", path=_metadata_settings),
         EvalColumn("expected_samples", path=_expected_samples),
     ]
+
+
+def _metadata_settings(log: Any) -> dict[str, str]:
+    metadata = log.eval.metadata or {}
+    return {k: str(metadata[k]) for k in ("runtime", "difficulty", "agent") if metadata.get(k)}
 
 
 def _expected_samples(log: Any) -> int | None:
@@ -211,10 +218,12 @@ def read_frames(files: Sequence[str]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
 
 
 def _task_arg(row: "pd.Series", name: str) -> str | None:
-    value = row.get(f"task_arg_{name}")
-    if value is None or _isna(value):
-        return None
-    return str(value)
+    """A task setting: the task argument, else the eval metadata's record of it."""
+    for column in (f"task_arg_{name}", f"meta_{name}"):
+        value = row.get(column)
+        if value is not None and not _isna(value):
+            return str(value)
+    return None
 
 
 def _isna(value: Any) -> bool:
