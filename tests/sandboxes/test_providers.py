@@ -168,3 +168,17 @@ async def test_cancelled_eval_leaves_no_kernel(tmp_path) -> None:
             break
         await asyncio.sleep(0.1)
     assert kernel_processes() == []
+
+
+async def test_task_cleanup_only_touches_its_own_task() -> None:
+    mine = await PersistentPythonSandbox.sample_init("task_a", None, {})
+    other = await PersistentPythonSandbox.sample_init("task_b", None, {})
+    try:
+        await PersistentPythonSandbox.task_cleanup("task_a", None, True)
+        assert (await other["default"].run_code("print('b alive')")).stdout == "b alive\n"  # type: ignore[attr-defined]
+        with pytest.raises(Exception):
+            await mine["default"].run_code("1")  # type: ignore[attr-defined]
+    finally:
+        await PersistentPythonSandbox.sample_cleanup("task_b", None, other, False)
+        await PersistentPythonSandbox.sample_cleanup("task_a", None, mine, False)
+    assert kernel_processes() == []

@@ -190,6 +190,7 @@ class Kernel:
     def __init__(self, semantics: Semantics, config: RuntimeConfig, workdir: str | None = None) -> None:
         self.semantics: Semantics = semantics
         self.config = config
+        self.task_name: str | None = None
         self.protection = probe_protection()
         if config.require_isolation and self.protection.missing():
             raise KernelError("isolation required but unavailable: " + ", ".join(self.protection.missing()))

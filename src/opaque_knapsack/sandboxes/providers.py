@@ -123,6 +123,7 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         cls, task_name: str, config: SandboxEnvironmentConfigType | None, metadata: dict[str, str]
     ) -> dict[str, SandboxEnvironment]:
         kernel = Kernel(cls.semantics, _resolve_config(config))
+        kernel.task_name = task_name
         try:
             await kernel.start()
         except BaseException:
@@ -144,9 +145,10 @@ class PythonRuntimeSandbox(SandboxEnvironment):
 
     @classmethod
     async def task_cleanup(cls, task_name: str, config: SandboxEnvironmentConfigType | None, cleanup: bool) -> None:
-        # Samples clean up after themselves; this catches any a crash left behind.
+        # Samples clean up after themselves; this catches any a crash left behind
+        # (only this task's: other tasks may be running in the same process).
         for kernel in live_kernels():
-            if kernel.semantics == cls.semantics:
+            if kernel.semantics == cls.semantics and kernel.task_name == task_name:
                 await kernel.close()
 
     @classmethod
