@@ -46,3 +46,36 @@ def fixture_logs(tmp_path_factory: pytest.TempPathFactory) -> FixtureLogs:
         errored=run("errored", runtime="persistent", num=2, seed_start=10, end_reason="model_error"),
         other_task=run("other", runtime="persistent", num=1, name="some_other_task"),
     )
+
+
+@dataclass
+class RealLogs:
+    """Logs of the real opaque_knapsack/knapsack task run by the scripted policies."""
+
+    persistent: Path  # scripted/persistent in the persistent runtime
+    stateless: Path  # scripted/stateless in the stateless runtime
+    react: Path  # scripted/persistent as a ReAct agent
+
+
+@pytest.fixture(scope="session")
+def real_logs(tmp_path_factory: pytest.TempPathFactory) -> RealLogs:
+    from inspect_ai import eval as inspect_eval
+
+    root = tmp_path_factory.mktemp("real")
+
+    def run(directory: str, model: str, **task_args) -> Path:
+        [log] = inspect_eval(
+            "opaque_knapsack/knapsack",
+            model=model,
+            task_args={"num": 3, **task_args},
+            log_dir=str(root / directory),
+            display="none",
+        )
+        assert log.status == "success", log.error.message if log.error else log.status
+        return Path(log.location)
+
+    return RealLogs(
+        persistent=run("persistent", "scripted/persistent", runtime="persistent"),
+        stateless=run("stateless", "scripted/stateless", runtime="stateless"),
+        react=run("react", "scripted/persistent", runtime="persistent", agent="react"),
+    )

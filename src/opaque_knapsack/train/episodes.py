@@ -112,13 +112,17 @@ def iter_episodes(path: str, header: EvalLog | None = None) -> Iterator[Episode]
     header = header or read_header(path)
     task_args = header.eval.task_args or {}
     agent_default = str(task_args.get("agent", "codeact"))
-    exclude = {"attachments"} if agent_default == "react" else {"events", "attachments"}
+    # ReAct needs the model events (tool definitions), whose long strings are attachments
+    react = agent_default == "react"
+    exclude = set() if react else {"events", "attachments"}
     train = train_semantics(header)
     if not header.eval.dataset.sample_ids:
         raise EpisodeLogError(f"{path}: log has no samples")
     count = 0
     try:
-        samples = read_eval_log_samples(path, all_samples_required=False, exclude_fields=exclude)
+        samples = read_eval_log_samples(
+            path, all_samples_required=False, resolve_attachments=react, exclude_fields=exclude
+        )
         for sample in samples:
             count += 1
             yield _episode(path, header, sample, train, agent_default)
@@ -202,9 +206,20 @@ def sample_tools(episode: Episode) -> list[Any]:
     again, with them, from its log.
     """
     sample = episode.sample
-    if not sample.events:
-        sample = read_eval_log_sample(episode.log, id=episode.sample_id, epoch=episode.epoch)
+    if not sample.events or sample.attachments is None or _has_attachment_refs(sample):
+        sample = read_eval_log_sample(
+            episode.log, id=episode.sample_id, epoch=episode.epoch, resolve_attachments=True
+        )
     for event in reversed(sample.events or []):
         if getattr(event, "event", None) == "model" and getattr(event, "tools", None):
             return list(event.tools)
     return []
+
+
+def _has_attachment_refs(sample: EvalSample) -> bool:
+    """Whether the sample's events still point at unresolved attachments."""
+    for event in sample.events or []:
+        for info in getattr(event, "tools", None) or []:
+            if str(info.description).startswith("attachment://"):
+                return True
+    return False
