@@ -231,3 +231,14 @@ def test_cli_export(fixture_logs, tmp_path, capsys):
     assert code == 2
     assert "no episodes left after filtering" in capsys.readouterr().err
     assert main(["export", str(fixture_logs.persistent), "--out", str(out), "--min-score", "2"]) == 2
+
+
+def test_json_format_logs_export_the_same(fixture_logs, tmp_path):
+    from inspect_ai.log import write_eval_log
+
+    log = read_eval_log(str(only_log(fixture_logs.persistent)))
+    as_json = tmp_path / "persistent.json"
+    write_eval_log(log, str(as_json), format="json")
+    export_traces([as_json], tmp_path / "from_json.jsonl")
+    export_traces([fixture_logs.persistent], tmp_path / "from_eval.jsonl")
+    assert lines(tmp_path / "from_json.jsonl") == lines(tmp_path / "from_eval.jsonl")

@@ -1,9 +1,13 @@
-"""Reading knapsack episodes out of Inspect logs, one sample at a time.
+"""Reading knapsack episodes out of Inspect logs, streamed.
 
-Logs are streamed with ``read_eval_log_samples`` (one sample in memory at a
-time) and without the sample's events, which are most of a log's bytes and
-which export does not need (ReAct logs are the exception: their tool
-definitions live in the model events).
+``.eval`` logs are read in batches of ``BATCH`` samples with
+``read_eval_log_samples_by_id`` (one zip directory parse per batch, bounded
+memory; about 3x faster than ``read_eval_log_samples``, which re-opens the
+log for every sample), over the (id, epoch) pairs the log's sample summaries
+list, so logs of interrupted runs read too. ``.json`` logs go through
+``read_eval_log_samples``. Samples are read without their events, which are
+most of a log's bytes and which export does not need (ReAct logs are the
+exception: their tool definitions live in the model events).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from inspect_ai.log import (
     list_eval_logs,
     read_eval_log,
     read_eval_log_sample,
+    read_eval_log_sample_summaries,
     read_eval_log_samples,
+    read_eval_log_samples_by_id,
 )
 
 # Where the harness leaves its own facts about an episode (see solvers/episode.py).
@@ -32,6 +38,8 @@ TASK_NAME = "knapsack"  # registered as opaque_knapsack/knapsack
 # Episode end reasons (store key above) that mean the episode did not end by
 # the agent's own choice: a model error, a context or turn limit, a dead runtime.
 FINISHED = "finished"
+
+BATCH = 64  # samples held in memory at once
 
 
 class EpisodeLogError(ValueError):
@@ -120,10 +128,7 @@ def iter_episodes(path: str, header: EvalLog | None = None) -> Iterator[Episode]
         raise EpisodeLogError(f"{path}: log has no samples")
     count = 0
     try:
-        samples = read_eval_log_samples(
-            path, all_samples_required=False, resolve_attachments=react, exclude_fields=exclude
-        )
-        for sample in samples:
+        for sample in _stream_samples(path, exclude, react):
             count += 1
             yield _episode(path, header, sample, train, agent_default)
     except EpisodeLogError:
@@ -132,6 +137,19 @@ def iter_episodes(path: str, header: EvalLog | None = None) -> Iterator[Episode]
         raise EpisodeLogError(f"{path}: failed reading samples ({type(error).__name__}: {error})") from None
     if count == 0:
         raise EpisodeLogError(f"{path}: log has no samples")
+
+
+def _stream_samples(path: str, exclude: set[str], resolve: bool) -> Iterator[EvalSample]:
+    if not path.endswith(".eval"):
+        yield from read_eval_log_samples(
+            path, all_samples_required=False, resolve_attachments=resolve, exclude_fields=exclude
+        )
+        return
+    keys = [(summary.id, summary.epoch) for summary in read_eval_log_sample_summaries(path)]
+    for start in range(0, len(keys), BATCH):
+        yield from read_eval_log_samples_by_id(
+            path, keys[start : start + BATCH], resolve_attachments=resolve, exclude_fields=exclude
+        )
 
 
 def _episode(path: str, header: EvalLog, sample: EvalSample, train: str, agent_default: str) -> Episode:
