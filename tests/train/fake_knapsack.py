@@ -100,7 +100,7 @@ def fake_codeact(runtime: str, end_reason: str = "finished"):
             if not match:
                 break
             name = re.search(r"(item_\d+) =", match.group(1)).group(1)
-            observation = f'Observation: {{"class": "A", "value": 10, "weight": 5}}'
+            observation = 'Observation: {"class": "A", "value": 10, "weight": 5}'
             if runtime == "persistent":
                 observation += f"\nGlobals: {name}"
             state.messages.append(ChatMessageUser(content=observation))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from inspect_ai import task_identifier
 from inspect_ai.log import read_eval_log
@@ -67,10 +64,10 @@ def test_registered_task_args_and_identities(monkeypatch):
     spec = MatrixSpec(students={"persistent": "mockllm/p", "stateless": "mockllm/s"}, num=3, seed_start=7, log_dir="x")
     tasks = build_tasks(spec, knapsack)
     assert len(tasks) == 8
-    for task, condition in zip(tasks, conditions(spec)):
-        assert set(task.tags) == set(condition.tags)
-        assert task.metadata["train"] == condition.train
-        assert str(task.model) == condition.model
+    for built, condition in zip(tasks, conditions(spec)):
+        assert set(built.tags) == set(condition.tags)
+        assert built.metadata["train"] == condition.train
+        assert str(built.model) == condition.model
     from inspect_ai._eval.evalset import EvalSetArgsInTaskIdentifier  # test-only: identity as eval_set computes it
     from inspect_ai._eval.loader import resolve_tasks
     from inspect_ai.model import GenerateConfig

@@ -10,7 +10,6 @@ ChatML-style Jinja chat template whose ``{% generation %}`` markers make
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

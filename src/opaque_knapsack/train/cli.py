@@ -38,7 +38,9 @@ def _register_export(subparsers: Any) -> None:
             "and a .summary.json of what was kept and dropped."
         ),
     )
-    parser.add_argument("logs", nargs="+", metavar="LOGS", help="Inspect log files (.eval/.json) or directories of them.")
+    parser.add_argument(
+        "logs", nargs="+", metavar="LOGS", help="Inspect log files (.eval/.json) or directories of them."
+    )
     parser.add_argument("--out", required=True, help="Output JSONL path, e.g. traces.jsonl.")
     parser.add_argument(
         "--format",
@@ -377,7 +379,8 @@ def _matrix(args: argparse.Namespace) -> int:
         raise _command_error(str(error)) from None
     for log in logs:
         metadata = log.eval.metadata or {}
-        print(f"{log.status:<9} {metadata.get('train')}/{metadata.get('runtime')}/{metadata.get('difficulty')}  {log.location}")
+        cell = f"{metadata.get('train')}/{metadata.get('runtime')}/{metadata.get('difficulty')}"
+        print(f"{log.status:<9} {cell:<32} {log.location}")
     return 0 if success else 1
 
 

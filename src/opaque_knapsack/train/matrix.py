@@ -64,7 +64,7 @@ class MatrixSpec(BaseModel):
     def _students(cls, students: dict[str, Any]) -> dict[str, Any]:
         if not students:
             raise ValueError("at least one --student LABEL=MODEL is needed")
-        models = [str(model) if isinstance(model, str) else getattr(model, "name", str(model)) for model in students.values()]
+        models = [model if isinstance(model, str) else str(getattr(model, "name", model)) for model in students.values()]
         duplicates = sorted({model for model in models if models.count(model) > 1})
         if duplicates:
             raise ValueError(
