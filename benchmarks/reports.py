@@ -14,6 +14,7 @@ and in-process). Goal: the four commands under 10 s in total on a 2-core box.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -89,9 +90,15 @@ def _best_of(repeat: int, fn: Callable[[], object]) -> float:
     return min(times)
 
 
-def _subprocess(argv: list[str]) -> Callable[[], object]:
+def _subprocess(argv: list[str], cpu: list[float]) -> Callable[[], object]:
+    """Run argv in a fresh process; appends the child's CPU seconds (user + sys) to cpu."""
+    import resource
+
     def run() -> None:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
 
     return run
 
@@ -118,18 +125,25 @@ def main() -> int:
             "compare": [*cli, "compare", pp, ss],
             "table --from-logs": [*cli, "table", "--from-logs", log_dir],
             "figures (png+pdf)": [*cli, "figures", log_dir, "--out", str(root / "figs")],
+            "report (all in one process)": [*cli, "report", log_dir, "--out", str(root / "all")],
         }
-        cold = {name: _best_of(args.repeat, _subprocess(argv)) for name, argv in commands.items()}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
+        cold = {name: _best_of(args.repeat, _subprocess(argv, cpu[name])) for name, argv in commands.items()}
 
         # in-process, imports already paid
         from inspect_ai.log import read_eval_log
 
         from opaque_knapsack.reports import (
             compare_runs, load_runs, render_latex, render_stats, summarize_runs, table_from_logs, write_figures,
+            write_quickstart_reports,
         )
 
         def compare() -> None:
             compare_runs(load_runs([pp])[0], load_runs([ss])[0], "optimality")
+
+        def report(out: Path) -> None:
+            write_quickstart_reports(log_dir, out)
+            render_latex(*table_from_logs(log_dir))
 
         def table() -> None:
             render_latex(*table_from_logs(log_dir))
@@ -140,27 +154,32 @@ def main() -> int:
             "compare": _best_of(args.repeat, compare),
             "table --from-logs": _best_of(args.repeat, table),
             "figures (png+pdf)": _best_of(args.repeat, lambda: write_figures(load_runs([log_dir]), root / "figs2")),
+            "report (all in one process)": _best_of(args.repeat, lambda: report(root / "all2")),
         }
         size = sum(p.stat().st_size for p in logs) / 1e6
 
     print(f"4 logs x {args.episodes} episodes ({size:.1f} MB), best of {args.repeat}, {_cpus()} CPUs\n")
-    print(f"{'step':30}{'CLI process (s)':>18}{'in-process (s)':>18}")
-    print("-" * 66)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average at the end: {load:.2f} (wall times grow with load; CPU times much less)\n")
+    print(f"{'step':30}{'CLI wall (s)':>14}{'CLI CPU (s)':>14}{'in-process (s)':>16}")
+    print("-" * 74)
     for name in commands:
-        print(f"{name:30}{cold[name]:>18.2f}{warm[name]:>18.2f}")
-    total_cold = sum(v for k, v in cold.items() if not k.startswith("baseline"))
-    total_warm = sum(v for k, v in warm.items() if not k.startswith("baseline"))
-    print("-" * 66)
-    print(f"{'total of the four commands':30}{total_cold:>18.2f}{total_warm:>18.2f}")
+        print(f"{name:30}{cold[name]:>14.2f}{min(cpu[name]):>14.2f}{warm[name]:>16.2f}")
+    four = [k for k in commands if not k.startswith(("baseline", "report"))]
+    total_cold = sum(cold[k] for k in four)
+    total_cpu = sum(min(cpu[k]) for k in four)
+    total_warm = sum(warm[k] for k in four)
+    print("-" * 74)
+    print(f"{'total of the four commands':30}{total_cold:>14.2f}{total_cpu:>14.2f}{total_warm:>16.2f}")
     verdict = "meets" if total_cold < 10 else "MISSES"
-    print(f"\n{verdict} the goal: four commands under 10 s (CLI processes, imports included)")
-    print(f"per command, CLI over baseline: {statistics.mean(v / cold['baseline: read_eval_log x4'] for k, v in cold.items() if not k.startswith('baseline')):.1f}x")
+    print(f"\n{verdict} the goal: four commands under 10 s (separate CLI processes, imports included)")
+    ratio = statistics.mean(cold[k] / cold["baseline: read_eval_log x4"] for k in four)
+    print(f"per command, CLI wall over the read_eval_log baseline: {ratio:.1f}x")
+    print(f"everything in one process (report): {cold['report (all in one process)']:.2f} s wall")
     return 0
 
 
 def _cpus() -> int:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

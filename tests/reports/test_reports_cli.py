@@ -114,3 +114,14 @@ def test_cancelled_log_prints_a_warning(capsys: pytest.CaptureFixture[str], tmp_
     code, out, err = run(capsys, "stats", path)
     assert code == 0 and "Episodes" in out
     assert "warning:" in err and "3 of 4 samples missing" in err
+
+
+def test_report_writes_everything(capsys: pytest.CaptureFixture[str], matrix_dir: Path, tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "report", matrix_dir, "--out", tmp_path / "all")
+    assert code == 0
+    names = sorted(Path(line).name for line in out.splitlines())
+    assert names == sorted([
+        "stats.txt", "stats.md", "compare.txt", "compare.json", "table.tex", "table.md",
+        "cost_performance.png", "cost_performance.pdf", "behaviour.png", "behaviour.pdf",
+    ])
+    assert (tmp_path / "all" / "table.tex").read_text().startswith(r"\begin{table}")

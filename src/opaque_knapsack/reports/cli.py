@@ -66,6 +66,15 @@ def register(subparsers: Any) -> None:
     figures.add_argument("--formats", default="png,pdf", help="comma-separated file formats (default: png,pdf)")
     figures.set_defaults(handler=_handle_figures)
 
+    report = subparsers.add_parser(
+        "report",
+        help="all reports for one log directory in one go (stats, aligned comparisons, table, figures)",
+        description="Writes stats.txt/.md, compare.txt/.json, table.tex/.md and the figures into --out.",
+    )
+    report.add_argument("log_dir", metavar="LOG_DIR", help="directory holding the 2x2 (or 3x2 with base) logs")
+    report.add_argument("--out", required=True, metavar="DIR", help="directory to write the reports into (created if missing)")
+    report.set_defaults(handler=_handle_report)
+
 
 @contextlib.contextmanager
 def _no_notebook_probe() -> Iterator[None]:
@@ -204,5 +213,20 @@ def _handle_figures(args: argparse.Namespace) -> int:
     with _reporting():
         runs = load_runs(args.logs)
         for path in write_figures(runs, args.out, formats).values():
+            print(path)
+    return 0
+
+
+def _handle_report(args: argparse.Namespace) -> int:
+    from opaque_knapsack.reports.quickstart import write_quickstart_reports
+    from opaque_knapsack.reports.results_table import render_latex, render_markdown, table_from_logs
+
+    with _reporting():
+        written = write_quickstart_reports(args.log_dir, args.out)
+        spec, rows = table_from_logs(args.log_dir)
+        for key, name, render in (("table_latex", "table.tex", render_latex), ("table_markdown", "table.md", render_markdown)):
+            written[key] = Path(args.out) / name
+            written[key].write_text(render(spec, rows), encoding="utf-8")
+        for path in written.values():
             print(path)
     return 0
