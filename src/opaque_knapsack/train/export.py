@@ -110,6 +110,8 @@ class ExportSummary(BaseModel):
             lines.append(f"dropped: {reason:<20}{count}")
         for kind, path in self.outputs.items():
             lines.append(f"wrote {kind:<11}{path}")
+        if self.options.val_fraction > 0 and self.validation == 0:
+            lines.append("warning: the validation split is empty (too few tasks for --val-fraction)")
         return "\n".join(lines)
 
 
