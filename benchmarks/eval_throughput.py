@@ -27,7 +27,7 @@ os.environ.setdefault("INSPECT_LOG_LEVEL", "error")
 
 from inspect_ai import Task, eval as inspect_eval  # noqa: E402
 from inspect_ai.dataset import MemoryDataset, Sample  # noqa: E402
-from inspect_ai.model import ChatMessageUser, get_model  # noqa: E402
+from inspect_ai.model import ChatMessageUser, ModelOutput, ModelUsage, get_model  # noqa: E402
 from inspect_ai.scorer import match  # noqa: E402
 from inspect_ai.solver import Generate, TaskState, solver  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -41,7 +41,7 @@ def turns(count: int):  # type: ignore[no-untyped-def]
     """Call the model `count` times, appending a short user message after each."""
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
-        model = get_model()
+        model = get_model("mockllm/model", custom_outputs=_mock_reply)
         for _ in range(count):
             output = await model.generate(state.messages)
             state.messages.append(output.message)
@@ -49,6 +49,13 @@ def turns(count: int):  # type: ignore[no-untyped-def]
         return state
 
     return solve
+
+
+def _mock_reply(input, tools, tool_choice, config) -> ModelOutput:  # type: ignore[no-untyped-def]
+    """A fixed reply with usage set (mockllm's own token count needs the network)."""
+    output = ModelOutput.from_content("mockllm/model", "```python\nprint('ok')\n```")
+    output.usage = ModelUsage(input_tokens=100, output_tokens=10, total_tokens=110)
+    return output
 
 
 def run_harness(num: int, concurrency: int, log_dir: str) -> tuple[float, int, float]:
@@ -119,7 +126,7 @@ def main() -> None:
             f"{1000 * baseline / episodes:.1f}",
             f"{elapsed / baseline - 1:+.0%}",
         )
-    Console().print(table)
+    Console(width=130).print(table)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from opaque_knapsack.family import TaskInstance, dump_instance, parse_instance
+
 EPISODE_KEY = "knapsack:episode"
 ENVIRONMENT_KEY = "knapsack:environment"
 STEPS_KEY = "knapsack:steps"
@@ -18,6 +20,27 @@ RUNTIME_KEY = "knapsack:runtime"
 STRICT_TAKE_KEY = "knapsack:strict_take"
 
 TOOL_NAMES = ("list_items", "inspect", "take_item", "finish")
+
+# The hidden instance rides in sample metadata as a JSON *string*: Inspect
+# deep-copies sample metadata with every score it aggregates, and a string
+# copies for free where a nested dict of a hundred items does not.
+INSTANCE_METADATA_KEY = "instance"
+
+
+def instance_metadata(instance: TaskInstance) -> str:
+    return dump_instance(instance)
+
+
+def instance_from_metadata(metadata: dict[str, Any]) -> TaskInstance:
+    """The hidden instance of a sample made by the opaque_knapsack/knapsack task."""
+    try:
+        data = metadata[INSTANCE_METADATA_KEY]
+    except KeyError:
+        raise RuntimeError(
+            "Sample metadata has no 'instance': this sample was not made by the "
+            "opaque_knapsack/knapsack task."
+        ) from None
+    return parse_instance(data)
 
 
 @dataclass

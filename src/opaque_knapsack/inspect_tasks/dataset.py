@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from inspect_ai.dataset import MemoryDataset, Sample
 
 from opaque_knapsack.family import PRESETS, TaskInstance, generate_instance, load_tasks
+from opaque_knapsack.records import instance_metadata
 from opaque_knapsack.solvers.prompts import task_statement
 
 
@@ -31,7 +32,7 @@ def instance_sample(instance: TaskInstance, difficulty: str) -> Sample:
             "seed": instance.seed,
             "difficulty": difficulty,
             "n_items": len(public.item_ids),
-            "instance": instance.to_json_dict(),
+            "instance": instance_metadata(instance),
         },
     )
 

@@ -132,8 +132,8 @@ def read_facts(system: str, task: str) -> TaskFacts:
         n_items=_number(r"Number of items:\s*(\d+)", task, 0),
         capacity=_number(r"Capacity:\s*(\d+)", task, 0),
         budget=_number(r"Inspect budget:\s*(\d+)", task, 0),
-        max_tool_calls=_number(r"At most (\d+) tool calls", system, 25),
-        max_turns=_number(r"you have (\d+) replies", system, 40),
+        max_tool_calls=_number(r"At most\s+(\d+)\s+tool calls", system, 25),
+        max_turns=_number(r"you have\s+(\d+)\s+replies", system, 40),
     )
 
 

@@ -12,7 +12,14 @@ from inspect_ai.scorer import Score, Target, mean, scorer, stderr
 from inspect_ai.solver import TaskState
 
 from opaque_knapsack.family import KnapsackEnvironment, TaskInstance
-from opaque_knapsack.records import END_REASON_KEY, ENVIRONMENT_KEY, STEPS_KEY, STRICT_TAKE_KEY, TOOL_NAMES
+from opaque_knapsack.records import (
+    END_REASON_KEY,
+    ENVIRONMENT_KEY,
+    STEPS_KEY,
+    STRICT_TAKE_KEY,
+    TOOL_NAMES,
+    instance_from_metadata,
+)
 from opaque_knapsack.scorers.behaviour import StepCode, behaviour_metrics
 
 SCORE_KEYS = (
@@ -70,7 +77,7 @@ def knapsack_scorer():  # type: ignore[no-untyped-def]
     """Optimality, solved, utilization, effort, tokens and behaviour metrics."""
 
     async def score(state: TaskState, target: Target) -> Score:
-        instance = TaskInstance.model_validate(state.metadata["instance"])
+        instance = instance_from_metadata(state.metadata)
         environment_state = state.store.get(ENVIRONMENT_KEY) or {}
         steps = state.store.get(STEPS_KEY) or []
         figures = episode_figures(

@@ -99,90 +99,120 @@ def codeact(
         if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
             state.messages.insert(0, ChatMessageSystem(content=system))
 
-        model = get_model()
-        end_reason = "turn_limit"
-        for turn in range(1, max_turns + 1):
-            try:
-                output = await model.generate(state.messages)
-            except LimitExceededError:
-                raise
-            except Exception as error:  # noqa: BLE001 - the episode ends, the reason is kept
-                end_reason = f"model_error: {type(error).__name__}: {error}"
-                break
-            state.output = output
-            state.messages.append(output.message)
-            usage = output.usage
-            record = StepRecord(
-                turn=turn,
-                code=None,
-                input_tokens=usage.input_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else 0,
+        end_reason = "error"
+        try:
+            end_reason = await _run_turns(
+                state, runtime, functions, episode, semantics,
+                max_turns=max_turns, max_tool_calls=max_tool_calls, step_timeout=step_timeout,
             )
-            if _context_overflow(output):
-                _record(episode, record)
-                end_reason = "context_length"
-                break
-
-            blocks = extract_code_blocks(output.message.text)
-            if len(blocks) != 1:
-                _record(episode, record)
-                if turn < max_turns:
-                    text = prompts.NO_BLOCK if not blocks else prompts.several_blocks(len(blocks))
-                    state.messages.append(ChatMessageUser(content=text))
-                continue
-
-            started = time.perf_counter()
-            result = await runtime.run_code(
-                blocks[0], functions, max_tool_calls=max_tool_calls, timeout=step_timeout
-            )
-            record.code = blocks[0]
-            record.tool_calls = len(result.tool_calls)
-            record.timed_out = result.timed_out
-            record.kernel_restarted = result.kernel_restarted
-            if result.error is not None:
-                record.error_type = result.error.type
-                record.is_name_error = result.is_name_error
-                if result.is_name_error:
-                    record.name_error = undefined_name(result.error.message)
-            _record(episode, record)
-            transcript().info(
-                {
-                    "turn": turn,
-                    "code": blocks[0],
-                    "stdout": result.stdout,
-                    "error": _error_text(result),
-                    "tool_calls": [call.model_dump() for call in result.tool_calls],
-                    "globals": result.globals,
-                    "input_tokens": record.input_tokens,
-                    "output_tokens": record.output_tokens,
-                    "wall_time": result.wall_time,
-                    "harness_time": time.perf_counter() - started,
-                },
-                source=f"codeact step {turn}",
-            )
-
-            if episode is not None and episode.environment.finished:
-                end_reason = "finished"
-                break
-            if turn < max_turns:
-                state.messages.append(
-                    ChatMessageUser(
-                        content=prompts.observation(
-                            output=result.stdout,
-                            error=_error_text(result),
-                            semantics=semantics,
-                            globals_=result.globals,
-                            notes=_notes(result, step_timeout),
-                        )
-                    )
-                )
-        if episode is not None:
-            episode.end(end_reason)
-        else:
-            sample_store.set(END_REASON_KEY, end_reason)
+        finally:
+            if episode is not None:
+                episode.end(end_reason)
+            else:
+                sample_store.set(END_REASON_KEY, end_reason)
         return state
 
     return execute
+
+
+async def _run_turns(
+    state: AgentState,
+    runtime: Any,
+    functions: Mapping[str, Callable[..., Any]],
+    episode: Any,
+    semantics: str,
+    *,
+    max_turns: int,
+    max_tool_calls: int,
+    step_timeout: float,
+) -> str:
+    """The turn loop; returns why the episode ended."""
+    model = get_model()
+    end_reason = "turn_limit"
+    for turn in range(1, max_turns + 1):
+        try:
+            output = await model.generate(state.messages)
+        except LimitExceededError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the episode ends, the reason is kept
+            end_reason = f"model_error: {type(error).__name__}: {error}"
+            break
+        state.output = output
+        state.messages.append(output.message)
+        usage = output.usage
+        record = StepRecord(
+            turn=turn,
+            code=None,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+        )
+        if _context_overflow(output):
+            _record(episode, record)
+            end_reason = "context_length"
+            break
+
+        blocks = extract_code_blocks(output.message.text)
+        if len(blocks) != 1:
+            _record(episode, record)
+            if turn < max_turns:
+                text = prompts.NO_BLOCK if not blocks else prompts.several_blocks(len(blocks))
+                state.messages.append(ChatMessageUser(content=text))
+            continue
+
+        started = time.perf_counter()
+        result = await runtime.run_code(
+            blocks[0], functions, max_tool_calls=max_tool_calls, timeout=step_timeout
+        )
+        record.code = blocks[0]
+        record.tool_calls = sum(1 for call in result.tool_calls if not _refused(call))
+        record.timed_out = result.timed_out
+        record.kernel_restarted = result.kernel_restarted
+        if result.error is not None:
+            record.error_type = result.error.type
+            record.is_name_error = result.is_name_error
+            if result.is_name_error:
+                record.name_error = undefined_name(result.error.message)
+        _record(episode, record)
+        transcript().info(
+            {
+                "turn": turn,
+                "code": blocks[0],
+                "stdout": result.stdout,
+                "error": _error_text(result),
+                "tool_calls": [call.model_dump() for call in result.tool_calls],
+                "globals": result.globals,
+                "input_tokens": record.input_tokens,
+                "output_tokens": record.output_tokens,
+                "wall_time": result.wall_time,
+                "harness_time": time.perf_counter() - started,
+            },
+            source=f"codeact step {turn}",
+        )
+
+        if episode is not None and episode.environment.finished:
+            end_reason = "finished"
+            break
+        if turn < max_turns:
+            state.messages.append(
+                ChatMessageUser(
+                    content=prompts.observation(
+                        output=result.stdout,
+                        error=_error_text(result),
+                        semantics=semantics,
+                        globals_=result.globals,
+                        notes=_notes(result, step_timeout),
+                    )
+                )
+            )
+    return end_reason
+
+
+LIMIT_REFUSAL = "tool call limit reached"
+
+
+def _refused(call: Any) -> bool:
+    """A call the harness refused for exceeding the per-block limit: never invoked."""
+    return (call.error or "").startswith(LIMIT_REFUSAL)
 
 
 def _record(episode: Any, record: StepRecord) -> None:

@@ -29,6 +29,7 @@ from opaque_knapsack.records import (
     STRICT_TAKE_KEY,
     TOOL_NAMES,
     StepRecord,
+    instance_from_metadata,
 )
 
 EndReason = Literal["finished", "turn_limit", "model_error", "context_length"]
@@ -69,8 +70,8 @@ class KnapsackEpisode:
         return {name: bind(name) for name in TOOL_NAMES}
 
     def record(self, step: StepRecord) -> None:
+        """Keep a step's record; it reaches the store with the next ``sync``."""
         self.steps.append(step)
-        self.sync()
 
     def sync(self) -> None:
         """Mirror the environment and step records into the sample's store."""
@@ -110,16 +111,6 @@ def current_episode() -> KnapsackEpisode:
             "(its setup step starts the episode)."
         )
     return episode
-
-
-def instance_from_metadata(metadata: dict[str, Any]) -> TaskInstance:
-    try:
-        return TaskInstance.model_validate(metadata["instance"])
-    except KeyError:
-        raise RuntimeError(
-            "Sample metadata has no 'instance': this sample was not made by the "
-            "opaque_knapsack/knapsack task."
-        ) from None
 
 
 @solver

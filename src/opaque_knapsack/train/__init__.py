@@ -6,39 +6,42 @@ vllm): training and serving run as subprocesses, and Axolotl's schema is only
 imported, lazily, to validate a config when it is installed.
 """
 
-from opaque_knapsack.train.axolotl_config import (
-    AxolotlConfig,
-    AxolotlDataset,
-    ConfigError,
-    build_axolotl_config,
-    validate_with_axolotl,
-    write_axolotl_config,
-)
-from opaque_knapsack.train.export import ExportError, ExportOptions, ExportSummary, export_traces, split_of
-from opaque_knapsack.train.launch import LaunchError, ServeSpec, eval_hints, serve_command, train_command
-from opaque_knapsack.train.matrix import Condition, MatrixError, MatrixSpec, build_tasks, conditions, run_matrix
+from __future__ import annotations
 
-__all__ = [
-    "AxolotlConfig",
-    "AxolotlDataset",
-    "Condition",
-    "ConfigError",
-    "ExportError",
-    "ExportOptions",
-    "ExportSummary",
-    "LaunchError",
-    "MatrixError",
-    "MatrixSpec",
-    "ServeSpec",
-    "build_axolotl_config",
-    "build_tasks",
-    "conditions",
-    "eval_hints",
-    "export_traces",
-    "run_matrix",
-    "serve_command",
-    "split_of",
-    "train_command",
-    "validate_with_axolotl",
-    "write_axolotl_config",
-]
+import importlib
+from typing import Any
+
+# Loaded on first use, so the command line starts without importing Inspect.
+_EXPORTS = {
+    "AxolotlConfig": "opaque_knapsack.train.axolotl_config",
+    "AxolotlDataset": "opaque_knapsack.train.axolotl_config",
+    "ConfigError": "opaque_knapsack.train.axolotl_config",
+    "build_axolotl_config": "opaque_knapsack.train.axolotl_config",
+    "validate_with_axolotl": "opaque_knapsack.train.axolotl_config",
+    "write_axolotl_config": "opaque_knapsack.train.axolotl_config",
+    "ExportError": "opaque_knapsack.train.export",
+    "ExportOptions": "opaque_knapsack.train.export",
+    "ExportSummary": "opaque_knapsack.train.export",
+    "export_traces": "opaque_knapsack.train.export",
+    "split_of": "opaque_knapsack.train.export",
+    "LaunchError": "opaque_knapsack.train.launch",
+    "ServeSpec": "opaque_knapsack.train.launch",
+    "eval_hints": "opaque_knapsack.train.launch",
+    "serve_command": "opaque_knapsack.train.launch",
+    "train_command": "opaque_knapsack.train.launch",
+    "Condition": "opaque_knapsack.train.matrix",
+    "MatrixError": "opaque_knapsack.train.matrix",
+    "MatrixSpec": "opaque_knapsack.train.matrix",
+    "build_tasks": "opaque_knapsack.train.matrix",
+    "conditions": "opaque_knapsack.train.matrix",
+    "run_matrix": "opaque_knapsack.train.matrix",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'opaque_knapsack.train' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
