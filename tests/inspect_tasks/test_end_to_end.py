@@ -206,3 +206,73 @@ def test_inspect_eval_cli_with_scripted_policy(agent, runtime, tmp_path):
         assert scores(sample)["optimality"] == pytest.approx(value / instance["reference"]["optimal_value"])
         assert scores(sample)["optimality"] > 0.3
         assert (scores(sample)["name_error_episode"] == 1) == (agent == "codeact" and runtime == "stateless")
+
+
+def test_sandbox_option_selects_the_runtime_and_samples_record_it(tmp_path):
+    [log] = inspect_eval(
+        knapsack(num=2), model="scripted/persistent", sandbox="stateless_python", log_dir=str(tmp_path)
+    )
+    assert log.status == "success", log.error
+    for sample in log.samples:
+        assert sample.metadata["runtime"] == "stateless"
+        assert "STATELESS" in sample.messages[0].text  # the runtime note matches the runtime
+        assert scores(sample)["name_error_episode"] == 1
+
+    from opaque_knapsack.reports import load_runs
+
+    [run] = load_runs([str(tmp_path)])
+    assert (run.condition.train, run.condition.runtime) == ("persistent", "stateless")
+
+
+def test_codeact_with_another_sandbox_fails_before_any_model_call(tmp_path):
+    calls = []
+
+    def policy(input, tools, tool_choice, config):
+        calls.append(1)
+        return reply("```python\nfinish()\n```")
+
+    [log] = inspect_eval(
+        knapsack(num=1),
+        model=get_model("mockllm/model", custom_outputs=policy),
+        sandbox="local",
+        log_dir=str(tmp_path),
+    )
+    assert log.status == "error"
+    assert "needs a Python runtime sandbox" in log.error.message
+    assert "persistent_python" in log.error.message
+    assert calls == []
+
+
+def test_react_with_mockllm_tool_calls_scores_match_environment_truth(tmp_path):
+    from inspect_ai.model import ChatMessageTool
+    from inspect_ai.tool import ToolCall
+
+    instance = generate_instance(PRESETS["easy"], 0, 0)
+    first = instance.public.item_ids[0]
+    truth = instance.private.items[first]
+
+    def calls(*pairs):
+        output = reply("calling tools")
+        output.message.tool_calls = [
+            ToolCall(id=f"c{index}", function=name, arguments=arguments)
+            for index, (name, arguments) in enumerate(pairs)
+        ]
+        return output
+
+    outputs = [
+        calls(("list_items", {}), ("inspect", {"item_id": first})),
+        calls(("take_item", {"item_id": first}), ("take_item", {"item_id": "nope"})),
+        calls(("finish", {})),
+    ]
+    [log] = inspect_eval(
+        knapsack(num=1, agent="react"), model=get_model("mockllm/model", custom_outputs=outputs), log_dir=str(tmp_path)
+    )
+    assert log.status == "success", log.error
+    sample = log.samples[0]
+    figures = scores(sample)
+    assert figures["optimality"] == pytest.approx(truth.value / instance.reference.optimal_value)
+    assert figures["tool_calls"] == 5 and figures["steps"] == 3 and figures["items_inspected"] == 1
+    results = [m for m in sample.messages if isinstance(m, ChatMessageTool)]
+    assert json.loads(results[1].text) == {"class": truth.class_, "value": truth.value, "weight": truth.weight}
+    assert results[3].error is not None and "nope" in results[3].error.message
+    assert sample.store["knapsack:end_reason"] == "finished"

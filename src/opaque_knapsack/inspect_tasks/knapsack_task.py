@@ -33,7 +33,7 @@ def knapsack(
     difficulty: str | None = None,
     num: int = 10,
     seed_start: int = 0,
-    runtime: Runtime = "persistent",
+    runtime: Runtime | None = None,
     agent: AgentName = "codeact",
     max_turns: int = 40,
     max_tool_calls: int = 25,
@@ -53,7 +53,9 @@ def knapsack(
         seed_start: Seed of the first generated instance (instance i has seed
             seed_start + i).
         runtime: Python runtime semantics for the CodeAct agent: persistent
-            (state survives between steps) or stateless (fresh every step).
+            (state survives between steps; the default) or stateless (fresh
+            every step). ``--sandbox persistent_python|stateless_python`` also
+            selects it; each sample records the runtime it ran in.
         agent: codeact (code blocks in the runtime) or react (native tool calls).
         max_turns: Assistant replies per episode.
         max_tool_calls: Tool calls per code block (per reply for react).
@@ -62,7 +64,8 @@ def knapsack(
             paper's lax rule).
         solver: Replace the agent (the hidden environment is still set up).
     """
-    _check_choice("runtime", runtime, get_args(Runtime))
+    if runtime is not None:
+        _check_choice("runtime", runtime, get_args(Runtime))
     _check_choice("agent", agent, get_args(AgentName))
     for name, value in (("num", num), ("max_turns", max_turns), ("max_tool_calls", max_tool_calls)):
         if int(value) < 1:
@@ -87,10 +90,14 @@ def knapsack(
         )
     return Task(
         dataset=dataset,
-        setup=knapsack_setup(strict_take=strict_take),
+        setup=knapsack_setup(strict_take=strict_take, require_runtime=agent == "codeact"),
         solver=solver,
         scorer=knapsack_scorer(),
-        sandbox=SANDBOX_FOR_RUNTIME[runtime] if agent == "codeact" else None,
+        sandbox=SANDBOX_FOR_RUNTIME[runtime or "persistent"] if agent == "codeact" else None,
         config=GenerateConfig(temperature=0.2, max_tokens=12288),
-        metadata={"runtime": runtime, "agent": agent, "difficulty": difficulty or "custom"},
+        metadata={
+            key: value
+            for key, value in (("runtime", runtime), ("agent", agent), ("difficulty", difficulty or "custom"))
+            if value is not None
+        },
     )

@@ -175,6 +175,7 @@ def _sample_columns() -> list[Any]:
         SampleColumn("id", path="id", required=True, type=str),
         SampleColumn("epoch", path="epoch", required=True, type=int),
         SampleColumn("sample_difficulty", path=lambda s: (s.metadata or {}).get("difficulty")),
+        SampleColumn("sample_runtime", path=lambda s: (s.metadata or {}).get("runtime")),
         SampleColumn("scorers", path=lambda s: ",".join(sorted((s.scores or {}).keys()))),
         SampleColumn(f"score_{SCORER_NAME}_*", path=_score_dict),
         SampleColumn("usage_input_tokens", path=_usage_sum("input_tokens")),
@@ -257,6 +258,16 @@ def _episode_frame(samples: "pd.DataFrame") -> "pd.DataFrame":
     return frame
 
 
+def _runtime(row: "pd.Series", samples: "pd.DataFrame") -> str:
+    """The runtime that ran: recorded per sample (a --sandbox override shows
+    there), else the task argument."""
+    if "sample_runtime" in samples.columns:
+        values = samples["sample_runtime"].dropna().astype(str)
+        if len(values):
+            return str(values.mode().iloc[0])
+    return _task_arg(row, "runtime") or UNKNOWN
+
+
 def _difficulty(row: "pd.Series", samples: "pd.DataFrame") -> str:
     difficulty = _task_arg(row, "difficulty")
     if difficulty:
@@ -301,7 +312,7 @@ def _load_path(source: str) -> list[Run]:
         condition = Condition(
             model=str(row["model"]),
             train=str(row["train"]),
-            runtime=_task_arg(row, "runtime") or UNKNOWN,
+            runtime=_runtime(row, mine),
             difficulty=_difficulty(row, mine),
             agent=_task_arg(row, "agent") or "",
         )

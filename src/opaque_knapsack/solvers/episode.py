@@ -114,10 +114,26 @@ def current_episode() -> KnapsackEpisode:
 
 
 @solver
-def knapsack_setup(strict_take: bool = True) -> Solver:
-    """Start the sample's hidden environment (always runs, even with --solver)."""
+def knapsack_setup(strict_take: bool = True, require_runtime: bool = False) -> Solver:
+    """Start the sample's hidden environment (always runs, even with --solver).
+
+    Records which runtime the sample really got (``--sandbox`` may override
+    the task's ``runtime``) in the sample's metadata, and with
+    ``require_runtime`` fails before the first model call when the sandbox is
+    not one of ours.
+    """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
+        from opaque_knapsack.sandboxes import runtime_sandbox
+
+        try:
+            state.metadata["runtime"] = runtime_sandbox().semantics
+        except (TypeError, ValueError, RuntimeError, ProcessLookupError) as error:
+            if require_runtime:
+                raise RuntimeError(
+                    f"the CodeAct agent needs a Python runtime sandbox: {error}. Use "
+                    "-T runtime=persistent|stateless or --sandbox persistent_python|stateless_python."
+                ) from None
         start_episode(instance_from_metadata(state.metadata), strict_take=strict_take, sample_store=state.store)
         return state
 
