@@ -7,9 +7,10 @@ Shared by the agents that write them and the scorer that reads them back
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opaque_knapsack.family import TaskInstance, dump_instance, parse_instance
+if TYPE_CHECKING:
+    from opaque_knapsack.family import TaskInstance
 
 EPISODE_KEY = "knapsack:episode"
 ENVIRONMENT_KEY = "knapsack:environment"
@@ -21,6 +22,26 @@ STRICT_TAKE_KEY = "knapsack:strict_take"
 
 TOOL_NAMES = ("list_items", "inspect", "take_item", "finish")
 
+# The episode scorer's name and the keys of its dict value: the contract
+# between the scorer and everything that reads logs (reports, export).
+SCORER_NAME = "knapsack_scorer"
+SCORE_KEYS: tuple[str, ...] = (
+    "optimality",
+    "solved",
+    "capacity_utilization",
+    "items_inspected",
+    "steps",
+    "tool_calls",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "name_error_episode",
+    "name_error_count",
+    "state_utilization",
+    "reimport_rate",
+    "symbol_lifespan",
+)
+
 # The hidden instance rides in sample metadata as a JSON *string*: Inspect
 # deep-copies sample metadata with every score it aggregates, and a string
 # copies for free where a nested dict of a hundred items does not.
@@ -28,11 +49,15 @@ INSTANCE_METADATA_KEY = "instance"
 
 
 def instance_metadata(instance: TaskInstance) -> str:
+    from opaque_knapsack.family import dump_instance
+
     return dump_instance(instance)
 
 
 def instance_from_metadata(metadata: dict[str, Any]) -> TaskInstance:
     """The hidden instance of a sample made by the opaque_knapsack/knapsack task."""
+    from opaque_knapsack.family import parse_instance
+
     try:
         data = metadata[INSTANCE_METADATA_KEY]
     except KeyError:

@@ -25,22 +25,7 @@ from inspect_ai.log import (
 from inspect_ai.model import ModelUsage
 from inspect_ai.scorer import Score
 
-SCORE_KEYS = (
-    "optimality",
-    "solved",
-    "capacity_utilization",
-    "items_inspected",
-    "steps",
-    "tool_calls",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "name_error_episode",
-    "name_error_count",
-    "state_utilization",
-    "reimport_rate",
-    "symbol_lifespan",
-)
+from opaque_knapsack.records import SCORE_KEYS
 
 
 def task_id(index: int) -> str:

@@ -99,3 +99,30 @@ def test_empty_episode_has_zero_metrics():
 def test_exception_names_inside_functions_are_local():
     code = "def f():\n    try:\n        g()\n    except ValueError as error:\n        print(error)\n"
     assert set(block_names(code).reads) == {"g", "ValueError", "print"}
+
+
+def test_scorer_reports_exactly_the_contract_keys():
+    from opaque_knapsack.family import PRESETS, KnapsackEnvironment, generate_instance
+    from opaque_knapsack.records import SCORE_KEYS
+    from opaque_knapsack.scorers import episode_figures
+
+    instance = generate_instance(PRESETS["easy"], 3, 3)
+    environment = KnapsackEnvironment(instance)
+    first = instance.public.item_ids[0]
+    environment.inspect(first)
+    environment.take_item(first)
+    steps = [
+        {"turn": 1, "code": "x = 1", "tool_calls": 2, "input_tokens": 10, "output_tokens": 4},
+        {"turn": 2, "code": None, "input_tokens": 20, "output_tokens": 1},
+        {"turn": 3, "code": "print(x)", "tool_calls": 0, "is_name_error": True, "name_error": "x",
+         "input_tokens": 30, "output_tokens": 2},
+    ]
+    figures = episode_figures(instance, environment.to_state(), steps)
+    assert tuple(figures) == SCORE_KEYS
+    item = instance.private.items[first]
+    assert figures["optimality"] == item.value / instance.reference.optimal_value
+    assert figures["capacity_utilization"] == item.weight / instance.public.capacity
+    assert (figures["steps"], figures["tool_calls"], figures["items_inspected"]) == (3, 2, 1)
+    assert (figures["input_tokens"], figures["output_tokens"], figures["total_tokens"]) == (60, 7, 67)
+    assert (figures["name_error_episode"], figures["name_error_count"]) == (1, 1)
+    assert (figures["state_utilization"], figures["symbol_lifespan"]) == (0, 2)

@@ -10,25 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SCORER_NAME = "knapsack_scorer"
-
-# Keys of the scorer's dict value, in the contract's order.
-SCORE_KEYS: tuple[str, ...] = (
-    "optimality",
-    "solved",
-    "capacity_utilization",
-    "items_inspected",
-    "steps",
-    "tool_calls",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "name_error_episode",
-    "name_error_count",
-    "state_utilization",
-    "reimport_rate",
-    "symbol_lifespan",
-)
+from opaque_knapsack.records import SCORE_KEYS, SCORER_NAME  # the scorer's contract
 
 # Per-episode values read from the sample rather than the score.
 SAMPLE_KEYS: tuple[str, ...] = ("total_time",)

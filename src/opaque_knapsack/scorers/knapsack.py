@@ -15,6 +15,7 @@ from opaque_knapsack.family import KnapsackEnvironment, TaskInstance
 from opaque_knapsack.records import (
     END_REASON_KEY,
     ENVIRONMENT_KEY,
+    SCORE_KEYS,
     STEPS_KEY,
     STRICT_TAKE_KEY,
     TOOL_NAMES,
@@ -22,22 +23,6 @@ from opaque_knapsack.records import (
 )
 from opaque_knapsack.scorers.behaviour import StepCode, behaviour_metrics
 
-SCORE_KEYS = (
-    "optimality",
-    "solved",
-    "capacity_utilization",
-    "items_inspected",
-    "steps",
-    "tool_calls",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "name_error_episode",
-    "name_error_count",
-    "state_utilization",
-    "reimport_rate",
-    "symbol_lifespan",
-)
 
 
 def episode_figures(instance: TaskInstance, environment_state: dict[str, Any], steps: list[dict[str, Any]], strict_take: bool = True) -> dict[str, float]:

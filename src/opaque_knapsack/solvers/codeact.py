@@ -16,12 +16,13 @@ from typing import Any
 
 from inspect_ai.agent import Agent, AgentState, agent
 from inspect_ai.log import transcript
-from inspect_ai.model import ChatMessageSystem, ChatMessageUser, ModelOutput, get_model
-from inspect_ai.util import LimitExceededError, store
+from inspect_ai.model import ChatMessageSystem, ChatMessageUser, get_model
+from inspect_ai.util import store
 
 from opaque_knapsack.solvers import prompts
 from opaque_knapsack.records import AGENT_KEY, END_REASON_KEY, RUNTIME_KEY, STRICT_TAKE_KEY, StepRecord
 from opaque_knapsack.solvers.episode import current_episode
+from opaque_knapsack.solvers.turns import next_reply
 
 CODE_BLOCK = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 NAME_ERROR_NAME = re.compile(r"name '([^']+)' is not defined|local variable '([^']+)'|variable '([^']+)'")
@@ -35,10 +36,6 @@ def extract_code_blocks(text: str) -> list[str]:
 def undefined_name(message: str) -> str | None:
     match = NAME_ERROR_NAME.search(message)
     return next((group for group in match.groups() if group), None) if match else None
-
-
-def _context_overflow(output: ModelOutput) -> bool:
-    return output.stop_reason == "model_length"
 
 
 def _error_text(result: Any) -> str | None:
@@ -130,30 +127,16 @@ async def _run_turns(
     model = get_model()
     end_reason = "turn_limit"
     for turn in range(1, max_turns + 1):
-        try:
-            output = await model.generate(state.messages)
-        except LimitExceededError:
-            raise
-        except Exception as error:  # noqa: BLE001 - the episode ends, the reason is kept
-            end_reason = f"model_error: {type(error).__name__}: {error}"
+        reply = await next_reply(model, state, turn)
+        if reply.record is not None:
+            _record(episode, reply.record)
+        if reply.end_reason is not None:
+            end_reason = reply.end_reason
             break
-        state.output = output
-        state.messages.append(output.message)
-        usage = output.usage
-        record = StepRecord(
-            turn=turn,
-            code=None,
-            input_tokens=usage.input_tokens if usage else 0,
-            output_tokens=usage.output_tokens if usage else 0,
-        )
-        if _context_overflow(output):
-            _record(episode, record)
-            end_reason = "context_length"
-            break
+        output, record = reply.output, reply.record
 
         blocks = extract_code_blocks(output.message.text)
         if len(blocks) != 1:
-            _record(episode, record)
             if turn < max_turns:
                 text = prompts.NO_BLOCK if not blocks else prompts.several_blocks(len(blocks))
                 state.messages.append(ChatMessageUser(content=text))
@@ -172,7 +155,6 @@ async def _run_turns(
             record.is_name_error = result.is_name_error
             if result.is_name_error:
                 record.name_error = undefined_name(result.error.message)
-        _record(episode, record)
         transcript().info(
             {
                 "turn": turn,

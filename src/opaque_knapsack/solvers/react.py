@@ -7,6 +7,8 @@ per-turn tool-call limit, finish ends the episode, errors end it cleanly).
 
 from __future__ import annotations
 
+from typing import Any
+
 from inspect_ai.agent import Agent, AgentState, agent
 from inspect_ai.model import (
     ChatMessageSystem,
@@ -16,12 +18,13 @@ from inspect_ai.model import (
     get_model,
 )
 from inspect_ai.tool import ToolCallError
-from inspect_ai.util import LimitExceededError, store
+from inspect_ai.util import store
 
 from opaque_knapsack.solvers import prompts
-from opaque_knapsack.records import AGENT_KEY, STRICT_TAKE_KEY, StepRecord
+from opaque_knapsack.records import AGENT_KEY, STRICT_TAKE_KEY
 from opaque_knapsack.solvers.episode import current_episode
 from opaque_knapsack.solvers.tools import knapsack_tools
+from opaque_knapsack.solvers.turns import next_reply
 
 NO_TOOL_CALL = (
     "No tool was called, so nothing happened. Call a tool to act, or call finish() when you are done."
@@ -48,57 +51,51 @@ def react(max_turns: int = 40, max_tool_calls: int = 25) -> Agent:
                 0, ChatMessageSystem(content=prompts.react_system_prompt(strict_take=strict_take, max_turns=max_turns))
             )
         tools = knapsack_tools()
-        model = get_model()
-        end_reason = "turn_limit"
-        for turn in range(1, max_turns + 1):
-            try:
-                output = await model.generate(state.messages, tools)
-            except LimitExceededError:
-                raise
-            except Exception as error:  # noqa: BLE001 - the episode ends, the reason is kept
-                end_reason = f"model_error: {type(error).__name__}: {error}"
-                break
-            state.output = output
-            state.messages.append(output.message)
-            usage = output.usage
-            record = StepRecord(
-                turn=turn,
-                code=None,
-                input_tokens=usage.input_tokens if usage else 0,
-                output_tokens=usage.output_tokens if usage else 0,
-            )
-            if output.stop_reason == "model_length":
-                episode.record(record)
-                end_reason = "context_length"
-                break
-            calls = output.message.tool_calls or []
-            if not calls:
-                episode.record(record)
-                if turn < max_turns:
-                    state.messages.append(ChatMessageUser(content=NO_TOOL_CALL))
-                continue
-            allowed, refused = calls[:max_tool_calls], calls[max_tool_calls:]
-            output.message.tool_calls = allowed
-            result = await execute_tools([*state.messages], tools)
-            state.messages.extend(result.messages)
-            for call in refused:
-                state.messages.append(
-                    ChatMessageTool(
-                        content="",
-                        tool_call_id=call.id,
-                        function=call.function,
-                        error=ToolCallError(
-                            "limit", f"More than {max_tool_calls} tool calls in one reply; this call was not run."
-                        ),
-                    )
-                )
-            output.message.tool_calls = calls
-            record.tool_calls = len(allowed)
-            episode.record(record)
-            if episode.environment.finished:
-                end_reason = "finished"
-                break
-        episode.end(end_reason)
+        end_reason = "error"
+        try:
+            end_reason = await _run_turns(state, episode, tools, max_turns, max_tool_calls)
+        finally:
+            episode.end(end_reason)
         return state
 
     return execute
+
+
+async def _run_turns(state: AgentState, episode: Any, tools: list[Any], max_turns: int, max_tool_calls: int) -> str:
+    """The turn loop; returns why the episode ended."""
+    model = get_model()
+    end_reason = "turn_limit"
+    for turn in range(1, max_turns + 1):
+        reply = await next_reply(model, state, turn, tools)
+        if reply.record is not None:
+            episode.record(reply.record)
+        if reply.end_reason is not None:
+            end_reason = reply.end_reason
+            break
+        output, record = reply.output, reply.record
+        calls = output.message.tool_calls or []
+        if not calls:
+            if turn < max_turns:
+                state.messages.append(ChatMessageUser(content=NO_TOOL_CALL))
+            continue
+        allowed, refused = calls[:max_tool_calls], calls[max_tool_calls:]
+        output.message.tool_calls = allowed
+        result = await execute_tools([*state.messages], tools)
+        state.messages.extend(result.messages)
+        for call in refused:
+            state.messages.append(
+                ChatMessageTool(
+                    content="",
+                    tool_call_id=call.id,
+                    function=call.function,
+                    error=ToolCallError(
+                        "limit", f"More than {max_tool_calls} tool calls in one reply; this call was not run."
+                    ),
+                )
+            )
+        output.message.tool_calls = calls
+        record.tool_calls = len(allowed)
+        if episode.environment.finished:
+            end_reason = "finished"
+            break
+    return end_reason
