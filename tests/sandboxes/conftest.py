@@ -14,20 +14,36 @@ from opaque_knapsack.sandboxes import Kernel, RuntimeConfig
 from opaque_knapsack.sandboxes.kernel import KERNEL_SCRIPT
 
 
-def kernel_processes() -> list[psutil.Process]:
-    """Kernel and step processes started by this test process that are still alive."""
+def _our_processes() -> list[tuple[psutil.Process, bool]]:
+    """(process, is a zygote) for every live process this test process started through the runtime.
+
+    Kernels forked by the zygote share its command line; the zygote is the one
+    whose parent is this process.
+    """
     found = []
-    for proc in psutil.process_iter(["cmdline", "status"]):
+    for proc in psutil.process_iter(["cmdline", "status", "ppid"]):
         cmdline = proc.info.get("cmdline") or []
         if KERNEL_SCRIPT not in cmdline or proc.info.get("status") == psutil.STATUS_ZOMBIE:
             continue
+        index = cmdline.index(KERNEL_SCRIPT)
         try:
-            cfg = json.loads(cmdline[cmdline.index(KERNEL_SCRIPT) + 2])
+            cfg = json.loads(cmdline[index + 2])
         except (ValueError, IndexError):
             continue
         if cfg.get("harness_pid") == os.getpid():
-            found.append(proc)
+            zygote = cmdline[index + 1] == "zygote" and proc.info.get("ppid") == os.getpid()
+            found.append((proc, zygote))
     return found
+
+
+def kernel_processes() -> list[psutil.Process]:
+    """Kernel and step processes started by this test process that are still alive (not the zygote)."""
+    return [proc for proc, zygote in _our_processes() if not zygote]
+
+
+def zygote_processes() -> list[psutil.Process]:
+    """Zygotes of this test process that are still alive (at most one, between tests)."""
+    return [proc for proc, zygote in _our_processes() if zygote]
 
 
 KernelFactory = Callable[..., "Kernel"]

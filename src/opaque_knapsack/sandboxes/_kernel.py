@@ -312,7 +312,7 @@ def _prepare_confinement(cfg: dict) -> None:
         _PREPARED["ruleset"] = _confine.landlock_ruleset(rules)
         if _PREPARED["ruleset"] < 0:
             _exit(70)
-    if cfg["seccomp"]:
+    if cfg["seccomp"] and "seccomp" not in _PREPARED:
         _PREPARED["seccomp"] = _confine.seccomp_template(strict=True)
 
 
@@ -370,7 +370,7 @@ def _status(status: int) -> dict:
     return {"code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1}
 
 
-def _prepare_process(cfg: dict) -> None:
+def _prepare_process(cfg: dict, parent_pid: int) -> None:
     """Shared by kernels and exec'd commands: identity, limits, import paths."""
     import_paths = cfg.get("import_paths", [])
     dirfds = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in import_paths]
@@ -380,7 +380,7 @@ def _prepare_process(cfg: dict) -> None:
             sys.stderr.write("could not drop privileges\n")
             _exit(74)
     _confine.set_parent_death_signal(signal.SIGKILL)
-    if os.getppid() != cfg["harness_pid"]:
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
         _exit(75)
     _confine.set_limits(cfg["rlimits"])
     # The Python install may sit below a directory the kernel's uid cannot
@@ -388,11 +388,18 @@ def _prepare_process(cfg: dict) -> None:
     sys.path[:] = [f"/proc/self/fd/{fd}" for fd in dirfds]
 
 
-def kernel_main(cfg: dict) -> None:
-    ctl = socket.socket(fileno=cfg["control_fd"])
+def _preload() -> None:
+    """Everything a kernel imports or precomputes before it reads its cfg (the zygote does it once)."""
     for name in _PREIMPORT:
         __import__(name)
-    _prepare_process(cfg)
+    if _confine.seccomp_available():
+        _PREPARED["seccomp"] = _confine.seccomp_template(strict=True)
+
+
+def kernel_main(cfg: dict, parent_pid: int) -> None:
+    ctl = socket.socket(fileno=cfg["control_fd"])
+    _preload()
+    _prepare_process(cfg, parent_pid)
     _confine.set_dumpable(False)
     _prepare_confinement(cfg)
     children: set[int] = set()
@@ -440,7 +447,7 @@ def kernel_main(cfg: dict) -> None:
 
 
 def exec_main(cfg: dict, argv: list[str]) -> None:
-    _prepare_process(cfg)
+    _prepare_process(cfg, cfg["harness_pid"])
     rules = _rules(cfg["read_only_paths"], _confine.READ_EXEC)
     rules += [(p, _confine.READ_WRITE | _confine.FS_EXECUTE) for p in cfg["read_write_paths"]]
     if cfg["landlock"] and not _confine.apply_landlock(rules):
@@ -455,10 +462,117 @@ def exec_main(cfg: dict, argv: list[str]) -> None:
         _exit(126 if exc.errno == 13 else 127)
 
 
+# ---- the zygote: a pristine launcher that forks kernels ----------------------
+
+_REQUEST = struct.Struct(">I")  # request id, then the kernel's JSON start-up message
+_REPLY = struct.Struct(">Ii")  # request id, pid (or -errno)
+_MAX_REQUEST = 1 << 16
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def zygote_main(cfg: dict) -> None:
+    """Serve kernel start requests from the harness until it hangs up.
+
+    Started once per harness process (``python -S -s _kernel.py zygote``) with a
+    scrubbed environment, before anything sample-specific exists. It preloads
+    what a kernel needs and then only forks: a request is a kernel's start-up
+    message plus the kernel's end of its control socket (SCM_RIGHTS); the reply
+    is the new kernel's pid plus a pidfd for it. The zygote never parses a
+    request (the child does), and wipes the request buffer after each fork, so
+    no kernel inherits anything of another.
+    """
+    channel = socket.socket(fileno=cfg["channel_fd"])
+    _confine.set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != cfg["harness_pid"]:
+        _exit(75)
+    _confine.set_dumpable(False)
+    # Step processes orphaned by a dying kernel are reaped here, not by pid 1;
+    # SIG_IGN makes the kernel reap every child of ours without a wait.
+    _confine._prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    _preload()
+    import gc
+
+    gc.collect()
+    gc.freeze()  # forked kernels share these pages instead of copying them on the next collection
+    zygote_pid = os.getpid()
+    buf = bytearray(_MAX_REQUEST)
+    zeros = bytes(_MAX_REQUEST)
+    reply = bytearray(_REPLY.size)
+    fd_space = socket.CMSG_SPACE(4 * 4)
+    while True:
+        try:
+            nbytes, ancdata, flags, _addr = channel.recvmsg_into([buf], fd_space)
+        except InterruptedError:
+            continue
+        except OSError:
+            _exit(0)
+        fds = []
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += struct.unpack(f"{len(data) // 4}i", data[: len(data) - len(data) % 4])
+        if nbytes == 0 and not fds:
+            _exit(0)  # the harness hung up
+        request_id = _REQUEST.unpack_from(buf)[0] if nbytes >= _REQUEST.size else 0
+        pid = -22  # EINVAL
+        if len(fds) == 1 and nbytes > _REQUEST.size and not flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                pid = -(exc.errno or 11)
+            if pid == 0:
+                try:
+                    _zygote_child(channel, buf, nbytes, fds[0], zygote_pid)
+                finally:
+                    _exit(76)
+        buf[:nbytes] = zeros[:nbytes]
+        for fd in fds:
+            os.close(fd)
+        pidfd = -1
+        if pid > 0:
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                pidfd = -1
+        _REPLY.pack_into(reply, 0, request_id, pid)
+        try:
+            if pidfd >= 0:
+                channel.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", pidfd))])
+            else:
+                channel.send(reply)
+        except OSError:
+            _exit(0)
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+
+
+def _zygote_child(channel: socket.socket, buf: bytearray, nbytes: int, control_fd: int, zygote_pid: int) -> None:
+    """In the fork: become a fresh kernel, as if started by the harness with this request."""
+    channel.close()
+    os.closerange(3, control_fd)
+    os.closerange(control_fd + 1, 1 << 20)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setpgid(0, 0)
+    _confine.set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != zygote_pid:
+        _exit(75)
+    start = _loads(bytes(buf[_REQUEST.size : nbytes]))
+    buf[:] = bytes(len(buf))
+    os.chdir(start["cwd"])
+    os.environ.clear()
+    os.environ.update(start["env"])
+    cfg = start["cfg"]
+    cfg["control_fd"] = control_fd
+    kernel_main(cfg, zygote_pid)
+
+
 def main() -> None:
     mode, cfg = sys.argv[1], _loads(sys.argv[2])
     if mode == "kernel":
-        kernel_main(cfg)
+        kernel_main(cfg, cfg["harness_pid"])
+    elif mode == "zygote":
+        zygote_main(cfg)
     elif mode == "exec":
         exec_main(cfg, sys.argv[4:])
     else:

@@ -5,8 +5,10 @@ working directory and its private uid. Every wait on the kernel has a
 deadline, every frame a size limit, every message is validated; whatever the
 agent's code does to its channel, the harness sees a ``StepResult``.
 
-All live kernels are in a registry, killed at interpreter exit (atexit), by
-``kill_all_kernels()`` and on every cleanup path of the providers.
+Kernels are forked by the harness's zygote (see ``launcher.py``), or spawned
+directly with ``launcher="direct"``. All live kernels are in a registry, killed
+(with the zygote) at interpreter exit (atexit), by ``kill_all_kernels()`` and on
+every cleanup path of the providers.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import sysconfig
 import tempfile
 import time
@@ -29,13 +30,24 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from . import _confine
 from .config import RuntimeConfig
+from .launcher import (
+    KERNEL_SCRIPT,
+    ZYGOTE,
+    ZygoteDied,
+    ZygoteError,
+    await_pidfd,
+    kernel_env,
+    kill_pidfd,
+    launch_direct,
+    pidfd_exited,
+    wait_pidfds,
+)
 from .protocol import (
     HEADER,
     ExitMessage,
@@ -55,8 +67,10 @@ from .protocol import (
 )
 
 Semantics = Literal["persistent", "stateless"]
+Launcher = Literal["zygote", "direct"]
 
-KERNEL_SCRIPT = str(Path(__file__).with_name("_kernel.py").resolve())
+__all__ = ["KERNEL_SCRIPT", "Kernel", "KernelError", "kernel_env", "kill_all_kernels", "live_kernels"]
+
 _START_TIMEOUT = 15.0
 _EXIT_TIMEOUT = 3.0
 _TIMEOUT_GRACE = 1.0
@@ -133,6 +147,7 @@ def _existing(paths: list[str]) -> list[str]:
     return seen
 
 
+@cache
 def _python_paths(site_packages: bool) -> list[str]:
     stdlib = os.path.realpath(os.path.dirname(os.__file__))
     paths = [stdlib, os.path.join(stdlib, "lib-dynload")]
@@ -141,32 +156,41 @@ def _python_paths(site_packages: bool) -> list[str]:
     return _existing(paths)
 
 
-def kernel_env(workdir: str) -> dict[str, str]:
-    """The kernel's whole environment, built from scratch: nothing of the harness's."""
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": workdir,
-        "TMPDIR": workdir,
-        "LANG": "C.UTF-8",
-        "LC_CTYPE": "C.UTF-8",
-        "PYTHONHASHSEED": "0",
-        "PYTHONIOENCODING": "utf-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "USER": "sandbox",
-        "LOGNAME": "sandbox",
-        "SHELL": "/bin/sh",
-    }
-
-
 _LIVE: dict[int, Kernel] = {}
 
 
-def kill_all_kernels() -> int:
-    """Kill every kernel this process started (cancel, Ctrl+C, interpreter exit)."""
+def kill_all_kernels(wait: float = 2.0) -> int:
+    """Kill every kernel this process started, and the zygote (cancel, Ctrl+C, interpreter exit).
+
+    Blocks (at most ``wait`` seconds) until they are gone: not for the event loop's common path.
+    """
     kernels = list(_LIVE.values())
     for kernel in kernels:
         kernel.kill()
+    ZYGOTE.stop()
+    dying = [kernel._dying for kernel in kernels]
+    wait_pidfds([pidfd for entries in dying for pidfd, _ in entries], wait)
+    for entries in dying:
+        _bury(entries)
+    ZYGOTE.wait_stopped(wait)
     return len(kernels)
+
+
+async def stop_zygote_if_idle() -> bool:
+    """Stop the zygote when no kernel is alive (a task's cleanup); the next kernel restarts it."""
+    if _LIVE:
+        return False
+    await ZYGOTE.stop_and_wait()
+    return True
+
+
+def _bury(entries: list[tuple[int, subprocess.Popen[bytes] | None]]) -> None:
+    """Close the pidfds of exited kernels (and reap the directly spawned ones)."""
+    for pidfd, proc in entries:
+        os.close(pidfd)
+        if proc is not None:
+            proc.poll()
+    entries.clear()
 
 
 atexit.register(kill_all_kernels)
@@ -185,11 +209,19 @@ class _Child:
 
 
 class Kernel:
-    """One sample's kernel: a kernel process plus its current step process."""
+    """One sample's kernel: a kernel process plus its current step process.
 
-    def __init__(self, semantics: Semantics, config: RuntimeConfig, workdir: str | None = None) -> None:
+    ``launcher``: ``"zygote"`` (default) forks the kernel from the harness's
+    zygote; ``"direct"`` spawns a fresh interpreter (the old path: slower, and
+    its ``fork_exec`` blocks the event loop).
+    """
+
+    def __init__(
+        self, semantics: Semantics, config: RuntimeConfig, workdir: str | None = None, launcher: Launcher = "zygote"
+    ) -> None:
         self.semantics: Semantics = semantics
         self.config = config
+        self.launcher: Launcher = launcher
         self.task_name: str | None = None
         self.protection = probe_protection()
         if config.require_isolation and self.protection.missing():
@@ -200,7 +232,11 @@ class Kernel:
         if self.uid is not None:
             os.chown(self.workdir, self.uid, self.uid)
         os.chmod(self.workdir, 0o700)
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid: int | None = None
+        self._pidfd: int | None = None
+        self._popen: subprocess.Popen[bytes] | None = None  # directly spawned only
+        self._dying: list[tuple[int, subprocess.Popen[bytes] | None]] = []  # killed, not yet awaited
+        self.launched_by: Launcher | None = None
         self._ctl: socket.socket | None = None
         self._child: _Child | None = None
         self._ready: deque[_Child] = deque()
@@ -226,17 +262,15 @@ class Kernel:
             "gid": self.uid,
             "harness_pid": os.getpid(),
             "rlimits": limits,
-            "import_paths": _python_paths(self.config.allow_site_packages),
+            "import_paths": list(_python_paths(self.config.allow_site_packages)),
             "landlock": self.protection.landlock_abi > 0,
             "seccomp": self.protection.seccomp,
             "max_message_bytes": self.config.max_message_bytes,
         }
 
-    def _spawn(self) -> None:
-        ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    def _start_message(self) -> dict[str, Any]:
         cfg = self._base_cfg()
         cfg.update(
-            control_fd=theirs.fileno(),
             semantics=self.semantics,
             read_only_paths=_existing(
                 _python_paths(self.config.allow_site_packages)
@@ -244,30 +278,46 @@ class Kernel:
             ),
             read_write_paths=[self.workdir, "/dev/null"],
         )
-        try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-S", "-s", KERNEL_SCRIPT, "kernel", json.dumps(cfg)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                cwd=self.workdir,
-                env=kernel_env(self.workdir),
-                pass_fds=(theirs.fileno(),),
-                process_group=0,
-            )
-        finally:
-            theirs.close()
+        return {"cfg": cfg, "env": kernel_env(self.workdir), "cwd": self.workdir}
+
+    async def _spawn(self) -> None:
+        _LIVE[id(self)] = self  # before any await: a task's cleanup must not stop the zygote under us
+        self._bury_exited()
+        start = self._start_message()
+        loop = asyncio.get_running_loop()
+        for attempt in range(2):
+            ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                if self.launcher == "direct" or not ZYGOTE.usable_from(loop):
+                    self._pid, self._pidfd, self._popen = launch_direct(start, theirs)
+                    self.launched_by = "direct"
+                else:
+                    self._pid, self._pidfd = await ZYGOTE.launch(start, theirs)
+                    self.launched_by = "zygote"
+            except ZygoteDied as exc:
+                ctl.close()
+                if attempt:
+                    raise KernelError(f"could not start a kernel: {exc} (twice in a row)") from None
+                continue  # a fresh zygote gets one more try
+            except ZygoteError as exc:
+                ctl.close()
+                raise KernelError(str(exc)) from None
+            except BaseException:
+                ctl.close()
+                raise
+            finally:
+                theirs.close()
+            break
         ctl.setblocking(False)
         self._ctl = ctl
-        _LIVE[id(self)] = self
 
     async def start(self) -> None:
-        if self._proc is None:
-            self._spawn()
+        if self._pidfd is None:
+            await self._spawn()
         await self._acquire_child()
 
     def kill(self) -> None:
-        """Kill the kernel and its step processes now (synchronous; safe to repeat)."""
+        """Kill the kernel and its step processes now (synchronous, never waits; safe to repeat)."""
         pids = [c.pid for c in self._ready] + ([self._child.pid] if self._child else [])
         for child in list(self._ready) + ([self._child] if self._child else []):
             child.sock.close()
@@ -275,21 +325,32 @@ class Kernel:
         self._child = None
         for pid in pids:
             _kill_group(pid)
-        if self._proc is not None:
-            _kill_group(self._proc.pid)
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            self._proc = None
+        if self._pidfd is not None:
+            # Through the pidfd: a kernel forked by the zygote is not our child, so its
+            # pid could be reused once it is gone. Its step processes die with it
+            # (parent-death signal); its group is killed only while it still exists.
+            if self._pid is not None and not pidfd_exited(self._pidfd):
+                _kill_group(self._pid)
+            kill_pidfd(self._pidfd)
+            self._dying.append((self._pidfd, self._popen))
+            self._pidfd = self._pid = self._popen = None
         if self._ctl is not None:
             self._ctl.close()
             self._ctl = None
         _LIVE.pop(id(self), None)
 
+    def _bury_exited(self) -> None:
+        exited = [entry for entry in self._dying if pidfd_exited(entry[0])]
+        if exited:
+            self._dying = [entry for entry in self._dying if entry not in exited]
+            _bury(exited)
+
     async def close(self) -> None:
         self._closed = True
         self.kill()
+        for pidfd, _proc in self._dying:
+            await await_pidfd(pidfd, _EXIT_TIMEOUT)
+        _bury(self._dying)
         if self.uid is not None:
             _uids_in_use.discard(self.uid)
         if self._own_workdir:
@@ -297,11 +358,11 @@ class Kernel:
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
+        return self._pid
 
     def process_ids(self) -> list[int]:
         """Pids of the kernel process and its known step processes."""
-        pids = [self._proc.pid] if self._proc else []
+        pids = [self._pid] if self._pid is not None else []
         pids += [c.pid for c in self._ready] + ([self._child.pid] if self._child else [])
         return pids
 
@@ -401,7 +462,7 @@ class Kernel:
         if self._ctl is None or not self._drain_control():
             self._state_lost = self._state_lost or (self._child is not None and self._child.steps > 0)
             self.kill()
-            self._spawn()
+            await self._spawn()
         lost, self._state_lost = self._state_lost, False
         if self._child is not None:
             return lost

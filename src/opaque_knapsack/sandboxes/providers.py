@@ -42,6 +42,7 @@ from .kernel import (
     kernel_env,
     kill_all_kernels,
     live_kernels,
+    stop_zygote_if_idle,
 )
 from .protocol import StepResult
 
@@ -150,6 +151,8 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         for kernel in live_kernels():
             if kernel.semantics == cls.semantics and kernel.task_name == task_name:
                 await kernel.close()
+        # The last task to finish also stops the zygote (the next kernel restarts it).
+        await stop_zygote_if_idle()
 
     @classmethod
     async def cli_cleanup(cls, id: str | None) -> None:
