@@ -20,7 +20,7 @@ from opaque_knapsack.sandboxes import (
 )
 from opaque_knapsack.sandboxes.kernel import live_kernels
 
-from .conftest import kernel_processes
+from .conftest import kernel_processes, zygote_processes
 
 
 def test_unqualified_names_resolve_to_the_providers() -> None:
@@ -146,6 +146,7 @@ async def test_inspect_eval_with_mockllm(name: str, tmp_path) -> None:
     else:
         assert meta["semantics"] == "stateless" and meta["second"]["is_name_error"]
     assert kernel_processes() == []
+    assert zygote_processes() == []  # the eval's cleanup stopped the zygote too
     assert live_kernels() == []
 
 
@@ -164,10 +165,11 @@ async def test_cancelled_eval_leaves_no_kernel(tmp_path) -> None:
     except (asyncio.CancelledError, Exception):
         pass
     for _ in range(50):
-        if not kernel_processes():
+        if not kernel_processes() and not zygote_processes():
             break
         await asyncio.sleep(0.1)
     assert kernel_processes() == []
+    assert zygote_processes() == []
 
 
 async def test_task_cleanup_only_touches_its_own_task() -> None:

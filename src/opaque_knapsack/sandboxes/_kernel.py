@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import gc
 import io
 import json
 import linecache
@@ -491,8 +492,6 @@ def zygote_main(cfg: dict) -> None:
     _confine._prctl(_PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     _preload()
-    import gc
-
     gc.collect()
     gc.freeze()  # forked kernels share these pages instead of copying them on the next collection
     zygote_pid = os.getpid()
@@ -559,6 +558,7 @@ def _zygote_child(channel: socket.socket, buf: bytearray, nbytes: int, control_f
         _exit(75)
     start = _loads(bytes(buf[_REQUEST.size : nbytes]))
     buf[:] = bytes(len(buf))
+    sys.argv[1:] = ["kernel"]
     os.chdir(start["cwd"])
     os.environ.clear()
     os.environ.update(start["env"])

@@ -1,0 +1,191 @@
+"""The zygote (fork server) that starts kernels: reuse, isolation, restart, cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from opaque_knapsack.sandboxes import Kernel, KernelError, RuntimeConfig, kill_all_kernels
+from opaque_knapsack.sandboxes import launcher
+from opaque_knapsack.sandboxes.launcher import ZYGOTE
+
+from .conftest import kernel_processes, zygote_processes
+
+SECRET = "sk-PLANTED-in-kernel-a-7781"
+
+
+async def _settle(check, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
+async def test_zygote_is_started_once_and_reused(make_kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = await make_kernel("persistent")
+    zygote_pid, starts = ZYGOTE.pid, ZYGOTE.starts
+    assert first.launched_by == "zygote" and zygote_pid is not None
+    # Warm: starting kernels spawns no process from the harness (no fork_exec on the loop).
+    monkeypatch.setattr(subprocess, "Popen", None)
+    kernels = await asyncio.gather(*(make_kernel("stateless" if i % 2 else "persistent") for i in range(8)))
+    assert ZYGOTE.pid == zygote_pid and ZYGOTE.starts == starts
+    for kernel in [first, *kernels]:
+        assert kernel.launched_by == "zygote"
+        assert psutil.Process(kernel.pid).ppid() == zygote_pid
+        assert (await kernel.run_code("print(6 * 7)")).stdout == "42\n"
+    assert [p.pid for p in zygote_processes()] == [zygote_pid]
+
+
+async def test_forked_kernels_are_isolated_from_each_other(make_kernel) -> None:
+    a = await make_kernel("persistent")
+    planted = await a.run_code(
+        f"""
+import builtins, json, os, sys, types
+secret = {SECRET!r}
+builtins.planted = secret
+json.planted = secret
+os.environ['PLANTED'] = secret
+sys.modules['planted'] = types.ModuleType('planted')
+sys.path.append('/planted')
+open('notes.txt', 'w').write(secret)
+print(os.getuid())
+"""
+    )
+    assert planted.error is None, planted.error
+    b = await make_kernel("persistent")
+    probe = f"""
+import builtins, gc, json, os, sys
+needles = ({"PLANTED-in-kernel-a"[::-1]!r}[::-1], {a.workdir[::-1]!r}[::-1])  # not in this code's own text
+found = [
+    hasattr(builtins, 'planted'), hasattr(json, 'planted'), 'PLANTED' in os.environ,
+    'planted' in sys.modules, '/planted' in sys.path, os.path.exists('notes.txt'),
+    'secret' in globals(),
+]
+gc.unfreeze()  # the zygote froze what it preloaded: look there too
+raw = tuple(n.encode() for n in needles)
+dicts = [o for o in gc.get_objects() if isinstance(o, dict)]
+values = [v for d in dicts for v in list(d.values()) if isinstance(v, (str, bytes)) and v not in needles + raw]
+hits = sum(1 for v in values if any(n in v for n in (needles if isinstance(v, str) else raw)))
+print(found, hits, os.getuid(), os.getcwd() == os.environ['HOME'] == {b.workdir!r})
+"""
+    for semantics_b in (b, await make_kernel("stateless")):
+        result = await semantics_b.run_code(probe)
+        assert result.error is None, result.error
+        found, hits, uid, home = re.fullmatch(r"(\[.*\]) (\d+) (\d+) (\w+)\n", result.stdout).groups()  # type: ignore[union-attr]
+        assert found == str([False] * 7) and hits == "0"
+        assert int(uid) == semantics_b.uid and int(uid) != int(planted.stdout) == a.uid
+    a_uid = int(planted.stdout)
+    assert len({a.uid, b.uid}) == 2 and a_uid == a.uid
+
+
+def _rw_memory(pid: int) -> bytes:
+    chunks = []
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if not perms.startswith("rw"):
+                continue
+            start, end = (int(x, 16) for x in span.split("-"))
+            try:
+                mem.seek(start)
+                chunks.append(mem.read(end - start))
+            except OSError:
+                continue
+    return b"".join(chunks)
+
+
+async def test_zygote_memory_keeps_nothing_of_the_kernels_it_started(make_kernel, tmp_path) -> None:
+    # What a new kernel inherits is the zygote's memory at the fork: it must hold
+    # no trace of the kernels started before (their start-up message is wiped).
+    marker = "ZYGOTE-LEAK-CHECK-5c1e9b"
+    workdir = tmp_path / marker
+    workdir.mkdir()
+    kernel = Kernel("persistent", RuntimeConfig(), workdir=str(workdir))
+    try:
+        await kernel.start()
+        assert (await kernel.run_code("print('up')")).stdout == "up\n"
+        assert ZYGOTE.pid is not None
+        memory = _rw_memory(ZYGOTE.pid)
+        assert len(memory) > 1_000_000
+        assert marker.encode() not in memory and str(kernel.uid).encode() not in memory
+    finally:
+        await kernel.close()
+
+
+async def test_killing_the_zygote_does_not_break_the_next_sample(make_kernel) -> None:
+    a = await make_kernel("persistent")
+    await a.run_code("x = 1")
+    old_pid, starts = ZYGOTE.pid, ZYGOTE.starts
+    assert old_pid is not None
+    os.kill(old_pid, signal.SIGKILL)
+    await _settle(lambda: not psutil.pid_exists(a.pid) or psutil.Process(a.pid).status() == psutil.STATUS_ZOMBIE)
+    # The next sample gets a kernel from a fresh zygote.
+    b = await make_kernel("stateless")
+    assert (await b.run_code("print('fresh')")).stdout == "fresh\n"
+    assert ZYGOTE.pid not in (None, old_pid) and ZYGOTE.starts == starts + 1
+    # A kernel that died with the old zygote reports the loss and carries on.
+    result = await a.run_code("print('again')")
+    assert result.kernel_restarted and result.stdout.endswith("again\n")
+    assert (await a.run_code("x")).is_name_error
+
+
+async def test_a_zygote_that_cannot_start_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise SystemExit(3)\n")
+    os.chmod(tmp_path, 0o755)
+    ZYGOTE.stop()
+    monkeypatch.setattr(launcher, "KERNEL_SCRIPT", str(broken))
+    kernel = Kernel("persistent", RuntimeConfig())
+    started = time.monotonic()
+    try:
+        with pytest.raises(KernelError, match=r"zygote.*died"):
+            await kernel.start()
+    finally:
+        await kernel.close()
+        await ZYGOTE.stop_and_wait()
+    assert time.monotonic() - started < 10
+    monkeypatch.undo()
+    kernel = Kernel("persistent", RuntimeConfig())
+    try:
+        await kernel.start()
+        assert (await kernel.run_code("print('recovered')")).stdout == "recovered\n"
+    finally:
+        await kernel.close()
+
+
+async def test_kill_all_kernels_leaves_no_zygote_or_kernel(make_kernel) -> None:
+    kernels = [await make_kernel(semantics) for semantics in ("persistent", "stateless", "persistent")]
+    await kernels[0].run_code("y = 2")
+    assert zygote_processes() and len(kernel_processes()) >= 6
+    assert kill_all_kernels() == 3
+    assert zygote_processes() == []
+    await _settle(lambda: kernel_processes() == [])
+    assert kernel_processes() == []
+    # and the runtime comes back on the next start
+    again = await make_kernel("stateless")
+    assert (await again.run_code("print(3)")).stdout == "3\n"
+
+
+async def test_zygote_and_direct_kernels_behave_the_same(make_kernel) -> None:
+    probe = (
+        "import sys, os\nprint(hash('abc'), sorted(os.environ), os.getcwd() == os.environ['HOME'], "
+        "sys.flags.no_site, sorted(sys.modules))"
+    )
+    forked = await make_kernel("stateless")
+    direct = Kernel("stateless", RuntimeConfig(), launcher="direct")
+    try:
+        await direct.start()
+        assert direct.launched_by == "direct" and psutil.Process(direct.pid).ppid() == os.getpid()
+        a, b = (await forked.run_code(probe)), (await direct.run_code(probe))
+        assert a.error is None and a.stdout == b.stdout
+        rand = "import random\nprint(random.getrandbits(64))"
+        assert (await forked.run_code(rand)).stdout != (await (await make_kernel("stateless")).run_code(rand)).stdout
+    finally:
+        await direct.close()
+    assert direct.pid is None
