@@ -1,10 +1,16 @@
-"""Benchmark of the Python runtimes: step overhead, tool-call round trip, memory.
+"""Benchmark of the Python runtimes: kernel start-up, step overhead, tool-call round trip, memory.
 
-Run: ``python benchmarks/runtime.py [--steps N]``. The baseline, measured in the
+Run: ``python benchmarks/runtime.py [--steps N] [--starts N]``. The baseline, measured in the
 same run, is what a naive stateless runtime does: spawn a fresh ``python3 -c``
 per step. Goals (2-core CI machine): persistent step p50 <= 1 ms; stateless
 step p50 <= 5 ms and >= 5x faster than the baseline; tool call p50 <= 150 us;
 <= 30 MB per kernel.
+
+Kernel start-up (one per sample) is measured for both launchers: the zygote
+(fork server, the default) and the old direct spawn of a fresh interpreter (the
+baseline): latency until the first step process is ready, the longest time the
+event loop was blocked during one start, and the CPU time one start costs in
+all processes (harness, zygote, kernel, step process).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import time
 import psutil
 
 from opaque_knapsack.sandboxes import Kernel, RuntimeConfig, probe_protection
+from opaque_knapsack.sandboxes.launcher import ZYGOTE
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -50,6 +57,70 @@ async def step_times(semantics: str, steps: int) -> list[float]:
         return times
     finally:
         await kernel.close()
+
+
+def _cpu(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return 0.0
+    return times.user + times.system
+
+
+async def startup_costs(launcher: str, count: int) -> tuple[list[float], list[float]]:
+    """Start-up latency and CPU (all processes) of ``count`` sequential kernel starts."""
+    latencies, cpu = [], []
+    for _ in range(count):
+        kernel = Kernel("persistent", RuntimeConfig(), launcher=launcher)  # type: ignore[arg-type]
+        zygote_before = _cpu(ZYGOTE.pid) if launcher == "zygote" else 0.0
+        cpu_before = time.process_time()
+        started = time.perf_counter()
+        await kernel.start()
+        latencies.append(time.perf_counter() - started)
+        harness = time.process_time() - cpu_before
+        zygote = _cpu(ZYGOTE.pid) - zygote_before if launcher == "zygote" else 0.0
+        cpu.append(harness + zygote + sum(_cpu(pid) for pid in kernel.process_ids()))
+        await kernel.close()
+    return latencies, cpu
+
+
+async def startup_stalls(launcher: str, count: int) -> list[float]:
+    """Longest event-loop stall (time between two turns of a spinning task) during each start."""
+    stalls = []
+    for _ in range(count):
+        kernel = Kernel("persistent", RuntimeConfig(), launcher=launcher)  # type: ignore[arg-type]
+        done = False
+        worst = 0.0
+
+        async def ticker() -> None:
+            nonlocal worst
+            last = time.perf_counter()
+            while not done:
+                await asyncio.sleep(0)
+                now = time.perf_counter()
+                worst = max(worst, now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        await kernel.start()
+        done = True
+        await tick
+        stalls.append(worst)
+        await kernel.close()
+    return stalls
+
+
+async def zygote_start_time() -> float:
+    await ZYGOTE.stop_and_wait()
+    kernel = Kernel("persistent", RuntimeConfig())
+    started = time.perf_counter()
+    await kernel.start()
+    elapsed = time.perf_counter() - started
+    await kernel.close()
+    return elapsed
 
 
 _TOOL_BLOCK = """
@@ -114,10 +185,16 @@ async def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="steps per runtime measurement")
     parser.add_argument("--baseline-steps", type=int, default=40, help="python3 spawns for the baseline")
     parser.add_argument("--concurrent", type=int, default=100, help="kernels alive at once for the memory row")
+    parser.add_argument("--starts", type=int, default=100, help="kernel starts per launcher for the start-up rows")
     args = parser.parse_args()
 
     protection = probe_protection()
     print(f"machine: {psutil.cpu_count()} cores, python {sys.version.split()[0]}, protection: {protection}")
+    first_start = await zygote_start_time()
+    direct_latency, direct_cpu = await startup_costs("direct", args.starts)
+    zygote_latency, zygote_cpu = await startup_costs("zygote", args.starts)
+    direct_stall = await startup_stalls("direct", max(10, args.starts // 4))
+    zygote_stall = await startup_stalls("zygote", max(10, args.starts // 4))
     baseline = spawn_baseline(args.baseline_steps)
     persistent = await step_times("persistent", args.steps)
     stateless = await step_times("stateless", args.steps)
@@ -127,6 +204,13 @@ async def main() -> None:
     print()
     print(f"| {'measurement':<44} | {'p50':>12} | {'p99':>12} |")
     print(f"|{'-' * 46}|{'-' * 14}|{'-' * 14}|")
+    print(_row("kernel start, direct spawn (old; baseline)", direct_latency))
+    print(_row("kernel start, forked by the zygote", zygote_latency))
+    print(_fmt("first kernel start (incl. starting the zygote)", first_start, first_start, 1e3, "ms"))
+    print(_row("loop stall per kernel start, direct spawn", direct_stall))
+    print(_row("loop stall per kernel start, zygote", zygote_stall))
+    print(_row("CPU per kernel start, direct spawn (all procs)", direct_cpu))
+    print(_row("CPU per kernel start, zygote (all procs)", zygote_cpu))
     print(_row("baseline: fresh `python3 -c` per step", baseline))
     print(_row("persistent step (trivial block)", persistent))
     print(_row("stateless step (trivial block, fresh fork)", stateless))
@@ -134,6 +218,13 @@ async def main() -> None:
     print(_fmt("tool call round trip, stateless (x1000)", *calls_s, 1e6, "us"))
     speedup = statistics.median(baseline) / statistics.median(stateless)
     print(f"\nstateless speed-up over the spawn baseline (p50): {speedup:.1f}x")
+    print(
+        f"kernel start-up with the zygote vs direct spawn (p50): "
+        f"{statistics.median(direct_latency) / statistics.median(zygote_latency):.1f}x faster, "
+        f"{statistics.mean(direct_cpu) / statistics.mean(zygote_cpu):.1f}x less CPU (mean "
+        f"{statistics.mean(direct_cpu) * 1e3:.1f} -> {statistics.mean(zygote_cpu) * 1e3:.1f} ms; "
+        f"{args.starts} starts each)"
+    )
 
     print()
     print(f"| {'memory per kernel (kernel + step processes)':<44} | {'RSS MB':>8} | {'USS MB':>8} | {'PSS MB':>8} |")

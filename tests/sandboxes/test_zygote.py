@@ -189,3 +189,20 @@ async def test_zygote_and_direct_kernels_behave_the_same(make_kernel) -> None:
     finally:
         await direct.close()
     assert direct.pid is None
+
+
+async def test_a_burst_of_starts_beyond_the_channel_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The zygote's channel buffers only some 60-100 requests: the rest wait for
+    # it to drain, every one of them woken in turn.
+    monkeypatch.setattr(launcher, "_ANSWER_TIMEOUT", 5.0)
+    count = 200
+    kernels = [Kernel("persistent", RuntimeConfig()) for _ in range(count)]
+    try:
+        await asyncio.gather(*(k.start() for k in kernels))
+        assert len({k.pid for k in kernels}) == count and {k.launched_by for k in kernels} == {"zygote"}
+        results = await asyncio.gather(*(k.run_code(f"print({i})") for i, k in enumerate(kernels)))
+        assert [r.stdout for r in results] == [f"{i}\n" for i in range(count)]
+    finally:
+        for kernel in kernels:
+            await kernel.close()
+    assert kernel_processes() == []

@@ -153,6 +153,7 @@ class Zygote:
         self._next_id = 0
         self._pending: dict[int, asyncio.Future[tuple[int, int]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._writable: asyncio.Future[None] | None = None  # shared by every request waiting to be sent
         self._exited: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -264,9 +265,31 @@ class Zygote:
         if self._loop is not None and self._sock is not None and not self._loop.is_closed():
             try:
                 self._loop.remove_reader(self._sock.fileno())
+                self._loop.remove_writer(self._sock.fileno())
             except (RuntimeError, ValueError):
                 pass
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_exception(ZygoteDied("the zygote was stopped"))
+        self._writable = None
         self._loop = None
+
+    def _wait_writable(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> asyncio.Future[None]:
+        # The channel's send buffer (net.core.wmem_default) holds some 60-100
+        # requests; every sender beyond them waits here. add_writer keeps one
+        # callback per fd, so all of them share one future.
+        if self._writable is None:
+            fut: asyncio.Future[None] = loop.create_future()
+
+            def ready() -> None:
+                loop.remove_writer(sock.fileno())
+                if self._writable is fut:
+                    self._writable = None
+                if not fut.done():
+                    fut.set_result(None)
+
+            self._writable = fut
+            loop.add_writer(sock.fileno(), ready)
+        return self._writable
 
     def _on_readable(self) -> None:
         while self._sock is not None:
@@ -311,17 +334,12 @@ class Zygote:
             except OSError as exc:
                 self._died()
                 raise ZygoteDied(f"the kernel launcher (zygote) is gone ({exc.strerror})") from None
-            writable: asyncio.Future[None] = loop.create_future()
-            loop.add_writer(sock.fileno(), lambda: writable.done() or writable.set_result(None))
             try:
                 async with asyncio.timeout(_ANSWER_TIMEOUT):
-                    await writable
+                    await asyncio.shield(self._wait_writable(loop, sock))
             except TimeoutError:
                 self.stop("the kernel launcher (zygote) stopped reading requests")
                 raise ZygoteDied("the kernel launcher (zygote) stopped reading requests") from None
-            finally:
-                if self._sock is sock:
-                    loop.remove_writer(sock.fileno())
 
     async def launch(self, start: dict, control: socket.socket) -> tuple[int, int]:
         """Fork a kernel from the zygote (started now if need be); returns its pid and a pidfd.
