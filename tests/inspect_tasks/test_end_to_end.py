@@ -276,3 +276,16 @@ def test_react_with_mockllm_tool_calls_scores_match_environment_truth(tmp_path):
     assert json.loads(results[1].text) == {"class": truth.class_, "value": truth.value, "weight": truth.weight}
     assert results[3].error is not None and "nope" in results[3].error.message
     assert sample.store["knapsack:end_reason"] == "finished"
+
+
+def test_context_overflow_ends_the_episode_cleanly(tmp_path):
+    overflow = reply("```python\nprint('cut off")
+    overflow.choices[0].stop_reason = "model_length"
+    [log] = inspect_eval(
+        knapsack(num=1), model=get_model("mockllm/model", custom_outputs=[overflow]), log_dir=str(tmp_path)
+    )
+    sample = log.samples[0]
+    assert log.status == "success"
+    assert sample.store["knapsack:end_reason"] == "context_length"
+    assert isinstance(sample.messages[-1], ChatMessageAssistant)
+    assert scores(sample)["steps"] == 1 and scores(sample)["tool_calls"] == 0
