@@ -487,10 +487,11 @@ def zygote_main(cfg: dict) -> None:
     if os.getppid() != cfg["harness_pid"]:
         _exit(75)
     _confine.set_dumpable(False)
-    # Step processes orphaned by a dying kernel are reaped here, not by pid 1;
-    # SIG_IGN makes the kernel reap every child of ours without a wait.
+    # Kernels are reaped here as they end (their CPU time adds up in ours, and
+    # so in the harness's children once it reaps us); so are step processes
+    # orphaned by a dying kernel, instead of by pid 1.
     _confine._prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, _reap_children)
     _preload()
     gc.collect()
     gc.freeze()  # forked kernels share these pages instead of copying them on the next collection
@@ -514,25 +515,31 @@ def zygote_main(cfg: dict) -> None:
             _exit(0)  # the harness hung up
         request_id = _REQUEST.unpack_from(buf)[0] if nbytes >= _REQUEST.size else 0
         pid = -22  # EINVAL
-        if len(fds) == 1 and nbytes > _REQUEST.size and not flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
-            try:
-                pid = os.fork()
-            except OSError as exc:
-                pid = -(exc.errno or 11)
-            if pid == 0:
+        pidfd = -1
+        # SIGCHLD held until the pidfd is open: a kernel that dies at once stays a
+        # zombie till then, so its pid cannot have been reused under us.
+        _sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        try:
+            if len(fds) == 1 and nbytes > _REQUEST.size and not flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
                 try:
-                    _zygote_child(channel, buf, nbytes, fds[0], zygote_pid)
-                finally:
-                    _exit(76)
+                    pid = os.fork()
+                except OSError as exc:
+                    pid = -(exc.errno or 11)
+                if pid == 0:
+                    try:
+                        _zygote_child(channel, buf, nbytes, fds[0], zygote_pid)
+                    finally:
+                        _exit(76)
+            if pid > 0:
+                try:
+                    pidfd = os.pidfd_open(pid)
+                except OSError:
+                    pidfd = -1
+        finally:
+            _sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         buf[:nbytes] = zeros[:nbytes]
         for fd in fds:
             os.close(fd)
-        pidfd = -1
-        if pid > 0:
-            try:
-                pidfd = os.pidfd_open(pid)
-            except OSError:
-                pidfd = -1
         _REPLY.pack_into(reply, 0, request_id, pid)
         try:
             if pidfd >= 0:
@@ -546,12 +553,23 @@ def zygote_main(cfg: dict) -> None:
                 os.close(pidfd)
 
 
+def _reap_children(signum, frame) -> None:
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def _zygote_child(channel: socket.socket, buf: bytearray, nbytes: int, control_fd: int, zygote_pid: int) -> None:
     """In the fork: become a fresh kernel, as if started by the harness with this request."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    _sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     channel.close()
     os.closerange(3, control_fd)
     os.closerange(control_fd + 1, 1 << 20)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     os.setpgid(0, 0)
     _confine.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != zygote_pid:
