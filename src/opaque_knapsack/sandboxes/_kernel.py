@@ -1,13 +1,18 @@
 """The kernel: the process in which the agent's Python code runs.
 
-Run by the harness as a plain script, ``python -S -s _kernel.py kernel <json>``,
-with the standard library only (no site-packages, nothing of the harness), so
-nothing the harness knows is ever in this process's memory.
+Run by the harness as a plain script with the standard library only (no
+site-packages, nothing of the harness), so nothing the harness knows is ever in
+this process's memory: ``python -S -s _kernel.py zygote <json>`` once per
+harness process, which forks one kernel per sample on request (see
+``zygote_main``), or ``python -S -s _kernel.py kernel <json>`` per sample (the
+direct spawn). Either way the kernel goes through the same ``kernel_main``.
 
 Process layout, per sample::
 
-    harness --control (SOCK_SEQPACKET)--> kernel process K (pristine, unprivileged)
-       ^                                     | fork
+    harness --channel (SOCK_SEQPACKET)--> zygote Z (pristine launcher, one per harness)
+       |                                    | fork, per sample
+       +--control (SOCK_SEQPACKET)--> kernel process K (pristine, unprivileged)
+       ^                                    | fork
        +-------- step channel (stream) ---- step process C (confined; runs user code)
 
 K never runs user code. It forks a step process C, hands the harness C's end of
@@ -391,10 +396,13 @@ def _prepare_process(cfg: dict, parent_pid: int) -> None:
 
 def _preload() -> None:
     """Everything a kernel imports or precomputes before it reads its cfg (the zygote does it once)."""
+    if _PREPARED.get("preloaded"):
+        return  # forked from the zygote, which did it
     for name in _PREIMPORT:
         __import__(name)
     if _confine.seccomp_available():
         _PREPARED["seccomp"] = _confine.seccomp_template(strict=True)
+    _PREPARED["preloaded"] = True
 
 
 def kernel_main(cfg: dict, parent_pid: int) -> None:
