@@ -206,3 +206,16 @@ async def test_a_burst_of_starts_beyond_the_channel_queue(monkeypatch: pytest.Mo
         for kernel in kernels:
             await kernel.close()
     assert kernel_processes() == []
+
+
+async def test_a_fork_of_the_harness_leaves_the_parents_runtime_alone(make_kernel) -> None:
+    kernel = await make_kernel("persistent")
+    zygote_pid = ZYGOTE.pid
+    pid = os.fork()
+    if pid == 0:  # the child forgets the parent's zygote and kernels, even at exit
+        code = 0 if ZYGOTE.pid is None and kill_all_kernels(wait=0) == 0 else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert ZYGOTE.pid == zygote_pid and psutil.pid_exists(zygote_pid)
+    assert (await kernel.run_code("print('still here')")).stdout == "still here\n"

@@ -194,6 +194,7 @@ def _bury(entries: list[tuple[int, subprocess.Popen[bytes] | None]]) -> None:
 
 
 atexit.register(kill_all_kernels)
+os.register_at_fork(after_in_child=_LIVE.clear)  # a fork of the harness must not kill the parent's kernels
 
 
 def live_kernels() -> list[Kernel]:

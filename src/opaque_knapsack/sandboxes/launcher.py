@@ -383,3 +383,14 @@ class Zygote:
 
 
 ZYGOTE = Zygote()
+
+
+def _forget_in_child() -> None:
+    # A fork of the harness (a fork-started worker) must not use or kill the
+    # parent's zygote: it starts its own if it needs one.
+    if ZYGOTE._sock is not None:
+        ZYGOTE._sock.close()
+    ZYGOTE.__init__()  # type: ignore[misc]
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
