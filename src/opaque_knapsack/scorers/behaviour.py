@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -265,8 +266,12 @@ def _pattern_names(pattern: ast.AST) -> list[str]:
     return [n for n in names if isinstance(n, str)]
 
 
+@functools.lru_cache(maxsize=4096)
 def block_names(code: str) -> BlockNames:
-    """Reads-before-binding, bindings and imports of one code block."""
+    """Reads-before-binding, bindings and imports of one code block.
+
+    Cached: agents often send the same block in many episodes.
+    """
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):

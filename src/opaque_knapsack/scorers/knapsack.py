@@ -77,7 +77,8 @@ def knapsack_scorer():  # type: ignore[no-untyped-def]
                 f"{instance.reference.optimal_value} with {len(taken)} items; "
                 f"episode ended: {state.store.get(END_REASON_KEY) or 'unknown'}"
             ),
-            metadata={"end_reason": state.store.get(END_REASON_KEY), "taken": taken},
+            # kept small: Inspect deep-copies each score once per metric key
+            metadata={"end_reason": state.store.get(END_REASON_KEY)},
         )
 
     return score
