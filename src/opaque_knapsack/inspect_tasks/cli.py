@@ -27,7 +27,7 @@ SUMMARY_COLUMNS = (
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "quickstart",
-        help="Run the offline 2x2 (scripted policies x runtimes) end to end.",
+        help="run the offline 2x2 (scripted policies x runtimes) end to end",
         description=(
             "Generate a small easy task set, evaluate both scripted policies "
             "(scripted/persistent, scripted/stateless) in both runtimes through "

@@ -31,7 +31,7 @@ def _command_error(message: str) -> Exception:
 def _register_export(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "export",
-        help="Export Inspect knapsack logs to JSONL training conversations for Axolotl.",
+        help="export Inspect knapsack logs to JSONL training conversations for Axolotl",
         description=(
             "One conversation per episode, exactly the messages the model saw, ending on its last "
             "assistant turn. Writes OUT (train), OUT's .val.jsonl sibling when --val-fraction > 0, "
@@ -104,7 +104,7 @@ def _export(args: argparse.Namespace) -> int:
 def _register_axolotl_config(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "axolotl-config",
-        help="Write an Axolotl QLoRA config (the paper's settings) for one runtime's traces.",
+        help="write an Axolotl QLoRA config (the paper's settings) for one runtime's traces",
         description=(
             "QLoRA on the base model: 4-bit NF4 double quant, bf16; LoRA r 64 alpha 128 dropout 0.05 on "
             "q,k,v,o,gate,up,down; seq len 16384 packed; micro batch 1 x grad accum 16; 3 epochs AdamW "
@@ -206,7 +206,7 @@ def _axolotl_config(args: argparse.Namespace) -> int:
 def _register_train(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="Train a student: runs `axolotl train CONFIG` (needs the train extra and a CUDA GPU).",
+        help="train a student: runs `axolotl train CONFIG` (needs the train extra and a CUDA GPU)",
     )
     parser.add_argument("config", metavar="CONFIG", help="Axolotl YAML config (from `opaque-knapsack axolotl-config`).")
     parser.add_argument("--dry-run", action="store_true", help="Print the command instead of running it.")
@@ -247,7 +247,7 @@ def _train(args: argparse.Namespace) -> int:
 def _register_serve(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
-        help="Serve the base model and LoRA students with vLLM (needs the serve extra and a CUDA GPU).",
+        help="serve the base model and LoRA students with vLLM (needs the serve extra and a CUDA GPU)",
         description="Starts `vllm serve` in bf16 with a 40k context, thinking off, LoRA adapters by name.",
     )
     parser.add_argument("--base-model", default="Qwen/Qwen3-8B", help="Base model id or path (default Qwen/Qwen3-8B).")
@@ -317,7 +317,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _register_matrix(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "matrix",
-        help="Evaluate every student x runtime x difficulty as one resumable Inspect eval set.",
+        help="evaluate every student x runtime x difficulty as one resumable Inspect eval set",
     )
     parser.add_argument(
         "--student",
