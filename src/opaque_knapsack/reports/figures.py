@@ -80,6 +80,7 @@ def cost_performance_figure(runs: Sequence[Run]) -> "Figure":
     fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
     others: dict[str, str] = {}
     plotted = 0
+    placed: list[tuple[float, float]] = []  # (log10 x, y) of labelled points
     for run in runs:
         y, y_low, y_high = _mean_ci(run, "optimality", 100.0)
         x, x_low, x_high = _mean_ci(run, "output_tokens")
@@ -93,7 +94,10 @@ def cost_performance_figure(runs: Sequence[Run]) -> "Figure":
             fmt="s" if stateless else "o", markersize=8, capsize=3, color=colour,
             markerfacecolor="white" if stateless else colour, markeredgewidth=1.6,
         )
-        ax.annotate(run.label, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=8)
+        # stack the labels of points that (nearly) coincide instead of overprinting them
+        near = sum(1 for px, py in placed if abs(px - math.log10(x)) < 0.08 and abs(py - y) < 1.5)
+        placed.append((math.log10(x), y))
+        ax.annotate(run.label, (x, y), xytext=(6, 6 - 11 * near), textcoords="offset points", fontsize=8)
         plotted += 1
     ax.set_xscale("log")
     ax.margins(x=0.25, y=0.1)  # room for the point labels
