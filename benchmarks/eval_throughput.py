@@ -82,6 +82,7 @@ def run_harness(num: int, concurrency: int, log_dir: str) -> tuple[float, list[A
         max_samples=concurrency,
         max_sandboxes=concurrency,
         max_tasks=4,
+        score_display=False,  # no display: skip Inspect's running metrics (both sides)
     )
     elapsed = time.perf_counter() - started
     assert all(log.status == "success" for log in logs), [log.error for log in logs]
@@ -128,7 +129,8 @@ def _run_replay(samples: list[tuple[str, str]], conversations: dict[str, Convers
     ]
     started = time.perf_counter()
     logs = inspect_eval(
-        tasks, model="mockllm/model", log_dir=log_dir, display="none", max_samples=concurrency, max_tasks=4
+        tasks, model="mockllm/model", log_dir=log_dir, display="none", max_samples=concurrency, max_tasks=4,
+        score_display=False,
     )
     assert all(log.status == "success" for log in logs), [log.error for log in logs]
     return time.perf_counter() - started

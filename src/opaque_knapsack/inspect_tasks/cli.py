@@ -113,6 +113,9 @@ def quickstart(
         max_sandboxes=max_samples,
         max_tasks=4,
         retry_attempts=1,
+        # running metrics only feed a progress display; computing them re-copies
+        # every finished sample's scores each time
+        score_display=display != "none",
     )
     order = {condition: index for index, condition in enumerate(CONDITIONS)}
     return sorted(logs, key=lambda log: order.get(_condition(log), len(order)))
