@@ -67,7 +67,7 @@ def test_paper_settings(traces):
         "warmup_ratio": 0.03,
         "weight_decay": 0.01,
         "gradient_checkpointing": True,
-        "flash_attention": True,
+        "attn_implementation": "flash_attention_2",
         "val_set_size": 0.05,
         "seed": 3407,
         "output_dir": "./outputs/persistent-student",
@@ -104,7 +104,7 @@ def test_overrides_named_and_generic(traces):
 
 
 def test_unknown_key_refused_unless_allowed(traces):
-    with pytest.raises(ConfigError, match="unknown config key 'wandb_project'.*known keys: adapter, base_model"):
+    with pytest.raises(ConfigError, match="unknown config key 'wandb_project'.*known keys: adapter, attn_implementation, base_model"):
         build_axolotl_config(traces, "persistent", overrides={"wandb_project": "x"})
     config, unknown = build_axolotl_config(
         traces, "persistent", overrides={"wandb_project": "x", "special_tokens.pad_token": "<pad>"}, allow_unknown=True

@@ -95,7 +95,8 @@ class AxolotlConfig(BaseModel):
     warmup_ratio: float = Field(default=0.03, ge=0.0, lt=1.0)
     weight_decay: float = Field(default=0.01, ge=0.0)
     gradient_checkpointing: bool = True
-    flash_attention: bool = True
+    attn_implementation: str = "flash_attention_2"
+    """Flash attention (Axolotl 0.19 deprecates the older ``flash_attention: true``)."""
     seed: int = 3407
     # bookkeeping
     output_dir: str = "./outputs/student"
