@@ -88,3 +88,29 @@ def test_react_policy_lists_inspects_then_takes_and_finishes():
     assert react_next_calls(memory, FACTS)[0].arguments == {"item_id": "a"}
     memory.taken.append("a")
     assert react_next_calls(memory, FACTS)[0].function == "finish"
+
+
+def test_the_two_by_two_failure_modes_happen_for_real(tmp_path):
+    """scripted/persistent hits NameError in the stateless runtime; scripted/stateless
+    pays clearly more tokens than scripted/persistent in the persistent runtime."""
+    from inspect_ai import eval as inspect_eval
+
+    from opaque_knapsack.inspect_tasks import knapsack
+
+    means = {}
+    for train in ("persistent", "stateless"):
+        for runtime in ("persistent", "stateless"):
+            [log] = inspect_eval(
+                knapsack(num=3, runtime=runtime), model=f"scripted/{train}", log_dir=str(tmp_path)
+            )
+            assert log.status == "success", log.error
+            values = [sample.scores["knapsack_scorer"].value for sample in log.samples]
+            means[train, runtime] = {key: sum(v[key] for v in values) / len(values) for key in values[0]}
+    assert means["persistent", "stateless"]["name_error_episode"] == 1.0
+    for condition in (("persistent", "persistent"), ("stateless", "persistent"), ("stateless", "stateless")):
+        assert means[condition]["name_error_episode"] == 0.0
+    assert means["stateless", "persistent"]["total_tokens"] > 1.3 * means["persistent", "persistent"]["total_tokens"]
+    assert means["persistent", "persistent"]["state_utilization"] > 0
+    assert means["stateless", "stateless"]["reimport_rate"] == 1.0
+    # the same strategy underneath: recovering from the NameErrors costs turns, not quality
+    assert means["persistent", "stateless"]["optimality"] == means["persistent", "persistent"]["optimality"]
