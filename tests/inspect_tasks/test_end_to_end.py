@@ -289,3 +289,16 @@ def test_context_overflow_ends_the_episode_cleanly(tmp_path):
     assert sample.store["knapsack:end_reason"] == "context_length"
     assert isinstance(sample.messages[-1], ChatMessageAssistant)
     assert scores(sample)["steps"] == 1 and scores(sample)["tool_calls"] == 0
+
+
+def test_inspect_score_rescores_a_log_from_what_it_kept(tmp_path):
+    from inspect_ai import score
+
+    from opaque_knapsack.scorers import knapsack_scorer
+
+    [log] = inspect_eval(knapsack(num=2, runtime="stateless"), model="scripted/stateless", log_dir=str(tmp_path))
+    before = [scores(sample) for sample in log.samples]
+    rescored = score(read_eval_log(log.location), scorers=[knapsack_scorer()], action="overwrite")
+    assert [scores(sample) for sample in rescored.samples] == before
+    means = {s.name: s.metrics["mean"].value for s in rescored.results.scores}
+    assert means["optimality"] == pytest.approx(sum(b["optimality"] for b in before) / 2)
