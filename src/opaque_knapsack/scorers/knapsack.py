@@ -15,7 +15,6 @@ from opaque_knapsack.family import KnapsackEnvironment, TaskInstance
 from opaque_knapsack.records import (
     END_REASON_KEY,
     ENVIRONMENT_KEY,
-    SCORE_KEYS,
     STEPS_KEY,
     STRICT_TAKE_KEY,
     TOOL_NAMES,

@@ -219,23 +219,23 @@ def _register_train(subparsers: Any) -> None:
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from opaque_knapsack.train.launch import (
-        TRAIN_MODULES,
-        LaunchError,
-        check_ready,
-        format_command,
-        run_command,
-        train_command,
-    )
+    from opaque_knapsack.train.launch import TRAIN_MODULES, train_command
 
     if not Path(args.config).is_file():
         raise _command_error(f"{args.config}: no such config file")
     command = train_command(args.config, shlex.split(args.axolotl_args))
-    if args.dry_run:
+    return _launch(command, TRAIN_MODULES, "train", "training", dry_run=args.dry_run)
+
+
+def _launch(command: list[str], modules: Any, extra: str, activity: str, *, dry_run: bool) -> int:
+    """Print the command (--dry-run), or check the extra and the GPU and run it."""
+    from opaque_knapsack.train.launch import LaunchError, check_ready, format_command, run_command
+
+    if dry_run:
         print(format_command(command))
         return 0
     try:
-        check_ready(TRAIN_MODULES, "train", "training")
+        check_ready(modules, extra, activity)
         return run_command(command)
     except LaunchError as error:
         raise _command_error(str(error)) from None
@@ -271,17 +271,7 @@ def _register_serve(subparsers: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from opaque_knapsack.train.launch import (
-        SERVE_MODULES,
-        LaunchError,
-        ServeSpec,
-        check_ready,
-        eval_hints,
-        format_command,
-        parse_lora,
-        run_command,
-        serve_command,
-    )
+    from opaque_knapsack.train.launch import SERVE_MODULES, LaunchError, ServeSpec, eval_hints, parse_lora, serve_command
 
     try:
         loras = dict(parse_lora(text) for text in args.lora)
@@ -301,14 +291,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     command = serve_command(spec)
     print(eval_hints(spec))
-    if args.dry_run:
-        print(format_command(command))
-        return 0
-    try:
-        check_ready(SERVE_MODULES, "serve", "serving")
-        return run_command(command)
-    except LaunchError as error:
-        raise _command_error(str(error)) from None
+    return _launch(command, SERVE_MODULES, "serve", "serving", dry_run=args.dry_run)
 
 
 # -- matrix ---------------------------------------------------------------------
