@@ -190,14 +190,8 @@ class CodeActPolicy:
                 f"I'll inspect up to {batch} more items, keeping the results in `info`.\n"
                 "```python\n"
                 f"batch = [i for i in items if i not in info][:{batch}]\n"
-                "for item_id in batch:\n"
-                "    try:\n"
-                "        info[item_id] = json.loads(inspect(item_id))\n"
-                "    except ToolError as error:\n"
-                '        print("inspect refused:", error)\n'
-                "        exhausted = True\n"
-                "        break\n"
-                'print(f"inspected {len(info)} of {len(items)}")\n'
+                + _inspect_loop("exhausted")
+                + 'print(f"inspected {len(info)} of {len(items)}")\n'
                 'print("STATUS " + json.dumps({"items": len(items), "inspected": len(info), '
                 '"budget_left": budget - len(info), "exhausted": exhausted}))\n'
                 "```"
@@ -249,14 +243,8 @@ class CodeActPolicy:
                 f"{header}"
                 'info = state["info"]\n'
                 f'batch = [i for i in state["items"] if i not in info][:{batch}]\n'
-                "for item_id in batch:\n"
-                "    try:\n"
-                "        info[item_id] = json.loads(inspect(item_id))\n"
-                "    except ToolError as error:\n"
-                '        print("inspect refused:", error)\n'
-                '        state["exhausted"] = True\n'
-                "        break\n"
-                f"{footer}"
+                + _inspect_loop('state["exhausted"]')
+                + f"{footer}"
                 "```"
             )
         return Reply(
@@ -272,6 +260,19 @@ class CodeActPolicy:
             "    finish()\n"
             "```"
         )
+
+
+def _inspect_loop(exhausted_flag: str) -> str:
+    """The block both policies write to inspect a batch, stopping when refused."""
+    return (
+        "for item_id in batch:\n"
+        "    try:\n"
+        "        info[item_id] = json.loads(inspect(item_id))\n"
+        "    except ToolError as error:\n"
+        '        print("inspect refused:", error)\n'
+        f"        {exhausted_flag} = True\n"
+        "        break\n"
+    )
 
 
 def _next_phase(status: dict[str, Any], conversation: Conversation) -> Literal["inspect", "take"]:
