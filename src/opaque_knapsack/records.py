@@ -19,6 +19,8 @@ END_REASON_KEY = "knapsack:end_reason"
 AGENT_KEY = "knapsack:agent"
 RUNTIME_KEY = "knapsack:runtime"
 STRICT_TAKE_KEY = "knapsack:strict_take"
+PREBOUND_KEY = "knapsack:prebound"
+"""Global names the runtime binds before every step (its pre-bound modules)."""
 
 TOOL_NAMES = ("list_items", "inspect", "take_item", "finish")
 

@@ -58,6 +58,7 @@ def test_codeact_with_mockllm_scores_match_environment_truth(runtime, tmp_path):
     figures = scores(sample)
     assert figures["items_inspected"] == 1
     assert figures["steps"] == 3
+    assert sample.store["knapsack:prebound"] == ["json"]  # the runtime's, never carried state
     if runtime == "persistent":
         assert figures["optimality"] == pytest.approx(truth.value / instance.reference.optimal_value)
         assert figures["capacity_utilization"] == pytest.approx(truth.weight / instance.public.capacity)

@@ -152,3 +152,23 @@ def test_scorer_reports_exactly_the_contract_keys():
     assert (figures["cached_input_tokens"], figures["reasoning_tokens"]) == (15, 3)
     assert (figures["name_error_episode"], figures["name_error_count"]) == (1, 1)
     assert (figures["state_utilization"], figures["symbol_lifespan"]) == (0, 2)
+
+
+def test_prebound_modules_are_never_carried_references():
+    """json is bound by the runtime at every step, like a builtin: reading it relies on no earlier step."""
+    from opaque_knapsack.family import PRESETS, KnapsackEnvironment, generate_instance
+    from opaque_knapsack.scorers import episode_figures
+
+    instance = generate_instance(PRESETS["easy"], 3, 3)
+    steps = [
+        {"turn": 1, "code": "import json", "bound_at_start": []},
+        {"turn": 2, "code": "ids = [1, 2]", "bound_at_start": []},
+        {"turn": 3, "code": "print(json.dumps(ids))", "bound_at_start": ["ids"]},
+    ]
+    state = KnapsackEnvironment(instance).to_state()
+    plain = episode_figures(instance, state, steps)
+    assert (plain["state_utilization"], plain["symbol_lifespan"]) == (1, 1.5)  # json carried 2 turns, unserved
+    prebound = episode_figures(instance, state, steps, prebound=["json"])
+    assert (prebound["state_utilization"], prebound["symbol_lifespan"]) == (1, 1.0)  # only ids is carried
+    steps.append({"turn": 4, "code": "import json\nprint(json.dumps(ids))", "bound_at_start": ["ids"]})
+    assert episode_figures(instance, state, steps, prebound=["json"])["reimport_rate"] == 1 / 3

@@ -6,6 +6,7 @@ re-scores a finished log without re-running anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from inspect_ai.scorer import Score, Target, mean, scorer, stderr
@@ -15,6 +16,7 @@ from opaque_knapsack.family import KnapsackEnvironment, TaskInstance
 from opaque_knapsack.records import (
     END_REASON_KEY,
     ENVIRONMENT_KEY,
+    PREBOUND_KEY,
     STEPS_KEY,
     STRICT_TAKE_KEY,
     TOOL_NAMES,
@@ -25,8 +27,18 @@ from opaque_knapsack.scorers.behaviour import StepCode, behaviour_metrics, tool_
 TOOLS = frozenset(TOOL_NAMES)
 
 
-def episode_figures(instance: TaskInstance, environment_state: dict[str, Any], steps: list[dict[str, Any]], strict_take: bool = True) -> dict[str, float]:
-    """All per-episode figures from the hidden instance, final state and step records."""
+def episode_figures(
+    instance: TaskInstance,
+    environment_state: dict[str, Any],
+    steps: list[dict[str, Any]],
+    strict_take: bool = True,
+    prebound: Iterable[str] = (),
+) -> dict[str, float]:
+    """All per-episode figures from the hidden instance, final state and step records.
+
+    ``prebound``: names the runtime binds before every step (``json``); like
+    builtins they are never carried references.
+    """
     environment = KnapsackEnvironment.from_state(instance, environment_state, strict_take=strict_take)
     optimal = instance.reference.optimal_value
     optimality = environment.total_value / optimal if optimal else 0.0
@@ -35,7 +47,7 @@ def episode_figures(instance: TaskInstance, environment_state: dict[str, Any], s
         for step in steps
         if step.get("code") is not None
     ]
-    behaviour = behaviour_metrics(executed, tool_names=TOOL_NAMES)
+    behaviour = behaviour_metrics(executed, tool_names=(*TOOL_NAMES, *prebound))
     name_errors = sum(1 for step in steps if step.get("is_name_error"))
     tokens = {key: float(sum(step.get(key) or 0 for step in steps)) for key in _TOKEN_KEYS}
     if not tokens["total_tokens"]:  # a log from before the provider's total was recorded
@@ -74,7 +86,11 @@ def knapsack_scorer():  # type: ignore[no-untyped-def]
         environment_state = state.store.get(ENVIRONMENT_KEY) or {}
         steps = state.store.get(STEPS_KEY) or []
         figures = episode_figures(
-            instance, environment_state, steps, bool(state.store.get(STRICT_TAKE_KEY, True))
+            instance,
+            environment_state,
+            steps,
+            bool(state.store.get(STRICT_TAKE_KEY, True)),
+            state.store.get(PREBOUND_KEY) or (),
         )
         taken = environment_state.get("taken", [])
         return Score(

@@ -20,7 +20,7 @@ from inspect_ai.model import ChatMessageSystem, ChatMessageUser, get_model
 from inspect_ai.util import store
 
 from opaque_knapsack.solvers import prompts
-from opaque_knapsack.records import AGENT_KEY, END_REASON_KEY, RUNTIME_KEY, STRICT_TAKE_KEY, StepRecord
+from opaque_knapsack.records import AGENT_KEY, END_REASON_KEY, PREBOUND_KEY, RUNTIME_KEY, STRICT_TAKE_KEY, StepRecord
 from opaque_knapsack.solvers.episode import current_episode
 from opaque_knapsack.solvers.turns import next_reply
 
@@ -81,6 +81,7 @@ def codeact(
         strict_take = bool(sample_store.get(STRICT_TAKE_KEY, True))
         sample_store.set(AGENT_KEY, "codeact")
         sample_store.set(RUNTIME_KEY, semantics)
+        sample_store.set(PREBOUND_KEY, _prebound_names(runtime))
 
         system = prompts.codeact_system_prompt(
             semantics, strict_take=strict_take, max_tool_calls=max_tool_calls, max_turns=max_turns
@@ -187,6 +188,12 @@ async def _run_turns(
 
 LIMIT_REFUSAL = "tool call limit reached"
 IDENTIFIER = re.compile(r"[^\W\d]\w*")
+
+
+def _prebound_names(runtime: Any) -> list[str]:
+    """The names the runtime binds before every step, like builtins (never state an earlier step left)."""
+    config = getattr(getattr(runtime, "kernel", None), "config", None)
+    return sorted({name.split(".")[0] for name in getattr(config, "prebound_modules", ())})
 
 
 def _bound_at_start(result: Any, semantics: str, live_globals: list[str]) -> list[str]:
