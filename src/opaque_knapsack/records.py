@@ -19,6 +19,8 @@ END_REASON_KEY = "knapsack:end_reason"
 AGENT_KEY = "knapsack:agent"
 RUNTIME_KEY = "knapsack:runtime"
 STRICT_TAKE_KEY = "knapsack:strict_take"
+PREBOUND_KEY = "knapsack:prebound"
+"""Global names the runtime binds before every step (its pre-bound modules)."""
 
 TOOL_NAMES = ("list_items", "inspect", "take_item", "finish")
 
@@ -32,8 +34,11 @@ SCORE_KEYS: tuple[str, ...] = (
     "items_inspected",
     "steps",
     "tool_calls",
+    "tool_call_sites",
     "input_tokens",
+    "cached_input_tokens",
     "output_tokens",
+    "reasoning_tokens",
     "total_tokens",
     "name_error_episode",
     "name_error_count",
@@ -76,10 +81,19 @@ class StepRecord:
     code: str | None  # None: no block ran this turn
     tool_calls: int = 0
     error_type: str | None = None
-    name_error: str | None = None  # the undefined name, when the step raised NameError
     is_name_error: bool = False
+    bound_at_start: list[str] | None = None
+    """Names the block mentions that the interpreter held when the step started
+    (the runtime's report, cut to the names in the code to keep the store small);
+    None when unknown, e.g. a log written before the runtime reported it."""
     input_tokens: int = 0
+    """Prompt tokens, cache reads and writes included."""
+    cached_input_tokens: int = 0
+    """Prompt tokens read from the provider's cache."""
     output_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+    """The provider's total as Inspect reports it (``ModelUsage.total_tokens``)."""
     timed_out: bool = False
     kernel_restarted: bool = False
 

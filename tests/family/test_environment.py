@@ -26,9 +26,24 @@ def refused(env: KnapsackEnvironment, call, *args: str, match: str) -> None:  # 
     assert (env.to_state(), env.budget_left, env.total_value, env.total_weight) == before
 
 
-def test_list_items(easy_instance: TaskInstance) -> None:
+def test_list_items_is_sorted(easy_instance: TaskInstance) -> None:
     env = KnapsackEnvironment(easy_instance)
-    assert json.loads(env.list_items()) == easy_instance.public.item_ids
+    listed = json.loads(env.list_items())
+    assert listed == sorted(easy_instance.public.item_ids)
+    assert set(listed) == set(easy_instance.private.items)
+
+
+def test_first_listed_id_does_not_leak_an_allowed_class() -> None:
+    """Generation order puts an allowed item first; the paper's sorted listing does not."""
+    from opaque_knapsack.family import PRESETS, generate_instance
+
+    first_allowed = 0
+    count = 200
+    for index in range(count):
+        instance = generate_instance(PRESETS["easy"], index, 123456789 + index)
+        first = json.loads(KnapsackEnvironment(instance).list_items())[0]
+        first_allowed += instance.private.items[first].class_ in instance.public.allowed_classes
+    assert first_allowed / count < 0.5  # about 3 in 15 classes are allowed, plus item 0
 
 
 def test_inspect_reveals_and_reinspect_is_free(easy_instance: TaskInstance) -> None:

@@ -33,15 +33,15 @@ from opaque_knapsack.family.solver import (
 
 # Pinned digests: a change here means every published task set changes.
 GOLDEN = {
-    "easy": "5842d5f9f8dd8cfa21e65e545e781e39c46708a6a881cfe0cb6428120d13a9ce",
-    "medium": "b8756a05ce0e0da00146392f64b68c5dd42aa502d30a446072b2c2604f0b7f46",
-    "hard": "86253c46bf69dec0e204a20dfa3aaa27e4c41788ac50979af64834764fe8b114",
+    "easy": "aa006a30ae072bccda78aeb9c6799e1c847cb30d51d32b2763e96c5e82eb065e",
+    "medium": "199a59f1e23aa708bb276ea7c034aedc5884c9a6a03ba4800c06986750121836",
+    "hard": "353bd6c131fb3d7d84ea66517aa67dbb575a8bb177fdf8940216fdc2b132c40a",
 }
 # Digest of the concatenated files for indices/seeds 0..49.
 GOLDEN_BATCH = {
-    "easy": "07f625fb08ee6c00e6c799bdf8b5915b82e3d1f03187b2b4d158bfc32e1ba042",
-    "medium": "3db1b1c08dfda2aed2318a326cc2a97a93f73dd2be4f7b5a2d29ea8617ef879c",
-    "hard": "ebd57acab6d5b775103c90b81dabc6e37ee2a90b77e4f1f1ed4910b9412488eb",
+    "easy": "2a276d960e834e5e4837619e8df1645d576abeb06557187074f8fc77086acf7f",
+    "medium": "4e4dc3cb39fd580e2b89e0601247c8cf8bc2ed8e47a9b3e8d7cbea7bee1dec0b",
+    "hard": "2cff6124707e1a94011a8e93e84821bc189f00a79e99c86b2ed83e318077bea1",
 }
 ID_PATTERN = re.compile(r"^it_[0-9a-f]{6}$")
 
@@ -51,9 +51,10 @@ def digest(instance: TaskInstance) -> str:
 
 
 def expected_budget(capacity: int, optimal_size: int, n_items: int, config: GeneratorConfig) -> int:
-    mean_weight = Fraction(config.weight[0] + config.weight[1], 2)
-    p_valid = Fraction(config.num_allowed_classes, len(config.class_names))
-    raw = max(Fraction(3, 2) * capacity / mean_weight / p_valid, Fraction(11, 10) * optimal_size)
+    """The paper's formula, written out independently, in doubles and its order."""
+    mean_weight = (config.weight[0] + config.weight[1]) / 2.0
+    p_valid = config.num_allowed_classes / len(config.class_names)
+    raw = max(((capacity / mean_weight) * 1.5) / max(p_valid, 0.01), optimal_size * 1.1)
     return min(max(math.ceil(raw), 5), n_items)
 
 
@@ -93,9 +94,9 @@ def assert_rules(instance: TaskInstance, config: GeneratorConfig) -> None:
     assert difficulty.n_items == n
     assert difficulty.optimal_set_size == len(chosen)
     assert difficulty.capacity == public.capacity
-    assert difficulty.p_valid == config.num_allowed_classes / len(config.class_names)
-    assert difficulty.budget_coverage == public.inspect_budget / n
-    assert difficulty.max_item_dominance == max(item.value for item in chosen) / ref.optimal_value
+    assert difficulty.p_valid == round(config.num_allowed_classes / len(config.class_names), 2)
+    assert difficulty.budget_coverage == round(public.inspect_budget / n, 2)
+    assert difficulty.max_item_dominance == round(max(item.value for item in chosen) / ref.optimal_value, 2)
 
 
 @pytest.mark.parametrize(("preset", "count"), [("easy", 3000), ("medium", 1500), ("hard", 2500)])
@@ -127,6 +128,42 @@ def test_paper_statistics_are_reproduced() -> None:
         assert abs(mean([x.difficulty.n_items for x in instances]) - items) < 5
         assert abs(mean([x.difficulty.budget_coverage for x in instances]) - coverage) < 0.05
         assert abs(mean([x.difficulty.optimal_set_size for x in instances]) - size) < 1.5
+
+
+def test_budget_is_the_papers_double_arithmetic() -> None:
+    """The product rounds up in doubles: 50 * 1.1 is 55.00000000000001, so 50 optimal items ask for 56.
+
+    (10 * 1.1 is exactly 11.0 in IEEE doubles, so 10 asks for 11.)
+    """
+    from opaque_knapsack.family.generator import inspect_budget
+
+    medium = PRESETS["medium"]
+    # a capacity small enough that the optimal-set term decides
+    assert inspect_budget(1, 50, 120, medium) == 56
+    assert inspect_budget(1, 10, 120, medium) == 11
+    # the capacity term, in the paper's order: ((c / 27.5) * 1.5) / (5 / 26)
+    for capacity in range(1, 400):
+        assert inspect_budget(capacity, 3, 120, medium) == min(
+            max(math.ceil(((capacity / 27.5) * 1.5) / (5 / 26)), math.ceil(3 * 1.1), 5), 120
+        )
+    # the exact-integer formula gives one less at these easy capacities
+    easy = PRESETS["easy"]
+    differs = [
+        capacity
+        for capacity in range(1, 200)
+        if inspect_budget(capacity, 3, 40, easy)
+        != min(max(math.ceil(Fraction(3 * capacity * 15, 25 * 3)), 5), 40)
+    ]
+    assert differs == [10, 20, 40]
+    assert inspect_budget(10, 3, 40, easy) == 7
+
+
+def test_difficulty_fields_have_two_decimals() -> None:
+    for index in range(30):
+        difficulty = json.loads(instance_json(generate_instance(PRESETS["medium"], index, index)))["difficulty"]
+        for field in ("p_valid", "budget_coverage", "max_item_dominance"):
+            assert difficulty[field] == round(difficulty[field], 2)
+            assert len(repr(difficulty[field]).split(".")[-1]) <= 2
 
 
 @pytest.mark.parametrize("preset", ["easy", "medium", "hard"])

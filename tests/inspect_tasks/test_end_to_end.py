@@ -47,24 +47,25 @@ SCRIPT = (
 
 @pytest.mark.parametrize("runtime", ["persistent", "stateless"])
 def test_codeact_with_mockllm_scores_match_environment_truth(runtime, tmp_path):
-    instance = generate_instance(PRESETS["easy"], 0, 0)
-    first = instance.public.item_ids[0]
+    instance = generate_instance(PRESETS["easy"], 0, 2)  # its first listed id is of an allowed class
+    first = sorted(instance.public.item_ids)[0]  # list_items() is sorted
     truth = instance.private.items[first]
     [log] = inspect_eval(
-        knapsack(num=1, runtime=runtime), model=mock_model(*SCRIPT), log_dir=str(tmp_path)
+        knapsack(num=1, seed_start=2, runtime=runtime), model=mock_model(*SCRIPT), log_dir=str(tmp_path)
     )
     assert log.status == "success", log.error
     [sample] = log.samples
     figures = scores(sample)
     assert figures["items_inspected"] == 1
     assert figures["steps"] == 3
+    assert sample.store["knapsack:prebound"] == ["json"]  # the runtime's, never carried state
     if runtime == "persistent":
         assert figures["optimality"] == pytest.approx(truth.value / instance.reference.optimal_value)
         assert figures["capacity_utilization"] == pytest.approx(truth.weight / instance.public.capacity)
         assert figures["name_error_episode"] == 0
         assert figures["state_utilization"] == 1  # `ids` carried from step 1 and served
         assert figures["tool_calls"] == 4
-        assert "Globals: first, ids, json" in sample.messages[3].text
+        assert "Globals: first, ids" in sample.messages[3].text  # json is pre-bound, not the user's
     else:
         assert figures["optimality"] == 0
         assert figures["name_error_episode"] == 1 and figures["name_error_count"] == 1
@@ -148,15 +149,64 @@ def test_prompts_are_a_prefix_of_the_final_conversation(tmp_path):
         assert final[: len(prompt)] == prompt
 
 
-def test_model_error_ends_the_episode_cleanly(tmp_path):
+def test_a_model_error_errors_the_sample_not_a_scored_episode(tmp_path):
+    """An outage after Inspect's retries is a sample error (no score), never optimality 0."""
+
     def policy(input, tools, tool_choice, config):
         raise RuntimeError("backend exploded")
 
     [log] = inspect_eval(
+        knapsack(num=2),
+        model=get_model("mockllm/model", custom_outputs=policy),
+        log_dir=str(tmp_path),
+        fail_on_error=False,
+    )
+    assert len(log.samples) == 2
+    for sample in log.samples:
+        assert sample.error is not None and "backend exploded" in sample.error.message
+        assert not sample.scores
+    # and Inspect's default --fail-on-error stops the eval
+    [failed] = inspect_eval(
+        knapsack(num=1), model=get_model("mockllm/model", custom_outputs=policy), log_dir=str(tmp_path / "f")
+    )
+    assert failed.status == "error"
+
+
+def test_retry_on_error_redoes_an_errored_sample(tmp_path):
+    calls = []
+
+    def policy(input, tools, tool_choice, config):
+        calls.append(len(input))
+        if len(calls) == 1:
+            raise RuntimeError("transient outage")
+        return reply("```python\nfinish()\n```")
+
+    [log] = inspect_eval(
+        knapsack(num=1),
+        model=get_model("mockllm/model", custom_outputs=policy),
+        log_dir=str(tmp_path),
+        retry_on_error=1,
+    )
+    assert log.status == "success", log.error
+    [sample] = log.samples
+    assert sample.error is None and sample.error_retries
+    assert sample.scores["knapsack_scorer"].value["steps"] == 1
+
+
+def test_context_overflow_ends_a_scored_episode(tmp_path):
+    def policy(input, tools, tool_choice, config):
+        output = reply("```python\nx = 1\n```")
+        output.choices[0].stop_reason = "model_length"
+        return output
+
+    [log] = inspect_eval(
         knapsack(num=1), model=get_model("mockllm/model", custom_outputs=policy), log_dir=str(tmp_path)
     )
-    assert log.status == "success"
-    assert log.samples[0].store["knapsack:end_reason"].startswith("model_error: RuntimeError: backend exploded")
+    assert log.status == "success", log.error
+    [sample] = log.samples
+    assert sample.error is None
+    assert sample.store["knapsack:end_reason"] == "context_length"
+    assert sample.scores["knapsack_scorer"].value["optimality"] == 0
 
 
 @pytest.mark.parametrize(

@@ -111,6 +111,11 @@ def test_the_two_by_two_failure_modes_happen_for_real(tmp_path):
         assert means[condition]["name_error_episode"] == 0.0
     assert means["stateless", "persistent"]["total_tokens"] > 1.3 * means["persistent", "persistent"]["total_tokens"]
     assert means["persistent", "persistent"]["state_utilization"] > 0
+    # a fresh interpreter serves no carried name, however many NameErrors it raised
+    assert means["persistent", "stateless"]["state_utilization"] == 0
+    assert means["stateless", "stateless"]["state_utilization"] == 0
+    for condition in means.values():
+        assert condition["tool_call_sites"] > 0
     assert means["stateless", "stateless"]["reimport_rate"] == 1.0
     # the same strategy underneath: recovering from the NameErrors costs turns, not quality
     assert means["persistent", "stateless"]["optimality"] == means["persistent", "persistent"]["optimality"]

@@ -103,7 +103,7 @@ def test_bad_inputs_exit_2_with_one_clear_line(capsys: pytest.CaptureFixture[str
     code, _, err = run(capsys, "table", spec)
     assert code == 2 and "unknown field 'colour'" in err
     spec.write_text(json.dumps({"cells": [{"difficulty": "e", "train": "t", "runtime": "r", "path": "missing.eval"}]}))
-    code, _, err = run(capsys, "table", spec)
+    code, _, err = run(capsys, "table", spec, "--strict")
     assert code == 2 and "missing.eval: cell file not found" in err
     code, _, err = run(capsys, "figures", tmp_path / "absent", "--out", tmp_path)
     assert code == 2 and "absent: no such file or directory" in err

@@ -147,16 +147,38 @@ def test_bad_values_missing_fields_and_bad_json(tmp_path: Path) -> None:
         load_spec(tmp_path / "absent.json")
 
 
-def test_missing_cell_and_metrics_files_are_named(tmp_path: Path, matrix_paths: dict) -> None:
+def test_missing_cell_and_metrics_files_are_errors_with_strict(tmp_path: Path, matrix_paths: dict) -> None:
     spec = load_spec(_write_spec(tmp_path, {
         "cells": [{"difficulty": "easy", "train": "a", "runtime": "b", "path": "gone.eval"}]}))
     with pytest.raises(ReportError, match=r"gone\.eval: cell file not found \(cell easy/a/b\)"):
-        build_rows(spec)
+        build_rows(spec, strict=True)
     spec = load_spec(_write_spec(tmp_path, {
         "cells": [{"difficulty": "easy", "train": "a", "runtime": "b",
                    "path": str(matrix_paths[("persistent", "persistent")]), "metrics_path": "nope.jsonl"}]}))
     with pytest.raises(ReportError, match=r"nope\.jsonl: metrics file not found"):
-        build_rows(spec)
+        build_rows(spec, strict=True)
+
+
+def test_a_missing_cell_file_prints_question_marks_in_its_row(tmp_path: Path, matrix_paths: dict, capsys) -> None:
+    from opaque_knapsack.cli import main
+    from opaque_knapsack.reports import ReportWarning
+
+    spec_path = _write_spec(tmp_path, {"cells": [
+        {"difficulty": "easy", "train": "persistent", "runtime": "persistent",
+         "path": str(matrix_paths[("persistent", "persistent")])},
+        {"difficulty": "easy", "train": "stateless", "runtime": "stateless", "path": "gone.eval",
+         "score_override": 0.5},
+    ]})
+    with pytest.warns(ReportWarning, match=r"gone\.eval: cell file not found"):
+        rows = build_rows(load_spec(spec_path))
+    present, missing = (_cells(row) for row in _body_rows(render_latex(load_spec(spec_path), rows)))
+    assert missing[3:] == ["?"] * 6
+    assert "?" not in present[3:]
+    assert main(["table", str(spec_path)]) == 0
+    captured = capsys.readouterr()
+    assert "gone.eval: cell file not found" in captured.err and r"\end{table}" in captured.out
+    assert main(["table", str(spec_path), "--strict"]) == 2
+    assert "gone.eval: cell file not found" in capsys.readouterr().err
 
 
 def test_metrics_path_accepts_lists_objects_and_logs(tmp_path: Path, matrix_paths: dict) -> None:

@@ -25,7 +25,7 @@ async def test_name_bound_in_step_one_is_visible_in_step_two_only_when_persisten
 @pytest.mark.parametrize(
     ("setup", "probe", "persistent_value"),
     [
-        ("import json", "print('json' in globals())", "True"),
+        ("import statistics", "print('statistics' in globals())", "True"),
         ("import math\nmath.tau = 1", "import math\nprint(math.tau)", "1"),
         ("import builtins\nbuiltins.len = lambda x: 42", "print(len([1]))", "42"),
         ("import builtins\nbuiltins.leaked = 5", "import builtins\nprint(hasattr(builtins, 'leaked'))", "True"),

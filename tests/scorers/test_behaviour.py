@@ -47,10 +47,10 @@ def test_syntax_error_block_has_no_names():
 
 def test_carried_references_state_utilization_and_lifespan():
     steps = [
-        StepCode(1, "import json\nitems = json.loads(list_items())\ninfo = {}"),
-        StepCode(2, "for i in items[:3]:\n    info[i] = json.loads(inspect(i))"),
-        StepCode(3, "print(len(info))"),
-        StepCode(5, "take_item(best)", name_error="best"),
+        StepCode(1, "import json\nitems = json.loads(list_items())\ninfo = {}", frozenset()),
+        StepCode(2, "for i in items[:3]:\n    info[i] = json.loads(inspect(i))", frozenset({"items", "json", "info"})),
+        StepCode(3, "print(len(info))", frozenset({"items", "json", "info", "i"})),
+        StepCode(5, "take_item(best)", frozenset({"items", "json", "info", "i"})),
     ]
     metrics = behaviour_metrics(steps, TOOLS)
     # turn 2 reads items, then json (the right-hand side runs first), then info;
@@ -62,12 +62,34 @@ def test_carried_references_state_utilization_and_lifespan():
     assert metrics.reimport_rate == 0.0
 
 
-def test_name_error_on_a_carried_name_is_not_served():
-    steps = [StepCode(1, "x = 1"), StepCode(2, "print(x)", name_error="x")]
+def test_a_carried_name_is_served_only_if_bound_at_step_start():
+    steps = [StepCode(1, "x = 1", frozenset()), StepCode(2, "print(x)", frozenset())]
     metrics = behaviour_metrics(steps, TOOLS)
     assert metrics.carried_references == 1
     assert metrics.state_utilization == 0
     assert metrics.symbol_lifespan == 1.0
+
+
+def test_served_does_not_depend_on_error_text():
+    """A fresh interpreter serves none of several carried names, whichever one the NameError names."""
+    steps = [
+        StepCode(1, "a = 1\nb = 2\nc = 3", frozenset()),
+        StepCode(2, "print(a)\nprint(b)\nprint(c)", frozenset()),  # fails on a; b and c unserved too
+    ]
+    assert behaviour_metrics(steps, TOOLS).carried_references == 3
+    assert behaviour_metrics(steps, TOOLS).state_utilization == 0
+    some = [steps[0], StepCode(2, "print(a)\nprint(b)\nprint(c)", frozenset({"b"}))]
+    assert behaviour_metrics(some, TOOLS).state_utilization == 1
+    unknown = [steps[0], StepCode(2, "print(a)")]
+    assert behaviour_metrics(unknown, TOOLS).state_utilization == 0
+
+
+def test_tool_call_sites_count_the_code_text():
+    from opaque_knapsack.scorers.behaviour import tool_call_sites
+
+    code = "for i in json.loads(list_items()):\n    inspect(i)\n    inspect(i)\nfinish()\nx.inspect(1)"
+    assert tool_call_sites(code, frozenset(TOOLS)) == 4
+    assert tool_call_sites("def (", frozenset(TOOLS)) == 0
 
 
 def test_reimport_rate_counts_steps_after_the_first():
@@ -112,10 +134,12 @@ def test_scorer_reports_exactly_the_contract_keys():
     environment.inspect(first)
     environment.take_item(first)
     steps = [
-        {"turn": 1, "code": "x = 1", "tool_calls": 2, "input_tokens": 10, "output_tokens": 4},
-        {"turn": 2, "code": None, "input_tokens": 20, "output_tokens": 1},
-        {"turn": 3, "code": "print(x)", "tool_calls": 0, "is_name_error": True, "name_error": "x",
-         "input_tokens": 30, "output_tokens": 2},
+        {"turn": 1, "code": "x = 1\nfor i in range(2): inspect(i)", "tool_calls": 2, "input_tokens": 10,
+         "output_tokens": 4, "total_tokens": 14, "bound_at_start": []},
+        {"turn": 2, "code": None, "input_tokens": 20, "cached_input_tokens": 15, "output_tokens": 1,
+         "reasoning_tokens": 3, "total_tokens": 24},
+        {"turn": 3, "code": "print(x)", "tool_calls": 0, "is_name_error": True, "bound_at_start": [],
+         "input_tokens": 30, "output_tokens": 2, "total_tokens": 32},
     ]
     figures = episode_figures(instance, environment.to_state(), steps)
     assert tuple(figures) == SCORE_KEYS
@@ -123,6 +147,28 @@ def test_scorer_reports_exactly_the_contract_keys():
     assert figures["optimality"] == item.value / instance.reference.optimal_value
     assert figures["capacity_utilization"] == item.weight / instance.public.capacity
     assert (figures["steps"], figures["tool_calls"], figures["items_inspected"]) == (3, 2, 1)
-    assert (figures["input_tokens"], figures["output_tokens"], figures["total_tokens"]) == (60, 7, 67)
+    assert figures["tool_call_sites"] == 1  # one call site in a loop that made two calls
+    assert (figures["input_tokens"], figures["output_tokens"], figures["total_tokens"]) == (60, 7, 70)
+    assert (figures["cached_input_tokens"], figures["reasoning_tokens"]) == (15, 3)
     assert (figures["name_error_episode"], figures["name_error_count"]) == (1, 1)
     assert (figures["state_utilization"], figures["symbol_lifespan"]) == (0, 2)
+
+
+def test_prebound_modules_are_never_carried_references():
+    """json is bound by the runtime at every step, like a builtin: reading it relies on no earlier step."""
+    from opaque_knapsack.family import PRESETS, KnapsackEnvironment, generate_instance
+    from opaque_knapsack.scorers import episode_figures
+
+    instance = generate_instance(PRESETS["easy"], 3, 3)
+    steps = [
+        {"turn": 1, "code": "import json", "bound_at_start": []},
+        {"turn": 2, "code": "ids = [1, 2]", "bound_at_start": []},
+        {"turn": 3, "code": "print(json.dumps(ids))", "bound_at_start": ["ids"]},
+    ]
+    state = KnapsackEnvironment(instance).to_state()
+    plain = episode_figures(instance, state, steps)
+    assert (plain["state_utilization"], plain["symbol_lifespan"]) == (1, 1.5)  # json carried 2 turns, unserved
+    prebound = episode_figures(instance, state, steps, prebound=["json"])
+    assert (prebound["state_utilization"], prebound["symbol_lifespan"]) == (1, 1.0)  # only ids is carried
+    steps.append({"turn": 4, "code": "import json\nprint(json.dumps(ids))", "bound_at_start": ["ids"]})
+    assert episode_figures(instance, state, steps, prebound=["json"])["reimport_rate"] == 1 / 3

@@ -137,3 +137,38 @@ def test_cli_dry_run(capsys, tmp_path):
     assert not (tmp_path / "logs").exists()
     assert main(["matrix", "--student", "a=x/y", "--student", "b=x/y", "--log-dir", "l", "--dry-run"]) == 2
     assert "share model" in capsys.readouterr().err
+
+
+def test_matrix_runs_on_given_task_folders_one_per_difficulty(tmp_path, capsys):
+    import shutil
+
+    from opaque_knapsack.family import PRESETS
+    from opaque_knapsack.family.writer import generate_tasks
+    from opaque_knapsack.reports import load_runs
+
+    easy = tmp_path / "easy"
+    generate_tasks(PRESETS["easy"], easy, 1, 123456789)
+    generated = tmp_path / "medium-generated"
+    generate_tasks(PRESETS["medium"], generated, 1, 123456789)
+    medium = tmp_path / "paper-medium"  # bare files, as the paper's artifacts ship them
+    medium.mkdir()
+    for file in (generated / "tasks" / "knapsack").glob("*.json"):
+        shutil.copy(file, medium / file.name)
+    log_dir = tmp_path / "logs"
+    argv = [
+        "matrix", "--student", "persistent=scripted/persistent", "--runtimes", "persistent",
+        "--tasks", str(easy), "--tasks", str(medium), "--log-dir", str(log_dir),
+    ]  # fmt: skip
+    assert main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2 conditions")
+    assert f"-T tasks={medium}" in out and "difficulty:medium" in out
+    assert main(argv) == 0
+    runs = load_runs([log_dir])
+    assert sorted(run.condition.difficulty for run in runs) == ["easy", "medium"]
+    assert all(run.n_episodes == 1 for run in runs)
+    # two folders of one difficulty, or --tasks with --difficulty, are refused up front
+    assert main(["matrix", "--student", "a=x/y", "--tasks", str(easy), "--tasks", str(easy), "--log-dir", "l"]) == 2
+    assert "both 'easy'" in capsys.readouterr().err
+    assert main(["matrix", "--student", "a=x/y", "--tasks", str(easy), "--difficulty", "easy", "--log-dir", "l"]) == 2
+    assert "not both" in capsys.readouterr().err

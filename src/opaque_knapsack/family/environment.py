@@ -39,6 +39,7 @@ class KnapsackEnvironment:
         self._finished = False
         self._weight = 0
         self._value = 0
+        self._listing = json.dumps(sorted(instance.public.item_ids))
 
     # -- read-only views -------------------------------------------------
     @property
@@ -76,8 +77,13 @@ class KnapsackEnvironment:
 
     # -- tools -----------------------------------------------------------
     def list_items(self) -> str:
-        """JSON list of every item id."""
-        return json.dumps(self._instance.public.item_ids)
+        """JSON list of every item id, sorted.
+
+        Sorted as the paper's environment returns them: the file keeps
+        generation order, where item 0 is always of an allowed class, so
+        handing that order to the agent would leak a hint.
+        """
+        return self._listing
 
     def inspect(self, item_id: str) -> str:
         """Reveal class, value and weight; one budget unit per distinct item."""

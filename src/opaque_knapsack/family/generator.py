@@ -3,13 +3,14 @@
 Every random choice comes from one `random.Random(seed)` and only through its
 `random()` method, whose sequence Python guarantees across versions and
 platforms for integer seeds; integers are derived from it with plain float
-arithmetic, and the inspect budget with exact integer arithmetic. So the same
+arithmetic, and the inspect budget in IEEE doubles in the paper's order. So the same
 config, index and seed give byte-identical JSON on every machine, process,
 order and worker count.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -32,10 +33,6 @@ def task_id_for(index: int) -> str:
 def _draw_int(rng: random.Random, low: int, high: int) -> int:
     """Uniform integer in [low, high] from `random()` alone (version-stable)."""
     return low + int(rng.random() * (high - low + 1))
-
-
-def _ceil_div(numerator: int, denominator: int) -> int:
-    return -(-numerator // denominator)
 
 
 @dataclass
@@ -82,17 +79,23 @@ def _draw_ids(rng: random.Random, count: int) -> list[str]:
 
 
 def inspect_budget(capacity: int, optimal_size: int, n_items: int, config: GeneratorConfig) -> int:
-    """ceil(max(1.5 * (capacity / mean weight) / p_valid, 1.1 * optimal size)), clamped to [5, n].
+    """The paper's budget: ceil(max(((capacity / mean weight) * 1.5) / max(p_valid, 0.01),
+    optimal size * 1.1)), clamped to [5, n_items].
 
-    Computed exactly in integers: mean weight = (min + max) / 2 and
-    p_valid = allowed / classes, so the first term is
-    3 * capacity * classes / ((min + max) * allowed).
+    IEEE double arithmetic in exactly the paper's order, because the budget is
+    a measured condition of the study: ``10 * 1.1`` is 11.000000000000002 and
+    gives 12, and an exact-integer version differs by one at some capacities.
+    Doubles are the same on every machine, so the bytes stay reproducible.
     """
-    w_low, w_high = config.weight
-    n_classes, n_allowed = len(config.class_names), config.num_allowed_classes
-    by_capacity = _ceil_div(3 * capacity * n_classes, (w_low + w_high) * n_allowed)
-    by_optimum = _ceil_div(11 * optimal_size, 10)
-    return min(max(by_capacity, by_optimum, 5), n_items)
+    mean_weight = (config.weight[0] + config.weight[1]) / 2
+    p_valid = config.num_allowed_classes / len(config.class_names)
+    needed = max(((capacity / mean_weight) * 1.5) / max(p_valid, 0.01), optimal_size * 1.1)
+    return min(max(math.ceil(needed), 5), n_items)
+
+
+def difficulty_figure(value: float) -> float:
+    """A difficulty field as the paper's files hold it: rounded to 2 decimals."""
+    return round(value, 2)
 
 
 @dataclass
@@ -180,9 +183,9 @@ def _build(
             "n_items": n_items,
             "optimal_set_size": len(chosen),
             "capacity": capacity,
-            "p_valid": config.num_allowed_classes / len(config.class_names),
-            "budget_coverage": budget / n_items,
-            "max_item_dominance": accepted.dominance,
+            "p_valid": difficulty_figure(config.num_allowed_classes / len(config.class_names)),
+            "budget_coverage": difficulty_figure(budget / n_items),
+            "max_item_dominance": difficulty_figure(accepted.dominance),
         },
         "public": {
             "item_ids": ids,

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from inspect_ai.dataset import MemoryDataset, Sample
 
 from opaque_knapsack.family import PRESETS, TaskInstance, generate_instance, load_tasks
+from opaque_knapsack.family.labels import MIXED, check_label, preset_of, tasks_label
 from opaque_knapsack.records import instance_metadata
 from opaque_knapsack.solvers.prompts import task_statement
 
@@ -46,6 +47,15 @@ def knapsack_dataset(instances: Iterable[TaskInstance], difficulty: str, name: s
     return MemoryDataset([instance_sample(i, difficulty) for i in instances], name=name)
 
 
-def dataset_from_path(path: str, difficulty: str | None) -> MemoryDataset:
+def dataset_from_path(path: str, difficulty: str | None) -> tuple[MemoryDataset, str]:
+    """The task files under `path` and their difficulty label.
+
+    The label comes from the files' manifest, else from the files themselves
+    (the preset they fit); a `difficulty` that contradicts it is an error, so
+    easy files can never be reported as hard. In a folder that mixes presets,
+    each sample carries its own file's label.
+    """
     instances = load_tasks(path)
-    return knapsack_dataset(instances, difficulty or "custom", name=path)
+    label = check_label(difficulty, tasks_label(path, instances), path)
+    samples = [instance_sample(i, preset_of(i) if label == MIXED else label) for i in instances]
+    return MemoryDataset(samples, name=path), label

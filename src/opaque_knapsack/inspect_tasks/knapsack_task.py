@@ -47,8 +47,9 @@ def knapsack(
         tasks: Task files to evaluate: one file, a directory of files, or a
             tasks root (DIR/tasks/knapsack/*.json). When omitted, `num`
             instances of `difficulty` are generated deterministically.
-        difficulty: Preset to generate (easy, medium, hard; default easy), or a
-            label for the instances in `tasks`.
+        difficulty: Preset to generate (easy, medium, hard; default easy).
+            With `tasks`, the label comes from the files' manifest or the
+            files themselves; a difficulty that contradicts it is an error.
         num: Number of instances to generate (without `tasks`).
         seed_start: Seed of the first generated instance (instance i has seed
             seed_start + i).
@@ -73,7 +74,7 @@ def knapsack(
     if step_timeout <= 0:
         raise ValueError(f"knapsack task: step_timeout must be positive, got {step_timeout}")
     if tasks is not None:
-        dataset = dataset_from_path(tasks, difficulty)
+        dataset, difficulty = dataset_from_path(tasks, difficulty)
     else:
         difficulty = difficulty or "easy"
         _check_choice("difficulty", difficulty, tuple(PRESETS))
@@ -97,7 +98,7 @@ def knapsack(
         config=GenerateConfig(temperature=0.2, max_tokens=12288),
         metadata={
             key: value
-            for key, value in (("runtime", runtime), ("agent", agent), ("difficulty", difficulty or "custom"))
+            for key, value in (("runtime", runtime), ("agent", agent), ("difficulty", difficulty))
             if value is not None
         },
     )

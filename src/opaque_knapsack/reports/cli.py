@@ -54,6 +54,7 @@ def register(subparsers: Any) -> None:
     table.add_argument("--from-logs", metavar="DIR", help="build the spec from a log directory holding the 2x2 (or 3x2 with base) conditions")
     table.add_argument("--emit-spec", metavar="PATH", help="with --from-logs: also write the spec it built, to edit and reuse")
     table.add_argument("--format", choices=("latex", "markdown"), default="latex", help="output format (default: latex)")
+    table.add_argument("--strict", action="store_true", help="a spec cell whose file is missing is an error (default: its row prints ? and a warning names the file)")
     table.set_defaults(handler=_handle_table)
 
     figures = subparsers.add_parser(
@@ -197,7 +198,7 @@ def _handle_table(args: argparse.Namespace) -> int:
                 Path(args.emit_spec).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         else:
             spec = load_spec(args.spec)
-            rows = build_rows(spec)
+            rows = build_rows(spec, strict=args.strict)
         sys.stdout.write(render(spec, rows))
     return 0
 

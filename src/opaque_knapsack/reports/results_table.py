@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opaque_knapsack.reports.bootstrap import bootstrap_mean_ci
-from opaque_knapsack.reports.errors import ReportError
+from opaque_knapsack.reports.errors import ReportError, ReportWarning
 from opaque_knapsack.reports.runs import Condition, Run, load_runs
 
 TABLE_RESAMPLES = 5_000
@@ -311,11 +312,30 @@ def _episode_scores_from_json(path: Path, data: Any) -> list[float]:
     return scores
 
 
-def cell_values(cell: TableCell, spec: TableSpec, cache: _RunCache | None = None) -> CellValues:
-    """The numbers for one cell, with its score CI where per-episode scores exist."""
+def _missing(path: Path, what: str, cell: TableCell, strict: bool) -> None:
+    """A spec file that is not there: an error with ``strict``, else a warning naming it."""
+    message = f"{path}: {what} not found (cell {cell.difficulty}/{cell.train}/{cell.runtime})"
+    if strict:
+        raise ReportError(message + "; without --strict the row prints ?")
+    warnings.warn(message + "; its row prints ?", ReportWarning, stacklevel=3)
+
+
+def cell_values(
+    cell: TableCell, spec: TableSpec, cache: _RunCache | None = None, *, strict: bool = False
+) -> CellValues:
+    """The numbers for one cell, with its score CI where per-episode scores exist.
+
+    A cell whose file is missing prints ``?`` in every figure of its row, as
+    the paper's table script does, with a warning that names the file;
+    ``strict`` makes it an error.
+    """
     cache = cache or _RunCache()
     if not cell.path.exists():
-        raise ReportError(f"{cell.path}: cell file not found (cell {cell.difficulty}/{cell.train}/{cell.runtime})")
+        _missing(cell.path, "cell file", cell, strict)
+        return CellValues()
+    if cell.metrics_path is not None and not cell.metrics_path.exists():
+        _missing(cell.metrics_path, "metrics file", cell, strict)
+        return CellValues()
     is_log, data = _is_inspect_log(cell.path)
     episode_scores: list[float] = []
     if is_log:
@@ -433,10 +453,12 @@ def _score_ci(values: CellValues, latex: bool) -> str:
     return (r" $\pm$ " if latex else " ± ") + f"{values.score_ci:.1f}"
 
 
-def build_rows(spec: TableSpec, preloaded: dict[str, list[Run]] | None = None) -> list[tuple[TableCell, CellValues]]:
-    """Each cell with its numbers, in spec order."""
+def build_rows(
+    spec: TableSpec, preloaded: dict[str, list[Run]] | None = None, *, strict: bool = False
+) -> list[tuple[TableCell, CellValues]]:
+    """Each cell with its numbers, in spec order (``strict``: a missing file is an error)."""
     cache = _RunCache(preloaded)
-    return [(cell, cell_values(cell, spec, cache)) for cell in spec.cells]
+    return [(cell, cell_values(cell, spec, cache, strict=strict)) for cell in spec.cells]
 
 
 def render_latex(spec: TableSpec, rows: Sequence[tuple[TableCell, CellValues]]) -> str:

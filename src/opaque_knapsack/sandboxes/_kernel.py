@@ -243,6 +243,21 @@ def describe_error(exc: BaseException, type_name: str | None = None, message: st
     return {"type": name, "message": text, "traceback": tb_text}
 
 
+_PREBOUND: dict = {}
+"""The step process's pre-bound modules, by global name (see step_process_main)."""
+
+
+def user_names(ns: dict, stubs: dict) -> list:
+    """The user's global names, sorted: no dunders, tool stubs, or untouched pre-bound modules."""
+    return sorted(
+        k for k, v in ns.items()
+        if isinstance(k, str)
+        and not (k.startswith("__") and k.endswith("__"))
+        and stubs.get(k) is not v
+        and _PREBOUND.get(k, _PREBOUND) is not v
+    )
+
+
 def _on_alarm(signum, frame):
     raise StepTimeout()
 
@@ -259,6 +274,9 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
     stubs.clear()
     for tool in msg.get("tools", []):
         stubs[tool["name"]] = ns[tool["name"]] = make_stub(tool["name"], tool.get("doc"), channel)
+    # What this interpreter can serve the step from earlier steps: the user's
+    # names bound now, before the code runs (a fresh stateless one has none).
+    bound_at_start = user_names(ns, stubs)
     error = None
     timed_out = False
     sys.stdout = sys.stderr = capture
@@ -283,18 +301,14 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
         sys.stderr = sys.__stderr__
     stdout, cut = capture.result()
     is_name_error = bool(error and error.pop("is_name_error", False))
-    user_globals = None
-    if persistent:
-        user_globals = sorted(
-            k for k, v in ns.items()
-            if isinstance(k, str) and not (k.startswith("__") and k.endswith("__")) and stubs.get(k) is not v
-        )
+    user_globals = user_names(ns, stubs) if persistent else None
     return {
         "type": "result",
         "stdout": stdout,
         "error": error,
         "is_name_error": is_name_error,
         "globals": user_globals,
+        "bound_at_start": bound_at_start,
         "timed_out": timed_out,
         "truncated_chars": cut,
     }
@@ -353,6 +367,14 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
     signal.signal(signal.SIGALRM, _on_alarm)
     persistent = cfg["semantics"] == "persistent"
     ns: dict = {"__name__": "__main__", "__builtins__": user_builtins}
+    # Pre-bound modules (the paper binds json): a stateless step process is
+    # fresh from the pristine kernel, so they are bound afresh at every step.
+    for module_name in cfg.get("prebound_modules", ()):
+        try:
+            _PREBOUND[module_name.split(".")[0]] = __import__(module_name)
+        except BaseException:
+            pass
+    ns.update(_PREBOUND)
     stubs: dict = {}
     while True:
         try:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import importlib.util
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class RuntimeConfig(BaseModel):
@@ -46,3 +48,20 @@ class RuntimeConfig(BaseModel):
 
     exec_timeout: int = Field(default=300, ge=1)
     """Default timeout of ``exec()`` commands without their own, in seconds."""
+
+    prebound_modules: tuple[str, ...] = ("json",)
+    """Modules bound as globals before the agent's code runs, as the paper's
+    interpreter binds ``json`` in both runtimes (so ``json.loads`` without an
+    import is not a NameError). The stateless runtime binds them afresh, in a
+    pristine interpreter, at every step; they are not listed among the user's
+    globals unless the code rebinds the name."""
+
+    @field_validator("prebound_modules")
+    @classmethod
+    def _importable(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not name or not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(f"{name!r} is not a module name")
+            if importlib.util.find_spec(name.split(".")[0]) is None:
+                raise ValueError(f"module {name!r} cannot be imported")
+        return names

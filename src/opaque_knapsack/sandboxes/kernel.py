@@ -273,6 +273,7 @@ class Kernel:
         cfg = self._base_cfg()
         cfg.update(
             semantics=self.semantics,
+            prebound_modules=list(self.config.prebound_modules),
             read_only_paths=_existing(
                 _python_paths(self.config.allow_site_packages)
                 + ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/dev/urandom"]
@@ -638,6 +639,7 @@ class Kernel:
             tool_calls=records,
             wall_time=wall,
             globals=msg.globals if self.semantics == "persistent" else None,
+            bound_at_start=msg.bound_at_start if self.semantics == "persistent" else [],
             timed_out=msg.timed_out,
             kernel_restarted=restarted,
             output_truncated=truncated,

@@ -55,6 +55,11 @@ class StepResult(BaseModel):
     globals: list[str] | None = None
     """Persistent runtime only: the user's global names, sorted (dunders and
     injected tool stubs excluded; imported modules included)."""
+    bound_at_start: list[str] | None = None
+    """The user's global names bound in the interpreter when the step started,
+    sorted (same exclusions as ``globals``): what the runtime could serve from
+    earlier steps. Always empty in the stateless runtime; None when the step
+    process died before reporting."""
     timed_out: bool = False
     kernel_restarted: bool = False
     """Persistent runtime only: the interpreter was replaced and all state is gone."""
@@ -82,6 +87,7 @@ class ResultMessage(_KernelMessage):
     error: StepError | None
     is_name_error: bool
     globals: list[str] | None
+    bound_at_start: list[str] = Field(default_factory=list)
     timed_out: bool
     truncated_chars: int = Field(ge=0)
 

@@ -8,11 +8,17 @@ the study's three behaviour signatures:
   bind before reading it, that is neither a builtin nor a tool, and that an
   earlier step bound;
 - state utilization counts the carried references the interpreter actually
-  served (the step did not fail with ``NameError`` on that name);
+  served: the name was bound in the interpreter when the step started, as the
+  runtime reports it (never read from error text). A stateless runtime starts
+  every step empty, so it serves none;
 - the re-import rate is the share of steps after the first whose code imports a
   module an earlier step already imported;
 - the context symbol lifespan is the mean distance, in turns, from a carried
   reference back to the turn that last bound the name.
+
+``tool_call_sites`` is the paper's static count of tool calls in the code text
+(a call in a loop counts once); the exact count of calls the runtime made is
+recorded separately.
 
 Function bodies, lambdas and comprehensions are their own scopes: the free
 names they use count as reads of the enclosing step when they are defined,
@@ -42,11 +48,13 @@ class BlockNames:
 
 @dataclass(frozen=True)
 class StepCode:
-    """One executed step: its turn number, code, and the NameError it raised."""
+    """One executed step: its turn number, code, and what the interpreter held at its start."""
 
     turn: int
     code: str
-    name_error: str | None = None  # the undefined name, if the step failed on one
+    bound_at_start: frozenset[str] | None = None
+    """Names bound in the interpreter when the step started (the runtime's
+    report); None when unknown, which serves nothing."""
 
 
 @dataclass
@@ -296,7 +304,7 @@ def behaviour_metrics(steps: Sequence[StepCode], tool_names: Iterable[str] = ())
             if name in excluded or name not in last_bound:
                 continue
             metrics.carried.append((step.turn, name, last_bound[name]))
-            if step.name_error != name:
+            if step.bound_at_start is not None and name in step.bound_at_start:
                 metrics.state_utilization += 1
         if index > 0 and names.imports & imported:
             reimport_steps += 1
@@ -309,3 +317,17 @@ def behaviour_metrics(steps: Sequence[StepCode], tool_names: Iterable[str] = ())
     if metrics.carried:
         metrics.symbol_lifespan = sum(t - b for t, _, b in metrics.carried) / len(metrics.carried)
     return metrics
+
+
+@functools.lru_cache(maxsize=4096)
+def tool_call_sites(code: str, tool_names: frozenset[str]) -> int:
+    """Calls of a tool by name in the code text, counted statically (the paper's figure)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return 0
+    return sum(
+        1
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in tool_names
+    )

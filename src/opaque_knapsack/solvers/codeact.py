@@ -20,22 +20,16 @@ from inspect_ai.model import ChatMessageSystem, ChatMessageUser, get_model
 from inspect_ai.util import store
 
 from opaque_knapsack.solvers import prompts
-from opaque_knapsack.records import AGENT_KEY, END_REASON_KEY, RUNTIME_KEY, STRICT_TAKE_KEY, StepRecord
+from opaque_knapsack.records import AGENT_KEY, END_REASON_KEY, PREBOUND_KEY, RUNTIME_KEY, STRICT_TAKE_KEY, StepRecord
 from opaque_knapsack.solvers.episode import current_episode
 from opaque_knapsack.solvers.turns import next_reply
 
 CODE_BLOCK = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
-NAME_ERROR_NAME = re.compile(r"name '([^']+)' is not defined|local variable '([^']+)'|variable '([^']+)'")
 
 
 def extract_code_blocks(text: str) -> list[str]:
     """The fenced Python blocks of a reply, in order."""
     return [match.group(1) for match in CODE_BLOCK.finditer(text)]
-
-
-def undefined_name(message: str) -> str | None:
-    match = NAME_ERROR_NAME.search(message)
-    return next((group for group in match.groups() if group), None) if match else None
 
 
 def _error_text(result: Any) -> str | None:
@@ -87,6 +81,7 @@ def codeact(
         strict_take = bool(sample_store.get(STRICT_TAKE_KEY, True))
         sample_store.set(AGENT_KEY, "codeact")
         sample_store.set(RUNTIME_KEY, semantics)
+        sample_store.set(PREBOUND_KEY, _prebound_names(runtime))
 
         system = prompts.codeact_system_prompt(
             semantics, strict_take=strict_take, max_tool_calls=max_tool_calls, max_turns=max_turns
@@ -126,6 +121,7 @@ async def _run_turns(
     """The turn loop; returns why the episode ended."""
     model = get_model()
     end_reason = "turn_limit"
+    live_globals: list[str] = []  # persistent: the names the last step left behind
     for turn in range(1, max_turns + 1):
         reply = await next_reply(model, state, turn)
         if reply.record is not None:
@@ -150,11 +146,11 @@ async def _run_turns(
         record.tool_calls = sum(1 for call in result.tool_calls if not _refused(call))
         record.timed_out = result.timed_out
         record.kernel_restarted = result.kernel_restarted
+        record.bound_at_start = _mentioned(blocks[0], _bound_at_start(result, semantics, live_globals))
+        live_globals = list(result.globals or [])
         if result.error is not None:
             record.error_type = result.error.type
             record.is_name_error = result.is_name_error
-            if result.is_name_error:
-                record.name_error = undefined_name(result.error.message)
         transcript().info(
             {
                 "turn": turn,
@@ -163,6 +159,7 @@ async def _run_turns(
                 "error": _error_text(result),
                 "tool_calls": [call.model_dump() for call in result.tool_calls],
                 "globals": result.globals,
+                "bound_at_start": result.bound_at_start,
                 "input_tokens": record.input_tokens,
                 "output_tokens": record.output_tokens,
                 "wall_time": result.wall_time,
@@ -190,6 +187,30 @@ async def _run_turns(
 
 
 LIMIT_REFUSAL = "tool call limit reached"
+IDENTIFIER = re.compile(r"[^\W\d]\w*")
+
+
+def _prebound_names(runtime: Any) -> list[str]:
+    """The names the runtime binds before every step, like builtins (never state an earlier step left)."""
+    config = getattr(getattr(runtime, "kernel", None), "config", None)
+    return sorted({name.split(".")[0] for name in getattr(config, "prebound_modules", ())})
+
+
+def _bound_at_start(result: Any, semantics: str, live_globals: list[str]) -> list[str]:
+    """What the interpreter held when the step began, as the runtime reported it.
+
+    A step process that died before reporting leaves the previous step's
+    globals as the best knowledge (persistent); a stateless step holds nothing.
+    """
+    if result.bound_at_start is not None:
+        return list(result.bound_at_start)
+    return list(live_globals) if semantics == "persistent" else []
+
+
+def _mentioned(code: str, names: list[str]) -> list[str]:
+    """The names that occur in the code: a superset of what it reads, to keep records small."""
+    words = set(IDENTIFIER.findall(code))
+    return [name for name in names if name in words]
 
 
 def _refused(call: Any) -> bool:

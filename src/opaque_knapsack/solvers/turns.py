@@ -6,11 +6,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from inspect_ai.agent import AgentState
-from inspect_ai.model import Model, ModelOutput
+from inspect_ai.model import Model, ModelOutput, ModelUsage
 from inspect_ai.tool import Tool
-from inspect_ai.util import LimitExceededError
 
 from opaque_knapsack.records import StepRecord
+
+
+def usage_figures(usage: ModelUsage | None) -> dict[str, int]:
+    """A reply's token figures.
+
+    Inspect's ``input_tokens`` leaves out cached prompt tokens, so input adds
+    cache reads and writes back; the total is the provider's own total (the
+    paper's token ratios are provider totals).
+    """
+    if usage is None:
+        return {}
+    cache_read = usage.input_tokens_cache_read or 0
+    cache_write = usage.input_tokens_cache_write or 0
+    return {
+        "input_tokens": usage.input_tokens + cache_read + cache_write,
+        "cached_input_tokens": cache_read,
+        "output_tokens": usage.output_tokens,
+        "reasoning_tokens": usage.reasoning_tokens or 0,
+        "total_tokens": usage.total_tokens,
+    }
 
 
 @dataclass
@@ -25,22 +44,14 @@ class Reply:
 async def next_reply(model: Model, state: AgentState, turn: int, tools: Sequence[Tool] = ()) -> Reply:
     """Ask the model for its next reply and append it to ``state.messages``.
 
-    A model error or an overflowing context ends the episode cleanly with the
-    reason recorded; Inspect's own limits (tokens, messages, time) propagate.
+    A provider error that survives Inspect's own retries propagates and errors
+    the sample, so ``--retry-on-error``, ``eval_set`` retries and
+    ``--fail-on-error`` treat it as Inspect users expect: an outage is not a
+    model that fails the task. Only an overflowing context (stop reason
+    ``model_length``) ends the episode here, as a scored failure.
     """
-    try:
-        output = await model.generate(state.messages, list(tools))
-    except LimitExceededError:
-        raise
-    except Exception as error:  # noqa: BLE001 - the episode ends, the reason is kept
-        return Reply(None, None, f"model_error: {type(error).__name__}: {error}")
+    output = await model.generate(state.messages, list(tools))
     state.output = output
     state.messages.append(output.message)
-    usage = output.usage
-    record = StepRecord(
-        turn=turn,
-        code=None,
-        input_tokens=usage.input_tokens if usage else 0,
-        output_tokens=usage.output_tokens if usage else 0,
-    )
+    record = StepRecord(turn=turn, code=None, **usage_figures(output.usage))
     return Reply(output, record, "context_length" if output.stop_reason == "model_length" else None)

@@ -311,7 +311,15 @@ def _register_matrix(subparsers: Any) -> None:
         help="A student and its Inspect model, e.g. persistent=vllm/Qwen/Qwen3-8B:persistent. Repeatable.",
     )
     parser.add_argument("--runtimes", default="persistent,stateless", help="Comma list (default persistent,stateless).")
-    parser.add_argument("--difficulty", default="easy,medium", help="Comma list of presets (default easy,medium).")
+    parser.add_argument("--difficulty", default=None, help="Comma list of presets (default easy,medium).")
+    parser.add_argument(
+        "--tasks",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="A folder of task files (e.g. the paper's), one per difficulty, labelled from its manifest or "
+        "files; replaces --difficulty/--num/--seed-start. Repeatable.",
+    )
     parser.add_argument("--num", type=int, default=100, help="Instances per condition (default 100).")
     parser.add_argument("--seed-start", type=int, default=123456789, help="First instance seed (default 123456789).")
     parser.add_argument("--agent", choices=["codeact", "react"], default="codeact", help="Agent (default codeact).")
@@ -332,11 +340,14 @@ def _matrix(args: argparse.Namespace) -> int:
 
     from opaque_knapsack.train.matrix import MatrixError, MatrixSpec, describe, parse_students, run_matrix
 
+    if args.tasks and args.difficulty:
+        raise _command_error("give --tasks DIR (labelled from its files) or --difficulty, not both")
     try:
         spec = MatrixSpec(
             students=dict(parse_students(args.student)),
             runtimes=_comma_list(args.runtimes),
-            difficulties=_comma_list(args.difficulty),
+            difficulties=_comma_list(args.difficulty or "easy,medium"),
+            tasks=args.tasks,
             num=args.num,
             seed_start=args.seed_start,
             agent=args.agent,
@@ -349,6 +360,7 @@ def _matrix(args: argparse.Namespace) -> int:
             max_tokens=args.max_tokens,
             retry_attempts=args.retry_attempts,
         )
+        spec.task_sets()
     except MatrixError as error:
         raise _command_error(str(error)) from None
     except ValidationError as error:

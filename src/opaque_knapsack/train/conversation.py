@@ -5,9 +5,13 @@ hidden or transient messages), so the sample's final ``messages`` list is
 exactly what the model saw at its last turn, and every earlier turn saw a
 prefix of it. Converting it is therefore a pure mapping, message by message:
 
-- system, user and assistant text go through unchanged (``ChatMessage.text``:
-  the text parts; reasoning blocks are dropped, as students are trained and
-  served with thinking disabled);
+- system, user and assistant text go through unchanged (``ChatMessage.text``,
+  the text parts);
+- an assistant turn's reasoning (a provider's ``reasoning_content``) goes in
+  the message's ``reasoning_content`` field, the field Axolotl's
+  ``chat_template`` datasets read by default (``field_thinking``), so a chat
+  template that renders reasoning trains on what the model produced; it is
+  never dropped, and never merged into the content;
 - ReAct episodes keep their native tool calls in the OpenAI form that
   Axolotl's ``chat_template`` datasets accept: assistant ``tool_calls``
   (``{"id", "type": "function", "function": {"name", "arguments"}}`` with the
@@ -30,9 +34,13 @@ from inspect_ai.model import (
     ChatMessageSystem,
     ChatMessageTool,
     ChatMessageUser,
+    ContentReasoning,
 )
 
 TraceFormat = Literal["openai", "sharegpt"]
+
+REASONING_FIELD = "reasoning_content"
+"""Where an assistant turn's reasoning goes: Axolotl's default ``field_thinking``."""
 
 # ShareGPT speaker names, as Axolotl's default role mapping reads them.
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt", "tool": "tool"}
@@ -74,6 +82,9 @@ def _convert(message: ChatMessage) -> dict[str, Any]:
         return {"role": "user", "content": message.text}
     if isinstance(message, ChatMessageAssistant):
         converted: dict[str, Any] = {"role": "assistant", "content": message.text}
+        reasoning = _reasoning(message)
+        if reasoning:
+            converted[REASONING_FIELD] = reasoning
         if message.tool_calls:
             converted["tool_calls"] = [
                 {
@@ -96,6 +107,15 @@ def _convert(message: ChatMessage) -> dict[str, Any]:
             "content": content,
         }
     raise ConversationError(f"unsupported message role {message.role!r}")
+
+
+def _reasoning(message: ChatMessageAssistant) -> str:
+    """The readable reasoning of an assistant turn (redacted blocks carry none)."""
+    if isinstance(message.content, str):
+        return ""
+    return "\n".join(
+        part.reasoning for part in message.content if isinstance(part, ContentReasoning) and not part.redacted
+    )
 
 
 def tool_definitions(tools: Sequence[Any]) -> list[dict[str, Any]]:

@@ -22,14 +22,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 __all__ = ["Condition", "MatrixError", "MatrixSpec", "TaskFactory", "build_tasks", "conditions", "run_matrix"]
 
 TASK_NAME = "opaque_knapsack/knapsack"
 PAPER_SEED_START = 123456789
 
-# (runtime, difficulty, num, seed_start, agent) -> Task
+# (runtime, difficulty, num, seed_start, agent) or (runtime, tasks, agent) -> Task
 TaskFactory = Callable[..., Any]
 
 
@@ -58,6 +58,36 @@ class MatrixSpec(BaseModel):
     max_tokens: int | None = 12288
     retry_attempts: int | None = Field(default=None, ge=0)
     display: str | None = None
+    tasks: list[str] = Field(default_factory=list)
+    """Task folders, one per difficulty (e.g. the paper's own files), instead of
+    generating `num` instances of each of `difficulties`; each folder's label
+    comes from its manifest or its files."""
+    _task_sets: dict[str, str] = PrivateAttr(default_factory=dict)  # label -> folder
+
+    def task_sets(self) -> dict[str, str]:
+        """Label -> folder for `tasks`, labelled once from each folder's manifest or files.
+
+        Raises MatrixError for an unreadable folder, a folder that mixes
+        presets, or two folders of the same difficulty.
+        """
+        if self._task_sets or not self.tasks:
+            return self._task_sets
+        from opaque_knapsack.family import TaskFileError, load_tasks
+        from opaque_knapsack.family.labels import MIXED, tasks_label
+
+        found: dict[str, str] = {}
+        for folder in self.tasks:
+            try:
+                label = tasks_label(folder, load_tasks(folder))
+            except TaskFileError as error:
+                raise MatrixError(f"--tasks {folder}: {error}") from None
+            if label == MIXED:
+                raise MatrixError(f"--tasks {folder}: the files fit different presets; give one folder per difficulty")
+            if label in found:
+                raise MatrixError(f"--tasks {folder} and {found[label]} are both {label!r}; give one folder per difficulty")
+            found[label] = folder
+        self._task_sets = found
+        return found
 
     @field_validator("students")
     @classmethod
@@ -110,15 +140,18 @@ class Condition:
 
 
 def conditions(spec: MatrixSpec) -> list[Condition]:
+    difficulties = list(spec.task_sets()) if spec.tasks else spec.difficulties
     return [
         Condition(train, model, runtime, difficulty)
         for train, model in spec.students.items()
         for runtime in spec.runtimes
-        for difficulty in spec.difficulties
+        for difficulty in difficulties
     ]
 
 
 def task_args(spec: MatrixSpec, condition: Condition) -> dict[str, Any]:
+    if spec.tasks:
+        return {"runtime": condition.runtime, "tasks": spec.task_sets()[condition.difficulty], "agent": spec.agent}
     return {
         "runtime": condition.runtime,
         "difficulty": condition.difficulty,
