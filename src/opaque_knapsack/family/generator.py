@@ -83,8 +83,9 @@ def inspect_budget(capacity: int, optimal_size: int, n_items: int, config: Gener
     optimal size * 1.1)), clamped to [5, n_items].
 
     IEEE double arithmetic in exactly the paper's order, because the budget is
-    a measured condition of the study: ``10 * 1.1`` is 11.000000000000002 and
-    gives 12, and an exact-integer version differs by one at some capacities.
+    a measured condition of the study: ``50 * 1.1`` is 55.00000000000001 and
+    gives 56 (``10 * 1.1`` is exactly 11.0), and an exact-integer version
+    differs by one at some capacities.
     Doubles are the same on every machine, so the bytes stay reproducible.
     """
     mean_weight = (config.weight[0] + config.weight[1]) / 2
