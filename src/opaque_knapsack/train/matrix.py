@@ -58,6 +58,9 @@ class MatrixSpec(BaseModel):
     max_tokens: int | None = 12288
     retry_attempts: int | None = Field(default=None, ge=0)
     display: str | None = None
+    task_options: dict[str, Any] = Field(
+        default_factory=dict, description="More task args for every condition (e.g. max_turns for a smoke run)."
+    )
 
     @field_validator("students")
     @classmethod
@@ -125,6 +128,7 @@ def task_args(spec: MatrixSpec, condition: Condition) -> dict[str, Any]:
         "num": spec.num,
         "seed_start": spec.seed_start,
         "agent": spec.agent,
+        **spec.task_options,
     }
 
 
