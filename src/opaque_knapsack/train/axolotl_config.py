@@ -82,6 +82,8 @@ class AxolotlConfig(BaseModel):
     val_set_size: float = Field(default=0.05, ge=0.0, lt=1.0)
     dataset_prepared_path: str = "last_run_prepared"
     sequence_len: int = Field(default=16384, ge=128)
+    excess_length_strategy: Literal["drop", "truncate", "raise"] | None = None
+    """What Axolotl does with a conversation longer than sequence_len (its default: drop it)."""
     sample_packing: bool = True
     eval_sample_packing: bool = False
     pad_to_sequence_len: bool = True
@@ -140,12 +142,13 @@ PROFILES: dict[str, dict[str, Any]] = {
         "lora_alpha": 32,
         "lora_dropout": 0.0,
         "sequence_len": 1024,
+        "excess_length_strategy": "truncate",
         "sample_packing": False,
         "pad_to_sequence_len": False,
         "gradient_accumulation_steps": 1,
-        "micro_batch_size": 2,
+        "micro_batch_size": 1,
         "num_epochs": 1,
-        "max_steps": 40,
+        "max_steps": 30,
         "learning_rate": 2e-3,
         "warmup_ratio": 0.05,
         "gradient_checkpointing": False,

@@ -156,7 +156,7 @@ def _register_axolotl_config(subparsers: Any) -> None:
         choices=["paper", "cpu-tiny"],
         default="paper",
         help="paper: the settings above (default). cpu-tiny: train on a CPU (bf16 off, Axolotl's CUDA LoRA "
-        "kernels off, sdpa attention, plain LoRA r 16 in float32, sequence 1024, 40 steps) for the "
+        "kernels off, sdpa attention, plain LoRA r 16 in float32, sequence 1024 truncated, 30 steps) for the "
         "`tiny-model` base; the options above still override it.",
     )
     parser.set_defaults(handler=_axolotl_config)
@@ -266,7 +266,7 @@ def _train(args: argparse.Namespace) -> int:
                 f"{args.config} needs a CUDA GPU (flash attention, bf16 or Axolotl's LoRA kernels), and none is "
                 "visible here; write a CPU config with `axolotl-config --profile cpu-tiny`"
             )
-        return run_command(command, env=offline_env())
+        return run_command(command, env=offline_env(command[0]))
     except LaunchError as error:
         raise _command_error(str(error)) from None
 
@@ -429,7 +429,7 @@ def _run_server(spec: Any, command: list[str], ready_timeout: float) -> int:
     from opaque_knapsack.train.launch import LaunchError, eval_hints, offline_env
     from opaque_knapsack.train.server import ServerProcess
 
-    server = ServerProcess(command, env=offline_env())
+    server = ServerProcess(command, env=offline_env(command[0] if command[0] != "vllm" else None))
     print(f"starting: {shlex.join(command)}", file=sys.stderr)
     server.start()
     try:
@@ -618,7 +618,7 @@ def _register_student_smoke(subparsers: Any) -> None:
     )
     parser.add_argument("--num", type=int, default=2, help="Instances per matrix condition (default 2).")
     parser.add_argument("--teacher-num", type=int, default=20, help="Quickstart instances for the traces (default 20).")
-    parser.add_argument("--max-steps", type=int, default=40, help="Axolotl steps per adapter (default 40).")
+    parser.add_argument("--max-steps", type=int, default=30, help="Axolotl steps per adapter (default 30).")
     parser.add_argument("--max-turns", type=int, default=4, help="Turns per matrix episode (default 4).")
     parser.add_argument("--max-tokens", type=int, default=256, help="Output tokens per turn (default 256).")
     parser.set_defaults(handler=_student_smoke)

@@ -281,12 +281,23 @@ def config_needs_gpu(config: str | Path) -> bool:
     return flash or data.get("bf16") is True or any(kernel is not False for kernel in kernels)
 
 
-def offline_env() -> dict[str, str]:
-    """The environment for Axolotl and vLLM: no hub, no telemetry (the machines have no network)."""
+def offline_env(executable: str | None = None) -> dict[str, str]:
+    """The environment for Axolotl and vLLM: no hub, no telemetry (the machines have no network).
+
+    With the EXECUTABLE of another virtual environment, that environment's bin
+    folder goes first on PATH (Axolotl re-launches itself through
+    ``accelerate``, which must be its own) and this one's PYTHONPATH is dropped.
+    """
     import os
 
+    base = dict(os.environ)
+    if executable is not None:
+        folder = str(Path(executable).parent)
+        base["PATH"] = os.pathsep.join([folder, base.get("PATH", "")])
+        base.pop("PYTHONPATH", None)
+        base["VIRTUAL_ENV"] = str(Path(folder).parent)
     return {
-        **os.environ,
+        **base,
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",

@@ -71,7 +71,7 @@ class SmokeOptions:
     envs_root: Path | None = None
     teacher_num: int = 20
     num: int = 2
-    max_steps: int = 40
+    max_steps: int = 30
     max_turns: int = 4
     max_tokens: int = 256
     max_model_len: int = 8192
@@ -200,7 +200,7 @@ def _train(runtime: str, traces: Path, base: Path, env: Path, options: SmokeOpti
     config_path = write_axolotl_config(config, out / "configs" / f"{runtime}.yaml", unknown)
     log = out / "logs" / f"train-{runtime}.log"
     command = [resolve_axolotl(str(env)), "train", str(config_path)]
-    _run_logged(command, log, cwd=out, env=offline_env())
+    _run_logged(command, log, cwd=out, env=offline_env(command[0]))
     if not (adapter / "adapter_config.json").is_file():
         raise SmokeError(f"Axolotl wrote no adapter_config.json in {adapter} (see {log})")
     curve = loss_curve(log.read_text(encoding="utf-8", errors="replace"))
@@ -246,7 +246,8 @@ def assistant_regions(input_ids: Sequence[int], start_id: int, end_id: int, assi
             end = begin
             while end < len(input_ids) and input_ids[end] != end_id:
                 end += 1
-            regions.append(range(begin, min(end + 1, len(input_ids))))
+            if begin < len(input_ids):  # a turn cut off right after its header (truncation) has no body
+                regions.append(range(begin, min(end + 1, len(input_ids))))
             position = end + 1
         else:
             position += 1
@@ -319,7 +320,7 @@ def _served(out: Path, base: Path, adapters: dict[str, Path], python: Path, opti
             raise SmokeError(f"{python}: no vLLM installed")
         check_adapters(spec.loras, spec.max_lora_rank)
         command = serve_command(spec, build)
-        env = {**offline_env(), "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+        env = {**offline_env(command[0]), "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
         server = ServerProcess(command, env=env, log_path=out / "logs" / "serve.log")
         server.start()
         try:
