@@ -148,15 +148,64 @@ def test_prompts_are_a_prefix_of_the_final_conversation(tmp_path):
         assert final[: len(prompt)] == prompt
 
 
-def test_model_error_ends_the_episode_cleanly(tmp_path):
+def test_a_model_error_errors_the_sample_not_a_scored_episode(tmp_path):
+    """An outage after Inspect's retries is a sample error (no score), never optimality 0."""
+
     def policy(input, tools, tool_choice, config):
         raise RuntimeError("backend exploded")
 
     [log] = inspect_eval(
+        knapsack(num=2),
+        model=get_model("mockllm/model", custom_outputs=policy),
+        log_dir=str(tmp_path),
+        fail_on_error=False,
+    )
+    assert len(log.samples) == 2
+    for sample in log.samples:
+        assert sample.error is not None and "backend exploded" in sample.error.message
+        assert not sample.scores
+    # and Inspect's default --fail-on-error stops the eval
+    [failed] = inspect_eval(
+        knapsack(num=1), model=get_model("mockllm/model", custom_outputs=policy), log_dir=str(tmp_path / "f")
+    )
+    assert failed.status == "error"
+
+
+def test_retry_on_error_redoes_an_errored_sample(tmp_path):
+    calls = []
+
+    def policy(input, tools, tool_choice, config):
+        calls.append(len(input))
+        if len(calls) == 1:
+            raise RuntimeError("transient outage")
+        return reply("```python\nfinish()\n```")
+
+    [log] = inspect_eval(
+        knapsack(num=1),
+        model=get_model("mockllm/model", custom_outputs=policy),
+        log_dir=str(tmp_path),
+        retry_on_error=1,
+    )
+    assert log.status == "success", log.error
+    [sample] = log.samples
+    assert sample.error is None and sample.error_retries
+    assert sample.scores["knapsack_scorer"].value["steps"] == 1
+
+
+def test_context_overflow_ends_a_scored_episode(tmp_path):
+    def policy(input, tools, tool_choice, config):
+        output = reply("```python\nx = 1\n```")
+        output.choices[0].stop_reason = "model_length"
+        return output
+
+    [log] = inspect_eval(
         knapsack(num=1), model=get_model("mockllm/model", custom_outputs=policy), log_dir=str(tmp_path)
     )
-    assert log.status == "success"
-    assert log.samples[0].store["knapsack:end_reason"].startswith("model_error: RuntimeError: backend exploded")
+    assert log.status == "success", log.error
+    [sample] = log.samples
+    assert sample.error is None
+    assert sample.store["knapsack:end_reason"] == "context_length"
+    assert sample.scores["knapsack_scorer"].value["optimality"] == 0
 
 
 @pytest.mark.parametrize(

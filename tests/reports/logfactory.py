@@ -110,13 +110,19 @@ def _sample(values: Mapping[str, Any], difficulty: str, scorer: str, model: str)
         output_tokens=int(values["output_tokens"]),
         total_tokens=int(values["input_tokens"] + values["output_tokens"]),
     )
+    error = None
+    if values.get("errored"):  # a provider error after Inspect's retries: no score
+        from inspect_ai.log import EvalError
+
+        error = EvalError(message="APIError: 500", traceback="", traceback_ansi="")
     return EvalSample(
         id=str(values["id"]),
         epoch=int(values.get("epoch", 1)),
         input="Pack the knapsack.",
         target="",
         metadata={"task_id": str(values["id"]), "difficulty": difficulty},
-        scores={scorer: Score(value=score)},
+        scores=None if error else {scorer: Score(value=score)},
+        error=error,
         model_usage={model: usage},
         total_time=float(values["total_time"]),
         working_time=float(values["total_time"]),

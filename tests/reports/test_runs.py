@@ -168,3 +168,32 @@ def test_a_real_inspect_eval_reads_back_exactly(tmp_path: Path) -> None:
     assert run.condition.difficulty == "hard"
     assert sorted(run.episodes["optimality"]) == [0.25, 0.5, 1.0]
     assert run.episodes["solved"].sum() == 1.0
+
+
+def test_errored_samples_are_counted_per_condition_and_never_averaged(tmp_path: Path) -> None:
+    from opaque_knapsack.reports.stats import render_stats, summarize_runs
+
+    episodes = [
+        episode(0, 1.0, total_tokens=1000.0),
+        episode(1, 0.5, total_tokens=3000.0),
+        episode(2, 0.0, total_tokens=99999.0, errored=True),
+        episode(3, 0.0, total_tokens=99999.0, errored=True),
+    ]
+    path = write_log(tmp_path / "a.eval", episodes, status="error")
+    with pytest.warns(ReportWarning):
+        [run] = load_runs([path])
+    assert run.errored == 2
+    assert run.n_episodes == 2
+    assert run.values("optimality").mean() == 0.75
+    assert run.values("total_tokens").mean() == 2000.0  # the errored samples' usage is not averaged in
+    summary = summarize_runs([run])
+    assert summary.loc[0, "errored"] == 2
+    line = next(x for x in render_stats(summary).splitlines() if x.startswith("Errored samples"))
+    assert line.split() == ["Errored", "samples", "(not", "averaged)", "2"]
+
+
+def test_a_log_whose_samples_all_errored_is_read_not_refused(tmp_path: Path) -> None:
+    path = write_log(tmp_path / "a.eval", [episode(0, 0.0, errored=True)], status="error")
+    with pytest.warns(ReportWarning):
+        [run] = load_runs([path])
+    assert (run.errored, run.n_episodes) == (1, 0)

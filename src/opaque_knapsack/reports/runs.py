@@ -65,6 +65,9 @@ class Run:
     episodes: "pd.DataFrame"  # columns: task_id, epoch, then EPISODE_METRICS (float)
     label: str = ""
     notes: list[str] = field(default_factory=list)
+    errored: int = 0
+    """Samples that errored (a provider error after Inspect's retries): counted,
+    never averaged in, and not among ``episodes``."""
 
     @property
     def n_episodes(self) -> int:
@@ -158,6 +161,16 @@ def _score_dict(sample: Any) -> dict[str, Any] | None:
     return {k: v for k, v in score.value.items() if isinstance(v, int | float)}
 
 
+def _errored(sample: Any) -> bool:
+    """The sample errored: Inspect recorded an error, or (a log from before model
+    errors errored the sample) the episode ended on a model error."""
+    if sample.error is not None:
+        return True
+    score = (sample.scores or {}).get(SCORER_NAME)
+    end_reason = str(((score.metadata or {}) if score is not None else {}).get("end_reason") or "")
+    return end_reason.startswith("model_error")
+
+
 def _usage_sum(attribute: str) -> Any:
     def extract(sample: Any) -> int | None:
         usages = list((sample.model_usage or {}).values())
@@ -177,6 +190,7 @@ def _sample_columns() -> list[Any]:
         SampleColumn("sample_difficulty", path=lambda s: (s.metadata or {}).get("difficulty")),
         SampleColumn("sample_runtime", path=lambda s: (s.metadata or {}).get("runtime")),
         SampleColumn("scorers", path=lambda s: ",".join(sorted((s.scores or {}).keys()))),
+        SampleColumn("errored", path=_errored, type=bool),
         SampleColumn(f"score_{SCORER_NAME}_*", path=_score_dict),
         SampleColumn("usage_input_tokens", path=_usage_sum("input_tokens")),
         SampleColumn("usage_output_tokens", path=_usage_sum("output_tokens")),
@@ -303,7 +317,8 @@ def _load_path(source: str) -> list[Run]:
         log = _local_path(str(row["log"]))
         mine = samples[samples["eval_id"] == row["eval_id"]]
         note = _completeness_note(log, row, len(mine))
-        if len(mine) and not _has_scores(mine):
+        scorable = mine[~_errored_mask(mine)]
+        if len(scorable) and not _has_scores(scorable):
             found = sorted({s for value in mine["scorers"].dropna() for s in str(value).split(",") if s})
             raise ReportError(
                 f"{log}: no '{SCORER_NAME}' scores in this log "
@@ -323,6 +338,8 @@ def _load_path(source: str) -> list[Run]:
     runs = []
     for condition in sorted(grouped, key=Condition.sort_key):
         parts = grouped[condition]
+        errored = sum(int(_errored_mask(frame).sum()) for _, frame in parts)
+        parts = [(log, frame[~_errored_mask(frame)]) for log, frame in parts]
         frames = [_episode_frame(frame) for _, frame in parts if len(frame)]
         episodes = (
             pd.concat(frames, ignore_index=True)
@@ -336,9 +353,16 @@ def _load_path(source: str) -> list[Run]:
                 logs=[log for log, _ in parts],
                 episodes=episodes,
                 notes=notes.get(condition, []),
+                errored=errored,
             )
         )
     return runs
+
+
+def _errored_mask(samples: "pd.DataFrame") -> "pd.Series":
+    if "errored" not in samples.columns:
+        return samples["id"].astype(bool) & False
+    return samples["errored"].fillna(False).astype(bool)
 
 
 def _has_scores(samples: "pd.DataFrame") -> bool:

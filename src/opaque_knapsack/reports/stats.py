@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 StatsFormat = Literal["text", "markdown", "csv", "json"]
-CONDITION_COLUMNS = ("label", "model", "train", "runtime", "difficulty", "agent", "episodes", "scored")
+CONDITION_COLUMNS = ("label", "model", "train", "runtime", "difficulty", "agent", "episodes", "scored", "errored")
 
 
 def summarize_runs(runs: Sequence[Run]) -> "pd.DataFrame":
@@ -36,6 +36,7 @@ def summarize_runs(runs: Sequence[Run]) -> "pd.DataFrame":
             "agent": c.agent,
             "episodes": run.n_episodes,
             "scored": scored,
+            "errored": run.errored,
         }
         for row in STAT_ROWS:
             values = run.episodes[row.metric].dropna()
@@ -57,7 +58,7 @@ def _grid(summary: "pd.DataFrame") -> tuple[list[str], list[list[str]]]:
     """Header and body of the transposed table (metrics down, runs across)."""
     header = ["Metric", *summary["label"].astype(str)]
     body: list[list[str]] = []
-    for name, label in (("model", "Model"), ("difficulty", "Difficulty"), ("episodes", "Episodes"), ("scored", "Scored episodes")):
+    for name, label in (("model", "Model"), ("difficulty", "Difficulty"), ("episodes", "Episodes"), ("scored", "Scored episodes"), ("errored", "Errored samples (not averaged)")):
         body.append([label, *(_cell(v, 0) for v in summary[name].tolist())])
     for row in STAT_ROWS:
         body.append([row.label, *(_cell(float(v), row.digits) for v in summary[row.key].tolist())])

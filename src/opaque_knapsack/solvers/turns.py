@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from inspect_ai.agent import AgentState
 from inspect_ai.model import Model, ModelOutput
 from inspect_ai.tool import Tool
-from inspect_ai.util import LimitExceededError
 
 from opaque_knapsack.records import StepRecord
 
@@ -25,15 +24,13 @@ class Reply:
 async def next_reply(model: Model, state: AgentState, turn: int, tools: Sequence[Tool] = ()) -> Reply:
     """Ask the model for its next reply and append it to ``state.messages``.
 
-    A model error or an overflowing context ends the episode cleanly with the
-    reason recorded; Inspect's own limits (tokens, messages, time) propagate.
+    A provider error that survives Inspect's own retries propagates and errors
+    the sample, so ``--retry-on-error``, ``eval_set`` retries and
+    ``--fail-on-error`` treat it as Inspect users expect: an outage is not a
+    model that fails the task. Only an overflowing context (stop reason
+    ``model_length``) ends the episode here, as a scored failure.
     """
-    try:
-        output = await model.generate(state.messages, list(tools))
-    except LimitExceededError:
-        raise
-    except Exception as error:  # noqa: BLE001 - the episode ends, the reason is kept
-        return Reply(None, None, f"model_error: {type(error).__name__}: {error}")
+    output = await model.generate(state.messages, list(tools))
     state.output = output
     state.messages.append(output.message)
     usage = output.usage
