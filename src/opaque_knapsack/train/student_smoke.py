@@ -368,14 +368,17 @@ def _matrix(spec: Any, log_dir: Path, options: SmokeOptions) -> list[str]:
     if not success:
         problems = [f"{log.location}: {log.status} {log.error.message if log.error else ''}" for log in logs if log.status != "success"]
         raise SmokeError("the matrix did not finish: " + "; ".join(problems))
-    rows = []
-    for log in logs:
+    from inspect_ai.log import read_eval_log
+
+    for header in logs:
+        log = read_eval_log(header.location)
         train = (log.eval.metadata or {}).get("train")
         if train not in students or log.eval.model != students[train]:
             raise SmokeError(f"{log.location}: student {train!r} with model {log.eval.model} is not one served")
-        scored = sum(1 for sample in log.samples or [] if sample.scores)
-        rows.append(f"{train:>10} / {log.eval.task_args.get('runtime'):<10} {log.eval.model:<34} {scored} scored")
-        options.echo("   " + rows[-1])
+        scored = sum(1 for sample in log.samples or [] if sample.scores and sample.error is None)
+        if scored != options.num:
+            raise SmokeError(f"{log.location}: {scored} of {options.num} samples scored")
+        options.echo(f"   {train:>10} / {log.eval.task_args.get('runtime'):<10} {log.eval.model:<28} {scored} scored")
     return [str(log.location) for log in logs]
 
 
