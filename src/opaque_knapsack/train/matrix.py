@@ -48,6 +48,12 @@ class MatrixSpec(BaseModel):
     num: int = Field(default=100, ge=1)
     seed_start: int = Field(default=PAPER_SEED_START, ge=0)
     agent: Literal["codeact", "react"] = "codeact"
+    max_retries: int | None = Field(default=None, ge=0, description="Model API retries per call (Inspect's).")
+    timeout: int | None = Field(default=None, ge=1, description="Seconds per model call (Inspect's).")
+    retry_on_error: int | None = Field(default=None, ge=0, description="Times an errored sample is retried.")
+    task_options: dict[str, Any] = Field(
+        default_factory=dict, description="More task args for every condition (e.g. max_turns for a smoke run)."
+    )
     log_dir: str
     task: str = TASK_NAME
     max_connections: int | None = Field(default=None, ge=1)
@@ -58,12 +64,6 @@ class MatrixSpec(BaseModel):
     max_tokens: int | None = 12288
     retry_attempts: int | None = Field(default=None, ge=0)
     display: str | None = None
-    max_retries: int | None = Field(default=None, ge=0, description="Model API retries per call (Inspect's).")
-    timeout: int | None = Field(default=None, ge=1, description="Seconds per model call (Inspect's).")
-    retry_on_error: int | None = Field(default=None, ge=0, description="Times an errored sample is retried.")
-    task_options: dict[str, Any] = Field(
-        default_factory=dict, description="More task args for every condition (e.g. max_turns for a smoke run)."
-    )
 
     @field_validator("students")
     @classmethod
