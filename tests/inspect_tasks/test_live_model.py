@@ -17,8 +17,6 @@ from opaque_knapsack.train.export import ExportOptions, export_traces
 
 from .openai_server import CACHED_TOKENS, REASONING, REASONING_TOKENS, FakeOpenAI, LoopbackServer
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
-
 
 def run(args: list[str], server: LoopbackServer, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     """A command with the providers pointed at the loopback server and no real keys."""
@@ -28,7 +26,10 @@ def run(args: list[str], server: LoopbackServer, timeout: int = 300) -> subproce
         OPENAI_API_KEY="test-key",
         VLLM_BASE_URL=server.base_url,
         VLLM_API_KEY="test-key",
-        PYTHONPATH=os.pathsep.join(filter(None, [SRC, env.get("PYTHONPATH")])),
+        # the parent's own import path, in its order: putting src/ first would
+        # make an installed checkout's src/*.egg-info shadow the installed
+        # distribution, and Inspect would then not namespace the task
+        PYTHONPATH=os.pathsep.join(filter(None, sys.path)),
         INSPECT_DISPLAY="none",
     )
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
