@@ -313,9 +313,18 @@ class Kernel:
         self._ctl = ctl
 
     async def start(self) -> None:
-        if self._pidfd is None:
-            await self._spawn()
-        await self._acquire_child()
+        # A kernel forked just before its zygote died dies with it before it is
+        # ready: one more start from the fresh zygote, then a clear error.
+        for attempt in range(2):
+            if self._pidfd is None:
+                await self._spawn()
+            try:
+                await self._acquire_child()
+                return
+            except KernelError:
+                if attempt:
+                    raise
+                self.kill()
 
     def kill(self) -> None:
         """Kill the kernel and its step processes now (synchronous, never waits; safe to repeat)."""
