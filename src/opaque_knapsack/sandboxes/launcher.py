@@ -87,6 +87,43 @@ class LaunchStats:
 STATS = LaunchStats()
 
 
+HARNESS_FDS_PER_KERNEL = 4
+"""Descriptors the harness holds per live kernel: control socket, pidfd, step
+channel, and a stateless kernel's spare step channel."""
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; returns (soft, hard) after.
+
+    Each live kernel holds ``HARNESS_FDS_PER_KERNEL`` descriptors in the
+    harness, so a default soft limit of 1024 caps a run near 250 concurrent
+    samples, while the hard limit is usually far higher and ours to take.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def open_files_advice() -> str:
+    """What to do when the harness runs out of descriptors (one line for the sample error)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = soft // HARNESS_FDS_PER_KERNEL
+    return (
+        f"the harness ran out of file descriptors (RLIMIT_NOFILE soft {soft}, hard {hard}); each concurrent "
+        f"sample holds about {HARNESS_FDS_PER_KERNEL}, so this limit allows about {room} samples at once: "
+        "raise the hard limit (`ulimit -Hn`, or LimitNOFILE= / nofile in limits.conf) or lower --max-samples"
+    )
+
+
 class ZygoteError(RuntimeError):
     """The zygote could not start a kernel."""
 
@@ -218,6 +255,7 @@ class Zygote:
     # ---- lifecycle ---------------------------------------------------------------
 
     def _start(self) -> None:
+        raise_open_files_limit()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             cfg = {"harness_pid": os.getpid(), "channel_fd": theirs.fileno()}
@@ -358,11 +396,11 @@ class Zygote:
     def _on_readable(self) -> None:
         while self._sock is not None:
             try:
-                data, ancdata, _flags, _addr = self._sock.recvmsg(_REPLY.size, socket.CMSG_SPACE(4 * 4))
+                data, ancdata, flags, _addr = self._sock.recvmsg(_REPLY.size, socket.CMSG_SPACE(4 * 4))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
-                data, ancdata = b"", []
+                data, ancdata, flags = b"", [], 0
             fds = _fds(ancdata)
             if len(data) != _REPLY.size:
                 for fd in fds:
@@ -381,6 +419,9 @@ class Zygote:
                 for fd in fds:
                     kill_pidfd(fd)
                     os.close(fd)
+                if flags & socket.MSG_CTRUNC:  # the kernel's pidfd did not fit in our descriptor table
+                    fut.set_exception(ZygoteError(open_files_advice()))
+                    continue
                 reason = os.strerror(-pid) if pid < 0 else "it exited at once"
                 fut.set_exception(ZygoteError(f"the kernel launcher could not start a kernel: {reason}"))
             else:

@@ -14,6 +14,7 @@ import os
 import signal
 import stat
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Union, overload
@@ -35,6 +36,7 @@ from .kernel import (
     _EXEC_ERROR_MARKER,
     KERNEL_SCRIPT,
     Kernel,
+    KernelError,
     Protection,
     Semantics,
     _existing,
@@ -44,6 +46,8 @@ from .kernel import (
     live_kernels,
     stop_zygote_if_idle,
 )
+from .launcher import STATS as LAUNCH_STATS
+from .launcher import open_files_advice
 from .protocol import StepResult
 
 _EXEC_READ_ONLY = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/proc", "/dev/urandom", "/dev/zero"]
@@ -125,11 +129,18 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     ) -> dict[str, SandboxEnvironment]:
         kernel = Kernel(cls.semantics, _resolve_config(config))
         kernel.task_name = task_name
+        started = time.monotonic()
         try:
             await kernel.start()
+        except OSError as exc:
+            await kernel.close()
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                raise KernelError(open_files_advice()) from None
+            raise
         except BaseException:
             await kernel.close()
             raise
+        LAUNCH_STATS.starts.append(time.monotonic() - started)
         return {"default": cls(kernel)}
 
     @classmethod
