@@ -112,10 +112,10 @@ def test_scorer_reports_exactly_the_contract_keys():
     environment.inspect(first)
     environment.take_item(first)
     steps = [
-        {"turn": 1, "code": "x = 1", "tool_calls": 2, "input_tokens": 10, "output_tokens": 4},
+        {"turn": 1, "code": "x = 1", "tool_calls": 2, "input_tokens": 10, "output_tokens": 4, "timed_out": True},
         {"turn": 2, "code": None, "input_tokens": 20, "output_tokens": 1},
         {"turn": 3, "code": "print(x)", "tool_calls": 0, "is_name_error": True, "name_error": "x",
-         "input_tokens": 30, "output_tokens": 2},
+         "input_tokens": 30, "output_tokens": 2, "timed_out": True, "kernel_restarted": True},
     ]
     figures = episode_figures(instance, environment.to_state(), steps)
     assert tuple(figures) == SCORE_KEYS
@@ -125,4 +125,5 @@ def test_scorer_reports_exactly_the_contract_keys():
     assert (figures["steps"], figures["tool_calls"], figures["items_inspected"]) == (3, 2, 1)
     assert (figures["input_tokens"], figures["output_tokens"], figures["total_tokens"]) == (60, 7, 67)
     assert (figures["name_error_episode"], figures["name_error_count"]) == (1, 1)
+    assert (figures["step_timeouts"], figures["kernel_restarts"]) == (2, 1)
     assert (figures["state_utilization"], figures["symbol_lifespan"]) == (0, 2)
