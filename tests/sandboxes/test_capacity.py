@@ -48,6 +48,7 @@ def test_a_hard_descriptor_limit_too_low_is_a_sample_error_that_says_what_to_do(
             for _ in range(30):
                 try:
                     envs.append(await StatelessPythonSandbox.sample_init("t", None, {}))
+                    await envs[-1]["default"].run_code("print(1)")  # the kernel started in the background
                 except Exception as exc:
                     errors.append(f"{type(exc).__name__}: {exc}")
             for env in envs:

@@ -79,9 +79,13 @@ class LaunchStats:
     starts: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
     """Seconds from a sample's kernel start to its first step process being ready (``sample_init``)."""
 
+    waits: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    """Seconds a sample's first code block waited for its kernel to be ready."""
+
     def clear(self) -> None:
         self.launches.clear()
         self.starts.clear()
+        self.waits.clear()
 
 
 STATS = LaunchStats()
