@@ -35,6 +35,7 @@ from .config import RuntimeConfig
 from .kernel import (
     _EXEC_ERROR_MARKER,
     KERNEL_SCRIPT,
+    WORKDIR_PREFIX,
     Kernel,
     KernelError,
     Protection,
@@ -185,6 +186,7 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     async def cli_cleanup(cls, id: str | None) -> None:
         kill_all_kernels()
         _kill_orphaned_kernels()
+        _remove_orphaned_workdirs()
 
     async def close(self) -> None:
         self._starting = None
@@ -395,6 +397,23 @@ def _kill_orphaned_kernels() -> int:
             except psutil.Error:
                 pass
     return killed
+
+
+def _remove_orphaned_workdirs() -> int:
+    """Remove kernel working directories whose harness is gone (a SIGKILLed harness cleans nothing up)."""
+    import shutil
+    import tempfile
+
+    import psutil
+
+    removed = 0
+    root = Path(tempfile.gettempdir())
+    for path in root.glob(f"{WORKDIR_PREFIX}*-*"):
+        owner = path.name[len(WORKDIR_PREFIX):].partition("-")[0]
+        if owner.isdigit() and not psutil.pid_exists(int(owner)) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _harness_pid(cmdline: list[str]) -> int | None:
