@@ -153,3 +153,46 @@ def test_sigkill_at_full_concurrency_then_cleanup_leaves_nothing_and_the_rerun_c
     assert report["success"] and report["errors"] == [0, 0]
     expected = sorted(f"knapsack-{i:010d}" for i in range(num))
     assert report["samples"] == [expected, expected]
+
+
+def _figures(logs: list) -> dict[tuple[str, str], dict[str, dict[str, float]]]:
+    """Per condition (model, runtime) and per sample: the episode scorer's whole dict."""
+    from inspect_ai.log import read_eval_log
+
+    figures: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
+    for header in logs:
+        log = read_eval_log(header.location)
+        assert log.status == "success", log.error
+        key = (log.eval.model, str(log.eval.task_args["runtime"]))
+        figures[key] = {str(s.id): dict(s.scores["knapsack_scorer"].value) for s in log.samples or []}
+    return figures
+
+
+def test_the_same_tasks_give_the_same_figures_at_concurrency_one_and_under_load(tmp_path: Path) -> None:
+    from inspect_ai import eval as inspect_eval
+
+    from opaque_knapsack.inspect_tasks import knapsack
+
+    num = 16
+
+    def run(concurrency: int, log_dir: Path) -> dict:
+        tasks = [
+            knapsack(num=num, runtime="stateless", difficulty="medium"),
+            knapsack(num=num, runtime="persistent", difficulty="easy"),
+        ]
+        logs = inspect_eval(
+            tasks, model=["scripted/persistent", "scripted/stateless"], log_dir=str(log_dir), display="none",
+            max_samples=concurrency, max_connections=max(concurrency, 1), max_tasks=4 if concurrency > 1 else 1,
+            score_display=False,
+        )
+        return _figures(logs)
+
+    alone = run(1, tmp_path / "one")
+    loaded = run(2 * num, tmp_path / "many")  # every episode of all four conditions at once
+    assert len(alone) == 4 and sorted(alone) == sorted(loaded)
+    for condition, samples in alone.items():
+        assert len(samples) == num
+        for sample_id, figures in samples.items():
+            assert loaded[condition][sample_id] == figures, (condition, sample_id)
+        faults = sum(f["step_timeouts"] + f["kernel_restarts"] for f in loaded[condition].values())
+        assert faults == 0, condition
