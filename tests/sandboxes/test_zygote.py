@@ -314,3 +314,24 @@ async def test_a_fork_of_the_harness_leaves_the_parents_runtime_alone(make_kerne
     assert os.waitstatus_to_exitcode(status) == 0
     assert ZYGOTE.pid == zygote_pid and psutil.pid_exists(zygote_pid)
     assert (await kernel.run_code("print('still here')")).stdout == "still here\n"
+
+
+async def test_a_stuck_zygote_is_replaced_and_its_requests_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher, "_STALL_TIMEOUT", 1.0)
+    first = Kernel("persistent", RuntimeConfig())
+    kernels = [Kernel("persistent", RuntimeConfig()) for _ in range(5)]
+    try:
+        await first.start()
+        stuck, starts = ZYGOTE.pid, ZYGOTE.starts
+        assert stuck is not None
+        os.kill(stuck, signal.SIGSTOP)  # alive, but answers nothing and uses no CPU
+        errors = await asyncio.wait_for(_start_all(kernels, []), 60)
+        assert errors == [None] * 5
+        assert ZYGOTE.starts == starts + 1 and ZYGOTE.pid != stuck
+        results = await asyncio.gather(*(k.run_code("print('served')") for k in kernels))
+        assert {r.stdout for r in results} == {"served\n"}
+    finally:
+        for kernel in [first, *kernels]:
+            await kernel.close()
+    await _settle(lambda: kernel_processes() == [])
+    assert kernel_processes() == []

@@ -153,6 +153,16 @@ def kernel_env(workdir: str) -> dict[str, str]:
     }
 
 
+def _cpu_ticks(pid: int) -> int | None:
+    """utime + stime of a process in clock ticks (None if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def kill_pidfd(pidfd: int) -> None:
     try:
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
@@ -239,6 +249,7 @@ class Zygote:
         self._writer_armed = False
         self._watchdog: asyncio.TimerHandle | None = None
         self._progress = 0.0  # when the zygote last answered (or got its first request)
+        self._zygote_cpu: int | None = None  # its CPU ticks at the last stall check
         self._exited: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -496,8 +507,14 @@ class Zygote:
         self._watchdog = None
         if not self._pending:
             return
+        cpu = _cpu_ticks(self.proc.pid) if self.proc is not None else None
+        if cpu is not None and cpu != self._zygote_cpu:
+            # Slow, not stuck: a zygote starved of CPU on a loaded machine is still
+            # working, and restarting it would kill every kernel it started.
+            self._zygote_cpu = cpu
+            self._progress = max(self._progress, time.monotonic() - _STALL_TIMEOUT / 2)
         if time.monotonic() - self._progress >= _STALL_TIMEOUT:
-            self._died(f"the kernel launcher (zygote) answered nothing in {_STALL_TIMEOUT:g} s")
+            self._died(f"the kernel launcher (zygote) answered nothing and used no CPU in {_STALL_TIMEOUT:g} s")
             return
         self._arm_watchdog()
 
