@@ -45,7 +45,25 @@ SCORE_KEYS: tuple[str, ...] = (
     "state_utilization",
     "reimport_rate",
     "symbol_lifespan",
+    "step_timeouts",
+    "kernel_restarts",
 )
+
+# Score keys that count runtime faults, not agent behaviour: any of them in a
+# condition means load (or the code's own limits) may have moved its figures.
+FAULT_KEYS: tuple[str, ...] = ("step_timeouts", "kernel_restarts")
+
+
+def fault_note(where: str, step_timeouts: float, kernel_restarts: float, episodes: int) -> str | None:
+    """A one-line warning when a condition's episodes hit step timeouts or kernel restarts."""
+    if not step_timeouts and not kernel_restarts:
+        return None
+    return (
+        f"{where}: {int(step_timeouts)} step timeouts and {int(kernel_restarts)} kernel restarts in "
+        f"{episodes} episodes; if the agent's code did not cause them, the machine was overloaded and the "
+        "figures may measure the load (re-run with lower --max-samples, or see the step_timeouts and "
+        "kernel_restarts scores)"
+    )
 
 # The hidden instance rides in sample metadata as a JSON *string*: Inspect
 # deep-copies sample metadata with every score it aggregates, and a string

@@ -125,3 +125,27 @@ def test_report_writes_everything(capsys: pytest.CaptureFixture[str], matrix_dir
         "cost_performance.png", "cost_performance.pdf", "behaviour.png", "behaviour.pdf",
     ])
     assert (tmp_path / "all" / "table.tex").read_text().startswith(r"\begin{table}")
+
+
+def test_step_timeouts_and_kernel_restarts_are_warned_per_condition(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    clean = [episode(i, 1.0, step_timeouts=0.0, kernel_restarts=0.0) for i in range(3)]
+    loaded = [episode(i, 0.5, step_timeouts=float(i), kernel_restarts=float(i == 2)) for i in range(3)]
+    write_log(logs / "a.eval", clean, model="scripted/persistent", runtime="persistent")
+    write_log(logs / "b.eval", loaded, model="scripted/stateless", runtime="stateless")
+    expected = (
+        "warning: scripted/stateless in the stateless runtime (easy): 3 step timeouts and 1 kernel restarts "
+        "in 3 episodes;"
+    )
+    commands = [
+        ("stats", logs),
+        ("table", "--from-logs", logs),
+        ("figures", logs, "--out", tmp_path / "figs"),
+    ]
+    for argv in commands:
+        code, _out, err = run(capsys, *argv)
+        warned = [line for line in err.splitlines() if line.startswith("warning:")]
+        assert code == 0 and len(warned) == 1 and warned[0].startswith(expected), (argv, err)
+        assert "lower --max-samples" in warned[0]

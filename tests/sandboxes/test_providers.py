@@ -184,3 +184,25 @@ async def test_task_cleanup_only_touches_its_own_task() -> None:
         await PersistentPythonSandbox.sample_cleanup("task_b", None, other, False)
         await PersistentPythonSandbox.sample_cleanup("task_a", None, mine, False)
     assert kernel_processes() == []
+
+
+async def test_the_kernel_starts_in_the_background_and_the_first_block_waits_for_it() -> None:
+    from opaque_knapsack.sandboxes.launcher import STATS
+
+    STATS.clear()
+    envs = await PersistentPythonSandbox.sample_init("t", None, {})
+    env = envs["default"]
+    try:
+        assert env.kernel.pid is None  # sample_init did not wait for the kernel
+        assert (await env.run_code("x = 41\nprint(x + 1)")).stdout == "42\n"
+        assert env.kernel.pid is not None and len(STATS.starts) == 1 and len(STATS.waits) == 1
+        assert (await env.run_code("print(x)")).stdout == "41\n"
+        assert len(STATS.waits) == 1  # only the first block waited
+    finally:
+        await PersistentPythonSandbox.sample_cleanup("t", None, envs, False)
+    # a sample cleaned up before its kernel ever started leaves nothing behind
+    envs = await StatelessPythonSandbox.sample_init("t", None, {})
+    workdir = envs["default"].workdir
+    await StatelessPythonSandbox.sample_cleanup("t", None, envs, False)
+    await asyncio.sleep(0.2)
+    assert kernel_processes() == [] and not os.path.exists(workdir)

@@ -197,9 +197,9 @@ async def test_zygote_and_direct_kernels_behave_the_same(make_kernel) -> None:
 
 
 async def test_a_burst_of_starts_beyond_the_channel_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The zygote's channel buffers only some 60-100 requests: the rest wait for
-    # it to drain, every one of them woken in turn.
-    monkeypatch.setattr(launcher, "_ANSWER_TIMEOUT", 5.0)
+    # A window wider than the channel's buffer (some 60-100 requests): the
+    # senders beyond it wait for the zygote to drain it; none of them fails.
+    monkeypatch.setattr(launcher, "_WINDOW", 1000)
     count = 200
     kernels = [Kernel("persistent", RuntimeConfig()) for _ in range(count)]
     try:
@@ -210,6 +210,101 @@ async def test_a_burst_of_starts_beyond_the_channel_queue(monkeypatch: pytest.Mo
     finally:
         for kernel in kernels:
             await kernel.close()
+    await _settle(lambda: kernel_processes() == [])
+    assert kernel_processes() == []
+
+
+async def _start_all(kernels: list[Kernel], order: list[int]) -> list[BaseException | None]:
+    async def one(index: int, kernel: Kernel) -> None:
+        await kernel.start()
+        order.append(index)
+
+    results = await asyncio.gather(*(one(i, k) for i, k in enumerate(kernels)), return_exceptions=True)
+    return [r if isinstance(r, BaseException) else None for r in results]
+
+
+async def test_a_burst_queues_in_the_harness_and_is_served_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher, "_WINDOW", 4)
+    count = 60
+    kernels = [Kernel("stateless", RuntimeConfig()) for _ in range(count)]
+    launched: list[int] = []
+    real_launch = ZYGOTE.launch
+
+    async def launch(start, control):  # the order in which the zygote answered
+        result = await real_launch(start, control)
+        launched.append(next(i for i, k in enumerate(kernels) if k.workdir == start["cwd"]))
+        return result
+
+    monkeypatch.setattr(ZYGOTE, "launch", launch)
+    backlog: list[tuple[int, int]] = []
+
+    async def watch() -> None:
+        while len(launched) < count:
+            backlog.append(ZYGOTE.backlog())
+            await asyncio.sleep(0.001)
+
+    try:
+        watcher = asyncio.create_task(watch())
+        errors = await _start_all(kernels, [])
+        await watcher
+        assert errors == [None] * count
+        assert launched == list(range(count))  # first come, first served
+        assert max(sent for _queued, sent in backlog) <= 4 and max(q for q, _s in backlog) > 0
+        results = await asyncio.gather(*(k.run_code(f"print({i})") for i, k in enumerate(kernels)))
+        assert [r.stdout for r in results] == [f"{i}\n" for i in range(count)]
+    finally:
+        for kernel in kernels:
+            await kernel.close()
+    assert ZYGOTE.backlog() == (0, 0)
+
+
+async def test_restarting_the_zygote_under_load_loses_no_queued_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher, "_WINDOW", 4)
+    count = 40
+    launcher.STATS.clear()
+    kernels = [Kernel("persistent", RuntimeConfig()) for _ in range(count)]
+    seen: list[tuple[int, int]] = []
+
+    async def kill_zygote_midway() -> None:
+        while len(launcher.STATS.launches) < 6:
+            await asyncio.sleep(0)
+        seen.append(ZYGOTE.backlog())
+        assert ZYGOTE.pid is not None
+        os.kill(ZYGOTE.pid, signal.SIGKILL)
+
+    starts = ZYGOTE.starts
+    try:
+        killer = asyncio.create_task(kill_zygote_midway())
+        errors = await _start_all(kernels, [])
+        await killer
+        assert seen[0][0] > 0  # requests were still queued when the zygote died
+        assert errors == [None] * count and ZYGOTE.starts >= starts + 1
+        results = await asyncio.gather(*(k.run_code(f"x = {i}\nprint(x)") for i, k in enumerate(kernels)))
+        assert [r.stdout.splitlines()[-1] for r in results] == [str(i) for i in range(count)]
+        assert [r.error for r in results] == [None] * count
+    finally:
+        for kernel in kernels:
+            await kernel.close()
+    await _settle(lambda: kernel_processes() == [])
+    assert kernel_processes() == []
+
+
+async def test_a_kernel_that_cannot_start_fails_alone(tmp_path) -> None:
+    kernels = [Kernel("persistent", RuntimeConfig()) for _ in range(12)]
+    (tmp_path / "gone").mkdir()
+    doomed = Kernel("persistent", RuntimeConfig(), workdir=str(tmp_path / "gone"))
+    (tmp_path / "gone").rmdir()  # its working directory vanished: it cannot start
+    kernels.insert(5, doomed)
+    try:
+        errors = await _start_all(kernels, [])
+        assert isinstance(errors[5], KernelError) and "did not start" in str(errors[5])
+        assert errors[:5] + errors[6:] == [None] * 12
+        results = await asyncio.gather(*(k.run_code("print('ok')") for k in kernels if k is not doomed))
+        assert {r.stdout for r in results} == {"ok\n"}
+    finally:
+        for kernel in kernels:
+            await kernel.close()
+    await _settle(lambda: kernel_processes() == [])
     assert kernel_processes() == []
 
 
@@ -224,3 +319,24 @@ async def test_a_fork_of_the_harness_leaves_the_parents_runtime_alone(make_kerne
     assert os.waitstatus_to_exitcode(status) == 0
     assert ZYGOTE.pid == zygote_pid and psutil.pid_exists(zygote_pid)
     assert (await kernel.run_code("print('still here')")).stdout == "still here\n"
+
+
+async def test_a_stuck_zygote_is_replaced_and_its_requests_served(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher, "_STALL_TIMEOUT", 1.0)
+    first = Kernel("persistent", RuntimeConfig())
+    kernels = [Kernel("persistent", RuntimeConfig()) for _ in range(5)]
+    try:
+        await first.start()
+        stuck, starts = ZYGOTE.pid, ZYGOTE.starts
+        assert stuck is not None
+        os.kill(stuck, signal.SIGSTOP)  # alive, but answers nothing and uses no CPU
+        errors = await asyncio.wait_for(_start_all(kernels, []), 60)
+        assert errors == [None] * 5
+        assert ZYGOTE.starts == starts + 1 and ZYGOTE.pid != stuck
+        results = await asyncio.gather(*(k.run_code("print('served')") for k in kernels))
+        assert {r.stdout for r in results} == {"served\n"}
+    finally:
+        for kernel in [first, *kernels]:
+            await kernel.close()
+    await _settle(lambda: kernel_processes() == [])
+    assert kernel_processes() == []

@@ -134,12 +134,13 @@ def test_scorer_reports_exactly_the_contract_keys():
     environment.inspect(first)
     environment.take_item(first)
     steps = [
-        {"turn": 1, "code": "x = 1\nfor i in range(2): inspect(i)", "tool_calls": 2, "input_tokens": 10,
-         "output_tokens": 4, "total_tokens": 14, "bound_at_start": []},
+        {"turn": 1, "code": "x = 1
+for i in range(2): inspect(i)", "tool_calls": 2, "input_tokens": 10,
+         "output_tokens": 4, "total_tokens": 14, "bound_at_start": [], "timed_out": True},
         {"turn": 2, "code": None, "input_tokens": 20, "cached_input_tokens": 15, "output_tokens": 1,
          "reasoning_tokens": 3, "total_tokens": 24},
         {"turn": 3, "code": "print(x)", "tool_calls": 0, "is_name_error": True, "bound_at_start": [],
-         "input_tokens": 30, "output_tokens": 2, "total_tokens": 32},
+         "input_tokens": 30, "output_tokens": 2, "total_tokens": 32, "timed_out": True, "kernel_restarted": True},
     ]
     figures = episode_figures(instance, environment.to_state(), steps)
     assert tuple(figures) == SCORE_KEYS
@@ -151,6 +152,7 @@ def test_scorer_reports_exactly_the_contract_keys():
     assert (figures["input_tokens"], figures["output_tokens"], figures["total_tokens"]) == (60, 7, 70)
     assert (figures["cached_input_tokens"], figures["reasoning_tokens"]) == (15, 3)
     assert (figures["name_error_episode"], figures["name_error_count"]) == (1, 1)
+    assert (figures["step_timeouts"], figures["kernel_restarts"]) == (2, 1)
     assert (figures["state_utilization"], figures["symbol_lifespan"]) == (0, 2)
 
 

@@ -172,3 +172,27 @@ def test_matrix_runs_on_given_task_folders_one_per_difficulty(tmp_path, capsys):
     assert "both 'easy'" in capsys.readouterr().err
     assert main(["matrix", "--student", "a=x/y", "--tasks", str(easy), "--difficulty", "easy", "--log-dir", "l"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_matrix_warns_about_step_timeouts_and_kernel_restarts():
+    from inspect_ai.log import EvalLog, EvalMetric, EvalResults, EvalScore
+
+    from opaque_knapsack.train.cli import _fault_note
+
+    def log(timeouts_mean: float, restarts_mean: float) -> EvalLog:
+        scores = [
+            EvalScore(name=name, scorer="knapsack_scorer", scored_samples=20,
+                      metrics={"mean": EvalMetric(name="mean", value=value)})
+            for name, value in (("optimality", 0.9), ("step_timeouts", timeouts_mean), ("kernel_restarts", restarts_mean))
+        ]
+        spec = build_tasks(MatrixSpec(students={"s": "mockllm/s"}, runtimes=["stateless"], difficulties=["easy"],
+                                      num=1, log_dir="l"), fake_factory)[0]
+        from inspect_ai.log import EvalDataset, EvalSpec
+
+        eval_spec = EvalSpec(created="2026-01-01T00:00:00+00:00", task="t", dataset=EvalDataset(), model="mockllm/s",
+                             config={}, metadata=spec.metadata)
+        return EvalLog(eval=eval_spec, results=EvalResults(completed_samples=20, scores=scores), location="x.eval")
+
+    note = _fault_note(log(0.15, 0.05))
+    assert note is not None and note.startswith("s/stateless/easy (x.eval): 3 step timeouts and 1 kernel restarts in 20 episodes")
+    assert _fault_note(log(0.0, 0.0)) is None

@@ -5,10 +5,18 @@ policies in :mod:`opaque_knapsack.models.policies`. Given no tools they answer
 as CodeAct policies (one Python block per reply); given tools (the ReAct
 agent) they answer with native tool calls. Token usage is estimated from the
 text they read and write, so cost comparisons between conditions are real.
+
+``-M latency=SECONDS`` makes every reply wait that long (on the event loop, like
+a served model's reply), spread by a seeded jitter (``-M jitter=0.25``: up to
+25% either way; ``-M seed=N``). The delay of a reply depends only on the seed,
+the task statement and the turn, so a run's delays are the same whatever the
+concurrency and order of its samples.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 from typing import Any
 
@@ -58,6 +66,12 @@ class ScriptedPolicyAPI(ModelAPI):
             )
         self.style: Style = model_name  # type: ignore[assignment]
         self.policy = CodeActPolicy(self.style)
+        self.latency = _model_arg(model_args, "latency", 0.0, float, lambda v: v >= 0, "a number of seconds >= 0")
+        self.jitter = _model_arg(model_args, "jitter", 0.25, float, lambda v: 0 <= v <= 1, "a fraction from 0 to 1")
+        self.seed = _model_arg(model_args, "seed", 0, int, lambda v: True, "an integer")
+        unknown = sorted(set(model_args) - {"latency", "jitter", "seed"})
+        if unknown:
+            raise ValueError(f"scripted models take -M latency, jitter and seed, not {', '.join(unknown)}")
 
     def max_connections(self) -> int:
         return 1000  # no service behind it: never the bottleneck
@@ -69,6 +83,8 @@ class ScriptedPolicyAPI(ModelAPI):
         tool_choice: ToolChoice,
         config: GenerateConfig,
     ) -> ModelOutput:
+        if self.latency > 0:
+            await asyncio.sleep(reply_delay(self.latency, self.jitter, self.seed, _reply_key(input)))
         if tools:
             message = self._react_reply(input)
         else:
@@ -109,6 +125,36 @@ class ScriptedPolicyAPI(ModelAPI):
             model=f"scripted/{self.style}",
             source="generate",
         )
+
+
+def _model_arg(args: dict[str, Any], name: str, default: Any, kind: type, valid: Any, expected: str) -> Any:
+    """One ``-M`` argument, checked: a bad value is one line naming it."""
+    if name not in args:
+        return default
+    raw = args[name]
+    try:
+        if isinstance(raw, bool) or (kind is int and isinstance(raw, float) and not raw.is_integer()):
+            raise ValueError
+        value = kind(raw)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not valid(value) or value != value:
+        raise ValueError(f"-M {name}={raw!r}: expected {expected}")
+    return value
+
+
+def reply_delay(latency: float, jitter: float, seed: int, key: str) -> float:
+    """Seconds a reply waits: ``latency`` times 1 +/- ``jitter``, fixed by (seed, key)."""
+    digest = hashlib.blake2b(f"{seed}\0{key}".encode(), digest_size=8).digest()
+    unit = int.from_bytes(digest, "big") / float(1 << 64)  # [0, 1)
+    return latency * (1.0 + jitter * (2.0 * unit - 1.0))
+
+
+def _reply_key(input: list[ChatMessage]) -> str:
+    """The task statement and the turn: what makes a reply's delay the same in every run."""
+    task = next((m.text for m in input if isinstance(m, ChatMessageUser)), "")
+    turn = sum(isinstance(m, ChatMessageAssistant) for m in input)
+    return f"{turn}\0{task}"
 
 
 def _facts(input: list[ChatMessage]) -> TaskFacts:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opaque_knapsack.reports.errors import ReportError, ReportWarning
+from opaque_knapsack.records import FAULT_KEYS, fault_note
 from opaque_knapsack.reports.metrics import EPISODE_METRICS, SCORE_KEYS, SCORER_NAME
 
 if TYPE_CHECKING:
@@ -346,13 +347,18 @@ def _load_path(source: str) -> list[Run]:
             if frames
             else _episode_frame(samples.iloc[0:0])
         )
+        run_notes = notes.get(condition, [])
+        fault = _fault_note(condition, episodes)
+        if fault:
+            warnings.warn(fault, ReportWarning, stacklevel=3)
+            run_notes.append(fault)
         runs.append(
             Run(
                 condition=condition,
                 source=source,
                 logs=[log for log, _ in parts],
                 episodes=episodes,
-                notes=notes.get(condition, []),
+                notes=run_notes,
                 errored=errored,
             )
         )
@@ -363,6 +369,15 @@ def _errored_mask(samples: "pd.DataFrame") -> "pd.Series":
     if "errored" not in samples.columns:
         return samples["id"].astype(bool) & False
     return samples["errored"].fillna(False).astype(bool)
+
+
+def _fault_note(condition: Condition, episodes: "pd.DataFrame") -> str | None:
+    """Warn when a condition's episodes hit step timeouts or kernel restarts (logs without the keys: no note)."""
+    totals = [float(episodes[key].sum(skipna=True)) if key in episodes else 0.0 for key in FAULT_KEYS]
+    where = f"{condition.model} in the {condition.runtime} runtime"
+    if condition.difficulty and condition.difficulty != UNKNOWN:
+        where += f" ({condition.difficulty})"
+    return fault_note(where, totals[0], totals[1], len(episodes))
 
 
 def _has_scores(samples: "pd.DataFrame") -> bool:

@@ -76,6 +76,7 @@ _EXIT_TIMEOUT = 3.0
 _TIMEOUT_GRACE = 1.0
 _UID_BASE = 0x40000000
 _EXEC_ERROR_MARKER = "opaque-knapsack-exec-error errno="
+WORKDIR_PREFIX = "ok-kernel-"  # + the harness pid: `inspect sandbox cleanup` finds a dead harness's
 
 
 class KernelError(RuntimeError):
@@ -229,7 +230,7 @@ class Kernel:
             raise KernelError("isolation required but unavailable: " + ", ".join(self.protection.missing()))
         self.uid: int | None = _allocate_uid() if self.protection.uid_drop else None
         self._own_workdir = workdir is None
-        self.workdir = os.path.realpath(workdir or tempfile.mkdtemp(prefix="ok-kernel-"))
+        self.workdir = os.path.realpath(workdir or tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
         if self.uid is not None:
             os.chown(self.workdir, self.uid, self.uid)
         os.chmod(self.workdir, 0o700)
@@ -314,9 +315,18 @@ class Kernel:
         self._ctl = ctl
 
     async def start(self) -> None:
-        if self._pidfd is None:
-            await self._spawn()
-        await self._acquire_child()
+        # A kernel forked just before its zygote died dies with it before it is
+        # ready: one more start from the fresh zygote, then a clear error.
+        for attempt in range(2):
+            if self._pidfd is None:
+                await self._spawn()
+            try:
+                await self._acquire_child()
+                return
+            except KernelError:
+                if attempt:
+                    raise
+                self.kill()
 
     def kill(self) -> None:
         """Kill the kernel and its step processes now (synchronous, never waits; safe to repeat)."""

@@ -18,8 +18,11 @@ non-blocking and read through the loop's selector; kernels are killed through
 their pidfd and their end is awaited through it too. Starting the zygote itself
 (one ``fork_exec``, once per harness process) is the exception.
 
-If the zygote dies, every request in flight fails with ``ZygoteDied`` (the
-caller retries once with a fresh zygote) and the next request starts a new one.
+Start requests queue in the harness and are served in order, at most
+``_WINDOW`` on the zygote's channel at a time: a burst waits, it does not fail.
+If the zygote dies, the requests it had not answered go back to the head of
+the queue and a fresh zygote serves them; only a request caught in two zygote
+deaths fails (``ZygoteDied``), and alone.
 ``launch_direct`` is the old path, kept for comparison (``Kernel(launcher=
 "direct")``, the start-up benchmark) and for the rare call from a second event
 loop while the first still has requests in flight.
@@ -28,6 +31,7 @@ loop while the first still has requests in flight.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import select
@@ -37,6 +41,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 KERNEL_SCRIPT = str(Path(__file__).with_name("_kernel.py").resolve())
@@ -44,7 +50,82 @@ KERNEL_SCRIPT = str(Path(__file__).with_name("_kernel.py").resolve())
 _REQUEST = struct.Struct(">I")  # request id; the start-up message follows (see _kernel.zygote_main)
 _REPLY = struct.Struct(">Ii")  # request id, pid or -errno
 _MAX_REQUEST = 1 << 16  # the zygote's request buffer
-_ANSWER_TIMEOUT = 15.0
+_WINDOW = 256  # requests on the zygote's channel (or waiting to fit in it) at once; the rest wait in the harness's queue
+_STALL_TIMEOUT = 60.0  # a live zygote that answers nothing for this long is stuck
+_MAX_ATTEMPTS = 2  # zygote deaths a request may be in flight through before it fails
+
+
+@dataclass(eq=False)
+class _Request:
+    """One kernel start request: waits in the queue, then on the zygote's channel."""
+
+    id: int
+    data: bytes
+    fd: int  # the kernel's end of its control socket (the requester keeps it open)
+    fut: asyncio.Future[tuple[int, int]]
+    attempts: int = 0
+    sent_to: int = 0
+    seq: int = field(default_factory=lambda: next(_SEQ))
+
+
+_SEQ = itertools.count()
+
+
+@dataclass
+class LaunchStats:
+    """Seconds from each kernel start request to the zygote's answer (queue wait included)."""
+
+    launches: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    starts: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    """Seconds from a sample's kernel start to its first step process being ready (``sample_init``)."""
+
+    waits: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    """Seconds a sample's first code block waited for its kernel to be ready."""
+
+    def clear(self) -> None:
+        self.launches.clear()
+        self.starts.clear()
+        self.waits.clear()
+
+
+STATS = LaunchStats()
+
+
+HARNESS_FDS_PER_KERNEL = 4
+"""Descriptors the harness holds per live kernel: control socket, pidfd, step
+channel, and a stateless kernel's spare step channel."""
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit; returns (soft, hard) after.
+
+    Each live kernel holds ``HARNESS_FDS_PER_KERNEL`` descriptors in the
+    harness, so a default soft limit of 1024 caps a run near 250 concurrent
+    samples, while the hard limit is usually far higher and ours to take.
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def open_files_advice() -> str:
+    """What to do when the harness runs out of descriptors (one line for the sample error)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = soft // HARNESS_FDS_PER_KERNEL
+    return (
+        f"the harness ran out of file descriptors (RLIMIT_NOFILE soft {soft}, hard {hard}); each concurrent "
+        f"sample holds about {HARNESS_FDS_PER_KERNEL}, so this limit allows about {room} samples at once: "
+        "raise the hard limit (`ulimit -Hn`, or LimitNOFILE= / nofile in limits.conf) or lower --max-samples"
+    )
 
 
 class ZygoteError(RuntimeError):
@@ -70,6 +151,16 @@ def kernel_env(workdir: str) -> dict[str, str]:
         "LOGNAME": "sandbox",
         "SHELL": "/bin/sh",
     }
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    """utime + stime of a process in clock ticks (None if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def kill_pidfd(pidfd: int) -> None:
@@ -151,9 +242,14 @@ class Zygote:
         self.starts = 0
         self._sock: socket.socket | None = None
         self._next_id = 0
-        self._pending: dict[int, asyncio.Future[tuple[int, int]]] = {}
+        self._queue: deque[_Request] = deque()  # waiting for room in the window
+        self._pending: dict[int, _Request] = {}  # sent, not answered
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._writable: asyncio.Future[None] | None = None  # shared by every request waiting to be sent
+        self._queue_loop: asyncio.AbstractEventLoop | None = None
+        self._writer_armed = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._progress = 0.0  # when the zygote last answered (or got its first request)
+        self._zygote_cpu: int | None = None  # its CPU ticks at the last stall check
         self._exited: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -164,12 +260,17 @@ class Zygote:
         return self.proc is not None and self.proc.poll() is None
 
     def usable_from(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """False only while another event loop has requests in flight."""
-        return not self._pending or self._loop is loop
+        """False only while another event loop has requests queued or in flight."""
+        return (not self._pending and not self._queue) or self._loop is loop
+
+    def backlog(self) -> tuple[int, int]:
+        """(requests waiting in the queue, requests sent and not yet answered)."""
+        return len(self._queue), len(self._pending)
 
     # ---- lifecycle ---------------------------------------------------------------
 
     def _start(self) -> None:
+        raise_open_files_limit()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             cfg = {"harness_pid": os.getpid(), "channel_fd": theirs.fileno()}
@@ -195,15 +296,20 @@ class Zygote:
         self.starts += 1
 
     def stop(self, reason: str = "the zygote was stopped") -> subprocess.Popen[bytes] | None:
-        """Kill the zygote now (its kernels die with it); fail requests in flight. Returns it, unreaped."""
+        """Kill the zygote now (its kernels die with it); fail requests queued or in flight. Returns it, unreaped."""
+        pending, self._pending = self._pending, {}
+        queue, self._queue = self._queue, deque()
+        proc = self._kill()
+        for request in [*pending.values(), *queue]:
+            if not request.fut.done():
+                request.fut.set_exception(ZygoteDied(reason))
+        return proc
+
+    def _kill(self) -> subprocess.Popen[bytes] | None:
         self._detach()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
-        pending, self._pending = self._pending, {}
-        for fut in pending.values():
-            if not fut.done():
-                fut.set_exception(ZygoteDied(reason))
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             for kill in (os.killpg, os.kill):  # an unreaped child of ours: its pid cannot be reused
@@ -241,18 +347,46 @@ class Zygote:
         proc.poll()
         self._exited = [p for p in self._exited if p.poll() is None]
 
-    def _died(self) -> None:
+    def _died(self, how: str | None = None) -> None:
+        """The zygote is gone or stuck: requeue what it had not answered, on a fresh zygote."""
         proc = self.proc
         status = proc.poll() if proc is not None else None
-        if status is None:
+        if how is not None:
+            pass
+        elif status is None:
             how = "it closed its channel"
         elif status < 0:
             how = f"killed by {signal.Signals(-status).name}" if -status in signal.valid_signals() else f"signal {-status}"
         else:
             how = f"exit status {status}"
-        self.stop(f"the kernel launcher (zygote, pid {proc.pid if proc else '?'}) died: {how}")
+        reason = f"the kernel launcher (zygote, pid {proc.pid if proc else '?'}) died: {how}"
+        loop = self._loop
+        pending, self._pending = self._pending, {}
+        self._kill()
+        self._queue_loop = loop or self._queue_loop
+        retry = []
+        for request in sorted(pending.values(), key=lambda r: r.seq):
+            request.attempts += 1
+            if request.fut.done():
+                continue
+            if request.attempts >= _MAX_ATTEMPTS:
+                request.fut.set_exception(ZygoteDied(reason))
+            else:
+                retry.append(request)
+        self._queue.extendleft(reversed(retry))
+        if self._queue and self._queue_loop is not None and not self._queue_loop.is_closed():
+            self._queue_loop.call_soon(self._pump)
 
     # ---- requests ------------------------------------------------------------------
+    #
+    # Requests wait in ``_queue`` (FIFO) and at most ``_WINDOW`` of them are on the
+    # zygote's channel at once: a burst of a thousand starts queues here, in the
+    # harness, instead of overflowing the channel, and no request times out for
+    # waiting its turn. Only a zygote that makes no progress at all for
+    # ``_STALL_TIMEOUT`` while it has requests is declared stuck. When the zygote
+    # dies, the requests it had not answered go back to the head of the queue and
+    # a fresh zygote serves them; a request that was in flight through
+    # ``_MAX_ATTEMPTS`` zygote deaths fails alone, as ``ZygoteDied``.
 
     def _attach(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._loop is not loop:
@@ -268,45 +402,30 @@ class Zygote:
                 self._loop.remove_writer(self._sock.fileno())
             except (RuntimeError, ValueError):
                 pass
-        if self._writable is not None and not self._writable.done():
-            self._writable.set_exception(ZygoteDied("the zygote was stopped"))
-        self._writable = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self._writer_armed = False
         self._loop = None
-
-    def _wait_writable(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> asyncio.Future[None]:
-        # The channel's send buffer (net.core.wmem_default) holds some 60-100
-        # requests; every sender beyond them waits here. add_writer keeps one
-        # callback per fd, so all of them share one future.
-        if self._writable is None:
-            fut: asyncio.Future[None] = loop.create_future()
-
-            def ready() -> None:
-                loop.remove_writer(sock.fileno())
-                if self._writable is fut:
-                    self._writable = None
-                if not fut.done():
-                    fut.set_result(None)
-
-            self._writable = fut
-            loop.add_writer(sock.fileno(), ready)
-        return self._writable
 
     def _on_readable(self) -> None:
         while self._sock is not None:
             try:
-                data, ancdata, _flags, _addr = self._sock.recvmsg(_REPLY.size, socket.CMSG_SPACE(4 * 4))
+                data, ancdata, flags, _addr = self._sock.recvmsg(_REPLY.size, socket.CMSG_SPACE(4 * 4))
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError:
-                data, ancdata = b"", []
+                data, ancdata, flags = b"", [], 0
             fds = _fds(ancdata)
             if len(data) != _REPLY.size:
                 for fd in fds:
                     os.close(fd)
                 self._died()
                 return
+            self._progress = time.monotonic()
             request_id, pid = _REPLY.unpack(data)
-            fut = self._pending.get(request_id)
+            request = self._pending.pop(request_id, None)
+            fut = request.fut if request is not None else None
             if fut is None or fut.done():  # its requester gave up: the kernel is not wanted
                 for fd in fds:
                     kill_pidfd(fd)
@@ -315,70 +434,130 @@ class Zygote:
                 for fd in fds:
                     kill_pidfd(fd)
                     os.close(fd)
+                if flags & socket.MSG_CTRUNC:  # the kernel's pidfd did not fit in our descriptor table
+                    fut.set_exception(ZygoteError(open_files_advice()))
+                    continue
                 reason = os.strerror(-pid) if pid < 0 else "it exited at once"
                 fut.set_exception(ZygoteError(f"the kernel launcher could not start a kernel: {reason}"))
             else:
                 fut.set_result((pid, fds[0]))
+        self._pump()
 
-    async def _send(self, loop: asyncio.AbstractEventLoop, data: bytes, fd: int) -> None:
-        ancdata = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))]
-        while True:
+    def _on_writable(self) -> None:
+        if self._loop is not None and self._sock is not None:
+            self._loop.remove_writer(self._sock.fileno())
+        self._writer_armed = False
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send queued requests while the window has room; never blocks."""
+        while self._queue and len(self._pending) < _WINDOW:
+            request = self._queue[0]
+            if request.fut.done():  # cancelled while queued
+                self._queue.popleft()
+                continue
+            if self._sock is None or self._loop is None:
+                self._restart_for_queue()
+                if self._sock is None:
+                    return
             sock = self._sock
-            if sock is None:
-                raise ZygoteDied("the zygote was stopped")
             try:
-                sock.sendmsg([data], ancdata)
-                return
+                sock.sendmsg([request.data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", request.fd))])
             except (BlockingIOError, InterruptedError):
-                pass
-            except OSError as exc:
+                if not self._writer_armed and self._loop is not None:
+                    self._loop.add_writer(sock.fileno(), self._on_writable)
+                    self._writer_armed = True
+                break
+            except OSError:
                 self._died()
-                raise ZygoteDied(f"the kernel launcher (zygote) is gone ({exc.strerror})") from None
-            try:
-                async with asyncio.timeout(_ANSWER_TIMEOUT):
-                    await asyncio.shield(self._wait_writable(loop, sock))
-            except TimeoutError:
-                self.stop("the kernel launcher (zygote) stopped reading requests")
-                raise ZygoteDied("the kernel launcher (zygote) stopped reading requests") from None
+                return
+            self._queue.popleft()
+            if not self._pending:
+                self._progress = time.monotonic()
+            request.sent_to = self.starts
+            self._pending[request.id] = request
+        self._arm_watchdog()
+        if not self._queue and not self._pending:
+            self._detach()
+
+    def _restart_for_queue(self) -> None:
+        """Start a fresh zygote for the requests still waiting (after a death)."""
+        loop = self._loop or self._queue_loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            self._start()
+        except OSError as exc:
+            self._fail_queue(ZygoteError(f"could not start the kernel launcher (zygote): {exc}"))
+            return
+        self._attach(loop)
+
+    def _fail_queue(self, exc: ZygoteError) -> None:
+        queue, self._queue = self._queue, deque()
+        for request in queue:
+            if not request.fut.done():
+                request.fut.set_exception(exc)
+
+    def _arm_watchdog(self) -> None:
+        if self._watchdog is not None or not self._pending or self._loop is None:
+            return
+        self._watchdog = self._loop.call_later(_STALL_TIMEOUT / 4, self._check_stall)
+
+    def _check_stall(self) -> None:
+        self._watchdog = None
+        if not self._pending:
+            return
+        cpu = _cpu_ticks(self.proc.pid) if self.proc is not None else None
+        if cpu is not None and cpu != self._zygote_cpu:
+            # Slow, not stuck: a zygote starved of CPU on a loaded machine is still
+            # working, and restarting it would kill every kernel it started.
+            self._zygote_cpu = cpu
+            self._progress = max(self._progress, time.monotonic() - _STALL_TIMEOUT / 2)
+        if time.monotonic() - self._progress >= _STALL_TIMEOUT:
+            self._died(f"the kernel launcher (zygote) answered nothing and used no CPU in {_STALL_TIMEOUT:g} s")
+            return
+        self._arm_watchdog()
 
     async def launch(self, start: dict, control: socket.socket) -> tuple[int, int]:
         """Fork a kernel from the zygote (started now if need be); returns its pid and a pidfd.
 
         ``start`` is the kernel's start-up message: ``cfg``, ``env``, ``cwd``.
-        ``control`` is the kernel's end of its control socket; the caller closes it.
+        ``control`` is the kernel's end of its control socket; the caller closes it
+        (after this returns: a request may be sent again to a fresh zygote).
+        The request waits its turn in the queue without a deadline.
         """
         data = json.dumps(start).encode()
         if len(data) + _REQUEST.size > _MAX_REQUEST:
             raise ZygoteError(f"kernel start-up message too large ({len(data)} bytes)")
         loop = asyncio.get_running_loop()
-        if not self.alive():
-            if self.proc is not None:
-                self._died()
-            self._start()
-        if not self._pending:
+        if not self._queue and not self._pending:
+            if not self.alive():
+                if self.proc is not None:
+                    self._died()
+                self._start()
             self._attach(loop)
+        self._queue_loop = loop
         self._next_id = (self._next_id + 1) & 0xFFFFFFFF
-        request_id = self._next_id
         fut: asyncio.Future[tuple[int, int]] = loop.create_future()
-        self._pending[request_id] = fut
+        request = _Request(self._next_id, _REQUEST.pack(self._next_id) + data, control.fileno(), fut)
+        self._queue.append(request)
+        queued = time.monotonic()
+        self._pump()
         try:
-            await self._send(loop, _REQUEST.pack(request_id) + data, control.fileno())
-            try:
-                async with asyncio.timeout(_ANSWER_TIMEOUT):
-                    return await fut
-            except TimeoutError:
-                self.stop(f"the kernel launcher (zygote) did not answer in {_ANSWER_TIMEOUT:g} s")
-                raise ZygoteDied(f"the kernel launcher (zygote) did not answer in {_ANSWER_TIMEOUT:g} s") from None
+            result = await fut
+            STATS.launches.append(time.monotonic() - queued)
+            return result
         except BaseException:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 _pid, pidfd = fut.result()  # answered, but we were cancelled on the way back
                 kill_pidfd(pidfd)
                 os.close(pidfd)
+            fut.cancel()
             raise
         finally:
-            if self._pending.get(request_id) is fut:
-                del self._pending[request_id]
-            if not self._pending:
+            if self._pending.get(request.id) is request:
+                del self._pending[request.id]  # its answer, if any, finds no requester
+            if not self._queue and not self._pending:
                 self._detach()
 
 

@@ -14,6 +14,7 @@ import os
 import signal
 import stat
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Union, overload
@@ -34,7 +35,9 @@ from .config import RuntimeConfig
 from .kernel import (
     _EXEC_ERROR_MARKER,
     KERNEL_SCRIPT,
+    WORKDIR_PREFIX,
     Kernel,
+    KernelError,
     Protection,
     Semantics,
     _existing,
@@ -44,6 +47,8 @@ from .kernel import (
     live_kernels,
     stop_zygote_if_idle,
 )
+from .launcher import STATS as LAUNCH_STATS
+from .launcher import open_files_advice
 from .protocol import StepResult
 
 _EXEC_READ_ONLY = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/proc", "/dev/urandom", "/dev/zero"]
@@ -75,10 +80,28 @@ class PythonRuntimeSandbox(SandboxEnvironment):
 
     semantics: ClassVar[Semantics]
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: Kernel, starting: asyncio.Task[None] | None = None) -> None:
         super().__init__()
         self.kernel = kernel
         self._exec_pids: set[int] = set()
+        self._starting = starting
+
+    async def _started(self) -> None:
+        """Wait for the kernel started in the background by ``sample_init``; its failure is raised once."""
+        task, self._starting = self._starting, None
+        if task is None:
+            return
+        waited = time.monotonic()
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                return  # the start was stopped by a cleanup: the kernel says so when used
+            self._starting = task  # we were cancelled, not the start: wait again next time
+            raise
+        finally:
+            if task.done():
+                LAUNCH_STATS.waits.append(time.monotonic() - waited)
 
     @property
     def workdir(self) -> str:
@@ -107,6 +130,7 @@ class PythonRuntimeSandbox(SandboxEnvironment):
             config's); calls beyond it raise ``ToolCallLimitError`` without reaching the host.
           timeout: Wall-time limit in seconds (default: the config's step_timeout).
         """
+        await self._started()
         return await self.kernel.run_code(code, host_functions, max_tool_calls=max_tool_calls, timeout=timeout)
 
     # ---- lifecycle -------------------------------------------------------------
@@ -123,14 +147,16 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     async def sample_init(
         cls, task_name: str, config: SandboxEnvironmentConfigType | None, metadata: dict[str, str]
     ) -> dict[str, SandboxEnvironment]:
+        # The kernel starts in the background: under a burst its start (a turn in
+        # the zygote's queue) overlaps the model's first reply, and the sample
+        # waits for it only at its first code block. A start that fails is that
+        # sample's error, raised there.
         kernel = Kernel(cls.semantics, _resolve_config(config))
         kernel.task_name = task_name
-        try:
-            await kernel.start()
-        except BaseException:
-            await kernel.close()
-            raise
-        return {"default": cls(kernel)}
+        starting = asyncio.get_running_loop().create_task(_start_kernel(kernel))
+        _STARTING[id(kernel)] = (kernel, starting)
+        starting.add_done_callback(lambda _t: _STARTING.pop(id(kernel), None))
+        return {"default": cls(kernel, starting)}
 
     @classmethod
     async def sample_cleanup(
@@ -148,8 +174,10 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     async def task_cleanup(cls, task_name: str, config: SandboxEnvironmentConfigType | None, cleanup: bool) -> None:
         # Samples clean up after themselves; this catches any a crash left behind
         # (only this task's: other tasks may be running in the same process).
-        for kernel in live_kernels():
+        starting = [kernel for kernel, _task in _STARTING.values()]
+        for kernel in {id(k): k for k in [*live_kernels(), *starting]}.values():
             if kernel.semantics == cls.semantics and kernel.task_name == task_name:
+                await _cancel_start(kernel)
                 await kernel.close()
         # The last task to finish also stops the zygote (the next kernel restarts it).
         await stop_zygote_if_idle()
@@ -158,8 +186,11 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     async def cli_cleanup(cls, id: str | None) -> None:
         kill_all_kernels()
         _kill_orphaned_kernels()
+        _remove_orphaned_workdirs()
 
     async def close(self) -> None:
+        self._starting = None
+        await _cancel_start(self.kernel)
         for pid in list(self._exec_pids):
             _killpg(pid)
         await self.kernel.close()
@@ -317,6 +348,33 @@ def runtime_sandbox(name: str | None = None) -> PythonRuntimeSandbox:
         ) from None
 
 
+_STARTING: dict[int, tuple[Kernel, asyncio.Task[None]]] = {}  # id(kernel) -> it and its background start
+
+
+async def _start_kernel(kernel: Kernel) -> None:
+    started = time.monotonic()
+    try:
+        await kernel.start()
+    except OSError as exc:
+        kernel.kill()
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise KernelError(open_files_advice()) from None
+        raise
+    except BaseException:
+        kernel.kill()
+        raise
+    LAUNCH_STATS.starts.append(time.monotonic() - started)
+
+
+async def _cancel_start(kernel: Kernel) -> None:
+    """Stop a kernel's background start (before closing it: a start must not outlive its close)."""
+    _kernel, task = _STARTING.pop(id(kernel), (None, None))
+    if task is not None and not task.done():
+        task.cancel()
+    if task is not None:
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def _killpg(pid: int) -> None:
     for kill in (os.killpg, os.kill):
         try:
@@ -339,6 +397,23 @@ def _kill_orphaned_kernels() -> int:
             except psutil.Error:
                 pass
     return killed
+
+
+def _remove_orphaned_workdirs() -> int:
+    """Remove kernel working directories whose harness is gone (a SIGKILLed harness cleans nothing up)."""
+    import shutil
+    import tempfile
+
+    import psutil
+
+    removed = 0
+    root = Path(tempfile.gettempdir())
+    for path in root.glob(f"{WORKDIR_PREFIX}*-*"):
+        owner = path.name[len(WORKDIR_PREFIX):].partition("-")[0]
+        if owner.isdigit() and not psutil.pid_exists(int(owner)) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _harness_pid(cmdline: list[str]) -> int | None:

@@ -66,6 +66,8 @@ def episode_figures(
         "state_utilization": float(behaviour.state_utilization),
         "reimport_rate": float(behaviour.reimport_rate),
         "symbol_lifespan": float(behaviour.symbol_lifespan),
+        "step_timeouts": float(sum(1 for step in steps if step.get("timed_out"))),
+        "kernel_restarts": float(sum(1 for step in steps if step.get("kernel_restarted"))),
     }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from typing import Any
 
 
@@ -529,7 +530,28 @@ def _matrix(args: argparse.Namespace) -> int:
         metadata = log.eval.metadata or {}
         cell = f"{metadata.get('train')}/{metadata.get('runtime')}/{metadata.get('difficulty')}"
         print(f"{log.status:<9} {cell:<32} {log.location}")
+    for log in logs:
+        note = _fault_note(log)
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
     return 0 if success else 1
+
+
+def _fault_note(log: Any) -> str | None:
+    """The step-timeout / kernel-restart warning for one condition's log (totals from the score means)."""
+    from opaque_knapsack.records import FAULT_KEYS, SCORER_NAME, fault_note
+
+    if log.results is None:
+        return None
+    totals = dict.fromkeys(FAULT_KEYS, 0.0)
+    scored = 0
+    for score in log.results.scores:
+        if score.scorer == SCORER_NAME and score.name in totals and "mean" in score.metrics:
+            scored = score.scored_samples or log.results.completed_samples
+            totals[score.name] = round(score.metrics["mean"].value * scored)
+    metadata = log.eval.metadata or {}
+    where = f"{metadata.get('train')}/{metadata.get('runtime')}/{metadata.get('difficulty')} ({log.location})"
+    return fault_note(where, totals["step_timeouts"], totals["kernel_restarts"], scored)
 
 
 def _comma_list(text: str) -> list[str]:
