@@ -134,8 +134,7 @@ def test_scorer_reports_exactly_the_contract_keys():
     environment.inspect(first)
     environment.take_item(first)
     steps = [
-        {"turn": 1, "code": "x = 1
-for i in range(2): inspect(i)", "tool_calls": 2, "input_tokens": 10,
+        {"turn": 1, "code": "x = 1\nfor i in range(2): inspect(i)", "tool_calls": 2, "input_tokens": 10,
          "output_tokens": 4, "total_tokens": 14, "bound_at_start": [], "timed_out": True},
         {"turn": 2, "code": None, "input_tokens": 20, "cached_input_tokens": 15, "output_tokens": 1,
          "reasoning_tokens": 3, "total_tokens": 24},
