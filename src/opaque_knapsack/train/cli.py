@@ -10,6 +10,8 @@ import argparse
 import shlex
 from typing import Any
 
+from opaque_knapsack.errors import CommandError
+
 
 def register(subparsers: Any) -> None:
     _register_export(subparsers)
@@ -20,8 +22,6 @@ def register(subparsers: Any) -> None:
 
 
 def _command_error(message: str) -> Exception:
-    from opaque_knapsack.cli import CommandError
-
     return CommandError(message)
 
 
