@@ -65,6 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"opaque-knapsack {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if error.filename is None:
+            raise
+        reason = error.strerror or type(error).__name__
+        if isinstance(error, FileExistsError):  # mkdir met a file where a folder should be
+            reason = "exists and is not a folder"
+        print(f"opaque-knapsack {args.command}: error: {error.filename}: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         resume = "; re-run to resume" if args.command in RESUMABLE_COMMANDS else ""
         print(f"opaque-knapsack {args.command}: interrupted{resume}", file=sys.stderr)

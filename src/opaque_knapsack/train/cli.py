@@ -332,6 +332,7 @@ def _matrix(args: argparse.Namespace) -> int:
 
     from opaque_knapsack.train.matrix import MatrixError, MatrixSpec, describe, parse_students, run_matrix
 
+    _check_difficulties(_comma_list(args.difficulty))
     try:
         spec = MatrixSpec(
             students=dict(parse_students(args.student)),
@@ -356,9 +357,11 @@ def _matrix(args: argparse.Namespace) -> int:
     print(describe(spec))
     if args.dry_run:
         return 0
+    from opaque_knapsack.inspect_tasks.options import TaskOptionError
+
     try:
         success, logs = run_matrix(spec)
-    except MatrixError as error:
+    except (MatrixError, TaskOptionError) as error:
         raise _command_error(str(error)) from None
     for log in logs:
         metadata = log.eval.metadata or {}
@@ -367,11 +370,34 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0 if success else 1
 
 
+def _check_difficulties(difficulties: list[str]) -> None:
+    """Before any work: a preset name the task would refuse only after the plan is printed."""
+    from opaque_knapsack.family.presets import PRESETS
+
+    unknown = [name for name in difficulties if name not in PRESETS]
+    if unknown:
+        raise _command_error(f"--difficulty {unknown[0]!r} is not one of: {', '.join(PRESETS)}")
+
+
 def _comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+# Model fields whose flag is not the field's name with dashes.
+FIELD_FLAGS = {"students": "--student", "difficulties": "--difficulty", "dedup": "--no-dedup", "format": "--format"}
+
+
+def _flag(field: str) -> str:
+    return FIELD_FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
 def _first_problem(error: Any) -> str:
+    """The first pydantic problem, named by the command-line flag that set the field."""
     item = error.errors()[0]
-    where = ".".join(str(part) for part in item["loc"])
-    return f"{where}: {item['msg']}" if where else item["msg"]
+    location = [str(part) for part in item["loc"]]
+    message = item["msg"]
+    if not location:
+        return message
+    value = item.get("input")
+    shown = f" {value!r}" if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+    return f"{_flag(location[0])}{shown}: {message}"

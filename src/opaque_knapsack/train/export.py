@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from opaque_knapsack.train.files import create_temporary
 from opaque_knapsack.train.conversation import (
     ConversationError,
     TraceFormat,
@@ -287,7 +287,7 @@ def _write_all_or_nothing(contents: dict[Path, str]) -> None:
     try:
         for path, text in contents.items():
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            handle, name = create_temporary(path)
             temporary[path] = name
             with os.fdopen(handle, "w", encoding="utf-8") as stream:
                 stream.write(text)
