@@ -66,3 +66,66 @@ def test_read_only_folder_names_the_path(capsys, tmp_path):
         folder.chmod(0o755)
     assert code == 1
     one_error_line(err, "generate", str(folder), "Permission denied")
+
+
+def help_of(command: str) -> str:
+    import argparse
+
+    from opaque_knapsack.cli import build_parser
+
+    parser = build_parser()
+    [subparsers] = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    return " ".join(subparsers.choices[command].format_help().split())
+
+
+def test_help_shows_no_literal_percent_signs():
+    assert "%%" not in help_of("axolotl-config")
+    assert "warmup 3% weight decay" in help_of("axolotl-config")
+
+
+@pytest.mark.parametrize("command", ["train", "matrix"])
+def test_train_and_matrix_have_a_description(command):
+    import argparse
+
+    from opaque_knapsack.cli import build_parser
+
+    [subparsers] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    description = subparsers.choices[command].description or ""
+    assert len(description.split()) > 30
+    assert " ".join(description.split()) in help_of(command)
+
+
+def test_axolotl_config_says_what_runtime_react_means():
+    assert "react (traces of the ReAct baseline" in help_of("axolotl-config")
+
+
+def test_defaults_are_in_the_help():
+    assert "--min-score MIN_SCORE Keep episodes with optimality >= this (0..1; default: keep every score)" in help_of("export")
+    matrix = help_of("matrix")
+    assert "--max-connections MAX_CONNECTIONS Concurrent model connections, i.e. vLLM batching (default:" in matrix
+    assert "--max-samples MAX_SAMPLES Concurrent samples per task (default:" in matrix
+
+
+def test_validate_help_names_its_argument_as_shown():
+    text = help_of("validate")
+    assert "DIR_OR_FILE" in text and "PATH" not in text
+
+
+def test_serve_without_vllm_prints_the_error_first_and_alone(capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here, so serve does not refuse")
+    code, out, err = run(capsys, "serve", "--lora", "persistent=outputs/persistent-student")
+    assert code == 2
+    assert out == ""  # no usage hints before (or after) the refusal
+    assert err.strip().splitlines() == [
+        "opaque-knapsack serve: error: serving needs the 'serve' extra (vllm not installed): "
+        "pip install 'opaque-knapsack[serve]'"
+    ]
+
+
+def test_serve_dry_run_still_prints_the_hints(capsys):
+    code, out, _ = run(capsys, "serve", "--lora", "persistent=outputs/persistent-student", "--dry-run")
+    assert code == 0
+    assert out.startswith("vllm serve ") and "Evaluate the served models" in out

@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
         "validate",
         help="check task files against the schema and re-solve them",
         description=(
-            "Check every task file under PATH (a file, a folder of files, or a tasks root "
+            "Check every task file under DIR_OR_FILE (a file, a folder of files, or a tasks root "
             "with tasks/knapsack/*.json) against the schema, and re-solve each instance to "
             "confirm its reference is optimal. Prints one line per bad file (path, field, "
             "problem) and a summary; exit status 1 if any file is bad."

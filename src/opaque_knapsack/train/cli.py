@@ -48,7 +48,7 @@ def _register_export(subparsers: Any) -> None:
         default="openai",
         help="openai: 'messages' with role/content (default); sharegpt: 'conversations' with from/value.",
     )
-    parser.add_argument("--min-score", type=float, default=None, help="Keep episodes with optimality >= this (0..1).")
+    parser.add_argument("--min-score", type=float, default=None, help="Keep episodes with optimality >= this (0..1; default: keep every score).")
     parser.add_argument("--solved-only", action="store_true", help="Keep only solved episodes (optimality 1).")
     parser.add_argument("--runtime", choices=["persistent", "stateless"], help="Keep only this runtime's episodes.")
     parser.add_argument(
@@ -108,8 +108,8 @@ def _register_axolotl_config(subparsers: Any) -> None:
         description=(
             "QLoRA on the base model: 4-bit NF4 double quant, bf16; LoRA r 64 alpha 128 dropout 0.05 on "
             "q,k,v,o,gate,up,down; seq len 16384 packed; micro batch 1 x grad accum 16; 3 epochs AdamW "
-            "cosine lr 1e-4 warmup 3%% weight decay 0.01; gradient checkpointing; flash attention; "
-            "val 5%%; seed 3407. Any key can be overridden with --set KEY=VALUE."
+            "cosine lr 1e-4 warmup 3% weight decay 0.01; gradient checkpointing; flash attention; "
+            "val 5%; seed 3407. Any key can be overridden with --set KEY=VALUE."
         ),
     )
     parser.add_argument("--traces", required=True, help="Exported traces JSONL (from `opaque-knapsack export`).")
@@ -117,7 +117,10 @@ def _register_axolotl_config(subparsers: Any) -> None:
         "--runtime",
         required=True,
         choices=["persistent", "stateless", "react"],
-        help="Which student the traces train (names output_dir; checked against the traces).",
+        help="Which student the traces train: persistent or stateless (CodeAct traces from that runtime), "
+        "or react (traces of the ReAct baseline, -T agent=react, whose tool calls are native function "
+        "calls rather than code, so its student does not depend on a runtime). Names output_dir and is "
+        "checked against the traces.",
     )
     parser.add_argument("--base-model", default="Qwen/Qwen3-8B", help="Base model id or path (default Qwen/Qwen3-8B).")
     parser.add_argument("--out", required=True, help="Where to write the YAML config.")
@@ -207,6 +210,12 @@ def _register_train(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a student: runs `axolotl train CONFIG` (needs the train extra and a CUDA GPU)",
+        description=(
+            "Fine-tune a student on exported traces with QLoRA: runs `axolotl train CONFIG` on a config "
+            "from `opaque-knapsack axolotl-config`. Checks first that the train extra "
+            "(pip install 'opaque-knapsack[train]') and a CUDA GPU are there; --dry-run only prints the "
+            "command. The adapter lands in the config's output_dir, ready for `opaque-knapsack serve --lora`."
+        ),
     )
     parser.add_argument("config", metavar="CONFIG", help="Axolotl YAML config (from `opaque-knapsack axolotl-config`).")
     parser.add_argument("--dry-run", action="store_true", help="Print the command instead of running it.")
@@ -227,15 +236,24 @@ def _train(args: argparse.Namespace) -> int:
     return _launch(command, TRAIN_MODULES, "train", "training", dry_run=args.dry_run)
 
 
-def _launch(command: list[str], modules: Any, extra: str, activity: str, *, dry_run: bool) -> int:
-    """Print the command (--dry-run), or check the extra and the GPU and run it."""
+def _launch(
+    command: list[str], modules: Any, extra: str, activity: str, *, dry_run: bool, hints: str = ""
+) -> int:
+    """Print the command (--dry-run), or check the extra and the GPU and run it.
+
+    The hints come after the check: a missing extra is the one thing to read.
+    """
     from opaque_knapsack.train.launch import LaunchError, check_ready, format_command, run_command
 
     if dry_run:
         print(format_command(command))
+        if hints:
+            print(hints)
         return 0
     try:
         check_ready(modules, extra, activity)
+        if hints:
+            print(hints, flush=True)
         return run_command(command)
     except LaunchError as error:
         raise _command_error(str(error)) from None
@@ -290,8 +308,7 @@ def _serve(args: argparse.Namespace) -> int:
         extra_args=shlex.split(args.vllm_args),
     )
     command = serve_command(spec)
-    print(eval_hints(spec))
-    return _launch(command, SERVE_MODULES, "serve", "serving", dry_run=args.dry_run)
+    return _launch(command, SERVE_MODULES, "serve", "serving", dry_run=args.dry_run, hints=eval_hints(spec))
 
 
 # -- matrix ---------------------------------------------------------------------
@@ -301,6 +318,13 @@ def _register_matrix(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "matrix",
         help="evaluate every student x runtime x difficulty as one resumable Inspect eval set",
+        description=(
+            "The cross-evaluation: every --student in every runtime at every difficulty, each condition "
+            "one Inspect task named after its student, runtime and difficulty and tagged for the reports. "
+            "All run as one eval set in --log-dir, so re-running the same command resumes. With --num 100 "
+            "and two difficulties, a 3-student matrix is 1,200 episodes: try --num 5 first, or --dry-run "
+            "to see the conditions. Read the results with `opaque-knapsack report LOG_DIR`."
+        ),
     )
     parser.add_argument(
         "--student",
@@ -316,8 +340,14 @@ def _register_matrix(subparsers: Any) -> None:
     parser.add_argument("--seed-start", type=int, default=123456789, help="First instance seed (default 123456789).")
     parser.add_argument("--agent", choices=["codeact", "react"], default="codeact", help="Agent (default codeact).")
     parser.add_argument("--log-dir", required=True, help="Eval-set log directory (re-run to resume).")
-    parser.add_argument("--max-connections", type=int, help="Concurrent model connections (vLLM batching).")
-    parser.add_argument("--max-samples", type=int, help="Concurrent samples per task.")
+    parser.add_argument(
+        "--max-connections", type=int,
+        help="Concurrent model connections, i.e. vLLM batching (default: the Inspect provider's, 10 for most).",
+    )
+    parser.add_argument(
+        "--max-samples", type=int,
+        help="Concurrent samples per task (default: Inspect's, as many as --max-connections).",
+    )
     parser.add_argument("--max-tasks", type=int, help="Concurrent tasks (default: all conditions).")
     parser.add_argument("--model-base-url", help="Base URL of the model server (e.g. http://127.0.0.1:8000/v1).")
     parser.add_argument("--temperature", type=float, default=0.2, help="Sampling temperature (default 0.2).")
