@@ -129,3 +129,41 @@ def test_serve_dry_run_still_prints_the_hints(capsys):
     code, out, _ = run(capsys, "serve", "--lora", "persistent=outputs/persistent-student", "--dry-run")
     assert code == 0
     assert out.startswith("vllm serve ") and "Evaluate the served models" in out
+
+
+IMPORT_PROBE = """
+import contextlib, io, json, sys
+from opaque_knapsack.cli import main
+argv = json.loads(sys.argv[1])
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        code = main(argv)
+    except SystemExit as exit:
+        code = exit.code
+print(json.dumps({"code": code, "inspect_ai": "inspect_ai" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["--help"], 0),
+        (["generate", "--help"], 0),
+        (["quickstart", "--help"], 0),
+        (["export", "--help"], 0),
+        (["generate"], 2),  # argparse: --out is required
+        (["stats"], 2),
+        (["matrix", "--student", "a=scripted/persistent", "--log-dir", "m", "--difficulty", "extreme"], 2),
+        (["export", "x.eval", "--out", "t.jsonl", "--min-score", "5"], 2),
+        (["generate", "--num", "2", "--out", "tasks", "--quiet"], 0),
+    ],
+)
+def test_help_argument_errors_and_generate_do_not_import_inspect(tmp_path, argv, code):
+    """Inspect costs seconds to import; a command that does not run an eval must not pay it."""
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, json.dumps(argv)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome == {"code": code, "inspect_ai": False}

@@ -51,7 +51,7 @@ def test_matrix_errors_name_the_flag_before_any_work(capsys, tmp_path, argv, exp
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--min-score", "5"], "--min-score 5.0: Input should be less than or equal to 1"),
+        (["--min-score", "5"], "--min-score 5.0: must be between 0 and 1"),
         (["--val-fraction", "2"], "--val-fraction 2.0:"),
     ],
 )

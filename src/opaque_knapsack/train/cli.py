@@ -74,6 +74,11 @@ def _register_export(subparsers: Any) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    # checked before the export's imports (Inspect's log reader takes seconds to load)
+    if args.min_score is not None and not 0 <= args.min_score <= 1:
+        raise _command_error(f"--min-score {args.min_score}: must be between 0 and 1 (optimality is a fraction)")
+    if not 0 <= args.val_fraction < 1:
+        raise _command_error(f"--val-fraction {args.val_fraction}: must be at least 0 and less than 1")
     from pydantic import ValidationError
 
     from opaque_knapsack.train.export import ExportError, ExportOptions, export_traces
