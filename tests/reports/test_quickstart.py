@@ -18,6 +18,7 @@ def test_write_quickstart_reports(matrix_dir: Path, tmp_path: Path) -> None:
     assert set(written) == {
         "stats_text", "stats_markdown", "compare_text", "compare_json", "table_latex", "table_markdown",
         "cost_performance_png", "cost_performance_pdf", "behaviour_png", "behaviour_pdf",
+        "cost_performance_caption", "behaviour_caption",
     }
     assert all(p.exists() and p.stat().st_size > 0 for p in written.values())
     comparisons = json.loads(written["compare_json"].read_text())
