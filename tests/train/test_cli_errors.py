@@ -99,3 +99,29 @@ def test_axolotl_config_write_failure_is_one_line(capsys, tmp_path, blocker):
                        "--out", blocker / "c.yaml")
     assert code == 1
     assert only_line(err).startswith(f"opaque-knapsack axolotl-config: error: {blocker}")
+
+
+def test_export_reports_progress_against_the_announced_total(fixture_logs, tmp_path):
+    from opaque_knapsack.train.export import ExportOptions, export_traces
+
+    updates: list[tuple[int, int]] = []
+    summary = export_traces([fixture_logs.persistent, fixture_logs.stateless], tmp_path / "t.jsonl",
+                            ExportOptions(dedup=False), progress=lambda done, total: updates.append((done, total)))
+    assert [done for done, _ in updates] == list(range(1, 9))
+    assert {total for _, total in updates} == {8}  # 4 + 4 episodes, known before reading them
+    assert summary.kept == 8
+
+
+def test_export_shows_a_progress_bar_on_a_terminal(fixture_logs, tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from opaque_knapsack.train import cli as train_cli
+
+    screen = io.StringIO()
+    monkeypatch.setattr("rich.console.Console", lambda **_: Console(file=screen, force_terminal=True, width=100))
+    with train_cli._progress_bar("exporting", quiet=False) as advance:
+        for done in range(1, 5):
+            advance(done, 4)
+    assert "exporting" in screen.getvalue() and "4/4" in screen.getvalue()

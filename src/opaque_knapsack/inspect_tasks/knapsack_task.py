@@ -9,8 +9,8 @@ from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import Solver
 
 from opaque_knapsack.family import PRESETS, TaskFileError
-from opaque_knapsack.inspect_tasks.options import TaskOptionError, choice, flag, positive_seconds, whole_number
 from opaque_knapsack.inspect_tasks.dataset import dataset_from_path, generated_instances, knapsack_dataset
+from opaque_knapsack.inspect_tasks.options import TaskOptionError, choice, flag, positive_seconds, whole_number
 from opaque_knapsack.scorers import knapsack_scorer
 from opaque_knapsack.solvers import codeact, knapsack_setup, react
 

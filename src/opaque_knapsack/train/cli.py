@@ -7,7 +7,9 @@ instant and a missing optional extra only matters to the command needing it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from opaque_knapsack.errors import CommandError
@@ -65,6 +67,7 @@ def _register_export(subparsers: Any) -> None:
         default=0.0,
         help="Share of tasks (by sha256 of the task id) written to OUT's .val.jsonl sibling (default 0).",
     )
+    parser.add_argument("--quiet", action="store_true", help="No progress bar (it shows only on a terminal).")
     parser.add_argument(
         "--no-dedup",
         action="store_true",
@@ -95,12 +98,32 @@ def _export(args: argparse.Namespace) -> int:
         )
     except ValidationError as error:
         raise _command_error(_first_problem(error)) from None
-    try:
-        summary = export_traces(args.logs, args.out, options)
-    except ExportError as error:
-        raise _command_error(str(error)) from None
+    with _progress_bar("exporting", quiet=args.quiet) as advance:
+        try:
+            summary = export_traces(args.logs, args.out, options, progress=advance)
+        except ExportError as error:
+            raise _command_error(str(error)) from None
     print(summary.table())
     return 0
+
+
+@contextlib.contextmanager
+def _progress_bar(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr when it is a terminal; yields update(done, total)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=quiet or not console.is_terminal, transient=True,
+    ) as progress:
+        bar = progress.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        yield update
 
 
 # -- axolotl-config -------------------------------------------------------------
@@ -178,10 +201,10 @@ def _axolotl_config(args: argparse.Namespace) -> int:
     from opaque_knapsack.train.axolotl_config import (
         ConfigError,
         build_axolotl_config,
+        config_dict,
         parse_override,
         validate_with_axolotl,
         write_axolotl_config,
-        config_dict,
     )
 
     try:
@@ -294,7 +317,14 @@ def _register_serve(subparsers: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from opaque_knapsack.train.launch import SERVE_MODULES, LaunchError, ServeSpec, eval_hints, parse_lora, serve_command
+    from opaque_knapsack.train.launch import (
+        SERVE_MODULES,
+        LaunchError,
+        ServeSpec,
+        eval_hints,
+        parse_lora,
+        serve_command,
+    )
 
     try:
         loras = dict(parse_lora(text) for text in args.lora)
