@@ -26,7 +26,12 @@ def test_custom_solver_example_runs(tmp_path, monkeypatch):
         assert environment["finished"] is True
         assert 1 <= len(environment["inspected"]) <= 3
         assert "it_" in sample.metadata["transcript"]  # the block's printed output came back
-        assert sample.scores["knapsack_scorer"].value["items_inspected"] == len(environment["inspected"])
+        scores = sample.scores["knapsack_scorer"].value
+        assert scores["items_inspected"] == len(environment["inspected"])
+        # both runtime.run() calls are steps; every tool call the blocks made is counted
+        assert scores["steps"] == 2
+        # list_items in each block, inspect and take_item per item tried, finish
+        assert scores["tool_calls"] == 2 + 2 * len(environment["inspected"]) + 1
     assert (tmp_path / "logs" / "custom").is_dir()
 
 

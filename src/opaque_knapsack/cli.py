@@ -13,17 +13,21 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from opaque_knapsack.errors import CommandError
+
+__all__ = ["CommandError", "build_parser", "main"]
+
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
     "opaque_knapsack.family.cli",
-    "opaque_knapsack.inspect_tasks.cli",
+    "opaque_knapsack.quickstart",
     "opaque_knapsack.reports.cli",
     "opaque_knapsack.train.cli",
 )
 
-
-class CommandError(Exception):
-    """A user-facing failure: printed as one clear line, exit status 2."""
+# Commands whose work survives an interruption (atomic writes, Inspect's
+# eval_set): Ctrl-C tells the user that running them again picks up.
+RESUMABLE_COMMANDS = frozenset({"generate", "quickstart", "matrix"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,8 +65,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"opaque-knapsack {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if error.filename is None:
+            raise
+        reason = error.strerror or type(error).__name__
+        if isinstance(error, FileExistsError):  # mkdir met a file where a folder should be
+            reason = "exists and is not a folder"
+        print(f"opaque-knapsack {args.command}: error: {error.filename}: {reason}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print(f"opaque-knapsack {args.command}: interrupted", file=sys.stderr)
+        resume = "; re-run to resume" if args.command in RESUMABLE_COMMANDS else ""
+        print(f"opaque-knapsack {args.command}: interrupted{resume}", file=sys.stderr)
         return 130
 
 

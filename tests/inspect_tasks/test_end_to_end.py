@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -218,10 +219,12 @@ def test_context_overflow_ends_a_scored_episode(tmp_path):
     ],
 )
 def test_bad_task_arguments_fail_before_any_sample(args, message, tmp_path):
+    # Inspect prints the one-line error through its display, which the test run's INSPECT_DISPLAY=none mutes
+    env = {key: value for key, value in os.environ.items() if key != "INSPECT_DISPLAY"}
     result = subprocess.run(
         [sys.executable, "-m", "inspect_ai", "eval", "opaque_knapsack/knapsack", "--model", "mockllm/model",
          "--log-dir", str(tmp_path), *args],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=120, env=env,
     )
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
@@ -229,7 +232,9 @@ def test_bad_task_arguments_fail_before_any_sample(args, message, tmp_path):
 
 
 def test_task_path_with_no_tasks_is_a_clear_error(tmp_path):
-    with pytest.raises(Exception, match=str(tmp_path)):
+    from opaque_knapsack.inspect_tasks.options import TaskOptionError
+
+    with pytest.raises(TaskOptionError, match=str(tmp_path)):
         knapsack(tasks=str(tmp_path))
 
 

@@ -16,8 +16,9 @@ from .logfactory import OPTIMALITY, episode, write_log
 def test_write_quickstart_reports(matrix_dir: Path, tmp_path: Path) -> None:
     written = write_quickstart_reports(matrix_dir, tmp_path / "reports")
     assert set(written) == {
-        "stats_text", "stats_markdown", "compare_text", "compare_json",
+        "stats_text", "stats_markdown", "compare_text", "compare_json", "table_latex", "table_markdown",
         "cost_performance_png", "cost_performance_pdf", "behaviour_png", "behaviour_pdf",
+        "cost_performance_caption", "behaviour_caption",
     }
     assert all(p.exists() and p.stat().st_size > 0 for p in written.values())
     comparisons = json.loads(written["compare_json"].read_text())
@@ -28,6 +29,13 @@ def test_write_quickstart_reports(matrix_dir: Path, tmp_path: Path) -> None:
     ss = OPTIMALITY[("stateless", "stateless")]
     assert comparisons[0]["difference"]["mean"] == pytest.approx(sum(pp) / 5 - sum(ss) / 5)
     assert "Verdict:" in written["compare_text"].read_text()
+    assert "\\begin{tabular}" in written["table_latex"].read_text()
+
+
+def test_report_command_and_quickstart_share_one_writer() -> None:
+    from opaque_knapsack.reports import write_reports
+
+    assert write_quickstart_reports is write_reports
 
 
 def test_quickstart_without_aligned_pair_still_writes(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_figures_command(capsys: pytest.CaptureFixture[str], matrix_dir: Path, t
     code, out, _ = run(capsys, "figures", matrix_dir, "--out", tmp_path / "figs")
     assert code == 0
     paths = [Path(line) for line in out.splitlines()]
-    assert len(paths) == 4 and all(p.stat().st_size > 0 for p in paths)
+    assert len(paths) == 6 and all(p.stat().st_size > 0 for p in paths)  # 2 figures x (png, pdf, caption)
     code, _, err = run(capsys, "figures", matrix_dir, "--out", tmp_path, "--formats", "gif")
     assert code == 2 and "--formats" in err
 
@@ -123,6 +123,7 @@ def test_report_writes_everything(capsys: pytest.CaptureFixture[str], matrix_dir
     assert names == sorted([
         "stats.txt", "stats.md", "compare.txt", "compare.json", "table.tex", "table.md",
         "cost_performance.png", "cost_performance.pdf", "behaviour.png", "behaviour.pdf",
+        "cost_performance.caption.txt", "behaviour.caption.txt",
     ])
     assert (tmp_path / "all" / "table.tex").read_text().startswith(r"\begin{table}")
 

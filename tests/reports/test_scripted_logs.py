@@ -70,6 +70,6 @@ def test_every_command_runs(scripted_dir: Path, tmp_path: Path, capsys: pytest.C
     assert len([line for line in body.splitlines() if line.endswith(r"\\")]) == 4
     assert latex.count("easy") == 1  # the difficulty shows once, on its group's first row
     assert main(["figures", str(scripted_dir), "--out", str(tmp_path / "figs")]) == 0
-    assert len(capsys.readouterr().out.split()) == 4
+    assert len(capsys.readouterr().out.split()) == 6  # two figures: png, pdf and the caption text
     written = write_quickstart_reports(scripted_dir, tmp_path / "quick")
     assert len(json.loads(written["compare_json"].read_text())) == 2

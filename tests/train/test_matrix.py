@@ -100,6 +100,8 @@ def test_run_matrix_end_to_end_and_resume(tmp_path):
         metadata = log.eval.metadata
         seen.add((metadata["train"], metadata["runtime"], metadata["difficulty"]))
         assert f"train:{metadata['train']}" in log.eval.tags
+        # the progress display and the log name the cell; the registered name stays
+        assert log.eval.task == f"knapsack-{metadata['train']}-student-{metadata['runtime']}-runtime-easy"
         assert log.eval.model == f"mockllm/{metadata['train']}"
         assert log.eval.config.max_samples == 2
         assert log.plan.config.temperature == 0.2 and log.plan.config.max_tokens == 12288

@@ -70,8 +70,10 @@ def test_matrix_with_scripted_students(tmp_path, capsys):
     cells = set()
     for path in logs:
         header = read_eval_log(str(path), header_only=True)
-        assert header.status == "success" and header.eval.task == "opaque_knapsack/knapsack"
+        assert header.status == "success" and header.eval.task_registry_name == "opaque_knapsack/knapsack"
         metadata = header.eval.metadata
+        # Inspect's display and the log's task name say which cell this is
+        assert header.eval.task == f"knapsack-{metadata['train']}-student-{metadata['runtime']}-runtime-easy"
         cells.add((metadata["train"], metadata["runtime"]))
         assert header.eval.task_args["runtime"] == metadata["runtime"]
         assert header.eval.task_args["num"] == 2 and header.eval.task_args["seed_start"] == 123456789

@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
         "validate",
         help="check task files against the schema and re-solve them",
         description=(
-            "Check every task file under PATH (a file, a folder of files, or a tasks root "
+            "Check every task file under DIR_OR_FILE (a file, a folder of files, or a tasks root "
             "with tasks/knapsack/*.json) against the schema, and re-solve each instance to "
             "confirm its reference is optimal. Prints one line per bad file (path, field, "
             "problem) and a summary; exit status 1 if any file is bad."
@@ -76,7 +76,7 @@ def _generate(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from opaque_knapsack.cli import CommandError
+    from opaque_knapsack.errors import CommandError
     from opaque_knapsack.family.generator import GenerationError
     from opaque_knapsack.family.presets import ConfigError, resolve_config
     from opaque_knapsack.family.writer import generate_tasks
@@ -128,7 +128,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from opaque_knapsack.cli import CommandError
+    from opaque_knapsack.errors import CommandError
     from opaque_knapsack.family.loader import task_files
     from opaque_knapsack.family.schema import TaskFileError, read_instance
     from opaque_knapsack.family.solver import SolverMismatchError, verify_optimum

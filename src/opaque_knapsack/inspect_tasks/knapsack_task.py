@@ -8,8 +8,10 @@ from inspect_ai import Task, task
 from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import Solver
 
-from opaque_knapsack.family import PRESETS
+from opaque_knapsack.family import PRESETS, TaskFileError
+from opaque_knapsack.family.labels import DifficultyMismatch
 from opaque_knapsack.inspect_tasks.dataset import dataset_from_path, generated_instances, knapsack_dataset
+from opaque_knapsack.inspect_tasks.options import TaskOptionError, choice, flag, positive_seconds, whole_number
 from opaque_knapsack.scorers import knapsack_scorer
 from opaque_knapsack.solvers import codeact, knapsack_setup, react
 
@@ -20,11 +22,6 @@ SANDBOX_FOR_RUNTIME: dict[str, str] = {
     "persistent": "persistent_python",
     "stateless": "stateless_python",
 }
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"knapsack task: {name}={value!r} is not one of {', '.join(choices)}")
 
 
 @task(version=1)
@@ -66,18 +63,23 @@ def knapsack(
         solver: Replace the agent (the hidden environment is still set up).
     """
     if runtime is not None:
-        _check_choice("runtime", runtime, get_args(Runtime))
-    _check_choice("agent", agent, get_args(AgentName))
-    for name, value in (("num", num), ("max_turns", max_turns), ("max_tool_calls", max_tool_calls)):
-        if int(value) < 1:
-            raise ValueError(f"knapsack task: {name} must be at least 1, got {value}")
-    if step_timeout <= 0:
-        raise ValueError(f"knapsack task: step_timeout must be positive, got {step_timeout}")
+        runtime = choice("runtime", runtime, get_args(Runtime))  # type: ignore[assignment]
+    agent = choice("agent", agent, get_args(AgentName))  # type: ignore[assignment]
+    num = whole_number("num", num, 1)
+    seed_start = whole_number("seed_start", seed_start, 0)
+    max_turns = whole_number("max_turns", max_turns, 1)
+    max_tool_calls = whole_number("max_tool_calls", max_tool_calls, 1)
+    step_timeout = positive_seconds("step_timeout", step_timeout)
+    strict_take = flag("strict_take", strict_take)
     if tasks is not None:
-        dataset, difficulty = dataset_from_path(tasks, difficulty)
+        try:
+            dataset, difficulty = dataset_from_path(tasks, difficulty)
+        except TaskFileError as error:
+            raise TaskOptionError("tasks", tasks, f"cannot be read: {error}") from None
+        except DifficultyMismatch as error:
+            raise TaskOptionError("difficulty", difficulty, str(error).removeprefix("knapsack task: ")) from None
     else:
-        difficulty = difficulty or "easy"
-        _check_choice("difficulty", difficulty, tuple(PRESETS))
+        difficulty = choice("difficulty", difficulty or "easy", tuple(PRESETS))
         dataset = knapsack_dataset(
             generated_instances(difficulty, num, seed_start),
             difficulty,

@@ -17,7 +17,8 @@ _EXPORTS = {
     "Condition": "opaque_knapsack.reports.runs",
     "Run": "opaque_knapsack.reports.runs",
     "load_runs": "opaque_knapsack.reports.runs",
-    "summarize": "opaque_knapsack.reports.quickstart",
+    "summarize": "opaque_knapsack.reports.all_reports",
+    "write_reports": "opaque_knapsack.reports.all_reports",
     "summarize_runs": "opaque_knapsack.reports.stats",
     "render_stats": "opaque_knapsack.reports.stats",
     "PairedComparison": "opaque_knapsack.reports.compare",
@@ -34,7 +35,7 @@ _EXPORTS = {
     "render_markdown": "opaque_knapsack.reports.results_table",
     "table_from_logs": "opaque_knapsack.reports.results_table",
     "write_figures": "opaque_knapsack.reports.figures",
-    "write_quickstart_reports": "opaque_knapsack.reports.quickstart",
+    "write_quickstart_reports": "opaque_knapsack.reports.quickstart",  # = write_reports
 }
 
 __all__ = sorted(_EXPORTS)

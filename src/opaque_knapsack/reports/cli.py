@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from opaque_knapsack.cli import CommandError
+from opaque_knapsack.errors import CommandError
 
 SELECT_FIELDS = ("model", "train", "runtime", "difficulty", "agent")
 
@@ -78,29 +78,11 @@ def register(subparsers: Any) -> None:
 
 
 @contextlib.contextmanager
-def _no_notebook_probe() -> Iterator[None]:
-    """Skip Inspect's "am I in a notebook?" probe, which imports IPython (~0.3 s).
-
-    A console command never runs inside a notebook kernel; making the import
-    fail tells Inspect so at once. Only done when IPython is not loaded yet.
-    """
-    if "IPython" in sys.modules:
-        yield
-        return
-    sys.modules["IPython"] = None  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        if sys.modules.get("IPython", 0) is None:
-            del sys.modules["IPython"]
-
-
-@contextlib.contextmanager
 def _reporting() -> Iterator[None]:
     """Turn ReportError into CommandError and print ReportWarnings as one line each."""
     from opaque_knapsack.reports.errors import ReportError, ReportWarning
 
-    with _no_notebook_probe(), warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ReportWarning)
         try:
             yield
@@ -219,15 +201,9 @@ def _handle_figures(args: argparse.Namespace) -> int:
 
 
 def _handle_report(args: argparse.Namespace) -> int:
-    from opaque_knapsack.reports.quickstart import write_quickstart_reports
-    from opaque_knapsack.reports.results_table import render_latex, render_markdown, table_from_logs
+    from opaque_knapsack.reports.all_reports import write_reports
 
     with _reporting():
-        written = write_quickstart_reports(args.log_dir, args.out)
-        spec, rows = table_from_logs(args.log_dir)
-        for key, name, render in (("table_latex", "table.tex", render_latex), ("table_markdown", "table.md", render_markdown)):
-            written[key] = Path(args.out) / name
-            written[key].write_text(render(spec, rows), encoding="utf-8")
-        for path in written.values():
+        for path in write_reports(args.log_dir, args.out).values():
             print(path)
     return 0

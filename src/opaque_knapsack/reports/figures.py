@@ -1,4 +1,13 @@
-"""The two report figures: cost-performance trade-off and behavioural signatures."""
+"""The two report figures: cost-performance trade-off and behavioural signatures.
+
+Both must read in print: in greyscale and for colour-blind readers. Colour
+(the Okabe-Ito palette, made for colour-vision deficiencies) carries the
+training semantics, and never alone: the runtime is also fill (filled =
+persistent, open or hatched = stateless), and the difficulty is the marker
+shape (cost-performance) or the row of panels (behaviour). Conditions are
+told apart by these encodings and one legend outside the axes, so no label
+is printed over a point or a bar however many conditions there are.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +21,40 @@ from opaque_knapsack.reports.errors import ReportError
 from opaque_knapsack.reports.runs import Run
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 FIGURE_RESAMPLES = 5_000
-TRAIN_COLOURS = {"persistent": "#1f77b4", "stateless": "#ff7f0e", "base": "#7f7f7f"}
-OTHER_COLOURS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-STATELESS_HATCH = "//"
+# Okabe & Ito (2008): distinguishable with every common colour-vision
+# deficiency; blue and orange also differ in lightness, so they part in grey.
+TRAIN_COLOURS = {"persistent": "#0072B2", "stateless": "#E69F00", "base": "#7F7F7F"}
+OTHER_COLOURS = ("#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
+STATELESS_HATCH = "///"
+# error bars' line style per training semantics: parts them in grey when colours do not
+TRAIN_LINESTYLES = {"persistent": "-", "stateless": "--", "base": ":"}
+OTHER_LINESTYLES = ("-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
+DIFFICULTY_MARKERS = {"easy": "o", "medium": "^", "hard": "s"}
+OTHER_MARKERS = ("D", "v", "P", "X")
 BEHAVIOUR_PANELS = (
-    ("state_utilization", "State utilization", "carried references served / episode"),
-    ("reimport_rate", "Re-import rate", "share of later steps re-importing"),
-    ("symbol_lifespan", "Context symbol lifespan", "turns back to the binding"),
+    ("state_utilization", "State utilization", "state reuses per episode"),
+    ("reimport_rate", "Re-import rate", "share of steps re-importing"),
+    ("symbol_lifespan", "Context symbol lifespan", "turns"),
+)
+COST_PERFORMANCE_CAPTION = (
+    "Cost-performance trade-off. Each point is one condition: mean optimality (agent value / optimal "
+    "value, %) against mean output tokens per episode (log scale), with 95% percentile bootstrap "
+    "confidence intervals over episodes on both axes. Colour: the student's training semantics; "
+    "filled marker: persistent runtime, open marker: stateless runtime; marker shape: difficulty."
+)
+BEHAVIOUR_CAPTION = (
+    "Behavioural signatures per condition: means per episode with 95% percentile bootstrap confidence "
+    "intervals over episodes. State utilization: references per episode to a name an earlier turn "
+    "bound, which the interpreter still held when the step ran (a stateless runtime serves none). "
+    "Re-import rate: share of the steps after the first whose code imports a module an earlier step "
+    "already imported. Context symbol lifespan: mean distance, in turns, from a reference to a name "
+    "an earlier turn bound back to the turn that last bound it (0 when there are none). Colour: the "
+    "student's training semantics; hatched bars: stateless runtime; one row of panels per "
+    "difficulty. '0' marks a mean of exactly zero; 'n/a' a condition without values."
 )
 
 
@@ -34,12 +67,31 @@ def _pyplot():  # noqa: ANN202 - matplotlib's module type
     return plt
 
 
-def _colour(train: str, seen: dict[str, str]) -> str:
-    if train in TRAIN_COLOURS:
-        return TRAIN_COLOURS[train]
-    if train not in seen:
-        seen[train] = OTHER_COLOURS[len(seen) % len(OTHER_COLOURS)]
-    return seen[train]
+def _pick(key: str, fixed: dict[str, str], spare: Sequence[str], seen: dict[str, str]) -> str:
+    """A fixed style for known names, the next spare one for others (stable per figure)."""
+    if key in fixed:
+        return fixed[key]
+    if key not in seen:
+        seen[key] = spare[len(seen) % len(spare)]
+    return seen[key]
+
+
+class _Styles:
+    """Colour per training semantics and marker per difficulty, consistent within a figure."""
+
+    def __init__(self) -> None:
+        self._colours: dict[str, str] = {}
+        self._markers: dict[str, str] = {}
+        self._linestyles: dict[str, object] = {}
+
+    def colour(self, train: str) -> str:
+        return _pick(train, TRAIN_COLOURS, OTHER_COLOURS, self._colours)
+
+    def linestyle(self, train: str) -> object:
+        return _pick(train, TRAIN_LINESTYLES, OTHER_LINESTYLES, self._linestyles)  # type: ignore[arg-type]
+
+    def marker(self, difficulty: str) -> str:
+        return _pick(difficulty, DIFFICULTY_MARKERS, OTHER_MARKERS, self._markers)
 
 
 def _mean_ci(run: Run, metric: str, scale: float = 1.0) -> tuple[float, float, float]:
@@ -50,101 +102,147 @@ def _mean_ci(run: Run, metric: str, scale: float = 1.0) -> tuple[float, float, f
     return (float(values.mean()), low, high)
 
 
-def _train_legend(ax, runs: Sequence[Run], others: dict[str, str], *, hatch: bool) -> None:  # noqa: ANN001
+def _train_name(train: str) -> str:
+    return "base model" if train == "base" else f"{train}-trained"
+
+
+def _ordered(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+def _legend_handles(runs: Sequence[Run], styles: _Styles, *, bars: bool) -> list:  # noqa: ANN401
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = []
-    for train in dict.fromkeys(r.condition.train for r in runs):
-        colour = _colour(train, others)
-        handles.append(Patch(facecolor=colour, edgecolor="black", label=f"trained {train}"))
-    runtimes = dict.fromkeys(r.condition.runtime for r in runs)
-    for runtime in runtimes:
-        stateless = runtime == "stateless"
-        if hatch:
-            handles.append(
-                Patch(facecolor="white", edgecolor="black", hatch=STATELESS_HATCH if stateless else "",
-                      label=f"{runtime} runtime")
-            )
+    handles: list = []
+    for train in _ordered([r.condition.train for r in runs]):
+        if bars:
+            handles.append(Patch(facecolor=styles.colour(train), edgecolor="black", label=_train_name(train)))
         else:
-            handles.append(
-                Line2D([], [], marker="s" if stateless else "o", linestyle="", markerfacecolor="white" if stateless else "black",
-                       markeredgecolor="black", label=f"{runtime} runtime")
-            )
-    ax.legend(handles=handles, fontsize=8, frameon=False, loc="best")
+            handles.append(Line2D([], [], color=styles.colour(train), linestyle=styles.linestyle(train),
+                                  linewidth=2, label=_train_name(train)))
+    for runtime in _ordered([r.condition.runtime for r in runs]):
+        stateless = runtime == "stateless"
+        if bars:
+            handles.append(Patch(facecolor="white", edgecolor="black", hatch=STATELESS_HATCH if stateless else "",
+                                 label=f"{runtime} runtime"))
+        else:
+            handles.append(Line2D([], [], marker="o", linestyle="", markersize=8, markeredgewidth=1.6,
+                                  markerfacecolor="white" if stateless else "black", markeredgecolor="black",
+                                  label=f"{runtime} runtime ({'open' if stateless else 'filled'})"))
+    if not bars:
+        for difficulty in _ordered([r.condition.difficulty for r in runs]):
+            handles.append(Line2D([], [], marker=styles.marker(difficulty), linestyle="", markersize=8,
+                                  markerfacecolor="grey", markeredgecolor="black", label=difficulty))
+    return handles
 
 
 def cost_performance_figure(runs: Sequence[Run]) -> "Figure":
     """Mean optimality (%) against output tokens per episode (log x), 95% bootstrap CIs."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
-    others: dict[str, str] = {}
-    plotted = 0
-    placed: list[tuple[float, float]] = []  # (log10 x, y) of labelled points
-    for run in runs:
-        y, y_low, y_high = _mean_ci(run, "optimality", 100.0)
-        x, x_low, x_high = _mean_ci(run, "output_tokens")
-        if math.isnan(y) or math.isnan(x) or x <= 0:
-            continue
-        stateless = run.condition.runtime == "stateless"
-        colour = _colour(run.condition.train, others)
-        ax.errorbar(
-            x, y,
-            xerr=[[x - x_low], [x_high - x]], yerr=[[y - y_low], [y_high - y]],
-            fmt="s" if stateless else "o", markersize=8, capsize=3, color=colour,
-            markerfacecolor="white" if stateless else colour, markeredgewidth=1.6,
-        )
-        # stack the labels of points that (nearly) coincide instead of overprinting them
-        near = sum(1 for px, py in placed if abs(px - math.log10(x)) < 0.08 and abs(py - y) < 1.5)
-        placed.append((math.log10(x), y))
-        ax.annotate(run.label, (x, y), xytext=(6, 6 - 11 * near), textcoords="offset points", fontsize=8)
-        plotted += 1
+    fig, ax = plt.subplots(figsize=(7.6, 4.6), layout="constrained")
+    styles = _Styles()
+    plotted = sum(_plot_condition(ax, run, styles) for run in runs)
     ax.set_xscale("log")
-    ax.margins(x=0.25, y=0.1)  # room for the point labels
+    ax.margins(x=0.12, y=0.08)
     ax.set_xlabel("output tokens per episode (mean, log scale)")
     ax.set_ylabel("mean optimality (%)")
     ax.set_title("Cost-performance trade-off (95% bootstrap CIs)")
     ax.grid(True, which="both", alpha=0.3)
     if plotted:
-        _train_legend(ax, runs, others, hatch=False)
+        fig.legend(handles=_legend_handles(runs, styles, bars=False), loc="outside right center",
+                   fontsize=8, frameon=False)
     else:
         ax.text(0.5, 0.5, "no episodes with output tokens", ha="center", va="center", transform=ax.transAxes)
     return fig
 
 
+def _plot_condition(ax: "Axes", run: Run, styles: _Styles) -> bool:
+    y, y_low, y_high = _mean_ci(run, "optimality", 100.0)
+    x, x_low, x_high = _mean_ci(run, "output_tokens")
+    if math.isnan(y) or math.isnan(x) or x <= 0:
+        return False
+    colour = styles.colour(run.condition.train)
+    stateless = run.condition.runtime == "stateless"
+    container = ax.errorbar(
+        x, y,
+        xerr=[[x - x_low], [x_high - x]], yerr=[[y - y_low], [y_high - y]],
+        fmt=styles.marker(run.condition.difficulty), markersize=9, capsize=3, color=colour,
+        markerfacecolor="white" if stateless else colour, markeredgewidth=1.8, elinewidth=1.2,
+        alpha=0.95, label=run.label,
+    )
+    for line in container.lines[2]:
+        line.set_linestyle(styles.linestyle(run.condition.train))
+    return True
+
+
 def behaviour_figure(runs: Sequence[Run]) -> "Figure":
-    """State utilization, re-import rate and symbol lifespan per condition (bars, 95% CIs)."""
+    """State utilization, re-import rate and symbol lifespan per condition (bars, 95% CIs).
+
+    One row of panels per difficulty; within a panel, one group per training
+    semantics with a bar per runtime, so the tick labels are short and flat.
+    """
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), layout="constrained")
-    others: dict[str, str] = {}
-    positions = list(range(len(runs)))
-    for ax, (metric, title, unit) in zip(axes, BEHAVIOUR_PANELS, strict=True):
-        for position, run in zip(positions, runs, strict=True):
-            mean, low, high = _mean_ci(run, metric)
-            if math.isnan(mean):
-                continue
-            ax.bar(
-                position, mean, width=0.7, color=_colour(run.condition.train, others), edgecolor="black",
-                hatch=STATELESS_HATCH if run.condition.runtime == "stateless" else "",
-                yerr=[[mean - low], [high - mean]], capsize=3,
-            )
-        ax.set_xticks(positions, [r.label for r in runs], rotation=30, ha="right", fontsize=8)
-        ax.set_title(title)
-        ax.set_ylabel(unit)
-        ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle("Behavioural signatures by train → runtime condition (95% bootstrap CIs)")
-    _train_legend(axes[0], runs, others, hatch=True)
+    difficulties = _ordered([r.condition.difficulty for r in runs])
+    trains = _ordered([r.condition.train for r in runs])
+    fig, axes = plt.subplots(
+        len(difficulties), 3, figsize=(11, 0.4 + 3.1 * len(difficulties)), layout="constrained",
+        squeeze=False, sharex=True,
+    )
+    styles = _Styles()
+    for row, difficulty in enumerate(difficulties):
+        subset = [r for r in runs if r.condition.difficulty == difficulty]
+        for column, (metric, title, unit) in enumerate(BEHAVIOUR_PANELS):
+            ax = axes[row][column]
+            _behaviour_panel(ax, subset, trains, metric, styles)
+            ax.set_title(f"{title} ({difficulty})" if len(difficulties) > 1 else title, fontsize=10)
+            ax.set_ylabel(unit)
+    fig.suptitle("Behavioural signatures by training and runtime semantics (95% bootstrap CIs)")
+    fig.legend(handles=_legend_handles(runs, styles, bars=True), loc="outside lower center",
+               ncol=len(trains) + 2, fontsize=9, frameon=False)
     return fig
 
 
+def _behaviour_panel(ax: "Axes", runs: Sequence[Run], trains: list[str], metric: str, styles: _Styles) -> None:
+    runtimes = _ordered([r.condition.runtime for r in runs]) or ["persistent"]
+    width = 0.8 / len(runtimes)
+    top = 0.0
+    marks: list[tuple[float, str]] = []
+    for group, train in enumerate(trains):
+        for slot, runtime in enumerate(runtimes):
+            position = group - 0.4 + width * (slot + 0.5)
+            match = [r for r in runs if (r.condition.train, r.condition.runtime) == (train, runtime)]
+            mean, low, high = _mean_ci(match[0], metric) if match else (math.nan,) * 3
+            if math.isnan(mean):
+                marks.append((position, "n/a" if match else ""))
+                continue
+            ax.bar(position, mean, width=width * 0.92, color=styles.colour(train), edgecolor="black",
+                   hatch=STATELESS_HATCH if runtime == "stateless" else "",
+                   yerr=[[mean - low], [high - mean]], capsize=3, error_kw={"elinewidth": 1.2})
+            top = max(top, high)
+            if mean == 0:
+                marks.append((position, "0"))
+    for position, text in marks:
+        if text:
+            ax.text(position, 0, text, ha="center", va="bottom", fontsize=8, color="black")
+    ax.set_ylim(0, max(top * 1.12, 0.1))
+    ax.set_xticks(range(len(trains)), [_train_name(t).replace(" ", "\n", 1).replace("-", "-\n", 1) for t in trains],
+                  fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
 def write_figures(runs: Sequence[Run], out_dir: str | Path, formats: Sequence[str] = ("png", "pdf")) -> dict[str, Path]:
-    """Write both figures in each format; returns {"cost_performance_png": path, ...}."""
+    """Write both figures in each format and each one's caption as text next to it.
+
+    Returns {"cost_performance_png": path, ..., "behaviour_caption": path}.
+    """
     if not runs:
         raise ReportError("no runs to plot")
     plt = _pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
+    captions = {"cost_performance": COST_PERFORMANCE_CAPTION, "behaviour": BEHAVIOUR_CAPTION}
     for name, build in (("cost_performance", cost_performance_figure), ("behaviour", behaviour_figure)):
         fig = build(runs)
         # lay out once and freeze it, so each format does not redo the layout
@@ -159,4 +257,6 @@ def write_figures(runs: Sequence[Run], out_dir: str | Path, formats: Sequence[st
                 written[f"{name}_{fmt}"] = path
         finally:
             plt.close(fig)
+        written[f"{name}_caption"] = out / f"{name}.caption.txt"
+        written[f"{name}_caption"].write_text(captions[name] + "\n", encoding="utf-8")
     return written

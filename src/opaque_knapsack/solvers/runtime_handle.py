@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opaque_knapsack.records import StepRecord
 from opaque_knapsack.solvers.episode import KnapsackEpisode, current_episode
 
 
@@ -12,7 +13,10 @@ class KnapsackRuntime:
     """Run code blocks in the current sample's interpreter, tools included.
 
     ``semantics`` says whether the interpreter keeps state between ``run``
-    calls (persistent) or starts fresh for each (stateless).
+    calls (persistent) or starts fresh for each (stateless). Each ``run`` is
+    one step of the episode and is recorded as the CodeAct agent records its
+    steps, so the scorer's steps, tool calls and NameErrors count a custom
+    solver's work too.
     """
 
     sandbox: object
@@ -32,8 +36,26 @@ class KnapsackRuntime:
             max_tool_calls=self.max_tool_calls,
             timeout=self.step_timeout,
         )
+        self.episode.record(step_record(len(self.episode.steps) + 1, code, result))
         self.episode.sync()
         return result
+
+
+def step_record(turn: int, code: str, result: object) -> StepRecord:
+    """The scorer's record of one block run through the runtime (no model tokens: no model call)."""
+    from opaque_knapsack.solvers.codeact import _refused, undefined_name
+
+    record = StepRecord(turn=turn, code=code)
+    record.tool_calls = sum(1 for call in result.tool_calls if not _refused(call))  # type: ignore[attr-defined]
+    record.timed_out = result.timed_out  # type: ignore[attr-defined]
+    record.kernel_restarted = result.kernel_restarted  # type: ignore[attr-defined]
+    error = result.error  # type: ignore[attr-defined]
+    if error is not None:
+        record.error_type = error.type
+        record.is_name_error = result.is_name_error  # type: ignore[attr-defined]
+        if record.is_name_error:
+            record.name_error = undefined_name(error.message)
+    return record
 
 
 def knapsack_runtime(max_tool_calls: int = 25, step_timeout: float = 30.0) -> KnapsackRuntime:

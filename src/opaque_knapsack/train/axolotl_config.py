@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from opaque_knapsack.train.files import create_temporary
 
 Runtime = Literal["persistent", "stateless", "react"]
 
@@ -268,7 +269,7 @@ def write_axolotl_config(config: AxolotlConfig, out: str | Path, unknown: dict[s
     validate_with_axolotl(data)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    handle, name = create_temporary(out)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(f"# Axolotl QLoRA config for the {_runtime_of(config)} student (opaque-knapsack)\n")

@@ -7,9 +7,13 @@ instant and a missing optional extra only matters to the command needing it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from opaque_knapsack.errors import CommandError
 
 
 def register(subparsers: Any) -> None:
@@ -24,8 +28,6 @@ def register(subparsers: Any) -> None:
 
 
 def _command_error(message: str) -> Exception:
-    from opaque_knapsack.cli import CommandError
-
     return CommandError(message)
 
 
@@ -52,7 +54,7 @@ def _register_export(subparsers: Any) -> None:
         default="openai",
         help="openai: 'messages' with role/content (default); sharegpt: 'conversations' with from/value.",
     )
-    parser.add_argument("--min-score", type=float, default=None, help="Keep episodes with optimality >= this (0..1).")
+    parser.add_argument("--min-score", type=float, default=None, help="Keep episodes with optimality >= this (0..1; default: keep every score).")
     parser.add_argument("--solved-only", action="store_true", help="Keep only solved episodes (optimality 1).")
     parser.add_argument("--runtime", choices=["persistent", "stateless"], help="Keep only this runtime's episodes.")
     parser.add_argument(
@@ -69,6 +71,7 @@ def _register_export(subparsers: Any) -> None:
         default=0.0,
         help="Share of tasks (by sha256 of the task id) written to OUT's .val.jsonl sibling (default 0).",
     )
+    parser.add_argument("--quiet", action="store_true", help="No progress bar (it shows only on a terminal).")
     parser.add_argument(
         "--no-dedup",
         action="store_true",
@@ -78,6 +81,11 @@ def _register_export(subparsers: Any) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    # checked before the export's imports (Inspect's log reader takes seconds to load)
+    if args.min_score is not None and not 0 <= args.min_score <= 1:
+        raise _command_error(f"--min-score {args.min_score}: must be between 0 and 1 (optimality is a fraction)")
+    if not 0 <= args.val_fraction < 1:
+        raise _command_error(f"--val-fraction {args.val_fraction}: must be at least 0 and less than 1")
     from pydantic import ValidationError
 
     from opaque_knapsack.train.export import ExportError, ExportOptions, export_traces
@@ -94,12 +102,32 @@ def _export(args: argparse.Namespace) -> int:
         )
     except ValidationError as error:
         raise _command_error(_first_problem(error)) from None
-    try:
-        summary = export_traces(args.logs, args.out, options)
-    except ExportError as error:
-        raise _command_error(str(error)) from None
+    with _progress_bar("exporting", quiet=args.quiet) as advance:
+        try:
+            summary = export_traces(args.logs, args.out, options, progress=advance)
+        except ExportError as error:
+            raise _command_error(str(error)) from None
     print(summary.table())
     return 0
+
+
+@contextlib.contextmanager
+def _progress_bar(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr when it is a terminal; yields update(done, total)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=quiet or not console.is_terminal, transient=True,
+    ) as progress:
+        bar = progress.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        yield update
 
 
 # -- axolotl-config -------------------------------------------------------------
@@ -112,8 +140,8 @@ def _register_axolotl_config(subparsers: Any) -> None:
         description=(
             "QLoRA on the base model: 4-bit NF4 double quant, bf16; LoRA r 64 alpha 128 dropout 0.05 on "
             "q,k,v,o,gate,up,down; seq len 16384 packed; micro batch 1 x grad accum 16; 3 epochs AdamW "
-            "cosine lr 1e-4 warmup 3%% weight decay 0.01; gradient checkpointing; flash attention; "
-            "val 5%%; seed 3407. Any key can be overridden with --set KEY=VALUE."
+            "cosine lr 1e-4 warmup 3% weight decay 0.01; gradient checkpointing; flash attention; "
+            "val 5%; seed 3407. Any key can be overridden with --set KEY=VALUE."
         ),
     )
     parser.add_argument("--traces", required=True, help="Exported traces JSONL (from `opaque-knapsack export`).")
@@ -121,7 +149,10 @@ def _register_axolotl_config(subparsers: Any) -> None:
         "--runtime",
         required=True,
         choices=["persistent", "stateless", "react"],
-        help="Which student the traces train (names output_dir; checked against the traces).",
+        help="Which student the traces train: persistent or stateless (CodeAct traces from that runtime), "
+        "or react (traces of the ReAct baseline, -T agent=react, whose tool calls are native function "
+        "calls rather than code, so its student does not depend on a runtime). Names output_dir and is "
+        "checked against the traces.",
     )
     parser.add_argument("--base-model", default="Qwen/Qwen3-8B", help="Base model id or path (default Qwen/Qwen3-8B).")
     parser.add_argument("--out", required=True, help="Where to write the YAML config.")
@@ -182,10 +213,10 @@ def _axolotl_config(args: argparse.Namespace) -> int:
     from opaque_knapsack.train.axolotl_config import (
         ConfigError,
         build_axolotl_config,
+        config_dict,
         parse_override,
         validate_with_axolotl,
         write_axolotl_config,
-        config_dict,
     )
 
     try:
@@ -220,6 +251,12 @@ def _register_train(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a student: runs `axolotl train CONFIG` (needs the train extra and a CUDA GPU)",
+        description=(
+            "Fine-tune a student on exported traces with QLoRA: runs `axolotl train CONFIG` on a config "
+            "from `opaque-knapsack axolotl-config`. Checks first that the train extra "
+            "(pip install 'opaque-knapsack[train]') and a CUDA GPU are there; --dry-run only prints the "
+            "command. The adapter lands in the config's output_dir, ready for `opaque-knapsack serve --lora`."
+        ),
     )
     parser.add_argument("config", metavar="CONFIG", help="Axolotl YAML config (from `opaque-knapsack axolotl-config`).")
     parser.add_argument("--dry-run", action="store_true", help="Print the command instead of running it.")
@@ -273,15 +310,24 @@ def _train(args: argparse.Namespace) -> int:
         raise _command_error(str(error)) from None
 
 
-def _launch(command: list[str], modules: Any, extra: str, activity: str, *, dry_run: bool) -> int:
-    """Print the command (--dry-run), or check the extra and the GPU and run it."""
+def _launch(
+    command: list[str], modules: Any, extra: str, activity: str, *, dry_run: bool, hints: str = ""
+) -> int:
+    """Print the command (--dry-run), or check the extra and the GPU and run it.
+
+    The hints come after the check: a missing extra is the one thing to read.
+    """
     from opaque_knapsack.train.launch import LaunchError, check_ready, format_command, run_command
 
     if dry_run:
         print(format_command(command))
+        if hints:
+            print(hints)
         return 0
     try:
         check_ready(modules, extra, activity)
+        if hints:
+            print(hints, flush=True)
         return run_command(command)
     except LaunchError as error:
         raise _command_error(str(error)) from None
@@ -455,6 +501,13 @@ def _register_matrix(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "matrix",
         help="evaluate every student x runtime x difficulty as one resumable Inspect eval set",
+        description=(
+            "The cross-evaluation: every --student in every runtime at every difficulty, each condition "
+            "one Inspect task named after its student, runtime and difficulty and tagged for the reports. "
+            "All run as one eval set in --log-dir, so re-running the same command resumes. With --num 100 "
+            "and two difficulties, a 3-student matrix is 1,200 episodes: try --num 5 first, or --dry-run "
+            "to see the conditions. Read the results with `opaque-knapsack report LOG_DIR`."
+        ),
     )
     parser.add_argument(
         "--student",
@@ -478,8 +531,14 @@ def _register_matrix(subparsers: Any) -> None:
     parser.add_argument("--seed-start", type=int, default=123456789, help="First instance seed (default 123456789).")
     parser.add_argument("--agent", choices=["codeact", "react"], default="codeact", help="Agent (default codeact).")
     parser.add_argument("--log-dir", required=True, help="Eval-set log directory (re-run to resume).")
-    parser.add_argument("--max-connections", type=int, help="Concurrent model connections (vLLM batching).")
-    parser.add_argument("--max-samples", type=int, help="Concurrent samples per task.")
+    parser.add_argument(
+        "--max-connections", type=int,
+        help="Concurrent model connections, i.e. vLLM batching (default: the Inspect provider's, 10 for most).",
+    )
+    parser.add_argument(
+        "--max-samples", type=int,
+        help="Concurrent samples per task (default: Inspect's, as many as --max-connections).",
+    )
     parser.add_argument("--max-tasks", type=int, help="Concurrent tasks (default: all conditions).")
     parser.add_argument("--model-base-url", help="Base URL of the model server (e.g. http://127.0.0.1:8000/v1).")
     parser.add_argument("--temperature", type=float, default=0.2, help="Sampling temperature (default 0.2).")
@@ -496,6 +555,7 @@ def _matrix(args: argparse.Namespace) -> int:
 
     if args.tasks and args.difficulty:
         raise _command_error("give --tasks DIR (labelled from its files) or --difficulty, not both")
+    _check_difficulties(_comma_list(args.difficulty or ""))
     try:
         spec = MatrixSpec(
             students=dict(parse_students(args.student)),
@@ -522,9 +582,11 @@ def _matrix(args: argparse.Namespace) -> int:
     print(describe(spec))
     if args.dry_run:
         return 0
+    from opaque_knapsack.inspect_tasks.options import TaskOptionError
+
     try:
         success, logs = run_matrix(spec)
-    except MatrixError as error:
+    except (MatrixError, TaskOptionError) as error:
         raise _command_error(str(error)) from None
     for log in logs:
         metadata = log.eval.metadata or {}
@@ -554,12 +616,34 @@ def _fault_note(log: Any) -> str | None:
     return fault_note(where, totals["step_timeouts"], totals["kernel_restarts"], scored)
 
 
+def _check_difficulties(difficulties: list[str]) -> None:
+    """Before any work: a preset name the task would refuse only after the plan is printed."""
+    from opaque_knapsack.family.presets import PRESETS
+
+    unknown = [name for name in difficulties if name not in PRESETS]
+    if unknown:
+        raise _command_error(f"--difficulty {unknown[0]!r} is not one of: {', '.join(PRESETS)}")
+
+
 def _comma_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _first_problem(error: Any) -> str:
-    item = error.errors()[0]
-    where = ".".join(str(part) for part in item["loc"])
-    return f"{where}: {item['msg']}" if where else item["msg"]
+# Model fields whose flag is not the field's name with dashes.
+FIELD_FLAGS = {"students": "--student", "difficulties": "--difficulty", "dedup": "--no-dedup", "format": "--format"}
 
+
+def _flag(field: str) -> str:
+    return FIELD_FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def _first_problem(error: Any) -> str:
+    """The first pydantic problem, named by the command-line flag that set the field."""
+    item = error.errors()[0]
+    location = [str(part) for part in item["loc"]]
+    message = item["msg"]
+    if not location:
+        return message
+    value = item.get("input")
+    shown = f" {value!r}" if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+    return f"{_flag(location[0])}{shown}: {message}"

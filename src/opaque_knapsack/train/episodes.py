@@ -96,8 +96,9 @@ def read_header(path: str) -> EvalLog:
         header = read_eval_log(path, header_only=True)
     except Exception as error:  # noqa: BLE001 - any parse failure is a bad input file
         raise EpisodeLogError(f"{path}: not a readable Inspect log ({type(error).__name__}: {error})") from None
-    task = header.eval.task
-    if task.split("/")[-1] != TASK_NAME:
+    task = header.eval.task_registry_name or header.eval.task
+    name = task.split("/")[-1]
+    if name != TASK_NAME and not name.startswith(f"{TASK_NAME}-"):  # matrix cells: knapsack-<student>-...
         raise EpisodeLogError(
             f"{path}: log of task {task!r}, not opaque_knapsack/knapsack; export reads knapsack logs only"
         )

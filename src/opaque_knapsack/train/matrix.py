@@ -9,11 +9,12 @@ run through one ``inspect_ai.eval_set`` call: resumable (re-running the same
 command picks up finished logs and retries the rest), one log per condition.
 
 Task identity within an eval set is ``task name # hash(task args) / model /
-hash(plan, config, limits)``. Conditions of different runtime or difficulty
-differ in their task args and conditions of different students in their
-model, so the task keeps its registered name (which the export and the
-reports recognise); two students given the same model would collide, and are
-refused up front.
+hash(plan, config, limits)``. Each condition's task is named after its
+student, runtime and difficulty (so Inspect's progress display and the logs
+say which cell they are); the log keeps the registered name
+``opaque_knapsack/knapsack`` in ``task_registry_name``, which the export and
+the reports recognise. Two students given the same model would share a
+server-side identity, and are refused up front.
 """
 
 from __future__ import annotations
@@ -133,6 +134,15 @@ class Condition:
         return f"{self.train}-trained / {self.runtime} runtime / {self.difficulty}"
 
     @property
+    def task_name(self) -> str:
+        """What Inspect's progress display and the log's task name show for this cell.
+
+        The log keeps the registered name (``task_registry_name``), which is
+        how the export and the reports recognise a knapsack log.
+        """
+        return f"knapsack-{self.train}-student-{self.runtime}-runtime-{self.difficulty}"
+
+    @property
     def tags(self) -> list[str]:
         return [f"train:{self.train}", f"runtime:{self.runtime}", f"difficulty:{self.difficulty}"]
 
@@ -180,7 +190,9 @@ def build_tasks(spec: MatrixSpec, task_factory: TaskFactory | None = None) -> li
         model = condition.model
         if isinstance(model, str):
             model = get_model(model, base_url=spec.model_base_url) if spec.model_base_url else model
-        tasks.append(task_with(task, model=model, tags=condition.tags, metadata=condition.metadata))
+        tasks.append(
+            task_with(task, name=condition.task_name, model=model, tags=condition.tags, metadata=condition.metadata)
+        )
     return tasks
 
 

@@ -16,7 +16,7 @@ def register(subparsers: Any) -> None:
 
 
 def _command_error(message: str) -> Exception:
-    from opaque_knapsack.cli import CommandError
+    from opaque_knapsack.errors import CommandError
 
     return CommandError(message)
 

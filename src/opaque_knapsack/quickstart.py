@@ -1,4 +1,9 @@
-"""``opaque-knapsack quickstart``: the whole 2x2 offline, in about a minute."""
+"""``opaque-knapsack quickstart``: the whole 2x2 offline, in about a minute.
+
+A top-level module because it spans the areas: it generates tasks (family),
+runs the task (inspect_tasks) and writes the reports (reports), none of which
+should import another for it.
+"""
 
 from __future__ import annotations
 
@@ -40,7 +45,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--difficulty", default="easy", choices=("easy", "medium", "hard"), help="Preset to generate (default: %(default)s).")
     parser.add_argument("--seed-start", type=int, default=123456789, help="Seed of the first instance (default: %(default)s, the paper's).")
     parser.add_argument("--max-samples", type=int, default=32, help="Samples run concurrently per eval (default: %(default)s).")
-    parser.add_argument("--display", default="none", choices=("full", "rich", "plain", "log", "none"), help="Inspect's progress display (default: %(default)s).")
+    parser.add_argument(
+        "--display",
+        default="auto",
+        choices=("auto", "full", "rich", "plain", "log", "none"),
+        help="Inspect's progress display; auto: rich progress when stdout is a terminal, else none "
+        "(default: %(default)s).",
+    )
     parser.add_argument("--no-reports", action="store_true", help="Skip the stats/compare/figures reports.")
     parser.set_defaults(handler=run_quickstart)
 
@@ -48,7 +59,7 @@ def register(subparsers: Any) -> None:
 def run_quickstart(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from opaque_knapsack.cli import CommandError
+    from opaque_knapsack.errors import CommandError
 
     console = Console()
     if not console.is_terminal:
@@ -62,9 +73,13 @@ def run_quickstart(args: argparse.Namespace) -> int:
         difficulty=args.difficulty,
         seed_start=args.seed_start,
         max_samples=args.max_samples,
-        display=args.display,
+        display=progress_display(args.display, console.is_terminal),
         console=console,
     )
+    if len(logs) < len(CONDITIONS) or any(log.status == "cancelled" for log in logs):
+        # Inspect's eval_set turns Ctrl-C into cancelled (or missing) logs and
+        # returns; a table of nothing and reports of half a run would mislead.
+        raise KeyboardInterrupt
     failed = [log for log in logs if log.status != "success"]
     console.print(summary_table(logs))
     if failed:
@@ -76,6 +91,17 @@ def run_quickstart(args: argparse.Namespace) -> int:
         _write_reports(out, console)
     console.print(f"\nLogs: {out / 'logs'}\nOpen them with:  [bold]inspect view --log-dir {out / 'logs'}[/bold]")
     return 0
+
+
+def progress_display(choice: str, is_terminal: bool) -> str:
+    """Inspect's display for the run: its live progress for a person at a terminal.
+
+    The 2x2 takes half a minute; silence for that long reads as a hang. When
+    stdout is a file or a pipe, progress bars would only clutter it.
+    """
+    if choice != "auto":
+        return choice
+    return "rich" if is_terminal else "none"
 
 
 def quickstart(
@@ -154,9 +180,7 @@ def summary_table(logs: list[Any]) -> Any:
 
 
 def _write_reports(out: Path, console: Any) -> None:
-    try:
-        from opaque_knapsack.reports import write_quickstart_reports
-    except ImportError:
-        return
-    written = write_quickstart_reports(out / "logs", out / "reports")
+    from opaque_knapsack.reports.all_reports import write_reports
+
+    written = write_reports(out / "logs", out / "reports")
     console.print("Reports: " + ", ".join(str(path) for path in written.values()))

@@ -1,0 +1,23 @@
+"""Temporary files for atomic writes that end up with ordinary permissions.
+
+``tempfile.mkstemp`` creates files with mode 0600, which an atomic rename then
+carries to the output: exported traces other users could not read. Opening
+with 0666 lets the umask decide, like any other file a command writes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+def create_temporary(path: Path) -> tuple[int, str]:
+    """A new, exclusive temporary file next to PATH: (descriptor, name), mode 0666 & ~umask."""
+    for _ in range(100):
+        name = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name next to {path}")

@@ -1,0 +1,81 @@
+"""The package's import graph, read with ``ast``: the layering the design asks for.
+
+Imports inside functions count too (the CLI imports lazily), so an edge cannot
+hide in a handler.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import opaque_knapsack
+
+PACKAGE = Path(opaque_knapsack.__file__).parent
+AREAS = ("family", "sandboxes", "solvers", "scorers", "inspect_tasks", "models", "train", "reports")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, anywhere in it, as absolute dotted names."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def edges() -> dict[str, set[str]]:
+    return {module_name(path): imported_modules(path) for path in PACKAGE.rglob("*.py")}
+
+
+def _in(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def test_the_graph_is_read_from_every_module():
+    graph = edges()
+    assert "opaque_knapsack.quickstart" in graph
+    assert "opaque_knapsack.errors" in graph["opaque_knapsack.quickstart"]
+    # the reader sees lazy imports inside functions (the quickstart's reports)
+    assert any(_in(m, "opaque_knapsack.reports") for m in graph["opaque_knapsack.quickstart"])
+
+
+def test_inspect_tasks_never_import_reports():
+    bad = {
+        module: sorted(m for m in imports if _in(m, "opaque_knapsack.reports"))
+        for module, imports in edges().items()
+        if _in(module, "opaque_knapsack.inspect_tasks")
+    }
+    assert not {module: found for module, found in bad.items() if found}
+
+
+def test_no_area_imports_the_top_level_cli():
+    bad = {
+        module: sorted(m for m in imports if _in(m, "opaque_knapsack.cli"))
+        for module, imports in edges().items()
+        if any(_in(module, f"opaque_knapsack.{area}") for area in AREAS)
+    }
+    assert not {module: found for module, found in bad.items() if found}
+
+
+def test_command_error_lives_in_a_leaf_module():
+    imports = imported_modules(PACKAGE / "errors.py")
+    assert not any(_in(m, "opaque_knapsack") for m in imports)
+    from opaque_knapsack.cli import CommandError as FromCli
+    from opaque_knapsack.errors import CommandError
+
+    assert FromCli is CommandError
