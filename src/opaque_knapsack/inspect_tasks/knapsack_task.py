@@ -77,7 +77,8 @@ def knapsack(
         except TaskFileError as error:
             raise TaskOptionError("tasks", tasks, f"cannot be read: {error}") from None
         except DifficultyMismatch as error:
-            raise TaskOptionError("difficulty", difficulty, str(error).removeprefix("knapsack task: ")) from None
+            contradiction = "contradicts " + str(error).split(" contradicts ", 1)[-1]
+            raise TaskOptionError("difficulty", difficulty, contradiction) from None
     else:
         difficulty = choice("difficulty", difficulty or "easy", tuple(PRESETS))
         dataset = knapsack_dataset(

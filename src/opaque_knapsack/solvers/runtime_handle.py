@@ -43,18 +43,18 @@ class KnapsackRuntime:
 
 def step_record(turn: int, code: str, result: object) -> StepRecord:
     """The scorer's record of one block run through the runtime (no model tokens: no model call)."""
-    from opaque_knapsack.solvers.codeact import _refused, undefined_name
+    from opaque_knapsack.solvers.codeact import _mentioned, _refused
 
     record = StepRecord(turn=turn, code=code)
     record.tool_calls = sum(1 for call in result.tool_calls if not _refused(call))  # type: ignore[attr-defined]
     record.timed_out = result.timed_out  # type: ignore[attr-defined]
     record.kernel_restarted = result.kernel_restarted  # type: ignore[attr-defined]
+    # what the interpreter held when the step began, as the runtime reports it
+    record.bound_at_start = _mentioned(code, list(result.bound_at_start or []))  # type: ignore[attr-defined]
     error = result.error  # type: ignore[attr-defined]
     if error is not None:
         record.error_type = error.type
         record.is_name_error = result.is_name_error  # type: ignore[attr-defined]
-        if record.is_name_error:
-            record.name_error = undefined_name(error.message)
     return record
 
 

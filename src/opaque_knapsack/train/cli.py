@@ -412,8 +412,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise _command_error(str(error)) from None
     command = serve_command(spec, build)
     if args.dry_run:
-        print(eval_hints(spec))
         print(shlex.join(command))
+        print(eval_hints(spec))
         return 0
     from opaque_knapsack.train.launch import check_adapters, check_base_model, check_port_free
 
