@@ -89,7 +89,8 @@ def codeact(
         sample_store.set(RUNTIME_KEY, semantics)
 
         system = prompts.codeact_system_prompt(
-            semantics, strict_take=strict_take, max_tool_calls=max_tool_calls, max_turns=max_turns
+            semantics, strict_take=strict_take, max_tool_calls=max_tool_calls, max_turns=max_turns,
+            keep_files=bool(getattr(runtime, "keeps_files", False)),
         )
         if tool_docs is not None:
             system = system.replace(prompts.tool_docs(strict_take), tool_docs)
@@ -162,6 +163,7 @@ async def _run_turns(
                 "stdout": result.stdout,
                 "error": _error_text(result),
                 "tool_calls": [call.model_dump() for call in result.tool_calls],
+                "tool_calls_omitted": result.tool_calls_omitted,
                 "globals": result.globals,
                 "input_tokens": record.input_tokens,
                 "output_tokens": record.output_tokens,
