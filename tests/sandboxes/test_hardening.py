@@ -492,13 +492,14 @@ async def test_inotify_is_denied_and_stat_shows_metadata_only(make_kernel, seman
         f"print(os.path.exists('/etc/passwd'))\n"
         f"try:\n    os.listdir({parent!r}); print('LISTED')\nexcept OSError as e: print('denied')\n"
         "try:\n    open('/etc/passwd').read(); print('READ')\nexcept OSError as e: print('denied')\n"
+        "try:\n    os.listdir('/proc'); print('LISTED')\nexcept OSError as e: print('denied')\n"
     )
     lines = result.stdout.splitlines()
     if probe_protection().seccomp:
         assert lines[0] == f"-1 {errno.EPERM}"
     assert lines[1] == "True"  # documented: stat() of a path reveals its metadata
     if probe_protection().landlock_abi:
-        assert lines[2:] == ["denied", "denied"]
+        assert lines[2:] == ["denied", "denied", "denied"]
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)

@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from opaque_knapsack.sandboxes import Kernel, KernelError, RuntimeConfig, kill_all_kernels
+from opaque_knapsack.sandboxes import Kernel, KernelError, RuntimeConfig, kill_all_kernels, probe_protection
 from opaque_knapsack.sandboxes import launcher
 from opaque_knapsack.sandboxes.launcher import ZYGOTE
 
@@ -79,9 +79,10 @@ print(found, hits, os.getuid(), os.getcwd() == os.environ['HOME'] == {b.workdir!
         assert result.error is None, result.error
         found, hits, uid, home = re.fullmatch(r"(\[.*\]) (\d+) (\d+) (\w+)\n", result.stdout).groups()  # type: ignore[union-attr]
         assert found == str([False] * 7) and hits == "0"
-        assert int(uid) == semantics_b.uid and int(uid) != int(planted.stdout) == a.uid
-    a_uid = int(planted.stdout)
-    assert len({a.uid, b.uid}) == 2 and a_uid == a.uid
+        if probe_protection().uid_drop:  # each kernel its own uid (root only; otherwise the harness's)
+            assert int(uid) == semantics_b.uid and int(uid) != int(planted.stdout) == a.uid
+    if probe_protection().uid_drop:
+        assert len({a.uid, b.uid}) == 2 and int(planted.stdout) == a.uid
 
 
 def _rw_memory(pid: int) -> bytes:
@@ -103,6 +104,8 @@ def _rw_memory(pid: int) -> bytes:
 async def test_zygote_memory_keeps_nothing_of_the_kernels_it_started(make_kernel, tmp_path) -> None:
     # What a new kernel inherits is the zygote's memory at the fork: it must hold
     # no trace of the kernels started before (their start-up message is wiped).
+    if os.geteuid() != 0:
+        pytest.skip("reading the (undumpable) zygote's memory needs root")
     marker = "ZYGOTE-LEAK-CHECK-5c1e9b"
     workdir = tmp_path / marker
     workdir.mkdir()
