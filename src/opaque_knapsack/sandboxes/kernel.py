@@ -340,9 +340,17 @@ def _escape_surrogates(value: Any) -> Any:
     return value
 
 
+_SMALL_FRAME = 64 * 1024
+
+
 def _parse_frame(payload: bytes) -> ToolCallMessage | ResultMessage:
-    """Validate one frame. The collector is off meanwhile: with it, a frame of many small
-    containers costs many times more (the loop is held while a frame is parsed)."""
+    """Validate one frame. For a large one the collector is off meanwhile: with it, a frame
+    of many small containers costs many times more (the loop is held while a frame is parsed)."""
+    if len(payload) <= _SMALL_FRAME:  # the common case: one pass (lone surrogate escapes are refused)
+        try:
+            return step_message_adapter.validate_json(payload)
+        except ValidationError as exc:
+            raise _ChildGone("KernelProtocolError", f"the kernel sent an invalid message: {exc.errors()[0]['msg']}") from None
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -396,6 +404,7 @@ class Kernel:
         self._step_counter = 0
         self._state_lost = False
         self._closed = False
+        self._retired: _Child | None = None  # a stateless step's killed process, not yet seen dead
         self._record_budget = [_EPISODE_RECORD_BYTES]  # call-record bytes left for this episode
         self._frame_limit = max(config.max_message_bytes, 8 * config.max_output_chars + _FRAME_HEADROOM)
 
@@ -471,11 +480,11 @@ class Kernel:
 
     def kill(self) -> None:
         """Kill the kernel and its step processes now (synchronous, never waits; safe to repeat)."""
-        for child in list(self._ready) + ([self._child] if self._child else []):
+        for child in list(self._ready) + [c for c in (self._child, self._retired) if c is not None]:
             child.kill()
             child.close()
         self._ready.clear()
-        self._child = None
+        self._child = self._retired = None
         if self._pidfd is not None:
             # Through the pidfd: a kernel forked by the zygote is not our child, so its
             # pid could be reused once it is gone. Its step processes die with it
@@ -677,20 +686,20 @@ class Kernel:
             remaining = deadline.remaining()
             if remaining <= 0:
                 raise TimeoutError
-            fut: asyncio.Future[None] = loop.create_future()
+            fut: asyncio.Future[bool] = loop.create_future()
 
-            def ready() -> None:
+            def ready(timed_out: bool = False) -> None:
                 if not fut.done():
-                    fut.set_result(None)
+                    fut.set_result(timed_out)
 
             (loop.add_writer if write else loop.add_reader)(fd, ready)
+            timer = loop.call_later(remaining, ready, True)  # lighter than asyncio.timeout, on every wait
             try:
-                async with asyncio.timeout(remaining):
-                    await fut
-                return
-            except TimeoutError:
-                continue  # re-check: time waiting for a CPU may not count
+                if not await fut:
+                    return
+                # timed out: re-check (time waiting for a CPU may not count)
             finally:
+                timer.cancel()
                 (loop.remove_writer if write else loop.remove_reader)(fd)
 
     async def _read_frame(self, child: _Child, deadline: _StepDeadline) -> tuple[ToolCallMessage | ResultMessage, int, bytes]:
@@ -713,7 +722,7 @@ class Kernel:
                     if not child.waited:
                         await asyncio.sleep(0)
                     child.waited = False
-                    return _parse_frame(payload), size, payload[: _ARGS_SAMPLE_CHARS * 4]
+                    return _parse_frame(payload), size, payload
             try:
                 chunk = child.sock.recv(1 << 18)
             except (BlockingIOError, InterruptedError):
@@ -797,6 +806,7 @@ class Kernel:
         step_timeout = float(timeout if timeout is not None else self.config.step_timeout)
         limit = max_tool_calls if max_tool_calls is not None else self.config.max_tool_calls
         persistent = self.semantics == "persistent"
+        await self._settle_retired()
         try:
             lost = await self._acquire_child()
         except (KernelError, TimeoutError, OSError) as exc:
@@ -850,16 +860,26 @@ class Kernel:
             # Whatever the step's code did to its process (patched the kernel, forged
             # this result, cleared handlers), the process ends with its step.
             self._retire_child(kill=True)
-            await self._after_stateless_step(child)
+            if self.config.stateless_keep_files:
+                child.close()
+            else:
+                self._retired = child  # its files go before the next step runs (see _settle_retired)
         return self._result(msg, keeper, wall, lost and persistent)
 
-    async def _after_stateless_step(self, child: _Child) -> None:
-        """Wait for the step process to be gone, then give the next step an empty working directory."""
+    async def _settle_retired(self) -> None:
+        """Before a stateless step: the previous step's (killed) process is gone, its files too.
+
+        Done here rather than when that step ended, so a step's result does not
+        wait for its process's teardown; the next step cannot start before.
+        """
+        child, self._retired = self._retired, None
+        if child is None:
+            return
         if child.pidfd is not None:
-            if not self.config.stateless_keep_files:
+            if not pidfd_exited(child.pidfd):
                 await await_pidfd(child.pidfd, _EXIT_TIMEOUT)
             child.close()
-        if not self.config.stateless_keep_files and not _fs.is_empty(self.workdir):
+        if not _fs.is_empty(self.workdir):
             await _clear_workdir(self.workdir)
 
     def _unavailable_result(self, exc: BaseException, persistent: bool) -> StepResult:
