@@ -104,15 +104,15 @@ async def test_frame_flood_neither_stalls_the_loop_nor_times_out_another_sample(
     async with LoopWatch() as watch:
         started = time.monotonic()
         attack, honest = await asyncio.gather(
-            attacker.run_code(flood, timeout=4),
+            attacker.run_code(flood, timeout=6),
             victim.run_code("import time\ntime.sleep(1.5)\nprint(kept + 1)", timeout=10),
         )
         elapsed = time.monotonic() - started
     # The attack ends as a fault of its own step, within its deadline (+ grace).
     assert attack.error is not None and attack.error.type in ("StepTimeout", "KernelProtocolError", "KernelCrash"), attack.error
     assert elapsed < 20
-    # Before the fix the loop was held for the whole flood (6-32 s with a 3 s timeout).
-    assert watch.worst < 2.0, f"event loop stalled {watch.worst:.2f} s"
+    # Before the fix the loop was held for the whole flood (6-32 s with a 3 s timeout; here 6 s).
+    assert watch.worst < 2.5, f"event loop stalled {watch.worst:.2f} s"
     assert honest.error is None and honest.stdout == "42\n", honest
     # Bounded records (item 2): refused calls beyond a sample are counted, not kept.
     assert len(attack.tool_calls) <= kernel_module._REFUSED_SAMPLE

@@ -268,20 +268,23 @@ class _StepDeadline:
         self.delay0: float | None = None
 
     def remaining(self) -> float:
+        """Seconds until the deadline must be checked again; 0 when the step is out of time."""
         now = time.monotonic()
         active = now - self.started - self.host_time
         if active >= self.ceiling:
             return 0.0
         own = now - self.started - self.paused
+        if self.delay0 is None:
+            # The CPU-wait baseline is read half way, not at every step's start (a /proc
+            # read costs as much as a trivial step): waits in the first half are not credited.
+            half = self.limit / 2
+            if own < half:
+                return half - own
+            self.delay0 = _run_delay(self.pid)
         left = self.limit - own
         if left <= 0:  # past the wall budget: time spent waiting for a CPU does not count
-            if self.delay0 is None:
-                self.delay0 = 0.0
             left = self.limit - (own - (_run_delay(self.pid) - self.delay0))
         return max(0.0, min(left, self.ceiling - active))
-
-    def start_delay(self) -> None:
-        self.delay0 = _run_delay(self.pid)
 
     def tool_call(self, sent_at: float | None, received: float, answered: float, host_time: float) -> None:
         since = received if sent_at is None else min(max(sent_at, self.last_answer), received)
@@ -482,7 +485,10 @@ class Kernel:
         """Kill the kernel and its step processes now (synchronous, never waits; safe to repeat)."""
         for child in list(self._ready) + [c for c in (self._child, self._retired) if c is not None]:
             child.kill()
-            child.close()
+            child.sock.close()
+            if child.pidfd is not None:  # close() waits for it to be gone, as for the kernel process
+                self._dying.append((child.pidfd, None))
+                child.pidfd = None
         self._ready.clear()
         self._child = self._retired = None
         if self._pidfd is not None:
@@ -806,7 +812,8 @@ class Kernel:
         step_timeout = float(timeout if timeout is not None else self.config.step_timeout)
         limit = max_tool_calls if max_tool_calls is not None else self.config.max_tool_calls
         persistent = self.semantics == "persistent"
-        await self._settle_retired()
+        if self._retired is not None:
+            await self._settle_retired()
         try:
             lost = await self._acquire_child()
         except (KernelError, TimeoutError, OSError) as exc:
@@ -829,7 +836,6 @@ class Kernel:
         started = time.perf_counter()
         try:
             await self._send(child, request, deadline)
-            deadline.start_delay()
             calls = 0
             while True:
                 msg, size, head = await self._read_frame(child, deadline)
@@ -965,24 +971,27 @@ class Kernel:
 
 
 def _cap(text: str, cap: int) -> tuple[str, bool]:
-    """Head and tail of ``text`` within about ``cap`` characters (+ a marker); lone surrogates escaped."""
+    """Head and tail of ``text`` within about ``cap`` characters (+ a marker).
+
+    (Lone surrogates cannot be here: ``_parse_frame`` refuses or escapes them.)"""
     if len(text) > cap + 200:
         cut = len(text) - cap
-        text = f"{text[: cap // 2]}\n... [output truncated: {cut} characters cut] ...\n{text[-(cap - cap // 2):]}"
-        return _escape_surrogates(text), True
-    return _escape_surrogates(text), False
+        return f"{text[: cap // 2]}\n... [output truncated: {cut} characters cut] ...\n{text[-(cap - cap // 2):]}", True
+    return text, False
 
 
 def _cap_globals(names: list[str] | None, cap: int) -> tuple[list[str], int]:
     if names is None:
         return [], 0
+    if sum(len(name) + 2 for name in names) <= cap:
+        return names, 0
     kept: list[str] = []
     used = 0
     for name in names:
         used += len(name) + 2
         if used > cap:
             break
-        kept.append(_escape_surrogates(name))
+        kept.append(name)
     return kept, len(names) - len(kept)
 
 
