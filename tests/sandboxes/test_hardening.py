@@ -110,9 +110,9 @@ async def test_frame_flood_neither_stalls_the_loop_nor_times_out_another_sample(
         elapsed = time.monotonic() - started
     # The attack ends as a fault of its own step, within its deadline (+ grace).
     assert attack.error is not None and attack.error.type in ("StepTimeout", "KernelProtocolError", "KernelCrash"), attack.error
-    assert elapsed < 20
+    assert elapsed < 35  # at most the hard ceiling: 4 x (6 s + 1 s grace), CPU waits credited below it
     # Before the fix the loop was held for the whole flood (6-32 s with a 3 s timeout; here 6 s).
-    assert watch.worst < 2.5, f"event loop stalled {watch.worst:.2f} s"
+    assert watch.worst < 1.0, f"event loop stalled {watch.worst:.2f} s"
     assert honest.error is None and honest.stdout == "42\n", honest
     # Bounded records (item 2): refused calls beyond a sample are counted, not kept.
     assert len(attack.tool_calls) <= kernel_module._REFUSED_SAMPLE
