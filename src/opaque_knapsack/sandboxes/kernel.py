@@ -849,6 +849,10 @@ class Kernel:
                 deadline.tool_call(msg.sent_at, received, answered, answered - received if executed else 0.0)
                 calls += 1
                 keeper.add(record, size, head, executed)
+                # Drop the parsed frame before the loop runs anything else: a large one
+                # kept alive into the collector's older generations makes full collections
+                # of the whole harness heap (seconds, measured) out of the kernel's garbage.
+                del msg, record
                 await self._send(child, reply, deadline)
         except (_ChildGone, TimeoutError) as exc:
             wall = time.perf_counter() - started
