@@ -117,7 +117,12 @@ async def test_frame_flood_neither_stalls_the_loop_nor_times_out_another_sample(
     # Bounded records (item 2): refused calls beyond a sample are counted, not kept.
     assert len(attack.tool_calls) <= kernel_module._REFUSED_SAMPLE
     assert attack.tool_calls_omitted > 0
-    assert (await attacker.run_code("print('after')")).stdout.endswith("after\n")
+    after = await attacker.run_code("print('after')", timeout=5)
+    if not after.stdout.endswith("after\n"):
+        # Persistent: if the step ended on its own StepTimeout, the flood's threads live on
+        # with the state and break that runtime's channel; it faults and restarts, never hangs.
+        assert semantics == "persistent" and after.error is not None and after.kernel_restarted, after
+        assert (await attacker.run_code("print('after')", timeout=5)).stdout.endswith("after\n")
 
 
 # ---- 2. memory for call records ------------------------------------------------------------
