@@ -213,6 +213,7 @@ _JEQ_K = 0x15
 _JGE_K = 0x35
 _JSET_K = 0x45
 _RET_K = 0x06
+_AND_K = 0x54  # BPF_ALU | BPF_AND | BPF_K
 _OFF_NR = 0
 _OFF_ARCH = 4
 _OFF_ARG0 = 16
@@ -230,7 +231,14 @@ NR = {
     "bpf": 321, "execveat": 322, "userfaultfd": 323, "pidfd_send_signal": 424,
     "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
     "pidfd_open": 434, "clone3": 435, "pidfd_getfd": 438,
+    "sendto": 44, "sendmsg": 46, "socketpair": 53, "prctl": 157, "inotify_init": 253,
+    "inotify_add_watch": 254, "inotify_init1": 294, "fanotify_init": 300, "fanotify_mark": 301,
+    "sendmmsg": 307,
 }
+_AF_UNIX = 1
+_SOCK_STREAM = 1
+_SOCK_TYPE_MASK = 0xF  # the rest of socketpair's type argument is SOCK_CLOEXEC / SOCK_NONBLOCK
+_PR_SET_PDEATHSIG_ARG = 1
 
 # Denied for every confined process (kernels and exec'd commands).
 _ALWAYS_DENIED = (
@@ -242,8 +250,14 @@ _ALWAYS_DENIED = (
     "io_uring_register",
 )
 # Denied additionally for the Python kernel: no new processes, no escape from its
-# process group, no sockets, signals only to itself.
-_KERNEL_DENIED = ("socket", "fork", "vfork", "execve", "execveat", "setpgid", "setsid", "tkill")
+# process group, no sockets, signals only to itself, no message with a destination
+# or descriptors (sendmsg/sendmmsg carry theirs in memory BPF cannot read), no
+# watching other directories (inotify/fanotify would show other samples' workdirs appear).
+_KERNEL_DENIED = (
+    "socket", "fork", "vfork", "execve", "execveat", "setpgid", "setsid", "tkill",
+    "sendmsg", "sendmmsg", "inotify_init", "inotify_init1", "inotify_add_watch",
+    "fanotify_init", "fanotify_mark",
+)
 
 
 def _ins(code: int, jt: int, jf: int, k: int) -> bytes:
@@ -295,8 +309,49 @@ def _build_filter(strict: bool, own_pid: int) -> bytes:
                 _ins(_RET_K, 0, 0, errno | _EPERM),
                 _ins(_RET_K, 0, 0, _RET_ALLOW),
             ]
+        prog += _argument_rules(errno | _EPERM)
     prog.append(_ins(_RET_K, 0, 0, _RET_ALLOW))
     return b"".join(prog)
+
+
+def _arg(index: int, high: bool = False) -> int:
+    return _OFF_ARG0 + 8 * index + (4 if high else 0)
+
+
+def _argument_rules(deny: int) -> list[bytes]:
+    """Rules on syscall arguments for the Python kernel's step processes.
+
+    - socketpair: only AF_UNIX stream pairs (a datagram pair could sendto any
+      path-named socket its uid may write, such as /dev/log);
+    - sendto: no destination address (the channel is connected);
+    - prctl: no PR_SET_PDEATHSIG, so a step process cannot clear the signal that
+      kills it with its kernel.
+    """
+    return [
+        # socketpair(domain, type, protocol)
+        _ins(_JEQ_K, 0, 7, NR["socketpair"]),
+        _ins(_LD_W_ABS, 0, 0, _arg(0)),
+        _ins(_JEQ_K, 0, 4, _AF_UNIX),
+        _ins(_LD_W_ABS, 0, 0, _arg(1)),
+        _ins(_AND_K, 0, 0, _SOCK_TYPE_MASK),
+        _ins(_JEQ_K, 0, 1, _SOCK_STREAM),
+        _ins(_RET_K, 0, 0, _RET_ALLOW),
+        _ins(_RET_K, 0, 0, deny),
+        # sendto(fd, buf, len, flags, dest_addr, addrlen): dest_addr must be NULL
+        _ins(_JEQ_K, 0, 6, NR["sendto"]),
+        _ins(_LD_W_ABS, 0, 0, _arg(4)),
+        _ins(_JEQ_K, 0, 2, 0),
+        _ins(_LD_W_ABS, 0, 0, _arg(4, high=True)),
+        _ins(_JEQ_K, 1, 0, 0),
+        _ins(_RET_K, 0, 0, deny),
+        _ins(_RET_K, 0, 0, _RET_ALLOW),
+        # prctl(option, ...): not PR_SET_PDEATHSIG
+        _ins(_JEQ_K, 0, 4, NR["prctl"]),
+        _ins(_LD_W_ABS, 0, 0, _arg(0)),
+        _ins(_JEQ_K, 1, 0, _PR_SET_PDEATHSIG_ARG),
+        _ins(_RET_K, 0, 0, _RET_ALLOW),
+        _ins(_RET_K, 0, 0, deny),
+    ]
 
 
 class _SockFprog(ctypes.Structure):

@@ -38,11 +38,13 @@ import gc
 import io
 import json
 import linecache
+import re
 import os
 import signal
 import socket
 import struct
 import sys
+import time
 import traceback
 import _thread
 
@@ -54,6 +56,8 @@ import _confine
 globals().update({k: v for k, v in vars(builtins).items() if not k.startswith("__")})
 _dumps = json.dumps
 _loads = json.loads
+_monotonic = time.monotonic
+_pread = os.pread
 _sigmask = signal.pthread_sigmask
 _setitimer = signal.setitimer
 _exit = os._exit
@@ -89,6 +93,44 @@ class ProtocolError(Exception):
     pass
 
 
+class StepClock:
+    """How much of its time limit a step has used: its own work only.
+
+    Wall time since the step began, minus the time spent waiting for the harness
+    to answer tool calls, minus the time the step's thread was runnable but
+    waiting for a CPU (``/proc/self/schedstat``), so a loaded machine or a busy
+    harness does not turn into a ``StepTimeout``.
+    """
+
+    def __init__(self, schedstat_fd: int) -> None:
+        self.schedstat_fd = schedstat_fd
+        self.limit = 0.0
+        self.started = 0.0
+        self.paused = 0.0
+        self.delay0 = 0.0
+
+    def run_delay(self) -> float:
+        if self.schedstat_fd < 0:
+            return 0.0
+        try:
+            return int(_pread(self.schedstat_fd, 128, 0).split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def start(self, limit: float) -> None:
+        self.limit = limit
+        self.paused = 0.0
+        self.delay0 = self.run_delay()
+        self.started = _monotonic()
+
+    def remaining(self) -> float:
+        used = _monotonic() - self.started - self.paused - (self.run_delay() - self.delay0)
+        return self.limit - used
+
+
+CLOCK = StepClock(-1)
+
+
 class Channel:
     """The step process's end of its step channel to the harness."""
 
@@ -99,7 +141,10 @@ class Channel:
         self.next_id = 0
 
     def send(self, obj: dict) -> None:
-        data = _dumps(obj, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        try:
+            data = _dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: escape it as text, never an invalid frame
+            data = _dumps(_escape_surrogates(obj), ensure_ascii=False).encode("utf-8")
         self.sock.sendall(_HEADER.pack(len(data)) + data)
 
     def _read_exact(self, n: int) -> bytes | None:
@@ -137,14 +182,18 @@ class Channel:
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name}(): arguments must be JSON values (str, int, float, bool, None, list, dict): {exc}") from None
         # The wall-time alarm must not cut a message in half: hold it until the answer is in.
+        # The round trip is the harness's time, not the step's: the clock stops meanwhile.
         _sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        sent_at = _monotonic()
         try:
             with self.lock:
                 self.next_id += 1
                 call_id = self.next_id
-                self.send({"type": "tool_call", "id": call_id, "name": name, "args": payload_args, "kwargs": payload_kwargs})
+                self.send({"type": "tool_call", "id": call_id, "name": name, "args": payload_args,
+                           "kwargs": payload_kwargs, "sent_at": sent_at})
                 reply = self.recv_op("tool_result", call_id)
         finally:
+            CLOCK.paused += _monotonic() - sent_at
             _sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
         if reply is None:
             _exit(0)  # the harness hung up: nothing more to do
@@ -205,6 +254,39 @@ class Capture(io.TextIOBase):
         return f"{head}\n... [output truncated: {cut} characters cut] ...\n{tail}", cut
 
 
+def _escape_surrogates(obj):
+    """Lone surrogates (``"\\udc80"``) cannot be UTF-8: write them as their escape text."""
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(obj, dict):
+        return {_escape_surrogates(k): _escape_surrogates(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_escape_surrogates(v) for v in obj]
+    return obj
+
+
+def _bound(text: str, limit: int) -> str:
+    """Head and tail of ``text`` within ``limit`` characters, with a marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    head = limit // 2
+    cut = len(text) - limit
+    return f"{text[:head]}\n... [truncated: {cut} characters cut] ...\n{text[len(text) - (limit - head):]}"
+
+
+def _bounded_globals(ns: dict, stubs: dict, limit: int) -> tuple[list[str], int]:
+    """The user's global names, sorted, at most ``limit`` characters in all; also how many were left out."""
+    names = user_names(ns, stubs)
+    kept: list[str] = []
+    used = 0
+    for name in names:
+        used += len(name) + 2
+        if used > limit:
+            break
+        kept.append(name)
+    return kept, len(names) - len(kept)
+
+
 def make_stub(name: str, doc: str | None, channel: Channel):
     def stub(*args, **kwargs):
         return channel.call(name, args, kwargs)
@@ -243,6 +325,8 @@ def describe_error(exc: BaseException, type_name: str | None = None, message: st
     return {"type": name, "message": text, "traceback": tb_text}
 
 
+_IDENTIFIER = re.compile(r"[^\W\d]\w*")
+
 _PREBOUND: dict = {}
 """The step process's pre-bound modules, by global name (see step_process_main)."""
 
@@ -259,6 +343,10 @@ def user_names(ns: dict, stubs: dict) -> list:
 
 
 def _on_alarm(signum, frame):
+    remaining = CLOCK.remaining()
+    if remaining > 0.001:  # time waiting for the harness or for a CPU does not count: re-arm
+        _setitimer(signal.ITIMER_REAL, remaining)
+        return
     raise StepTimeout()
 
 
@@ -276,10 +364,14 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
         stubs[tool["name"]] = ns[tool["name"]] = make_stub(tool["name"], tool.get("doc"), channel)
     # What this interpreter can serve the step from earlier steps: the user's
     # names bound now, before the code runs (a fresh stateless one has none).
-    bound_at_start = user_names(ns, stubs)
+    # Only the names the code mentions: a superset of what it reads, bounded by
+    # the code's size however large the namespace grows.
+    mentioned = set(_IDENTIFIER.findall(code))
+    bound_at_start = [name for name in user_names(ns, stubs) if name in mentioned]
     error = None
     timed_out = False
     sys.stdout = sys.stderr = capture
+    CLOCK.start(timeout)
     _setitimer(signal.ITIMER_REAL, timeout)
     try:
         tree = _parse(code, filename)
@@ -291,7 +383,7 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
                 capture.write(repr(value) + "\n")
     except StepTimeout as exc:
         timed_out = True
-        error = describe_error(exc, "StepTimeout", f"step exceeded the {timeout:g} s wall-time limit")
+        error = describe_error(exc, "StepTimeout", f"step exceeded the {timeout:g} s time limit")
     except BaseException as exc:
         error = describe_error(exc)
         error["is_name_error"] = isinstance(exc, NameError)
@@ -301,7 +393,15 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
         sys.stderr = sys.__stderr__
     stdout, cut = capture.result()
     is_name_error = bool(error and error.pop("is_name_error", False))
-    user_globals = user_names(ns, stubs) if persistent else None
+    limit = int(msg.get("max_output_chars", 20000))
+    if error is not None:
+        error["message"] = _bound(error["message"], limit)
+        error["traceback"] = _bound(error["traceback"], limit)
+        error["type"] = _bound(error["type"], 200)
+    user_globals = None
+    omitted = 0
+    if persistent:
+        user_globals, omitted = _bounded_globals(ns, stubs, limit)
     return {
         "type": "result",
         "stdout": stdout,
@@ -311,6 +411,7 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
         "bound_at_start": bound_at_start,
         "timed_out": timed_out,
         "truncated_chars": cut,
+        "globals_omitted": omitted,
     }
 
 
@@ -355,6 +456,10 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
+    try:  # opened before Landlock: the step clock subtracts time spent waiting for a CPU
+        CLOCK.schedstat_fd = os.open("/proc/self/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        CLOCK.schedstat_fd = -1
     _confine_step_process(cfg)
     channel = Channel(sock, cfg["max_message_bytes"])
     # The user's code gets its own builtins module (``import builtins`` finds it):
@@ -366,7 +471,13 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
     sys.modules["builtins"] = user_builtins
     signal.signal(signal.SIGALRM, _on_alarm)
     persistent = cfg["semantics"] == "persistent"
-    ns: dict = {"__name__": "__main__", "__builtins__": user_builtins}
+    # ``import __main__`` gives the user's own namespace, as in a script, not this
+    # kernel module (whatever the code does to the kernel's objects, the harness
+    # and K end the step process when its step ends).
+    user_main = type(sys)("__main__")
+    sys.modules["__main__"] = user_main
+    ns: dict = vars(user_main)
+    ns["__builtins__"] = user_builtins
     # Pre-bound modules (the paper binds json): a stateless step process is
     # fresh from the pristine kernel, so they are bound afresh at every step.
     for module_name in cfg.get("prebound_modules", ()):
@@ -451,11 +562,20 @@ def kernel_main(cfg: dict, parent_pid: int) -> None:
         except OSError:
             pass
         children.add(pid)
+        # A pidfd, opened before K can reap the child: the harness kills the step
+        # process through it when the step ends, and never hits a reused pid.
         try:
-            socket.send_fds(ctl, [_dumps({"type": "ready", "pid": pid}).encode()], [theirs.fileno()])
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = -1
+        fds = [theirs.fileno()] + ([pidfd] if pidfd >= 0 else [])
+        try:
+            socket.send_fds(ctl, [_dumps({"type": "ready", "pid": pid}).encode()], fds)
         except OSError:
             _exit(0)
         theirs.close()
+        if pidfd >= 0:
+            os.close(pidfd)
 
     # The stateless runtime keeps a spare step process ready (forked and
     # confined) while the current one runs, so a step never waits for a fork.

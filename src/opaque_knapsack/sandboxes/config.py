@@ -28,8 +28,12 @@ class RuntimeConfig(BaseModel):
     max_tool_calls: int | None = Field(default=None, ge=0)
     """Default per-block limit on host-function calls (run_code's max_tool_calls overrides it)."""
 
-    max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
-    """Largest frame either side accepts on a kernel channel; a larger one is a protocol violation."""
+    max_message_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
+    """Largest frame either side accepts on a kernel channel; a larger one is a protocol violation.
+
+    Parsing a frame holds the harness's event loop, so this bounds the longest
+    stall one frame can cause; frames for results are always allowed
+    ``8 * max_output_chars`` bytes plus headroom, so a result never exceeds it."""
 
     max_file_mb: int = Field(default=64, ge=1)
     """Largest file the kernel may write (RLIMIT_FSIZE), in MiB."""
@@ -65,3 +69,13 @@ class RuntimeConfig(BaseModel):
             if importlib.util.find_spec(name.split(".")[0]) is None:
                 raise ValueError(f"module {name!r} cannot be imported")
         return names
+
+    stateless_keep_files: bool = False
+    """Stateless runtime: keep the files a step writes for later steps (a "stateless
+    interpreter, persistent disk" condition). By default the working directory is
+    emptied after every step, so the conversation is the only memory."""
+
+    step_ceiling_factor: float = Field(default=4.0, ge=1.0)
+    """Hard wall-time ceiling of a step, as a multiple of its time limit: however much
+    of its wall time went to waiting for a CPU, a step is killed past it (time spent
+    in host functions excluded)."""

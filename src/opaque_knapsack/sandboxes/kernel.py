@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import gc
 import inspect
 import itertools
 import json
+import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from . import _confine
+from . import _confine, _fs
 from .config import RuntimeConfig
 from .launcher import (
     KERNEL_SCRIPT,
@@ -71,9 +72,20 @@ Launcher = Literal["zygote", "direct"]
 
 __all__ = ["KERNEL_SCRIPT", "Kernel", "KernelError", "kernel_env", "kill_all_kernels", "live_kernels"]
 
+logger = logging.getLogger(__name__)
+
 _START_TIMEOUT = 15.0
 _EXIT_TIMEOUT = 3.0
 _TIMEOUT_GRACE = 1.0
+_FRAME_HEADROOM = 64 * 1024
+_STEP_BYTES_FRAMES = 16  # a step may send at most this many maximal frames' worth of bytes
+# Call records kept (the rest counted in tool_calls_omitted; see _RecordKeeper).
+_REFUSED_SAMPLE = 20
+_MAX_RECORDS_PER_STEP = 1000
+_MAX_RECORD_BYTES = 16 * 1024
+_STEP_RECORD_BYTES = 1024 * 1024
+_EPISODE_RECORD_BYTES = 16 * 1024 * 1024
+_ARGS_SAMPLE_CHARS = 256
 _UID_BASE = 0x40000000
 _EXEC_ERROR_MARKER = "opaque-knapsack-exec-error errno="
 WORKDIR_PREFIX = "ok-kernel-"  # + the harness pid: `inspect sandbox cleanup` finds a dead harness's
@@ -206,8 +218,157 @@ def live_kernels() -> list[Kernel]:
 class _Child:
     pid: int
     sock: socket.socket
+    pidfd: int | None = None
+    """From K, opened before K could reap the child: kills never reach a reused pid."""
     buffer: bytearray = field(default_factory=bytearray)
     steps: int = 0
+    received: int = 0
+    """Bytes read during the current step (bounded: see _STEP_BYTES_FRAMES)."""
+    waited: bool = True
+    """The last read had to wait for the kernel (so the loop ran other tasks since)."""
+
+    def kill(self) -> None:
+        if self.pidfd is not None:
+            kill_pidfd(self.pidfd)
+        else:
+            _kill_group(self.pid)
+
+    def close(self) -> None:
+        self.sock.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _run_delay(pid: int) -> float:
+    """Seconds the process's main thread has spent runnable but waiting for a CPU."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class _StepDeadline:
+    """The harness's deadline for a step: the step's own work, plus a hard ceiling.
+
+    ``limit`` counts wall time minus tool round trips (from the kernel's
+    ``sent_at``, clamped) minus the time the step process waited for a CPU;
+    ``ceiling`` counts wall time minus the time host functions ran (measured
+    here, so a kernel lying about ``sent_at`` cannot stretch it).
+    """
+
+    def __init__(self, limit: float, ceiling: float, pid: int) -> None:
+        self.limit = limit
+        self.ceiling = ceiling
+        self.pid = pid
+        self.started = time.monotonic()
+        self.paused = 0.0
+        self.host_time = 0.0
+        self.last_answer = self.started
+        self.delay0: float | None = None
+
+    def remaining(self) -> float:
+        """Seconds until the deadline must be checked again; 0 when the step is out of time."""
+        now = time.monotonic()
+        active = now - self.started - self.host_time
+        if active >= self.ceiling:
+            return 0.0
+        own = now - self.started - self.paused
+        if self.delay0 is None:
+            # The CPU-wait baseline is read half way, not at every step's start (a /proc
+            # read costs as much as a trivial step): waits in the first half are not credited.
+            half = self.limit / 2
+            if own < half:
+                return half - own
+            self.delay0 = _run_delay(self.pid)
+        left = self.limit - own
+        if left <= 0:  # past the wall budget: time spent waiting for a CPU does not count
+            left = self.limit - (own - (_run_delay(self.pid) - self.delay0))
+        return max(0.0, min(left, self.ceiling - active))
+
+    def tool_call(self, sent_at: float | None, received: float, answered: float, host_time: float) -> None:
+        since = received if sent_at is None else min(max(sent_at, self.last_answer), received)
+        self.paused += max(0.0, answered - since)
+        self.host_time += host_time
+        self.last_answer = answered
+
+
+@dataclass
+class _RecordKeeper:
+    """Bounded call records: refused calls beyond a sample are counted, large arguments truncated.
+
+    Every frame used to be kept with its parsed arguments, so refused calls could
+    grow the harness's memory by hundreds of MB in seconds. Executed calls keep a
+    record (their count is exact); their arguments are kept whole only within
+    per-call, per-step and per-episode byte bounds.
+    """
+
+    episode_budget: list[int]
+    records: list[ToolCallRecord] = field(default_factory=list)
+    refused_kept: int = 0
+    omitted: int = 0
+    truncated: int = 0
+    step_bytes: int = 0
+
+    def add(self, record: ToolCallRecord, frame_bytes: int, head: bytes, executed: bool) -> None:
+        if (not executed and self.refused_kept >= _REFUSED_SAMPLE) or len(self.records) >= _MAX_RECORDS_PER_STEP:
+            self.omitted += 1
+            return
+        cost = frame_bytes
+        if (
+            frame_bytes > _MAX_RECORD_BYTES
+            or self.step_bytes + cost > _STEP_RECORD_BYTES
+            or self.episode_budget[0] < cost
+        ):
+            record.args = [head[:_ARGS_SAMPLE_CHARS].decode("utf-8", "replace")]
+            record.kwargs = {}
+            record.args_truncated = True
+            cost = _ARGS_SAMPLE_CHARS + 64
+            self.truncated += 1
+        self.step_bytes += cost
+        self.episode_budget[0] -= cost
+        if not executed:
+            self.refused_kept += 1
+        self.records.append(record)
+
+
+def _escape_surrogates(value: Any) -> Any:
+    """Lone surrogates cannot be written as UTF-8 (Inspect's log among others): escape them as text."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_escape_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_escape_surrogates(k): _escape_surrogates(v) for k, v in value.items()}
+    return value
+
+
+_SMALL_FRAME = 64 * 1024
+
+
+def _parse_frame(payload: bytes) -> ToolCallMessage | ResultMessage:
+    """Validate one frame. For a large one the collector is off meanwhile: with it, a frame
+    of many small containers costs many times more (the loop is held while a frame is parsed)."""
+    if len(payload) <= _SMALL_FRAME:  # the common case: one pass (lone surrogate escapes are refused)
+        try:
+            return step_message_adapter.validate_json(payload)
+        except ValidationError as exc:
+            raise _ChildGone("KernelProtocolError", f"the kernel sent an invalid message: {exc.errors()[0]['msg']}") from None
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        value = json.loads(payload)
+        if b"\\ud" in payload or b"\\uD" in payload:
+            value = _escape_surrogates(value)
+        return step_message_adapter.validate_python(value)
+    except ValidationError as exc:
+        raise _ChildGone("KernelProtocolError", f"the kernel sent an invalid message: {exc.errors()[0]['msg']}") from None
+    except (ValueError, RecursionError):
+        raise _ChildGone("KernelProtocolError", "the kernel sent a message that is not JSON") from None
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Kernel:
@@ -247,6 +408,9 @@ class Kernel:
         self._step_counter = 0
         self._state_lost = False
         self._closed = False
+        self._retired: _Child | None = None  # a stateless step's killed process, not yet seen dead
+        self._record_budget = [_EPISODE_RECORD_BYTES]  # call-record bytes left for this episode
+        self._frame_limit = max(config.max_message_bytes, 8 * config.max_output_chars + _FRAME_HEADROOM)
 
     # ---- process management -------------------------------------------------
 
@@ -330,13 +494,14 @@ class Kernel:
 
     def kill(self) -> None:
         """Kill the kernel and its step processes now (synchronous, never waits; safe to repeat)."""
-        pids = [c.pid for c in self._ready] + ([self._child.pid] if self._child else [])
-        for child in list(self._ready) + ([self._child] if self._child else []):
+        for child in list(self._ready) + [c for c in (self._child, self._retired) if c is not None]:
+            child.kill()
             child.sock.close()
+            if child.pidfd is not None:  # close() waits for it to be gone, as for the kernel process
+                self._dying.append((child.pidfd, None))
+                child.pidfd = None
         self._ready.clear()
-        self._child = None
-        for pid in pids:
-            _kill_group(pid)
+        self._child = self._retired = None
         if self._pidfd is not None:
             # Through the pidfd: a kernel forked by the zygote is not our child, so its
             # pid could be reused once it is gone. Its step processes die with it
@@ -366,7 +531,7 @@ class Kernel:
         if self.uid is not None:
             _uids_in_use.discard(self.uid)
         if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            await _remove_workdir(self.workdir)
 
     @property
     def pid(self) -> int | None:
@@ -419,13 +584,7 @@ class Kernel:
                 os.close(fd)
             return True
         if isinstance(msg, ReadyMessage):
-            if len(fds) != 1:
-                for fd in fds:
-                    os.close(fd)
-                return True
-            sock = socket.socket(fileno=fds[0])
-            sock.setblocking(False)
-            self._ready.append(_Child(pid=msg.pid, sock=sock))
+            self._adopt(msg, fds)
         else:
             for fd in fds:
                 os.close(fd)
@@ -435,7 +594,7 @@ class Kernel:
             for child in list(self._ready):
                 if child.pid == msg.pid:
                     self._ready.remove(child)
-                    child.sock.close()
+                    child.close()
         return True
 
     def _drain_control(self) -> bool:
@@ -445,29 +604,37 @@ class Kernel:
                 data, fds, _f, _a = socket.recv_fds(self._ctl, 4096, 2)  # type: ignore[arg-type]
             except BlockingIOError:
                 return True
-            for fd in fds[1:]:
-                os.close(fd)
             if not data:
+                for fd in fds:
+                    os.close(fd)
                 return False
             try:
                 msg = control_message_adapter.validate_json(data)
             except ValidationError:
-                for fd in fds[:1]:
+                for fd in fds:
                     os.close(fd)
                 continue
-            if isinstance(msg, ReadyMessage) and fds:
-                sock = socket.socket(fileno=fds[0])
-                sock.setblocking(False)
-                self._ready.append(_Child(pid=msg.pid, sock=sock))
+            if isinstance(msg, ReadyMessage):
+                self._adopt(msg, fds)
             else:
-                for fd in fds[:1]:
+                for fd in fds:
                     os.close(fd)
                 if isinstance(msg, ExitMessage):
                     self._exits[msg.pid] = msg.status
                     if self._child is not None and self._child.pid == msg.pid:
                         self._state_lost = self._state_lost or self._child.steps > 0
-                        self._child.sock.close()
+                        self._child.close()
                         self._child = None
+
+    def _adopt(self, msg: ReadyMessage, fds: list[int]) -> None:
+        """A new step process: its channel end and (from K) a pidfd for it."""
+        if len(fds) not in (1, 2):
+            for fd in fds:
+                os.close(fd)
+            return
+        sock = socket.socket(fileno=fds[0])
+        sock.setblocking(False)
+        self._ready.append(_Child(pid=msg.pid, sock=sock, pidfd=fds[1] if len(fds) == 2 else None))
 
     async def _acquire_child(self) -> bool:
         """Make sure a live step process is current; True if state was lost on the way."""
@@ -478,14 +645,32 @@ class Kernel:
         lost, self._state_lost = self._state_lost, False
         if self._child is not None:
             return lost
+        for attempt in range(2):
+            if await self._await_ready():
+                break
+            # No spare step process in time: the kernel is stuck; a fresh one gets one more try.
+            self._state_lost = False
+            lost = lost or self._child_had_state()
+            self.kill()
+            if attempt:
+                raise KernelError("the kernel gave no step process in time (twice in a row)")
+            await self._spawn()
+        self._child = self._ready.popleft()
+        return lost
+
+    def _child_had_state(self) -> bool:
+        return self.semantics == "persistent" and self._step_counter > 0
+
+    async def _await_ready(self) -> bool:
         deadline = time.monotonic() + _START_TIMEOUT
         while not self._ready:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not await self._read_control(remaining):
-                self.kill()
-                raise KernelError("the kernel process did not start (is the Python install readable?)")
-        self._child = self._ready.popleft()
-        return lost
+            try:
+                if remaining <= 0 or not await self._read_control(remaining):
+                    return False
+            except TimeoutError:
+                return False
+        return True
 
     async def _await_exit(self, pid: int) -> ExitStatus | None:
         deadline = time.monotonic() + _EXIT_TIMEOUT
@@ -503,17 +688,45 @@ class Kernel:
     def _retire_child(self, kill: bool) -> _Child | None:
         child, self._child = self._child, None
         if child is not None:
-            child.sock.close()
             if kill:
-                _kill_group(child.pid)
+                child.kill()
+            child.sock.close()
         return child
 
     # ---- step channel ----------------------------------------------------------
 
-    async def _read_frame(self, child: _Child) -> ToolCallMessage | ResultMessage:
+    async def _wait_io(self, sock: socket.socket, deadline: _StepDeadline, write: bool = False) -> None:
+        """Wait until ``sock`` is readable (or writable), within the step's deadline."""
         loop = asyncio.get_running_loop()
+        fd = sock.fileno()
+        while True:
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise TimeoutError
+            fut: asyncio.Future[bool] = loop.create_future()
+
+            def ready(timed_out: bool = False) -> None:
+                if not fut.done():
+                    fut.set_result(timed_out)
+
+            (loop.add_writer if write else loop.add_reader)(fd, ready)
+            timer = loop.call_later(remaining, ready, True)  # lighter than asyncio.timeout, on every wait
+            try:
+                if not await fut:
+                    return
+                # timed out: re-check (time waiting for a CPU may not count)
+            finally:
+                timer.cancel()
+                (loop.remove_writer if write else loop.remove_reader)(fd)
+
+    async def _read_frame(self, child: _Child, deadline: _StepDeadline) -> tuple[ToolCallMessage | ResultMessage, int, bytes]:
+        """The next frame (validated), its size and its first bytes.
+
+        Never holds the loop for more than one frame: when frames keep coming
+        (no wait on the socket since the last one), it yields before the next.
+        """
         buf = child.buffer
-        limit = self.config.max_message_bytes
+        limit = self._frame_limit
         while True:
             if len(buf) >= HEADER.size:
                 (size,) = HEADER.unpack_from(buf)
@@ -523,56 +736,70 @@ class Kernel:
                 if len(buf) >= end:
                     payload = bytes(buf[HEADER.size : end])
                     del buf[:end]
-                    try:
-                        return step_message_adapter.validate_json(payload)
-                    except ValidationError as exc:
-                        raise _ChildGone("KernelProtocolError", f"the kernel sent an invalid message: {exc.errors()[0]['msg']}") from None
+                    if not child.waited:
+                        await asyncio.sleep(0)
+                    child.waited = False
+                    return _parse_frame(payload), size, payload
             try:
-                chunk = await loop.sock_recv(child.sock, 1 << 18)
+                chunk = child.sock.recv(1 << 18)
+            except (BlockingIOError, InterruptedError):
+                await self._wait_io(child.sock, deadline)
+                child.waited = True
+                continue
             except OSError as exc:
                 raise _ChildGone("KernelCrash", f"kernel channel failed: {exc}") from None
             if not chunk:
                 raise _ChildGone("KernelCrash", "the kernel process died")
+            child.received += len(chunk)
+            if child.received > _STEP_BYTES_FRAMES * limit:
+                raise _ChildGone(
+                    "KernelProtocolError", f"the kernel sent more than {_STEP_BYTES_FRAMES * limit} bytes in one step"
+                )
             buf += chunk
 
-    async def _send(self, child: _Child, message: StepRequest | ToolReply) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.sock_sendall(child.sock, encode_frame(message))
-        except OSError as exc:
-            raise _ChildGone("KernelCrash", f"the kernel process died ({exc.strerror})") from None
+    async def _send(self, child: _Child, message: StepRequest | ToolReply, deadline: _StepDeadline) -> None:
+        data = memoryview(encode_frame(message))
+        while data:
+            try:
+                sent = child.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                await self._wait_io(child.sock, deadline, write=True)
+                continue
+            except OSError as exc:
+                raise _ChildGone("KernelCrash", f"the kernel process died ({exc.strerror})") from None
+            data = data[sent:]
 
-    async def _serve_tool_call(
+    async def _call_host(
         self,
-        child: _Child,
         call: ToolCallMessage,
         host_functions: Mapping[str, Callable[..., Any]],
         calls_made: int,
         limit: int | None,
-    ) -> ToolCallRecord:
+    ) -> tuple[ToolCallRecord, ToolReply, bool]:
+        """Run one host function for the kernel: its record, the reply, whether it was called."""
         record = ToolCallRecord(name=call.name, args=call.args, kwargs=call.kwargs)
         fn = host_functions.get(call.name)
         reply = ToolReply(id=call.id, ok=False)
         if fn is None:
             reply.error = record.error = f"unknown tool {call.name!r}"
-        elif limit is not None and calls_made > limit:
+            return record, reply, False
+        if limit is not None and calls_made > limit:
             reply.limit = True
             reply.error = record.error = (
                 f"tool call limit reached: at most {limit} tool calls per code block; {call.name}() was not called"
             )
+            return record, reply, False
+        try:
+            value = fn(*call.args, **call.kwargs)
+            if inspect.isawaitable(value):
+                value = await value
+            json.dumps(value)
+        except Exception as exc:  # any host failure becomes the agent's ToolError
+            reply.error = record.error = str(exc) or type(exc).__name__
         else:
-            try:
-                value = fn(*call.args, **call.kwargs)
-                if inspect.isawaitable(value):
-                    value = await value
-                json.dumps(value)
-            except Exception as exc:  # any host failure becomes the agent's ToolError
-                reply.error = record.error = str(exc) or type(exc).__name__
-            else:
-                reply.ok = True
-                reply.value = record.result = value
-        await self._send(child, reply)
-        return record
+            reply.ok = True
+            reply.value = record.result = value
+        return record, reply, True
 
     # ---- running code -----------------------------------------------------------
 
@@ -584,6 +811,7 @@ class Kernel:
         max_tool_calls: int | None = None,
         timeout: float | None = None,
     ) -> StepResult:
+        """Run one block; whatever the agent's code does, the answer is a ``StepResult``."""
         if self._closed:
             raise KernelError("the runtime was cleaned up")
         async with self._lock:
@@ -595,9 +823,16 @@ class Kernel:
         step_timeout = float(timeout if timeout is not None else self.config.step_timeout)
         limit = max_tool_calls if max_tool_calls is not None else self.config.max_tool_calls
         persistent = self.semantics == "persistent"
-        lost = await self._acquire_child()
+        if self._retired is not None:
+            await self._settle_retired()
+        try:
+            lost = await self._acquire_child()
+        except (KernelError, TimeoutError, OSError) as exc:
+            return self._unavailable_result(exc, persistent)
         child = self._child
         assert child is not None
+        child.received = 0
+        child.waited = True
         self._step_counter += 1
         request = StepRequest(
             step=self._step_counter,
@@ -606,70 +841,129 @@ class Kernel:
             timeout=step_timeout,
             max_output_chars=self.config.max_output_chars,
         )
-        records: list[ToolCallRecord] = []
+        keeper = _RecordKeeper(self._record_budget)
+        limit_s = step_timeout + max(_TIMEOUT_GRACE, 0.1 * step_timeout)
+        deadline = _StepDeadline(limit_s, limit_s * self.config.step_ceiling_factor, child.pid)
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(step_timeout + _TIMEOUT_GRACE):
-                await self._send(child, request)
-                while True:
-                    msg = await self._read_frame(child)
-                    if isinstance(msg, ResultMessage):
-                        break
-                    records.append(await self._serve_tool_call(child, msg, host_functions, len(records) + 1, limit))
+            await self._send(child, request, deadline)
+            calls = 0
+            while True:
+                msg, size, head = await self._read_frame(child, deadline)
+                if isinstance(msg, ResultMessage):
+                    break
+                received = time.monotonic()
+                if deadline.remaining() <= 0:  # frames kept coming: the deadline holds all the same
+                    raise TimeoutError
+                record, reply, executed = await self._call_host(msg, host_functions, calls + 1, limit)
+                answered = time.monotonic()
+                deadline.tool_call(msg.sent_at, received, answered, answered - received if executed else 0.0)
+                calls += 1
+                keeper.add(record, size, head, executed)
+                # Drop the parsed frame before the loop runs anything else: a large one
+                # kept alive into the collector's older generations makes full collections
+                # of the whole harness heap (seconds, measured) out of the kernel's garbage.
+                del msg, record
+                await self._send(child, reply, deadline)
         except (_ChildGone, TimeoutError) as exc:
             wall = time.perf_counter() - started
-            return await self._fault_result(child, exc, records, wall, step_timeout, persistent)
+            return await self._fault_result(child, exc, keeper, wall, step_timeout, persistent)
         except BaseException:
             # Cancelled (or the harness failed) mid-step: the channel is out of
             # step, so the step process goes; a persistent runtime reports the loss next time.
             self._retire_child(kill=True)
+            child.close()
             self._state_lost = persistent
             raise
         wall = time.perf_counter() - started
         child.steps += 1
         if not persistent:
-            self._retire_child(kill=False)
-        return self._result(msg, records, wall, lost and persistent)
+            # Whatever the step's code did to its process (patched the kernel, forged
+            # this result, cleared handlers), the process ends with its step.
+            self._retire_child(kill=True)
+            if self.config.stateless_keep_files:
+                child.close()
+            else:
+                self._retired = child  # its files go before the next step runs (see _settle_retired)
+        return self._result(msg, keeper, wall, lost and persistent)
 
-    def _result(self, msg: ResultMessage, records: list[ToolCallRecord], wall: float, restarted: bool) -> StepResult:
-        stdout = msg.stdout
+    async def _settle_retired(self) -> None:
+        """Before a stateless step: the previous step's (killed) process is gone, its files too.
+
+        Done here rather than when that step ended, so a step's result does not
+        wait for its process's teardown; the next step cannot start before.
+        """
+        child, self._retired = self._retired, None
+        if child is None:
+            return
+        if child.pidfd is not None:
+            if not pidfd_exited(child.pidfd):
+                await await_pidfd(child.pidfd, _EXIT_TIMEOUT)
+            child.close()
+        if not _fs.is_empty(self.workdir):
+            await _clear_workdir(self.workdir)
+
+    def _unavailable_result(self, exc: BaseException, persistent: bool) -> StepResult:
+        message = f"the runtime could not run this step: {exc}"
+        if persistent:
+            message += "; the interpreter was restarted and all state (variables, imports, definitions) was lost"
+        self._state_lost = False
+        return StepResult(
+            stdout=_RESTART_NOTE if persistent else "",
+            error=StepError(type="KernelError", message=message, traceback=f"KernelError: {message}\n"),
+            globals=[] if persistent else None,
+            kernel_restarted=persistent,
+        )
+
+    def _result(self, msg: ResultMessage, keeper: _RecordKeeper, wall: float, restarted: bool) -> StepResult:
         cap = self.config.max_output_chars
-        truncated = msg.truncated_chars > 0
-        if len(stdout) > cap + 200:  # the kernel is untrusted: cap again
-            cut = len(stdout) - cap
-            stdout = f"{stdout[: cap // 2]}\n... [output truncated: {cut} characters cut] ...\n{stdout[-(cap - cap // 2):]}"
-            truncated = True
+        stdout, truncated = _cap(msg.stdout, cap)
+        truncated = truncated or msg.truncated_chars > 0
         error = msg.error
+        if error is not None:  # the kernel is untrusted: bound its error text as well
+            error = StepError(
+                type=_cap(error.type, 200)[0], message=_cap(error.message, cap)[0], traceback=_cap(error.traceback, cap)[0]
+            )
         if restarted:
             stdout = _RESTART_NOTE + stdout
+        names, omitted = _cap_globals(msg.globals, cap) if self.semantics == "persistent" else (None, 0)
+        _log_records(self._step_counter, keeper)
         return StepResult(
             stdout=stdout,
             error=error,
             is_name_error=msg.is_name_error and error is not None,
-            tool_calls=records,
+            tool_calls=keeper.records,
             wall_time=wall,
-            globals=msg.globals if self.semantics == "persistent" else None,
-            bound_at_start=msg.bound_at_start if self.semantics == "persistent" else [],
+            globals=names,
+            # untrusted like the rest of the frame: capped as the globals are
+            bound_at_start=(_cap_globals(msg.bound_at_start, cap)[0] or []) if self.semantics == "persistent" else [],
             timed_out=msg.timed_out,
             kernel_restarted=restarted,
             output_truncated=truncated,
+            tool_calls_omitted=keeper.omitted,
+            globals_omitted=omitted + msg.globals_omitted,
         )
 
     async def _fault_result(
         self,
         child: _Child,
         exc: Exception,
-        records: list[ToolCallRecord],
+        keeper: _RecordKeeper,
         wall: float,
         step_timeout: float,
         persistent: bool,
     ) -> StepResult:
         self._retire_child(kill=True)
         status = await self._await_exit(child.pid)
+        if child.pidfd is not None and not pidfd_exited(child.pidfd):
+            await await_pidfd(child.pidfd, _EXIT_TIMEOUT)
+        child.close()
+        if not persistent and not self.config.stateless_keep_files and not _fs.is_empty(self.workdir):
+            await _clear_workdir(self.workdir)
         timed_out = isinstance(exc, TimeoutError)
         if timed_out:
             kind = "StepTimeout"
-            detail = f"step exceeded the {step_timeout:g} s wall-time limit and was killed"
+            detail = f"step exceeded the {step_timeout:g} s time limit and was killed"
         else:
             assert isinstance(exc, _ChildGone)
             kind, detail = exc.kind, exc.detail
@@ -679,16 +973,76 @@ class Kernel:
         message = detail
         if persistent:
             message += "; the interpreter was restarted and all state (variables, imports, definitions) was lost"
+        _log_records(self._step_counter, keeper)
         return StepResult(
             stdout=_RESTART_NOTE if restarted else "",
             error=StepError(type=kind, message=message, traceback=f"{kind}: {message}\n"),
             is_name_error=False,
-            tool_calls=records,
+            tool_calls=keeper.records,
             wall_time=wall,
             globals=[] if persistent else None,
             timed_out=timed_out,
             kernel_restarted=restarted,
+            tool_calls_omitted=keeper.omitted,
         )
+
+
+def _cap(text: str, cap: int) -> tuple[str, bool]:
+    """Head and tail of ``text`` within about ``cap`` characters (+ a marker).
+
+    (Lone surrogates cannot be here: ``_parse_frame`` refuses or escapes them.)"""
+    if len(text) > cap + 200:
+        cut = len(text) - cap
+        return f"{text[: cap // 2]}\n... [output truncated: {cut} characters cut] ...\n{text[-(cap - cap // 2):]}", True
+    return text, False
+
+
+def _cap_globals(names: list[str] | None, cap: int) -> tuple[list[str], int]:
+    if names is None:
+        return [], 0
+    if sum(len(name) + 2 for name in names) <= cap:
+        return names, 0
+    kept: list[str] = []
+    used = 0
+    for name in names:
+        used += len(name) + 2
+        if used > cap:
+            break
+        kept.append(name)
+    return kept, len(names) - len(kept)
+
+
+def _log_records(step: int, keeper: _RecordKeeper) -> None:
+    if keeper.omitted or keeper.truncated:
+        logger.warning(
+            "step %d: %d tool call records left out (counted in tool_calls_omitted) and %d with truncated "
+            "arguments, to bound the harness's memory",
+            step, keeper.omitted, keeper.truncated,
+        )
+
+
+async def _remove_workdir(path: str) -> None:
+    """Delete a kernel's working directory off the event loop; a failure is logged, never raised."""
+    try:
+        await asyncio.to_thread(_fs.remove_tree, path)
+    except (OSError, RecursionError) as exc:
+        logger.warning("could not remove the kernel working directory %s: %s", path, exc)
+
+
+async def _clear_workdir(path: str) -> None:
+    """Empty a stateless kernel's working directory between steps (off the loop; failures logged)."""
+
+    def clear() -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            _fs.clear_directory(fd)
+        finally:
+            os.close(fd)
+
+    try:
+        await asyncio.to_thread(clear)
+    except (OSError, RecursionError) as exc:
+        logger.warning("could not empty the kernel working directory %s: %s", path, exc)
 
 
 _RESTART_NOTE = "[kernel restarted: all previous state (variables, imports, definitions) was lost]\n"

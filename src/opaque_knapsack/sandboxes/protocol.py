@@ -38,6 +38,9 @@ class ToolCallRecord(BaseModel):
     result: Any | None = None
     error: str | None = None
     """The message the agent's ``ToolError`` carried, when the call failed."""
+    args_truncated: bool = False
+    """The call's arguments were too large to keep (per call, step or episode
+    bounds): ``args`` holds the head of their JSON text instead, ``kwargs`` is empty."""
 
 
 class StepResult(BaseModel):
@@ -64,6 +67,12 @@ class StepResult(BaseModel):
     kernel_restarted: bool = False
     """Persistent runtime only: the interpreter was replaced and all state is gone."""
     output_truncated: bool = False
+    tool_calls_omitted: int = 0
+    """Tool calls made but not kept in ``tool_calls`` (refused calls beyond a
+    sample, or records past the step's or episode's bounds); counted, never lost silently."""
+    globals_omitted: int = 0
+    """Persistent runtime: global names left out of ``globals`` to keep it within
+    ``max_output_chars`` characters."""
 
 
 # ---- kernel -> harness -------------------------------------------------------
@@ -79,6 +88,9 @@ class ToolCallMessage(_KernelMessage):
     name: str = Field(max_length=200)
     args: list[Any]
     kwargs: dict[str, Any]
+    sent_at: float | None = None
+    """The kernel's CLOCK_MONOTONIC when it sent the call (the step's clock stops
+    from then until the answer); untrusted, clamped by the harness."""
 
 
 class ResultMessage(_KernelMessage):
@@ -90,6 +102,7 @@ class ResultMessage(_KernelMessage):
     bound_at_start: list[str] = Field(default_factory=list)
     timed_out: bool
     truncated_chars: int = Field(ge=0)
+    globals_omitted: int = Field(default=0, ge=0)
 
 
 StepChannelMessage = Annotated[Union[ToolCallMessage, ResultMessage], Field(discriminator="type")]
@@ -144,5 +157,6 @@ class ToolReply(BaseModel):
 
 def encode_frame(message: BaseModel | dict[str, Any]) -> bytes:
     payload = message.model_dump() if isinstance(message, BaseModel) else message
-    data = json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    # ASCII JSON: a lone surrogate in the model's code travels as an escape the kernel reads back.
+    data = json.dumps(payload).encode("ascii")
     return HEADER.pack(len(data)) + data

@@ -31,6 +31,7 @@ from inspect_ai.util import (
 )
 from pydantic import BaseModel
 
+from . import _fs
 from .config import RuntimeConfig
 from .kernel import (
     _EXEC_ERROR_MARKER,
@@ -110,6 +111,11 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     @property
     def protection(self) -> Protection:
         return self.kernel.protection
+
+    @property
+    def keeps_files(self) -> bool:
+        """Stateless runtime with ``stateless_keep_files``: files survive steps (the prompt says so)."""
+        return self.semantics == "stateless" and self.kernel.config.stateless_keep_files
 
     async def run_code(
         self,
@@ -256,13 +262,6 @@ class PythonRuntimeSandbox(SandboxEnvironment):
 
     # ---- files -----------------------------------------------------------------------
 
-    def _resolve(self, file: str) -> str:
-        base = self.kernel.workdir
-        real = os.path.realpath(file if os.path.isabs(file) else os.path.join(base, file))
-        if real != base and not real.startswith(base + os.sep):
-            raise PermissionError(errno.EACCES, "outside the sandbox working directory", file)
-        return real
-
     def _may(self, st: os.stat_result, bit: int) -> bool:
         """Access as the kernel's user would have it (the harness may be root)."""
         uid = self.kernel.uid if self.kernel.uid is not None else os.geteuid()
@@ -274,30 +273,75 @@ class PythonRuntimeSandbox(SandboxEnvironment):
             return bool((st.st_mode >> 3) & bit)
         return bool(st.st_mode & bit)
 
-    def _chown(self, path: str) -> None:
+    def _fchown(self, fd: int) -> None:
         if self.kernel.uid is not None:
-            os.chown(path, self.kernel.uid, self.kernel.uid, follow_symlinks=False)
+            os.fchown(fd, self.kernel.uid, self.kernel.uid)
 
-    async def write_file(self, file: str, contents: str | bytes) -> None:
-        path = self._resolve(file)
-        parent = Path(path).parent
-        missing = [p for p in [parent, *parent.parents] if not p.exists()]
-        parent.mkdir(parents=True, exist_ok=True)
-        for created in missing:
-            self._chown(str(created))
-        if os.path.isdir(path):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", file)
-        if os.path.exists(path) and not self._may(os.stat(path), 2):
-            raise PermissionError(errno.EACCES, "Permission denied", file)
-        data = contents.encode("utf-8") if isinstance(contents, str) else contents
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    def _open(self, file: str, flags: int, make_parents: bool = False) -> int:
+        """Open ``file`` inside the working directory through descriptors (see ``_fs.open_beneath``).
+
+        The kernel may swap any directory on the path for a symlink at any moment;
+        resolution never leaves the directory and never follows a symlink, so the
+        harness (perhaps root) neither reads nor creates anything outside it.
+        """
+        parts = _fs.split_beneath(self.kernel.workdir, file)
+        root = os.open(self.kernel.workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            self._chown(path)
+            return _fs.open_beneath(
+                root, parts, flags | os.O_NONBLOCK, 0o644, make_parents=make_parents, on_created_dir=self._fchown
+            )
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", file) from None
+        except IsADirectoryError:
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", file) from None
+        finally:
+            os.close(root)
+
+    def _write(self, file: str, contents: str | bytes) -> None:
+        try:
+            fd = self._open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, make_parents=True)
+            created = True
+        except FileExistsError:
+            fd = self._open(file, os.O_WRONLY)
+            created = False
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise PermissionError(errno.EACCES, "not a regular file", file)
+            if created:
+                self._fchown(fd)
+            elif not self._may(st, 2):
+                raise PermissionError(errno.EACCES, "Permission denied", file)
+            os.ftruncate(fd, 0)
+            data = contents.encode("utf-8") if isinstance(contents, str) else contents
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
+
+    def _read(self, file: str, text: bool) -> str | bytes:
+        try:
+            fd = self._open(file, os.O_RDONLY)
+        except OSError as exc:
+            if exc.errno == errno.EISDIR:
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", file) from None
+            raise
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", file)
+            if not stat.S_ISREG(st.st_mode) or not self._may(st, 4):
+                raise PermissionError(errno.EACCES, "Permission denied", file)
+            if st.st_size > SandboxEnvironmentLimits.MAX_READ_FILE_SIZE:
+                raise OutputLimitExceededError(limit_str=SandboxEnvironmentLimits.MAX_READ_FILE_SIZE_STR, truncated_output=None)
+            data = f.read(SandboxEnvironmentLimits.MAX_READ_FILE_SIZE + 1)
+        if len(data) > SandboxEnvironmentLimits.MAX_READ_FILE_SIZE:
+            raise OutputLimitExceededError(limit_str=SandboxEnvironmentLimits.MAX_READ_FILE_SIZE_STR, truncated_output=None)
+        return data.decode("utf-8") if text else data
+
+    async def write_file(self, file: str, contents: str | bytes) -> None:
+        await asyncio.to_thread(self._write, file, contents)  # file I/O off the event loop
 
     @overload
     async def read_file(self, file: str, text: Literal[True] = True) -> str: ...
@@ -306,20 +350,7 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     async def read_file(self, file: str, text: Literal[False]) -> bytes: ...
 
     async def read_file(self, file: str, text: bool = True) -> Union[str | bytes]:
-        path = self._resolve(file)
-        if not os.path.exists(path):
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", file)
-        st = os.stat(path)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "Is a directory", file)
-        if not self._may(st, 4):
-            raise PermissionError(errno.EACCES, "Permission denied", file)
-        if st.st_size > SandboxEnvironmentLimits.MAX_READ_FILE_SIZE:
-            raise OutputLimitExceededError(limit_str=SandboxEnvironmentLimits.MAX_READ_FILE_SIZE_STR, truncated_output=None)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as f:
-            data = f.read()
-        return data.decode("utf-8") if text else data
+        return await asyncio.to_thread(self._read, file, text)
 
 
 @sandboxenv(name="persistent_python")

@@ -84,7 +84,8 @@ def codeact(
         sample_store.set(PREBOUND_KEY, _prebound_names(runtime))
 
         system = prompts.codeact_system_prompt(
-            semantics, strict_take=strict_take, max_tool_calls=max_tool_calls, max_turns=max_turns
+            semantics, strict_take=strict_take, max_tool_calls=max_tool_calls, max_turns=max_turns,
+            keep_files=bool(getattr(runtime, "keeps_files", False)),
         )
         if tool_docs is not None:
             system = system.replace(prompts.tool_docs(strict_take), tool_docs)
@@ -158,6 +159,7 @@ async def _run_turns(
                 "stdout": result.stdout,
                 "error": _error_text(result),
                 "tool_calls": [call.model_dump() for call in result.tool_calls],
+                "tool_calls_omitted": result.tool_calls_omitted,
                 "globals": result.globals,
                 "bound_at_start": result.bound_at_start,
                 "input_tokens": record.input_tokens,

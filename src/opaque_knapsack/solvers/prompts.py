@@ -28,6 +28,21 @@ RUNTIME_NOTES: dict[str, str] = {
     ),
 }
 
+STATELESS_KEEP_FILES_NOTE = (
+    "Runtime: STATELESS Python interpreter with a PERSISTENT working directory. Every "
+    "step starts in a fresh interpreter: nothing your code defines (variables, "
+    "functions, classes, imports) survives to the next step, but files your code "
+    "writes in the working directory are kept for later steps."
+)
+
+
+def runtime_note(semantics: Semantics, keep_files: bool = False) -> str:
+    """The runtime note; ``keep_files`` only matters in the stateless runtime (files survive steps)."""
+    if semantics == "stateless" and keep_files:
+        return STATELESS_KEEP_FILES_NOTE
+    return RUNTIME_NOTES[semantics]
+
+
 KNAPSACK_TOOL_DOCS = """\
 Tools (plain Python functions, already defined in the interpreter):
 - list_items() -> str: JSON list of all item ids.
@@ -67,12 +82,12 @@ def tool_docs(strict_take: bool) -> str:
 
 
 def codeact_system_prompt(
-    semantics: Semantics, *, strict_take: bool, max_tool_calls: int, max_turns: int
+    semantics: Semantics, *, strict_take: bool, max_tool_calls: int, max_turns: int, keep_files: bool = False
 ) -> str:
     return "\n\n".join(
         [
             SYSTEM_INTRO,
-            RUNTIME_NOTES[semantics],
+            runtime_note(semantics, keep_files),
             tool_docs(strict_take),
             CODEACT_FORMAT.format(max_tool_calls=max_tool_calls, max_turns=max_turns),
         ]
