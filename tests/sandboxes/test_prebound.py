@@ -61,11 +61,12 @@ def test_default_matches_the_paper_and_bad_names_are_refused() -> None:
 async def test_bound_at_start_reports_the_interpreters_names(kernel: Kernel) -> None:
     first = await kernel.run_code("a = 1\ndef f(): return a")
     assert first.bound_at_start == []
-    second = await kernel.run_code("b = a + 1")
+    second = await kernel.run_code("b = a + f()")
     if kernel.semantics == "persistent":
         assert second.bound_at_start == ["a", "f"]
-        third = await kernel.run_code("pass")
-        assert third.bound_at_start == ["a", "b", "f"]
+        # only names the step's code mentions (bounded by the code, not the namespace)
+        third = await kernel.run_code("print(b, f, not_bound_anywhere)")
+        assert third.bound_at_start == ["b", "f"]
     else:
         assert second.is_name_error
         assert second.bound_at_start == []

@@ -653,7 +653,10 @@ class Kernel:
             lost = lost or self._child_had_state()
             self.kill()
             if attempt:
-                raise KernelError("the kernel gave no step process in time (twice in a row)")
+                raise KernelError(
+                    "the kernel process did not start, or gave no step process in time (twice in a row; "
+                    "is the Python install readable and the working directory there?)"
+                )
             await self._spawn()
         self._child = self._ready.popleft()
         return lost
