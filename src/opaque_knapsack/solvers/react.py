@@ -67,8 +67,7 @@ async def _run_turns(state: AgentState, episode: Any, tools: list[Any], max_turn
     end_reason = "turn_limit"
     for turn in range(1, max_turns + 1):
         reply = await next_reply(model, state, turn, tools)
-        if reply.record is not None:
-            episode.record(reply.record)
+        episode.record(reply.record)
         if reply.end_reason is not None:
             end_reason = reply.end_reason
             break
