@@ -16,10 +16,16 @@ from inspect_ai.scorer import Score, Target, mean, scorer
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.util import Store
 
-from opaque_knapsack.records import END_REASON_KEY, FAMILY_METADATA_KEY, PREBOUND_KEY, STEPS_KEY, StepRecord
+from opaque_knapsack.records import (
+    END_REASON_KEY,
+    FAMILY_METADATA_KEY,
+    PREBOUND_KEY,
+    STEPS_KEY,
+    StepRecord,
+)
 from opaque_knapsack.scorers import step_figures
-from opaque_knapsack.solvers import codeact
-from opaque_knapsack.solvers.episode import HostFunction, register_episode
+from opaque_knapsack.solvers import codeact, register_episode
+from opaque_knapsack.solvers.episode import HostFunction
 
 GUESS_STATE_KEY = "guess:environment"
 TOOLS = ("guess", "finish")

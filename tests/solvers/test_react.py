@@ -16,7 +16,8 @@ def _reply(*calls: tuple[str, dict[str, str]]) -> ModelOutput:
     output.usage = ModelUsage(input_tokens=10, output_tokens=2, total_tokens=12)
     if calls:
         output.message.tool_calls = [
-            ToolCall(id=f"c{index}", function=name, arguments=arguments) for index, (name, arguments) in enumerate(calls)
+            ToolCall(id=f"c{index}", function=name, arguments=arguments)
+            for index, (name, arguments) in enumerate(calls)
         ]
     return output
 

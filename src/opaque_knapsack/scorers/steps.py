@@ -17,7 +17,9 @@ StepDict = Mapping[str, object]
 """One ``StepRecord.to_dict()`` as the store keeps it."""
 
 
-def step_figures(steps: Sequence[StepDict], tool_names: Iterable[str], prebound: Iterable[str] = ()) -> dict[str, float]:
+def step_figures(
+    steps: Sequence[StepDict], tool_names: Iterable[str], prebound: Iterable[str] = ()
+) -> dict[str, float]:
     """Steps, tool calls, tokens, NameErrors and the behaviour metrics of one episode.
 
     ``tool_names``: the family's tools (never carried references, and what
