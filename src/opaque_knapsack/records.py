@@ -65,6 +65,11 @@ def fault_note(where: str, step_timeouts: float, kernel_restarts: float, episode
         "kernel_restarts scores)"
     )
 
+# A task of another family marks itself for the readers of logs (export) with
+# this eval metadata key, naming its family; its scorer's dict score plays the
+# part of ``knapsack_scorer``'s (see CONTRIBUTING.md, "Add a task family").
+FAMILY_METADATA_KEY = "family"
+
 # The hidden instance rides in sample metadata as a JSON *string*: Inspect
 # deep-copies sample metadata with every score it aggregates, and a string
 # copies for free where a nested dict of a hundred items does not.

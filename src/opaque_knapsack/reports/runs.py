@@ -20,6 +20,8 @@ from opaque_knapsack.reports.errors import ReportError, ReportWarning
 from opaque_knapsack.records import FAULT_KEYS, fault_note
 from opaque_knapsack.reports.metrics import EPISODE_METRICS, SCORE_KEYS, SCORER_NAME
 
+SCORE_PREFIX = f"score_{SCORER_NAME}_"  # the column of score key k (reports/columns.py)
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -130,74 +132,17 @@ def _check_headers(files: Sequence[str]) -> None:
 def _eval_columns() -> list[Any]:
     from inspect_ai.analysis import EvalColumn
 
-    return [
-        EvalColumn("eval_id", path="eval.eval_id", required=True),
-        EvalColumn("model", path="eval.model", required=True),
-        EvalColumn("status", path="status", required=True),
-        EvalColumn("task_arg_*", path="eval.task_args"),
-        EvalColumn("train", path=lambda log: train_semantics(log.eval.model, log.eval.metadata)),
-        # the task also records its resolved settings in the eval metadata
-        EvalColumn("meta_*", path=_metadata_settings),
-        EvalColumn("expected_samples", path=_expected_samples),
-    ]
+    from opaque_knapsack.reports.columns import ConditionColumns
 
-
-def _metadata_settings(log: Any) -> dict[str, str]:
-    metadata = log.eval.metadata or {}
-    return {k: str(metadata[k]) for k in ("runtime", "difficulty", "agent") if metadata.get(k)}
-
-
-def _expected_samples(log: Any) -> int | None:
-    dataset = log.eval.dataset
-    count = len(dataset.sample_ids) if dataset.sample_ids is not None else dataset.samples
-    if count is None:
-        return None
-    return int(count) * int(log.eval.config.epochs or 1)
-
-
-def _score_dict(sample: Any) -> dict[str, Any] | None:
-    score = (sample.scores or {}).get(SCORER_NAME)
-    if score is None or not isinstance(score.value, dict):
-        return None
-    return {k: v for k, v in score.value.items() if isinstance(v, int | float)}
-
-
-def _errored(sample: Any) -> bool:
-    """The sample errored: Inspect recorded an error, or (a log from before model
-    errors errored the sample) the episode ended on a model error."""
-    if sample.error is not None:
-        return True
-    score = (sample.scores or {}).get(SCORER_NAME)
-    end_reason = str(((score.metadata or {}) if score is not None else {}).get("end_reason") or "")
-    return end_reason.startswith("model_error")
-
-
-def _usage_sum(attribute: str) -> Any:
-    def extract(sample: Any) -> int | None:
-        usages = list((sample.model_usage or {}).values())
-        if not usages:
-            return None
-        return int(sum(getattr(usage, attribute) or 0 for usage in usages))
-
-    return extract
+    return [column for column in ConditionColumns if isinstance(column, EvalColumn)]
 
 
 def _sample_columns() -> list[Any]:
-    from inspect_ai.analysis import SampleColumn
+    from inspect_ai.analysis import EvalColumn
 
-    return [
-        SampleColumn("id", path="id", required=True, type=str),
-        SampleColumn("epoch", path="epoch", required=True, type=int),
-        SampleColumn("sample_difficulty", path=lambda s: (s.metadata or {}).get("difficulty")),
-        SampleColumn("sample_runtime", path=lambda s: (s.metadata or {}).get("runtime")),
-        SampleColumn("scorers", path=lambda s: ",".join(sorted((s.scores or {}).keys()))),
-        SampleColumn("errored", path=_errored, type=bool),
-        SampleColumn(f"score_{SCORER_NAME}_*", path=_score_dict),
-        SampleColumn("usage_input_tokens", path=_usage_sum("input_tokens")),
-        SampleColumn("usage_output_tokens", path=_usage_sum("output_tokens")),
-        SampleColumn("usage_total_tokens", path=_usage_sum("total_tokens")),
-        SampleColumn("total_time", path="total_time"),
-    ]
+    from opaque_knapsack.reports.columns import EpisodeColumns
+
+    return [column for column in EpisodeColumns if not isinstance(column, EvalColumn)]
 
 
 # Inspect lists a .json file as a log only if its name starts with a timestamp.
@@ -260,7 +205,7 @@ def _episode_frame(samples: "pd.DataFrame") -> "pd.DataFrame":
         {"task_id": samples["id"].astype(str).to_numpy(), "epoch": samples["epoch"].astype(int).to_numpy()}
     )
     for key in EPISODE_METRICS:
-        column = f"score_{SCORER_NAME}_{key}" if key in SCORE_KEYS else key
+        column = f"{SCORE_PREFIX}{key}" if key in SCORE_KEYS else key
         if column in samples.columns:
             values = pd.to_numeric(samples[column], errors="coerce").astype("float64").to_numpy()
         else:
@@ -294,6 +239,17 @@ def _difficulty(row: "pd.Series", samples: "pd.DataFrame") -> str:
     return UNKNOWN
 
 
+def eval_condition(row: "pd.Series", samples: "pd.DataFrame") -> Condition:
+    """The condition of one eval (a row of the evals frame) with its samples."""
+    return Condition(
+        model=str(row["model"]),
+        train=str(row["train"]),
+        runtime=_runtime(row, samples),
+        difficulty=_difficulty(row, samples),
+        agent=_task_arg(row, "agent") or "",
+    )
+
+
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:
     """Runs for each path, in path order and condition order within a path.
 
@@ -325,13 +281,7 @@ def _load_path(source: str) -> list[Run]:
                 f"{log}: no '{SCORER_NAME}' scores in this log "
                 f"(scorers found: {', '.join(found) or 'none'}); is it an opaque-knapsack eval?"
             )
-        condition = Condition(
-            model=str(row["model"]),
-            train=str(row["train"]),
-            runtime=_runtime(row, mine),
-            difficulty=_difficulty(row, mine),
-            agent=_task_arg(row, "agent") or "",
-        )
+        condition = eval_condition(row, mine)
         grouped.setdefault(condition, []).append((log, mine))
         if note:
             warnings.warn(note, ReportWarning, stacklevel=3)
@@ -381,7 +331,7 @@ def _fault_note(condition: Condition, episodes: "pd.DataFrame") -> str | None:
 
 
 def _has_scores(samples: "pd.DataFrame") -> bool:
-    columns = [f"score_{SCORER_NAME}_{key}" for key in SCORE_KEYS]
+    columns = [f"{SCORE_PREFIX}{key}" for key in SCORE_KEYS]
     present = [c for c in columns if c in samples.columns]
     return bool(present) and bool(samples[present].notna().any(axis=None))
 

@@ -22,9 +22,7 @@ from opaque_knapsack.records import (
     TOOL_NAMES,
     instance_from_metadata,
 )
-from opaque_knapsack.scorers.behaviour import StepCode, behaviour_metrics, tool_call_sites
-
-TOOLS = frozenset(TOOL_NAMES)
+from opaque_knapsack.scorers.steps import step_figures
 
 
 def episode_figures(
@@ -42,41 +40,13 @@ def episode_figures(
     environment = KnapsackEnvironment.from_state(instance, environment_state, strict_take=strict_take)
     optimal = instance.reference.optimal_value
     optimality = environment.total_value / optimal if optimal else 0.0
-    executed = [
-        StepCode(turn=step["turn"], code=step["code"], bound_at_start=_bound(step))
-        for step in steps
-        if step.get("code") is not None
-    ]
-    behaviour = behaviour_metrics(executed, tool_names=(*TOOL_NAMES, *prebound))
-    name_errors = sum(1 for step in steps if step.get("is_name_error"))
-    tokens = {key: float(sum(step.get(key) or 0 for step in steps)) for key in _TOKEN_KEYS}
-    if not tokens["total_tokens"]:  # a log from before the provider's total was recorded
-        tokens["total_tokens"] = tokens["input_tokens"] + tokens["output_tokens"]
     return {
         "optimality": float(optimality),
         "solved": 1.0 if environment.total_value >= optimal else 0.0,
         "capacity_utilization": environment.total_weight / instance.public.capacity,
         "items_inspected": float(len(environment.inspected)),
-        "steps": float(len(steps)),
-        "tool_calls": float(sum(step.get("tool_calls", 0) for step in steps)),
-        "tool_call_sites": float(sum(tool_call_sites(step.code, TOOLS) for step in executed)),
-        **tokens,
-        "name_error_episode": 1.0 if name_errors else 0.0,
-        "name_error_count": float(name_errors),
-        "state_utilization": float(behaviour.state_utilization),
-        "reimport_rate": float(behaviour.reimport_rate),
-        "symbol_lifespan": float(behaviour.symbol_lifespan),
-        "step_timeouts": float(sum(1 for step in steps if step.get("timed_out"))),
-        "kernel_restarts": float(sum(1 for step in steps if step.get("kernel_restarted"))),
+        **step_figures(steps, TOOL_NAMES, prebound),
     }
-
-
-_TOKEN_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
-
-
-def _bound(step: dict[str, Any]) -> frozenset[str] | None:
-    names = step.get("bound_at_start")
-    return frozenset(names) if names is not None else None
 
 
 @scorer(metrics={"*": [mean(), stderr()]})

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from inspect_ai.agent import Agent, AgentState, agent
 from inspect_ai.log import transcript
@@ -20,9 +20,12 @@ from inspect_ai.model import ChatMessageSystem, ChatMessageUser, get_model
 from inspect_ai.util import store
 
 from opaque_knapsack.solvers import prompts
-from opaque_knapsack.records import AGENT_KEY, END_REASON_KEY, PREBOUND_KEY, RUNTIME_KEY, STRICT_TAKE_KEY, StepRecord
-from opaque_knapsack.solvers.episode import current_episode
+from opaque_knapsack.records import AGENT_KEY, PREBOUND_KEY, RUNTIME_KEY, STRICT_TAKE_KEY
+from opaque_knapsack.solvers.episode import Episode, HostFunction, HostFunctionEpisode, live_episode
 from opaque_knapsack.solvers.turns import next_reply
+
+if TYPE_CHECKING:
+    from opaque_knapsack.sandboxes import PythonRuntimeSandbox, StepResult, ToolCallRecord
 
 CODE_BLOCK = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -32,13 +35,13 @@ def extract_code_blocks(text: str) -> list[str]:
     return [match.group(1) for match in CODE_BLOCK.finditer(text)]
 
 
-def _error_text(result: Any) -> str | None:
+def _error_text(result: StepResult) -> str | None:
     if result.error is None:
         return None
     return result.error.traceback or f"{result.error.type}: {result.error.message}"
 
 
-def _notes(result: Any, timeout: float) -> list[str]:
+def _notes(result: StepResult, timeout: float) -> list[str]:
     notes = []
     if result.timed_out:
         notes.append(f"The block ran longer than {timeout:g} s and was stopped.")
@@ -55,8 +58,9 @@ def codeact(
     max_turns: int = 40,
     max_tool_calls: int = 25,
     step_timeout: float = 30.0,
-    host_functions: Mapping[str, Callable[..., Any]] | None = None,
+    host_functions: Mapping[str, HostFunction] | None = None,
     tool_docs: str | None = None,
+    instructions: str | None = None,
 ) -> Agent:
     """CodeAct agent over the sample's persistent or stateless Python runtime.
 
@@ -64,45 +68,45 @@ def codeact(
         max_turns: Assistant replies per episode.
         max_tool_calls: Tool calls allowed per code block (enforced by the harness).
         step_timeout: Wall-time limit per code block, in seconds.
-        host_functions: Tools available inside the interpreter, by name. Default:
-            the knapsack tools bound to the sample's hidden environment.
+        host_functions: Tools available inside the interpreter, by name, run
+            through a ``HostFunctionEpisode`` (steps recorded, ``finish()`` ends
+            the loop). Default: the tools of the episode the task's setup
+            started (the knapsack tools in the opaque_knapsack/knapsack task).
         tool_docs: Tool documentation for the system prompt. Default: the
             knapsack tools' documentation.
+        instructions: What the task is, opening the system prompt. Default:
+            the knapsack puzzle's statement.
     """
 
     async def execute(state: AgentState) -> AgentState:
         from opaque_knapsack.sandboxes import runtime_sandbox
 
         runtime = runtime_sandbox()
-        semantics = runtime.semantics
-        episode = current_episode() if host_functions is None else None
-        functions = host_functions if host_functions is not None else episode.host_functions()  # type: ignore[union-attr]
         sample_store = store()
-        strict_take = bool(sample_store.get(STRICT_TAKE_KEY, True))
+        episode = live_episode() if host_functions is None else HostFunctionEpisode(host_functions, sample_store)
         sample_store.set(AGENT_KEY, "codeact")
-        sample_store.set(RUNTIME_KEY, semantics)
+        sample_store.set(RUNTIME_KEY, runtime.semantics)
         sample_store.set(PREBOUND_KEY, _prebound_names(runtime))
-
-        system = prompts.codeact_system_prompt(
-            semantics, strict_take=strict_take, max_tool_calls=max_tool_calls, max_turns=max_turns,
-            keep_files=bool(getattr(runtime, "keeps_files", False)),
-        )
-        if tool_docs is not None:
-            system = system.replace(prompts.tool_docs(strict_take), tool_docs)
         if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
+            system = prompts.codeact_system_prompt(
+                runtime.semantics,
+                strict_take=bool(sample_store.get(STRICT_TAKE_KEY, True)),
+                max_tool_calls=max_tool_calls,
+                max_turns=max_turns,
+                keep_files=bool(getattr(runtime, "keeps_files", False)),
+                tool_docs=tool_docs,
+                instructions=instructions,
+            )
             state.messages.insert(0, ChatMessageSystem(content=system))
 
         end_reason = "error"
         try:
             end_reason = await _run_turns(
-                state, runtime, functions, episode, semantics,
+                state, runtime, episode,
                 max_turns=max_turns, max_tool_calls=max_tool_calls, step_timeout=step_timeout,
             )
         finally:
-            if episode is not None:
-                episode.end(end_reason)
-            else:
-                sample_store.set(END_REASON_KEY, end_reason)
+            episode.end(end_reason)
         return state
 
     return execute
@@ -110,10 +114,8 @@ def codeact(
 
 async def _run_turns(
     state: AgentState,
-    runtime: Any,
-    functions: Mapping[str, Callable[..., Any]],
-    episode: Any,
-    semantics: str,
+    runtime: PythonRuntimeSandbox,
+    episode: Episode,
     *,
     max_turns: int,
     max_tool_calls: int,
@@ -121,12 +123,13 @@ async def _run_turns(
 ) -> str:
     """The turn loop; returns why the episode ended."""
     model = get_model()
+    functions = episode.host_functions()
+    semantics = runtime.semantics
     end_reason = "turn_limit"
     live_globals: list[str] = []  # persistent: the names the last step left behind
     for turn in range(1, max_turns + 1):
         reply = await next_reply(model, state, turn)
-        if reply.record is not None:
-            _record(episode, reply.record)
+        episode.record(reply.record)
         if reply.end_reason is not None:
             end_reason = reply.end_reason
             break
@@ -170,7 +173,7 @@ async def _run_turns(
             source=f"codeact step {turn}",
         )
 
-        if episode is not None and episode.environment.finished:
+        if episode.finished:
             end_reason = "finished"
             break
         if turn < max_turns:
@@ -192,13 +195,13 @@ LIMIT_REFUSAL = "tool call limit reached"
 IDENTIFIER = re.compile(r"[^\W\d]\w*")
 
 
-def _prebound_names(runtime: Any) -> list[str]:
+def _prebound_names(runtime: PythonRuntimeSandbox) -> list[str]:
     """The names the runtime binds before every step, like builtins (never state an earlier step left)."""
     config = getattr(getattr(runtime, "kernel", None), "config", None)
     return sorted({name.split(".")[0] for name in getattr(config, "prebound_modules", ())})
 
 
-def _bound_at_start(result: Any, semantics: str, live_globals: list[str]) -> list[str]:
+def _bound_at_start(result: StepResult, semantics: str, live_globals: list[str]) -> list[str]:
     """What the interpreter held when the step began, as the runtime reported it.
 
     A step process that died before reporting leaves the previous step's
@@ -215,11 +218,6 @@ def _mentioned(code: str, names: list[str]) -> list[str]:
     return [name for name in names if name in words]
 
 
-def _refused(call: Any) -> bool:
+def _refused(call: ToolCallRecord) -> bool:
     """A call the harness refused for exceeding the per-block limit: never invoked."""
     return (call.error or "").startswith(LIMIT_REFUSAL)
-
-
-def _record(episode: Any, record: StepRecord) -> None:
-    if episode is not None:
-        episode.record(record)

@@ -1,4 +1,11 @@
-"""One sample's knapsack episode: the hidden environment and its records.
+"""One sample's episode: what an agent's turn loop drives, and the knapsack one.
+
+``Episode`` is the seam between the agents and a task family: the host
+functions the runtime forwards to, where step records go, whether the agent
+has finished, and how the episode ends. ``KnapsackEpisode`` is the knapsack
+family's; ``HostFunctionEpisode`` is the default for people who bring their
+own host functions to the CodeAct agent; a new family registers its own with
+``register_episode`` in its setup solver.
 
 The environment object (hidden items, budget counters) lives only here, in the
 harness process. The agent reaches it through host functions forwarded by the
@@ -14,8 +21,9 @@ from __future__ import annotations
 
 import uuid
 import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.util import Store, store
@@ -34,6 +42,80 @@ from opaque_knapsack.records import (
 
 EndReason = Literal["finished", "turn_limit", "model_error", "context_length"]
 
+HostFunction = Callable[..., object]
+"""A tool the runtime's kernel forwards its stub to: plain values in, a JSON-able value out."""
+
+
+class Episode(Protocol):
+    """What an agent's turn loop needs of one sample's episode, whatever the task family."""
+
+    def host_functions(self) -> Mapping[str, HostFunction]:
+        """The tools, by name, bound to this sample's hidden state."""
+        ...
+
+    def record(self, step: StepRecord) -> None:
+        """Keep one assistant turn's record (the scorer reads them back from the store)."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """The agent asked to end the episode (``finish()``): the loop stops after this step."""
+        ...
+
+    def end(self, reason: str) -> None:
+        """Store why the episode ended, and everything the scorer reads."""
+        ...
+
+
+FINISH_TOOL = "finish"
+
+
+@dataclass
+class HostFunctionEpisode:
+    """The default ``Episode`` around host functions someone brings to the CodeAct agent.
+
+    Steps go to the store under the same keys the knapsack episode uses, so
+    scorers and export read them alike. A call of ``finish`` that returns
+    ends the loop; without a ``finish`` among the functions one is added, so
+    every episode can end by the agent's choice.
+    """
+
+    functions: Mapping[str, HostFunction]
+    sample_store: Store
+    steps: list[StepRecord] = field(default_factory=list)
+    finish_called: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_called
+
+    def host_functions(self) -> dict[str, HostFunction]:
+        functions = dict(self.functions)
+        finish = functions.get(FINISH_TOOL, _default_finish)
+
+        def finish_and_end(*args: object, **kwargs: object) -> object:
+            value = finish(*args, **kwargs)
+            self.finish_called = True
+            return value
+
+        finish_and_end.__name__ = FINISH_TOOL
+        finish_and_end.__doc__ = finish.__doc__
+        functions[FINISH_TOOL] = finish_and_end
+        return functions
+
+    def record(self, step: StepRecord) -> None:
+        self.steps.append(step)
+        self.sample_store.set(STEPS_KEY, [s.to_dict() for s in self.steps])
+
+    def end(self, reason: str) -> None:
+        self.sample_store.set(END_REASON_KEY, reason)
+        self.sample_store.set(STEPS_KEY, [s.to_dict() for s in self.steps])
+
+
+def _default_finish() -> str:
+    """End the episode after the current step."""
+    return "Episode finished."
+
 
 @dataclass
 class KnapsackEpisode:
@@ -47,6 +129,10 @@ class KnapsackEpisode:
     def instance(self) -> TaskInstance:
         return self.environment.instance
 
+    @property
+    def finished(self) -> bool:
+        return self.environment.finished
+
     def call(self, name: str, *args: Any, **kwargs: Any) -> str:
         """Run one tool on the hidden environment; errors raise KnapsackToolError."""
         if name not in TOOL_NAMES:
@@ -57,10 +143,10 @@ class KnapsackEpisode:
         except TypeError as error:  # wrong arity from the agent's code
             raise KnapsackToolError(f"{name}(): {error}") from None
 
-    def host_functions(self) -> dict[str, Any]:
+    def host_functions(self) -> dict[str, HostFunction]:
         """Named callables the runtime's kernel forwards its tool stubs to."""
 
-        def bind(name: str) -> Any:
+        def bind(name: str) -> HostFunction:
             def host_function(*args: Any, **kwargs: Any) -> str:
                 return self.call(name, *args, **kwargs)
 
@@ -83,32 +169,52 @@ class KnapsackEpisode:
         self.sync()
 
 
-# Live episodes, keyed by the id written into each sample's store; an entry is
-# dropped when its sample's store is garbage collected.
-_LIVE: dict[str, KnapsackEpisode] = {}
+# Live episodes of any family, keyed by the id written into each sample's
+# store; an entry is dropped when its sample's store is garbage collected.
+_LIVE: dict[str, Episode] = {}
+
+
+def register_episode(episode: Episode, sample_store: Store) -> None:
+    """Make ``episode`` the live episode of the sample that owns ``sample_store``.
+
+    A task family's setup solver calls this; the agents find it with
+    ``live_episode``. The object itself never leaves the harness process.
+    """
+    key = uuid.uuid4().hex
+    _LIVE[key] = episode
+    weakref.finalize(sample_store, _LIVE.pop, key, None)
+    sample_store.set(EPISODE_KEY, key)
 
 
 def start_episode(instance: TaskInstance, *, strict_take: bool, sample_store: Store | None = None) -> KnapsackEpisode:
     sample_store = sample_store if sample_store is not None else store()
     episode = KnapsackEpisode(KnapsackEnvironment(instance, strict_take=strict_take), sample_store)
-    key = uuid.uuid4().hex
-    _LIVE[key] = episode
-    weakref.finalize(sample_store, _LIVE.pop, key, None)
-    sample_store.set(EPISODE_KEY, key)
+    register_episode(episode, sample_store)
     sample_store.set(STRICT_TAKE_KEY, strict_take)
     episode.sync()
     return episode
 
 
-def current_episode() -> KnapsackEpisode:
-    """The episode of the sample this code runs in."""
+def live_episode() -> Episode:
+    """The episode of the sample this code runs in, whichever family started it."""
     key = store().get(EPISODE_KEY)
     episode = _LIVE.get(key) if key else None
     if episode is None:
         raise RuntimeError(
-            "No knapsack episode is active for this sample: the knapsack tools and "
-            "runtime only work inside a sample of the opaque_knapsack/knapsack task "
-            "(its setup step starts the episode)."
+            "No episode is active for this sample: the agents' tools and runtime only "
+            "work inside a sample whose task starts an episode in its setup step (as "
+            "opaque_knapsack/knapsack does), or give the CodeAct agent host_functions."
+        )
+    return episode
+
+
+def current_episode() -> KnapsackEpisode:
+    """The knapsack episode of the sample this code runs in."""
+    episode = live_episode()
+    if not isinstance(episode, KnapsackEpisode):
+        raise RuntimeError(
+            f"This sample's episode is a {type(episode).__name__}, not a knapsack episode: "
+            "the knapsack tools only work inside a sample of the opaque_knapsack/knapsack task."
         )
     return episode
 

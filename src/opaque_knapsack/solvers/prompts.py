@@ -76,19 +76,31 @@ the total value of the items you take without exceeding the capacity, then call
 finish()."""
 
 
-def tool_docs(strict_take: bool) -> str:
+def knapsack_tool_docs(strict_take: bool) -> str:
     clause = ", or it has not been inspected first" if strict_take else ""
     return KNAPSACK_TOOL_DOCS.format(strict_clause=clause)
 
 
+tool_docs = knapsack_tool_docs  # the older name, kept for callers
+
+
 def codeact_system_prompt(
-    semantics: Semantics, *, strict_take: bool, max_tool_calls: int, max_turns: int, keep_files: bool = False
+    semantics: Semantics,
+    *,
+    strict_take: bool,
+    max_tool_calls: int,
+    max_turns: int,
+    keep_files: bool = False,
+    tool_docs: str | None = None,
+    instructions: str | None = None,
 ) -> str:
+    """The CodeAct system prompt; ``tool_docs`` and ``instructions`` replace the
+    knapsack tools' documentation and statement for another task family."""
     return "\n\n".join(
         [
-            SYSTEM_INTRO,
+            SYSTEM_INTRO if instructions is None else instructions,
             runtime_note(semantics, keep_files),
-            tool_docs(strict_take),
+            knapsack_tool_docs(strict_take) if tool_docs is None else tool_docs,
             CODEACT_FORMAT.format(max_tool_calls=max_tool_calls, max_turns=max_turns),
         ]
     )

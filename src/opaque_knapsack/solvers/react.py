@@ -7,8 +7,6 @@ per-turn tool-call limit, finish ends the episode, errors end it cleanly).
 
 from __future__ import annotations
 
-from typing import Any
-
 from inspect_ai.agent import Agent, AgentState, agent
 from inspect_ai.model import (
     ChatMessageSystem,
@@ -17,12 +15,12 @@ from inspect_ai.model import (
     execute_tools,
     get_model,
 )
-from inspect_ai.tool import ToolCallError
+from inspect_ai.tool import Tool, ToolCallError
 from inspect_ai.util import store
 
 from opaque_knapsack.solvers import prompts
 from opaque_knapsack.records import AGENT_KEY, STRICT_TAKE_KEY
-from opaque_knapsack.solvers.episode import current_episode
+from opaque_knapsack.solvers.episode import Episode, current_episode
 from opaque_knapsack.solvers.tools import knapsack_tools
 from opaque_knapsack.solvers.turns import next_reply
 
@@ -61,14 +59,15 @@ def react(max_turns: int = 40, max_tool_calls: int = 25) -> Agent:
     return execute
 
 
-async def _run_turns(state: AgentState, episode: Any, tools: list[Any], max_turns: int, max_tool_calls: int) -> str:
+async def _run_turns(
+    state: AgentState, episode: Episode, tools: list[Tool], max_turns: int, max_tool_calls: int
+) -> str:
     """The turn loop; returns why the episode ended."""
     model = get_model()
     end_reason = "turn_limit"
     for turn in range(1, max_turns + 1):
         reply = await next_reply(model, state, turn, tools)
-        if reply.record is not None:
-            episode.record(reply.record)
+        episode.record(reply.record)
         if reply.end_reason is not None:
             end_reason = reply.end_reason
             break
@@ -95,7 +94,7 @@ async def _run_turns(state: AgentState, episode: Any, tools: list[Any], max_turn
             )
         output.message.tool_calls = calls
         record.tool_calls = len(allowed)
-        if episode.environment.finished:
+        if episode.finished:
             end_reason = "finished"
             break
     return end_reason

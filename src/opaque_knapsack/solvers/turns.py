@@ -34,10 +34,10 @@ def usage_figures(usage: ModelUsage | None) -> dict[str, int]:
 
 @dataclass
 class Reply:
-    """A model reply appended to the conversation, or why there is none."""
+    """A model reply appended to the conversation, its step record, and whether the episode ends."""
 
-    output: ModelOutput | None
-    record: StepRecord | None
+    output: ModelOutput
+    record: StepRecord
     end_reason: str | None  # set when the episode must end after this turn
 
 

@@ -28,6 +28,8 @@ from inspect_ai.log import (
     read_eval_log_samples_by_id,
 )
 
+from opaque_knapsack.records import FAMILY_METADATA_KEY
+
 # Where the harness leaves its own facts about an episode (see solvers/episode.py).
 STORE_RUNTIME = "knapsack:runtime"
 STORE_AGENT = "knapsack:agent"
@@ -91,16 +93,18 @@ def expand_log_paths(paths: Sequence[str | Path]) -> list[str]:
 
 
 def read_header(path: str) -> EvalLog:
-    """The log's header, checked to be a knapsack log."""
+    """The log's header, checked to be a knapsack log or another family's."""
     try:
         header = read_eval_log(path, header_only=True)
     except Exception as error:  # noqa: BLE001 - any parse failure is a bad input file
         raise EpisodeLogError(f"{path}: not a readable Inspect log ({type(error).__name__}: {error})") from None
     task = header.eval.task_registry_name or header.eval.task
     name = task.split("/")[-1]
-    if name != TASK_NAME and not name.startswith(f"{TASK_NAME}-"):  # matrix cells: knapsack-<student>-...
+    knapsack = name == TASK_NAME or name.startswith(f"{TASK_NAME}-")  # matrix cells: knapsack-<student>-...
+    if not knapsack and not (header.eval.metadata or {}).get(FAMILY_METADATA_KEY):
         raise EpisodeLogError(
-            f"{path}: log of task {task!r}, not opaque_knapsack/knapsack; export reads knapsack logs only"
+            f"{path}: log of task {task!r}, not opaque_knapsack/knapsack or another task family "
+            f"(eval metadata {FAMILY_METADATA_KEY!r}); export reads the harness's episode logs only"
         )
     return header
 
@@ -177,7 +181,13 @@ def _episode(path: str, header: EvalLog, sample: EvalSample, train: str, agent_d
 
 
 def _scores(sample: EvalSample) -> dict[str, float] | None:
-    score = (sample.scores or {}).get(SCORER_NAME)
+    """The episode's figures: the ``knapsack_scorer`` dict, else (another task
+    family) the one dict-valued score of the sample."""
+    scores = sample.scores or {}
+    score = scores.get(SCORER_NAME)
+    if score is None:
+        dicts = [s for s in scores.values() if isinstance(s.value, dict)]
+        score = dicts[0] if len(dicts) == 1 else None
     if score is None or not isinstance(score.value, dict):
         return None
     values: dict[str, float] = {}

@@ -1,0 +1,100 @@
+"""The ``inspect_ai.analysis`` columns the reports read, exported for researchers.
+
+Inspect keeps a dict score as one JSON column; ``KnapsackScores`` spreads the
+``knapsack_scorer`` dict into one float column per key, so
+
+    samples_df(logs, columns=SampleSummary + KnapsackScores)
+
+gives ``score_knapsack_scorer_optimality``, ``score_knapsack_scorer_steps``,
+and so on. ``ConditionColumns`` and ``EpisodeStatus`` are the rest of what
+``load_runs`` and ``episodes_df`` read; ``EpisodeColumns`` is all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from inspect_ai.analysis import Column, EvalColumn, SampleColumn
+from inspect_ai.log import EvalLog, EvalSample, EvalSampleSummary
+
+from opaque_knapsack.records import SCORER_NAME
+from opaque_knapsack.reports.runs import SCORE_PREFIX, train_semantics
+
+AnySample = EvalSample | EvalSampleSummary
+
+
+def score_dict(sample: AnySample) -> dict[str, float] | None:
+    """The ``knapsack_scorer`` dict's numeric values, as floats (booleans as 0/1)."""
+    score = (sample.scores or {}).get(SCORER_NAME)
+    if score is None or not isinstance(score.value, dict):
+        return None
+    return {k: float(v) for k, v in score.value.items() if isinstance(v, int | float)}
+
+
+def errored(sample: AnySample) -> bool:
+    """The sample errored: Inspect recorded an error, or (a log from before model
+    errors errored the sample) the episode ended on a model error."""
+    if sample.error is not None:
+        return True
+    score = (sample.scores or {}).get(SCORER_NAME)
+    end_reason = str(((score.metadata or {}) if score is not None else {}).get("end_reason") or "")
+    return end_reason.startswith("model_error")
+
+
+def _usage_sum(attribute: str) -> Callable[[AnySample], int | None]:
+    def extract(sample: AnySample) -> int | None:
+        usages = list((sample.model_usage or {}).values())
+        if not usages:
+            return None
+        return int(sum(getattr(usage, attribute) or 0 for usage in usages))
+
+    return extract
+
+
+def _metadata_settings(log: EvalLog) -> dict[str, str]:
+    metadata = log.eval.metadata or {}
+    return {k: str(metadata[k]) for k in ("runtime", "difficulty", "agent") if metadata.get(k)}
+
+
+def _expected_samples(log: EvalLog) -> int | None:
+    dataset = log.eval.dataset
+    count = len(dataset.sample_ids) if dataset.sample_ids is not None else dataset.samples
+    if count is None:
+        return None
+    return int(count) * int(log.eval.config.epochs or 1)
+
+
+KnapsackScores: list[Column] = [SampleColumn(f"{SCORE_PREFIX}*", path=score_dict)]
+
+ConditionColumns: list[Column] = [
+    EvalColumn("eval_id", path="eval.eval_id", required=True),
+    EvalColumn("model", path="eval.model", required=True),
+    EvalColumn("status", path="status", required=True),
+    EvalColumn("task_arg_*", path="eval.task_args"),
+    EvalColumn("train", path=lambda log: train_semantics(log.eval.model, log.eval.metadata)),
+    # the task also records its resolved settings in the eval metadata
+    EvalColumn("meta_*", path=_metadata_settings),
+    EvalColumn("expected_samples", path=_expected_samples),
+    SampleColumn("sample_difficulty", path=lambda s: (s.metadata or {}).get("difficulty")),
+    SampleColumn("sample_runtime", path=lambda s: (s.metadata or {}).get("runtime")),
+]
+"""What an episode was produced under (model, train, runtime, difficulty, agent), raw."""
+
+EpisodeStatus: list[Column] = [
+    SampleColumn("scorers", path=lambda s: ",".join(sorted((s.scores or {}).keys()))),
+    SampleColumn("errored", path=errored, type=bool),
+    SampleColumn("usage_input_tokens", path=_usage_sum("input_tokens")),
+    SampleColumn("usage_output_tokens", path=_usage_sum("output_tokens")),
+    SampleColumn("usage_total_tokens", path=_usage_sum("total_tokens")),
+    SampleColumn("total_time", path="total_time"),
+]
+"""Whether the sample errored, which scorers it has, its model usage and time."""
+
+EpisodeColumns: list[Column] = [
+    SampleColumn("id", path="id", required=True, type=str),
+    SampleColumn("epoch", path="epoch", required=True, type=int),
+    *ConditionColumns,
+    *EpisodeStatus,
+    *KnapsackScores,
+]
+"""Everything ``load_runs`` and ``episodes_df`` read from a log."""

@@ -1,0 +1,61 @@
+"""The per-episode figures every task family shares: effort, tokens and behaviour.
+
+They come from the agents' step records alone (the store's steps list), so a
+new task family's scorer adds its own outcome figures to these instead of
+recomputing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from opaque_knapsack.scorers.behaviour import StepCode, behaviour_metrics, tool_call_sites
+
+TOKEN_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
+
+StepDict = Mapping[str, object]
+"""One ``StepRecord.to_dict()`` as the store keeps it."""
+
+
+def step_figures(
+    steps: Sequence[StepDict], tool_names: Iterable[str], prebound: Iterable[str] = ()
+) -> dict[str, float]:
+    """Steps, tool calls, tokens, NameErrors and the behaviour metrics of one episode.
+
+    ``tool_names``: the family's tools (never carried references, and what
+    tool call sites count); ``prebound``: names the runtime binds before every
+    step (``json``), which like builtins are never carried references.
+    """
+    tools = frozenset(tool_names)
+    executed = [
+        StepCode(turn=int(_number(step.get("turn"))), code=str(step["code"]), bound_at_start=_bound(step))
+        for step in steps
+        if step.get("code") is not None
+    ]
+    behaviour = behaviour_metrics(executed, tool_names=(*tools, *prebound))
+    name_errors = sum(1 for step in steps if step.get("is_name_error"))
+    tokens = {key: float(sum(_number(step.get(key)) for step in steps)) for key in TOKEN_KEYS}
+    if not tokens["total_tokens"]:  # a log from before the provider's total was recorded
+        tokens["total_tokens"] = tokens["input_tokens"] + tokens["output_tokens"]
+    return {
+        "steps": float(len(steps)),
+        "tool_calls": float(sum(_number(step.get("tool_calls")) for step in steps)),
+        "tool_call_sites": float(sum(tool_call_sites(step.code, tools) for step in executed)),
+        **tokens,
+        "name_error_episode": 1.0 if name_errors else 0.0,
+        "name_error_count": float(name_errors),
+        "state_utilization": float(behaviour.state_utilization),
+        "reimport_rate": float(behaviour.reimport_rate),
+        "symbol_lifespan": float(behaviour.symbol_lifespan),
+        "step_timeouts": float(sum(1 for step in steps if step.get("timed_out"))),
+        "kernel_restarts": float(sum(1 for step in steps if step.get("kernel_restarted"))),
+    }
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _bound(step: StepDict) -> frozenset[str] | None:
+    names = step.get("bound_at_start")
+    return frozenset(str(name) for name in names) if isinstance(names, list) else None

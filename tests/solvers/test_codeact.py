@@ -1,0 +1,82 @@
+"""The CodeAct agent on its own: code extraction, step bookkeeping, and host functions users bring."""
+
+from __future__ import annotations
+
+from inspect_ai import Task
+from inspect_ai import eval as inspect_eval
+from inspect_ai.dataset import Sample
+from inspect_ai.model import ModelOutput, ModelUsage, get_model
+
+from opaque_knapsack.records import AGENT_KEY, END_REASON_KEY, RUNTIME_KEY, STEPS_KEY
+from opaque_knapsack.sandboxes import StepResult, ToolCallRecord
+from opaque_knapsack.solvers.codeact import _bound_at_start, _mentioned, _refused, codeact, extract_code_blocks
+
+DOCS = "Tools: bump() -> int adds one to the counter and returns it; finish() ends the episode."
+
+
+def test_only_python_fences_are_code() -> None:
+    text = "plan\n```python\na = 1\n```\n```bash\nls\n```\n```py\nb = 2\n```\n```\nc = 3\n```"
+    assert extract_code_blocks(text) == ["a = 1\n", "b = 2\n"]
+    assert extract_code_blocks("no code") == []
+
+
+def test_step_bookkeeping_helpers() -> None:
+    refused = ToolCallRecord(name="inspect", error="tool call limit reached: at most 1 tool calls per code block")
+    failed = ToolCallRecord(name="inspect", error="unknown item 'x'")
+    assert _refused(refused) and not _refused(failed)
+    assert _mentioned("total = price * 2", ["price", "cost", "total"]) == ["price", "total"]
+    reported = StepResult(bound_at_start=["a"])
+    died = StepResult(bound_at_start=None)
+    assert _bound_at_start(reported, "persistent", ["x"]) == ["a"]
+    assert _bound_at_start(died, "persistent", ["x"]) == ["x"]  # the last step's globals: the best knowledge
+    assert _bound_at_start(died, "stateless", ["x"]) == []
+
+
+def _model(*texts: str):
+    outputs = []
+    for text in texts:
+        output = ModelOutput.from_content("mockllm/model", text)
+        output.usage = ModelUsage(input_tokens=20, output_tokens=5, total_tokens=25)
+        outputs.append(output)
+    return get_model("mockllm/model", custom_outputs=outputs)
+
+
+def test_host_functions_get_steps_recorded_and_finish_ends_the_loop(tmp_path) -> None:
+    bumps: list[int] = []
+
+    def bump() -> int:
+        bumps.append(1)
+        return len(bumps)
+
+    task = Task(
+        dataset=[Sample(input="Bump the counter twice, then finish.")],
+        solver=codeact(host_functions={"bump": bump}, tool_docs=DOCS, instructions="Count with Python."),
+        sandbox="stateless_python",
+    )
+    replies = ("```python\nbump()\nprint(bump())\n```", "```python\nfinish()\n```", "```python\nbump()\n```")
+    [log] = inspect_eval(task, model=_model(*replies), log_dir=str(tmp_path), display="none")
+    assert log.status == "success", log.error
+    [sample] = log.samples
+    assert bumps == [1, 1]  # the third reply was never asked for: finish() ended the episode
+    assert [m.role for m in sample.messages] == ["system", "user", "assistant", "user", "assistant"]
+    assert "Observation:\n2" in sample.messages[3].text
+    system = sample.messages[0].text
+    assert system.startswith("Count with Python.") and DOCS in system and "knapsack" not in system.lower()
+    assert sample.store[END_REASON_KEY] == "finished"
+    assert sample.store[AGENT_KEY] == "codeact" and sample.store[RUNTIME_KEY] == "stateless"
+    steps = sample.store[STEPS_KEY]
+    assert [(s["turn"], s["tool_calls"], s["total_tokens"]) for s in steps] == [(1, 2, 25), (2, 1, 25)]
+
+
+def test_host_functions_without_finish_run_to_the_turn_limit(tmp_path) -> None:
+    task = Task(
+        dataset=[Sample(input="Say hi.")],
+        solver=codeact(max_turns=2, host_functions={"hello": lambda: "hi"}, tool_docs="hello() -> str"),
+        sandbox="persistent_python",
+    )
+    replies = ("```python\nx = hello()\n```", "```python\nprint(x)\n```")
+    [log] = inspect_eval(task, model=_model(*replies), log_dir=str(tmp_path), display="none")
+    [sample] = log.samples
+    assert sample.store[END_REASON_KEY] == "turn_limit"
+    steps = sample.store[STEPS_KEY]
+    assert steps[1]["bound_at_start"] == ["x"] and not steps[1]["is_name_error"]
