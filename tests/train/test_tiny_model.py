@@ -13,6 +13,7 @@ pytest.importorskip("tokenizers")
 from opaque_knapsack.cli import main  # noqa: E402
 from opaque_knapsack.train.student_smoke import assistant_regions, check_assistant_mask  # noqa: E402
 from opaque_knapsack.train.tiny_model import TinyModelError, TinyModelSpec, build_tiny_model  # noqa: E402
+from .peft_quiet import lora_model  # noqa: E402
 
 pytestmark = pytest.mark.train
 
@@ -117,7 +118,7 @@ def test_forward_and_a_lora_step_lower_the_loss(model_dir, tokenizer):
     ids = torch.tensor([list(encoded["input_ids"])])
     labels = torch.where(torch.tensor([list(encoded["assistant_masks"])]).bool(), ids, torch.tensor(-100))
     assert model(input_ids=ids).logits.shape == (1, ids.shape[1], model.config.vocab_size)
-    model = peft.get_peft_model(model, peft.LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "up_proj"], task_type="CAUSAL_LM"))
+    model = lora_model(peft, model, peft.LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "up_proj"], task_type="CAUSAL_LM"))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     losses = []
     for _ in range(8):

@@ -10,7 +10,6 @@ ChatML-style Jinja chat template whose ``{% generation %}`` markers make
 from __future__ import annotations
 
 import json
-import warnings
 
 import pytest
 
@@ -20,6 +19,7 @@ peft = pytest.importorskip("peft")
 tokenizers = pytest.importorskip("tokenizers")
 
 from opaque_knapsack.train.export import export_traces  # noqa: E402
+from .peft_quiet import lora_model  # noqa: E402
 
 pytestmark = pytest.mark.train
 
@@ -167,12 +167,7 @@ def test_lora_step_lowers_loss_on_exported_data(tokenizer, conversations):
         target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         task_type="CAUSAL_LM",
     )
-    with warnings.catch_warnings():
-        # PEFT 0.21.2 (the newest) reads transformers 5's deprecated `is_gradient_checkpointing`
-        # in PeftModel.__init__; the model trains without checkpointing, so the probe's answer does
-        # not matter here. pyproject turns this warning into an error anywhere else.
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-        model = peft.get_peft_model(model, lora)
+    model = lora_model(peft, model, lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert trainable and sum(p.numel() for p in trainable) < sum(p.numel() for p in model.parameters()) / 2
     optimizer = torch.optim.AdamW(trainable, lr=1e-2, weight_decay=0.01)
