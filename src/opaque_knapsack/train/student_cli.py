@@ -76,7 +76,7 @@ def _tiny_model(args: argparse.Namespace) -> int:
         raise _command_error(_first_problem(error)) from None
     traces = list(args.traces)
     if not traces:
-        from opaque_knapsack.inspect_tasks.cli import quickstart
+        from opaque_knapsack.quickstart import quickstart
 
         corpus = Path(args.out) / "quickstart"
         print(f"no --traces: running the quickstart's offline 2x2 into {corpus} for the tokenizer's corpus")

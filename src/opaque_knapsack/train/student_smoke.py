@@ -150,7 +150,7 @@ def run_student_smoke(options: SmokeOptions) -> dict[str, Any]:
 
 def _teacher_logs(out: Path, num: int) -> dict[str, Path]:
     """The quickstart's aligned runs: scripted/persistent in the persistent runtime, and the stateless pair."""
-    from opaque_knapsack.inspect_tasks.cli import quickstart
+    from opaque_knapsack.quickstart import quickstart
 
     logs = quickstart(out, num=num)
     found: dict[str, Path] = {}
