@@ -12,7 +12,6 @@ our model's types and ranges are the check.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from opaque_knapsack.train.files import create_temporary
+from opaque_knapsack.train.files import create_temporary, jsonl_records
 
 Runtime = Literal["persistent", "stateless", "react"]
 
@@ -286,21 +285,14 @@ def inspect_traces(path: Path, runtime: Runtime) -> Literal["openai", "sharegpt"
     if not path.exists():
         raise ConfigError(f"{path}: no such traces file")
     layout: Literal["openai", "sharegpt"] | None = None
-    with path.open(encoding="utf-8") as stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ConfigError(f"{path}:{number}: not JSON ({error})") from None
-            line_layout = "sharegpt" if "conversations" in record else "openai" if "messages" in record else None
-            if line_layout is None:
-                raise ConfigError(f"{path}:{number}: no 'messages' or 'conversations' field")
-            if layout is not None and line_layout != layout:
-                raise ConfigError(f"{path}:{number}: mixes {layout} and {line_layout} lines")
-            layout = line_layout
-            _check_runtime(path, number, record, runtime)
+    for number, record in jsonl_records(path, ConfigError):
+        line_layout = "sharegpt" if "conversations" in record else "openai" if "messages" in record else None
+        if line_layout is None:
+            raise ConfigError(f"{path}:{number}: no 'messages' or 'conversations' field")
+        if layout is not None and line_layout != layout:
+            raise ConfigError(f"{path}:{number}: mixes {layout} and {line_layout} lines")
+        layout = line_layout
+        _check_runtime(path, number, record, runtime)
     if layout is None:
         raise ConfigError(f"{path}: traces file is empty")
     return layout

@@ -7,9 +7,12 @@ with 0666 lets the umask decide, like any other file a command writes.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def create_temporary(path: Path) -> tuple[int, str]:
@@ -21,3 +24,20 @@ def create_temporary(path: Path) -> tuple[int, str]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name next to {path}")
+
+
+def jsonl_records(path: Path, error: type[Exception]) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed record) for each non-blank line of a JSONL file.
+
+    A line that is not JSON raises ``error`` naming the file and the line, the
+    one-line message every command that reads traces gives.
+    """
+    with path.open(encoding="utf-8") as stream:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as problem:
+                raise error(f"{path}:{number}: not JSON ({problem})") from None
+            yield number, record

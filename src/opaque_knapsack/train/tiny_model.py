@@ -34,6 +34,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from opaque_knapsack.train.files import jsonl_records
+
 __all__ = [
     "CHAT_TEMPLATE",
     "TinyModelError",
@@ -124,22 +126,15 @@ def corpus_texts(traces: Sequence[str | Path]) -> Iterator[str]:
 
 
 def _jsonl_texts(path: Path) -> Iterator[str]:
-    with path.open(encoding="utf-8") as stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise TinyModelError(f"{path}:{number}: not JSON ({error})") from None
-            messages = record.get("messages") or record.get("conversations") or []
-            for message in messages:
-                text = message.get("content", message.get("value"))
-                if isinstance(text, str) and text:
-                    yield text
-                for key in ("reasoning_content", "reasoning"):
-                    if isinstance(message.get(key), str) and message[key]:
-                        yield message[key]
+    for number, record in jsonl_records(path, TinyModelError):
+        messages = record.get("messages") or record.get("conversations") or []
+        for message in messages:
+            text = message.get("content", message.get("value"))
+            if isinstance(text, str) and text:
+                yield text
+            for key in ("reasoning_content", "reasoning"):
+                if isinstance(message.get(key), str) and message[key]:
+                    yield message[key]
 
 
 def _log_texts(path: Path) -> Iterator[str]:
