@@ -105,7 +105,9 @@ def test_samples_of_a_dead_server_error_are_retried_and_never_scored(tmp_path, m
     log = read_eval_log(log.location)
     assert log.status == "error"
     samples = log.samples or []
-    assert len(samples) == 2
+    # Inspect ends the eval at the first sample that errors past its retries, so the
+    # other sample is logged only if it errored first (timing): one or both.
+    assert 1 <= len(samples) <= 2
     for sample in samples:
         assert sample.error is not None, sample.id  # an error, not an episode
         assert not sample.scores, sample.id  # never scored
