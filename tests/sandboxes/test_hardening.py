@@ -563,21 +563,32 @@ async def test_waiting_for_a_cpu_does_not_count_against_the_deadline(make_kernel
     if not os.path.exists("/proc/self/schedstat") or 0 not in os.sched_getaffinity(0):
         pytest.skip("needs /proc/<pid>/schedstat and CPU 0")
     kernel = await make_kernel(semantics, step_ceiling_factor=30)
-    spin = "import os\nos.sched_setaffinity(0, {0})\nwhile True: pass"
-    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(2)]
+    # Three spinners pinned to CPU 0, each in its own session (so its own
+    # scheduler autogroup where those are on): a step pinned there gets about
+    # a quarter of the CPU whether or not autogroups are enabled. Each says
+    # when it is pinned and spinning, so the step cannot run before them.
+    spin = "import os, sys\nos.sched_setaffinity(0, {0})\nprint('ready', flush=True)\nwhile True: pass"
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True, start_new_session=True)
+        for _ in range(3)
+    ]
     try:
+        for proc in spinners:
+            assert await asyncio.to_thread(proc.stdout.readline) == "ready\n"
+        # 0.6 s of CPU under a 1.0 s limit: about 2.4 s of wall time at a quarter share.
         result = await kernel.run_code(
-            "import os, time\nos.sched_setaffinity(0, {0})\nos.nice(19)\n"
-            "t = time.process_time()\nwhile time.process_time() - t < 0.03: pass\nprint('done')",
-            timeout=1.5,
+            "import os, time\nos.sched_setaffinity(0, {0})\n"
+            "t = time.process_time()\nwhile time.process_time() - t < 0.6: pass\nprint('done')",
+            timeout=1.0,
         )
     finally:
         for proc in spinners:
             proc.kill()
             proc.wait()
+            proc.stdout.close()
     assert result.error is None, result.error
     assert result.stdout == "done\n"
-    assert result.wall_time > 1.5, "the step was not starved: the test proves nothing"
+    assert result.wall_time > 1.0, "the step was not starved: the test proves nothing"
     # A spinning step still times out at its limit when it gets the CPU.
     spinning = await kernel.run_code("while True: pass", timeout=0.5)
     assert spinning.timed_out and spinning.error is not None and spinning.error.type == "StepTimeout"

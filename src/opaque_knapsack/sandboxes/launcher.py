@@ -31,6 +31,7 @@ loop while the first still has requests in flight.
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import json
 import os
@@ -134,6 +135,13 @@ class ZygoteError(RuntimeError):
 
 class ZygoteDied(ZygoteError):
     """The zygote is gone (or was stopped) before it answered."""
+
+
+def zygote_start_error(exc: OSError) -> ZygoteError:
+    """The error for a zygote that could not be started; out of descriptors says what to do."""
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        return ZygoteError(open_files_advice())
+    return ZygoteError(f"could not start the kernel launcher (zygote): {exc}")
 
 
 def kernel_env(workdir: str) -> dict[str, str]:
@@ -488,7 +496,7 @@ class Zygote:
         try:
             self._start()
         except OSError as exc:
-            self._fail_queue(ZygoteError(f"could not start the kernel launcher (zygote): {exc}"))
+            self._fail_queue(zygote_start_error(exc))
             return
         self._attach(loop)
 
@@ -534,7 +542,10 @@ class Zygote:
             if not self.alive():
                 if self.proc is not None:
                     self._died()
-                self._start()
+                try:
+                    self._start()
+                except OSError as exc:
+                    raise zygote_start_error(exc) from None
             self._attach(loop)
         self._queue_loop = loop
         self._next_id = (self._next_id + 1) & 0xFFFFFFFF
