@@ -27,7 +27,8 @@ from typing import Any
 
 os.environ.setdefault("INSPECT_LOG_LEVEL", "error")
 
-from inspect_ai import Task, eval as inspect_eval  # noqa: E402
+from inspect_ai import Task  # noqa: E402
+from inspect_ai import eval as inspect_eval
 from inspect_ai.dataset import MemoryDataset, Sample  # noqa: E402
 from inspect_ai.model import (  # noqa: E402
     ChatMessageAssistant,

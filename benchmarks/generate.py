@@ -37,7 +37,7 @@ def plain_python_dp(weights: Sequence[int], values: Sequence[int], capacity: int
     """Baseline exact method: list-based DP over capacity with a take table."""
     best = [0] * (capacity + 1)
     took: list[list[bool]] = []
-    for weight, value in zip(weights, values):
+    for weight, value in zip(weights, values, strict=True):
         row = [False] * (capacity + 1)
         for room in range(capacity, weight - 1, -1):
             candidate = best[room - weight] + value
@@ -106,9 +106,9 @@ def main() -> None:
     rows: list[tuple[str, str, int, float]] = []
 
     for preset, count in (("easy", args.easy), ("medium", args.medium)):
-        seconds = best_of(args.repeat, lambda: generate_range(preset, 0, count, baseline=True))
+        seconds = best_of(args.repeat, lambda preset=preset, count=count: generate_range(preset, 0, count, baseline=True))
         rows.append(("baseline: plain-Python DP, no cross-check, 1 process", preset, count, seconds))
-        seconds = best_of(args.repeat, lambda: generate_range(preset, 0, count))
+        seconds = best_of(args.repeat, lambda preset=preset, count=count: generate_range(preset, 0, count))
         rows.append(("numpy DP + OR-tools cross-check, 1 process", preset, count, seconds))
 
     scaling = (("easy", args.easy), ("medium", args.medium), ("medium", 10 * args.medium))
@@ -119,7 +119,7 @@ def main() -> None:
                 parallel(preset, count, workers, pool)
                 cold = time.perf_counter() - started
                 list(pool.map(_warm, range(workers * 2)))
-                warm = best_of(args.repeat, lambda: parallel(preset, count, workers, pool))
+                warm = best_of(args.repeat, lambda preset=preset, count=count, workers=workers: parallel(preset, count, workers, pool))
             rows.append((f"{workers} worker(s), incl. pool start-up", preset, count, cold))
             rows.append((f"{workers} worker(s), steady state", preset, count, warm))
 

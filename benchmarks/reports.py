@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +67,7 @@ def write_logs(log_dir: Path, episodes: int, seed: int = 0) -> list[Path]:
                 total_time=float(rng.uniform(1, 30)), working_time=float(rng.uniform(1, 30)),
             ))
         spec = EvalSpec(
-            created=datetime(2026, 1, 1, tzinfo=timezone.utc).isoformat(), task="opaque_knapsack/knapsack",
+            created=datetime(2026, 1, 1, tzinfo=UTC).isoformat(), task="opaque_knapsack/knapsack",
             task_args={"runtime": runtime, "difficulty": "easy", "agent": "codeact"},
             dataset=EvalDataset(name="knapsack", samples=episodes), model=f"scripted/{train}",
             config=EvalConfig(epochs=1), metadata={"train": train},
@@ -134,7 +134,13 @@ def main() -> int:
         from inspect_ai.log import read_eval_log
 
         from opaque_knapsack.reports import (
-            compare_runs, load_runs, render_latex, render_stats, summarize_runs, table_from_logs, write_figures,
+            compare_runs,
+            load_runs,
+            render_latex,
+            render_stats,
+            summarize_runs,
+            table_from_logs,
+            write_figures,
             write_quickstart_reports,
         )
 

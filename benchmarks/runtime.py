@@ -98,7 +98,7 @@ async def startup_stalls(launcher: str, count: int) -> list[float]:
         async def ticker() -> None:
             nonlocal worst
             last = time.perf_counter()
-            while not done:
+            while not done:  # noqa: B023 (set by the loop body once its run ends)
                 await asyncio.sleep(0)
                 now = time.perf_counter()
                 worst = max(worst, now - last)

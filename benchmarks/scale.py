@@ -173,6 +173,7 @@ def run_baseline(args: argparse.Namespace, log: Any, log_dir: str) -> dict[str, 
     """mockllm replaying the harness's conversations, each reply after the same delay; no sandbox."""
     import asyncio
 
+    from eval_throughput import _output, conversations_of
     from inspect_ai import Task
     from inspect_ai import eval as inspect_eval
     from inspect_ai.dataset import MemoryDataset, Sample
@@ -180,7 +181,6 @@ def run_baseline(args: argparse.Namespace, log: Any, log_dir: str) -> dict[str, 
     from inspect_ai.scorer import match
     from inspect_ai.solver import Generate, TaskState, solver
 
-    from eval_throughput import _output, conversations_of
     from opaque_knapsack.models.scripted import reply_delay
 
     episodes = conversations_of([log])

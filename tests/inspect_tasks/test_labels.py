@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from inspect_ai import eval as inspect_eval
 
-from opaque_knapsack.family import PRESETS
+from opaque_knapsack.family import PRESETS, load_tasks
 from opaque_knapsack.family.labels import preset_of, tasks_label
 from opaque_knapsack.family.writer import generate_tasks
-from opaque_knapsack.family import load_tasks
 from opaque_knapsack.inspect_tasks import knapsack
 from opaque_knapsack.inspect_tasks.options import TaskOptionError
 

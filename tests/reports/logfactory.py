@@ -9,7 +9,7 @@ The per-episode values are chosen by the test so the statistics are known.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ def write_log(
     ids = [str(e["id"]) for e in episodes]
     size = dataset_size if dataset_size is not None else len({*ids})
     spec = EvalSpec(
-        created=datetime(2026, 1, 1, tzinfo=timezone.utc).isoformat(),
+        created=datetime(2026, 1, 1, tzinfo=UTC).isoformat(),
         task="opaque_knapsack/knapsack",
         task_args=task_args,
         dataset=EvalDataset(name="knapsack", samples=size),

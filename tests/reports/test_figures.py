@@ -113,9 +113,9 @@ def test_cost_performance_encodes_conditions_without_labels(sized_runs) -> None:
     assert len(ax.texts) == 0  # no point labels to overprint: the legend says it all
     points = [line for line in ax.lines if line.get_marker() not in (None, "None", "", "_", "|")]
     assert len(points) == len(sized_runs)
-    markers = {(r.condition.difficulty, line.get_marker()) for r, line in zip(sized_runs, points)}
+    markers = {(r.condition.difficulty, line.get_marker()) for r, line in zip(sized_runs, points, strict=True)}
     assert len({m for _, m in markers}) == len({d for d, _ in markers})  # difficulty by marker shape
-    fills = {(r.condition.runtime, line.get_markerfacecolor() == "white") for r, line in zip(sized_runs, points)}
+    fills = {(r.condition.runtime, line.get_markerfacecolor() == "white") for r, line in zip(sized_runs, points, strict=True)}
     assert fills == {("persistent", False), ("stateless", True)}  # runtime by fill, readable in grey
     legend_labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert {"easy", "persistent-trained", "stateless runtime (open)"} <= set(legend_labels)

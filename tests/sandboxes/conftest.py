@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
 import os
+from collections.abc import AsyncIterator, Callable
 
 import psutil
 import pytest

@@ -20,9 +20,8 @@ import time
 import psutil
 import pytest
 
-from opaque_knapsack.sandboxes import Kernel, StatelessPythonSandbox, PersistentPythonSandbox, probe_protection
+from opaque_knapsack.sandboxes import Kernel, PersistentPythonSandbox, StatelessPythonSandbox, _fs, probe_protection
 from opaque_knapsack.sandboxes import kernel as kernel_module
-from opaque_knapsack.sandboxes import _fs
 from opaque_knapsack.solvers import prompts
 
 from .conftest import kernel_processes
@@ -46,7 +45,7 @@ class LoopWatch:
             self.worst = max(self.worst, now - last)
             last = now
 
-    async def __aenter__(self) -> "LoopWatch":
+    async def __aenter__(self) -> LoopWatch:
         self._task = asyncio.create_task(self._tick())
         await asyncio.sleep(0)
         return self

@@ -11,6 +11,7 @@ from inspect_ai.dataset import Sample
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.util import SandboxEnvironmentSpec
 from inspect_ai.util._sandbox.registry import registry_find_sandboxenv
+from pydantic import ValidationError
 
 from opaque_knapsack.sandboxes import (
     PersistentPythonSandbox,
@@ -18,7 +19,7 @@ from opaque_knapsack.sandboxes import (
     StatelessPythonSandbox,
     runtime_sandbox,
 )
-from opaque_knapsack.sandboxes.kernel import live_kernels
+from opaque_knapsack.sandboxes.kernel import KernelError, live_kernels
 
 from .conftest import kernel_processes, zygote_processes
 
@@ -31,9 +32,9 @@ def test_unqualified_names_resolve_to_the_providers() -> None:
 def test_config_deserialize_is_frozen_and_strict() -> None:
     config = PersistentPythonSandbox.config_deserialize({"step_timeout": 5, "memory_mb": 512})
     assert isinstance(config, RuntimeConfig) and config.step_timeout == 5
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         config.step_timeout = 1  # type: ignore[misc]
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="no_such_field"):
         PersistentPythonSandbox.config_deserialize({"no_such_field": 1})
     spec = SandboxEnvironmentSpec.model_validate({"type": "stateless_python", "config": {"max_output_chars": 500}})
     assert spec.config == RuntimeConfig(max_output_chars=500)
@@ -77,7 +78,7 @@ async def test_exec_is_confined_and_scrubbed(monkeypatch: pytest.MonkeyPatch, tm
 
 
 async def test_runtime_sandbox_outside_a_sample_is_a_clear_error() -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(ProcessLookupError, match="No sandbox environment"):
         runtime_sandbox()
 
 
@@ -94,7 +95,7 @@ async def test_fifty_concurrent_runtimes_do_not_cross_talk() -> None:
                 seen.append(n)
                 return i
 
-            for step in range(3):
+            for _step in range(3):
                 result = await env.run_code(f"mine = whoami({i})\nprint(mine)", {"whoami": whoami})
                 assert result.stdout == f"{i}\n", result
             assert seen == [i, i, i]
@@ -178,7 +179,7 @@ async def test_task_cleanup_only_touches_its_own_task() -> None:
     try:
         await PersistentPythonSandbox.task_cleanup("task_a", None, True)
         assert (await other["default"].run_code("print('b alive')")).stdout == "b alive\n"  # type: ignore[attr-defined]
-        with pytest.raises(Exception):
+        with pytest.raises(KernelError, match="cleaned up"):
             await mine["default"].run_code("1")  # type: ignore[attr-defined]
     finally:
         await PersistentPythonSandbox.sample_cleanup("task_b", None, other, False)

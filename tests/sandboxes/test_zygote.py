@@ -12,8 +12,7 @@ import time
 import psutil
 import pytest
 
-from opaque_knapsack.sandboxes import Kernel, KernelError, RuntimeConfig, kill_all_kernels, probe_protection
-from opaque_knapsack.sandboxes import launcher
+from opaque_knapsack.sandboxes import Kernel, KernelError, RuntimeConfig, kill_all_kernels, launcher, probe_protection
 from opaque_knapsack.sandboxes.launcher import ZYGOTE
 
 from .conftest import kernel_processes, zygote_processes

@@ -92,7 +92,7 @@ def test_react_tool_call_form(fixture_logs, tmp_path):
     calls = [m for m in messages if m.get("tool_calls")]
     results = [m for m in messages if m["role"] == "tool"]
     assert len(calls) == len(results) == 4
-    for call, result in zip(calls, results):
+    for call, result in zip(calls, results, strict=True):
         [tool_call] = call["tool_calls"]
         assert tool_call["type"] == "function"
         assert isinstance(tool_call["function"]["arguments"], str)

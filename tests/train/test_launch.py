@@ -64,7 +64,7 @@ def test_serve_command():
     spec = ServeSpec("Qwen/Qwen3-8B", {"persistent": "/a/p", "stateless": "/a/s"}, port=8123)
     command = serve_command(spec)
     assert command[:3] == ["vllm", "serve", "Qwen/Qwen3-8B"]
-    flags = dict(zip(command[3::2], command[4::2]))
+    flags = dict(zip(command[3::2], command[4::2], strict=True))
     assert flags["--dtype"] == "bfloat16"
     assert flags["--max-model-len"] == "40960"
     assert flags["--port"] == "8123"

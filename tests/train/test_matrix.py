@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import fake_knapsack
 import pytest
 from inspect_ai import task_identifier
 from inspect_ai.log import read_eval_log
 from inspect_ai.model import get_model
 
-import fake_knapsack
 from opaque_knapsack.cli import main
 from opaque_knapsack.train.export import ExportOptions, export_traces
 from opaque_knapsack.train.matrix import MatrixError, MatrixSpec, build_tasks, conditions, parse_students, run_matrix
@@ -64,7 +64,7 @@ def test_registered_task_args_and_identities(monkeypatch):
     spec = MatrixSpec(students={"persistent": "mockllm/p", "stateless": "mockllm/s"}, num=3, seed_start=7, log_dir="x")
     tasks = build_tasks(spec, knapsack)
     assert len(tasks) == 8
-    for built, condition in zip(tasks, conditions(spec)):
+    for built, condition in zip(tasks, conditions(spec), strict=True):
         assert set(built.tags) == set(condition.tags)
         assert built.metadata["train"] == condition.train
         assert str(built.model) == condition.model

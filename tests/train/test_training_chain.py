@@ -19,6 +19,7 @@ peft = pytest.importorskip("peft")
 tokenizers = pytest.importorskip("tokenizers")
 
 from opaque_knapsack.train.export import export_traces  # noqa: E402
+
 from .peft_quiet import lora_model  # noqa: E402
 
 pytestmark = pytest.mark.train

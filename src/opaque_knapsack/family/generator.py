@@ -198,7 +198,7 @@ def _build(
         "private": {
             "items": {
                 item_id: {"weight": weight, "value": value, "class": name}
-                for item_id, weight, value, name in zip(ids, draw.weights, draw.values, draw.classes)
+                for item_id, weight, value, name in zip(ids, draw.weights, draw.values, draw.classes, strict=True)
             }
         },
         "reference": {

@@ -41,7 +41,7 @@ def solve_dp(weights: Sequence[int], values: Sequence[int], capacity: int) -> So
     capacity = max(0, min(capacity, sum(weights)))  # beyond the total weight nothing changes
     best = np.zeros(capacity + 1, dtype=np.int64)
     took = np.zeros((len(weights), capacity + 1), dtype=np.bool_)
-    for row, (weight, value) in enumerate(zip(weights, values)):
+    for row, (weight, value) in enumerate(zip(weights, values, strict=True)):
         if weight > capacity:
             continue
         with_item = best[:-weight] + value if weight else best + value

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 ALIGNED_METRICS = ("optimality", "total_tokens")
 
 
-def summarize(log_paths: str | Path | Sequence[str | Path]) -> "pd.DataFrame":
+def summarize(log_paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
     """One row per condition with the stats columns, for logs or log directories."""
     paths = [log_paths] if isinstance(log_paths, str | Path) else list(log_paths)
     return summarize_runs(load_runs(paths))

@@ -42,7 +42,7 @@ class Describe:
     max: float
 
     @classmethod
-    def of(cls, values: np.ndarray) -> "Describe":
+    def of(cls, values: np.ndarray) -> Describe:
         n = int(values.size)
         if n == 0:
             return cls(0, math.nan, math.nan, math.nan, math.nan, math.nan)

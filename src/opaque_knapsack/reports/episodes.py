@@ -30,7 +30,7 @@ CONDITION_COLUMNS = ("model", "train", "runtime", "difficulty", "agent")
 ID_COLUMNS = ("log", "task_id", "epoch", "errored")
 
 
-def episodes_df(logs: str | Path | Iterable[str | Path]) -> "pd.DataFrame":
+def episodes_df(logs: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     """Episodes of Inspect logs (files or directories): one row per sample and epoch.
 
     Columns: ``log``, ``task_id``, ``epoch``, ``errored`` (the sample errored:
@@ -58,7 +58,7 @@ def episodes_df(logs: str | Path | Iterable[str | Path]) -> "pd.DataFrame":
     return pd.concat(frames, ignore_index=True)
 
 
-def _eval_episodes(row: "pd.Series", samples: "pd.DataFrame", extra: list[str]) -> "pd.DataFrame":
+def _eval_episodes(row: pd.Series, samples: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
     import pandas as pd
 
     metrics = _episode_frame(samples)

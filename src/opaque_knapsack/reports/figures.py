@@ -137,7 +137,7 @@ def _legend_handles(runs: Sequence[Run], styles: _Styles, *, bars: bool) -> list
     return handles
 
 
-def cost_performance_figure(runs: Sequence[Run]) -> "Figure":
+def cost_performance_figure(runs: Sequence[Run]) -> Figure:
     """Mean optimality (%) against output tokens per episode (log x), 95% bootstrap CIs."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.6, 4.6), layout="constrained")
@@ -157,7 +157,7 @@ def cost_performance_figure(runs: Sequence[Run]) -> "Figure":
     return fig
 
 
-def _plot_condition(ax: "Axes", run: Run, styles: _Styles) -> bool:
+def _plot_condition(ax: Axes, run: Run, styles: _Styles) -> bool:
     y, y_low, y_high = _mean_ci(run, "optimality", 100.0)
     x, x_low, x_high = _mean_ci(run, "output_tokens")
     if math.isnan(y) or math.isnan(x) or x <= 0:
@@ -176,7 +176,7 @@ def _plot_condition(ax: "Axes", run: Run, styles: _Styles) -> bool:
     return True
 
 
-def behaviour_figure(runs: Sequence[Run]) -> "Figure":
+def behaviour_figure(runs: Sequence[Run]) -> Figure:
     """State utilization, re-import rate and symbol lifespan per condition (bars, 95% CIs).
 
     One row of panels per difficulty; within a panel, one group per training
@@ -203,7 +203,7 @@ def behaviour_figure(runs: Sequence[Run]) -> "Figure":
     return fig
 
 
-def _behaviour_panel(ax: "Axes", runs: Sequence[Run], trains: list[str], metric: str, styles: _Styles) -> None:
+def _behaviour_panel(ax: Axes, runs: Sequence[Run], trains: list[str], metric: str, styles: _Styles) -> None:
     runtimes = _ordered([r.condition.runtime for r in runs]) or ["persistent"]
     width = 0.8 / len(runtimes)
     top = 0.0

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opaque_knapsack.reports.errors import ReportError, ReportWarning
 from opaque_knapsack.records import FAULT_KEYS, fault_note
+from opaque_knapsack.reports.errors import ReportError, ReportWarning
 from opaque_knapsack.reports.metrics import EPISODE_METRICS, SCORE_KEYS, SCORER_NAME
 
 SCORE_PREFIX = f"score_{SCORER_NAME}_"  # the column of score key k (reports/columns.py)
@@ -65,7 +65,7 @@ class Run:
     condition: Condition
     source: str
     logs: list[str]
-    episodes: "pd.DataFrame"  # columns: task_id, epoch, then EPISODE_METRICS (float)
+    episodes: pd.DataFrame  # columns: task_id, epoch, then EPISODE_METRICS (float)
     label: str = ""
     notes: list[str] = field(default_factory=list)
     errored: int = 0
@@ -76,7 +76,7 @@ class Run:
     def n_episodes(self) -> int:
         return int(len(self.episodes))
 
-    def values(self, metric: str) -> "pd.Series":
+    def values(self, metric: str) -> pd.Series:
         """Per-episode values of a metric, NaN where the episode has none."""
         return self.episodes[metric]
 
@@ -149,7 +149,7 @@ def _sample_columns() -> list[Any]:
 _TIMESTAMPED = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}[:-]\d{2}[:-]\d{2}")
 
 
-def read_frames(files: Sequence[str]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+def read_frames(files: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(evals, samples) data frames for log files, with clear errors for bad files.
 
     A .json log named by hand (no timestamp prefix) is read with
@@ -178,7 +178,7 @@ def read_frames(files: Sequence[str]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
     return pd.concat(evals, ignore_index=True), pd.concat(samples, ignore_index=True)
 
 
-def _task_arg(row: "pd.Series", name: str) -> str | None:
+def _task_arg(row: pd.Series, name: str) -> str | None:
     """A task setting: the task argument, else the eval metadata's record of it."""
     for column in (f"task_arg_{name}", f"meta_{name}"):
         value = row.get(column)
@@ -196,7 +196,7 @@ def _isna(value: Any) -> bool:
         return False
 
 
-def _episode_frame(samples: "pd.DataFrame") -> "pd.DataFrame":
+def _episode_frame(samples: pd.DataFrame) -> pd.DataFrame:
     """Per-episode metrics as floats, with model usage as the tokens fallback."""
     import numpy as np
     import pandas as pd
@@ -218,7 +218,7 @@ def _episode_frame(samples: "pd.DataFrame") -> "pd.DataFrame":
     return frame
 
 
-def _runtime(row: "pd.Series", samples: "pd.DataFrame") -> str:
+def _runtime(row: pd.Series, samples: pd.DataFrame) -> str:
     """The runtime that ran: recorded per sample (a --sandbox override shows
     there), else the task argument."""
     if "sample_runtime" in samples.columns:
@@ -228,7 +228,7 @@ def _runtime(row: "pd.Series", samples: "pd.DataFrame") -> str:
     return _task_arg(row, "runtime") or UNKNOWN
 
 
-def _difficulty(row: "pd.Series", samples: "pd.DataFrame") -> str:
+def _difficulty(row: pd.Series, samples: pd.DataFrame) -> str:
     difficulty = _task_arg(row, "difficulty")
     if difficulty:
         return difficulty
@@ -239,7 +239,7 @@ def _difficulty(row: "pd.Series", samples: "pd.DataFrame") -> str:
     return UNKNOWN
 
 
-def eval_condition(row: "pd.Series", samples: "pd.DataFrame") -> Condition:
+def eval_condition(row: pd.Series, samples: pd.DataFrame) -> Condition:
     """The condition of one eval (a row of the evals frame) with its samples."""
     return Condition(
         model=str(row["model"]),
@@ -315,13 +315,13 @@ def _load_path(source: str) -> list[Run]:
     return runs
 
 
-def _errored_mask(samples: "pd.DataFrame") -> "pd.Series":
+def _errored_mask(samples: pd.DataFrame) -> pd.Series:
     if "errored" not in samples.columns:
         return samples["id"].astype(bool) & False
     return samples["errored"].fillna(False).astype(bool)
 
 
-def _fault_note(condition: Condition, episodes: "pd.DataFrame") -> str | None:
+def _fault_note(condition: Condition, episodes: pd.DataFrame) -> str | None:
     """Warn when a condition's episodes hit step timeouts or kernel restarts (logs without the keys: no note)."""
     totals = [float(episodes[key].sum(skipna=True)) if key in episodes else 0.0 for key in FAULT_KEYS]
     where = f"{condition.model} in the {condition.runtime} runtime"
@@ -330,13 +330,13 @@ def _fault_note(condition: Condition, episodes: "pd.DataFrame") -> str | None:
     return fault_note(where, totals[0], totals[1], len(episodes))
 
 
-def _has_scores(samples: "pd.DataFrame") -> bool:
+def _has_scores(samples: pd.DataFrame) -> bool:
     columns = [f"{SCORE_PREFIX}{key}" for key in SCORE_KEYS]
     present = [c for c in columns if c in samples.columns]
     return bool(present) and bool(samples[present].notna().any(axis=None))
 
 
-def _completeness_note(log: str, row: "pd.Series", present: int) -> str | None:
+def _completeness_note(log: str, row: pd.Series, present: int) -> str | None:
     status = str(row["status"])
     if status == "success":
         return None

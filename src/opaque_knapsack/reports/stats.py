@@ -19,7 +19,7 @@ StatsFormat = Literal["text", "markdown", "csv", "json"]
 CONDITION_COLUMNS = ("label", "model", "train", "runtime", "difficulty", "agent", "episodes", "scored", "errored")
 
 
-def summarize_runs(runs: Sequence[Run]) -> "pd.DataFrame":
+def summarize_runs(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per run: its condition, episode counts and the mean of each stat."""
     import pandas as pd
 
@@ -54,7 +54,7 @@ def _cell(value: object, digits: int) -> str:
     return str(value)
 
 
-def _grid(summary: "pd.DataFrame") -> tuple[list[str], list[list[str]]]:
+def _grid(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and body of the transposed table (metrics down, runs across)."""
     header = ["Metric", *summary["label"].astype(str)]
     body: list[list[str]] = []
@@ -65,7 +65,7 @@ def _grid(summary: "pd.DataFrame") -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
-def render_stats(summary: "pd.DataFrame", fmt: StatsFormat = "text") -> str:
+def render_stats(summary: pd.DataFrame, fmt: StatsFormat = "text") -> str:
     """The summary frame as aligned text, a markdown table, CSV (one row per run) or JSON."""
     if fmt == "json":
         records = json.loads(summary.to_json(orient="records"))

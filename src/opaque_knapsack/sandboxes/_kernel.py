@@ -32,21 +32,21 @@ the harness, which alone holds the real callables.
 
 from __future__ import annotations
 
+import _thread
 import ast
 import builtins
 import gc
 import io
 import json
 import linecache
-import re
 import os
+import re
 import signal
 import socket
 import struct
 import sys
 import time
 import traceback
-import _thread
 
 import _confine
 
@@ -513,7 +513,7 @@ def _prepare_process(cfg: dict, parent_pid: int) -> None:
     """Shared by kernels and exec'd commands: identity, limits, import paths."""
     import_paths = cfg.get("import_paths", [])
     dirfds = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in import_paths]
-    _IMPORT_FDS.update(zip(import_paths, dirfds))
+    _IMPORT_FDS.update(zip(import_paths, dirfds, strict=True))
     if cfg.get("uid") is not None:
         if not _confine.drop_privileges(cfg["uid"], cfg["gid"]):
             sys.stderr.write("could not drop privileges\n")

@@ -708,7 +708,7 @@ class Kernel:
                 raise TimeoutError
             fut: asyncio.Future[bool] = loop.create_future()
 
-            def ready(timed_out: bool = False) -> None:
+            def ready(timed_out: bool = False, fut: asyncio.Future[bool] = fut) -> None:
                 if not fut.done():
                     fut.set_result(timed_out)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -105,7 +105,7 @@ class ResultMessage(_KernelMessage):
     globals_omitted: int = Field(default=0, ge=0)
 
 
-StepChannelMessage = Annotated[Union[ToolCallMessage, ResultMessage], Field(discriminator="type")]
+StepChannelMessage = Annotated[ToolCallMessage | ResultMessage, Field(discriminator="type")]
 step_message_adapter: TypeAdapter[ToolCallMessage | ResultMessage] = TypeAdapter(StepChannelMessage)
 
 
@@ -125,7 +125,7 @@ class ExitMessage(_KernelMessage):
     status: ExitStatus
 
 
-ControlMessage = Annotated[Union[ReadyMessage, ExitMessage], Field(discriminator="type")]
+ControlMessage = Annotated[ReadyMessage | ExitMessage, Field(discriminator="type")]
 control_message_adapter: TypeAdapter[ReadyMessage | ExitMessage] = TypeAdapter(ControlMessage)
 
 

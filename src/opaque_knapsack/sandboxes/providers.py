@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Union, overload
+from typing import Any, ClassVar, Literal, overload
 
 from inspect_ai.util import (
     ExecResult,
@@ -349,7 +349,7 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     @overload
     async def read_file(self, file: str, text: Literal[False]) -> bytes: ...
 
-    async def read_file(self, file: str, text: bool = True) -> Union[str | bytes]:
+    async def read_file(self, file: str, text: bool = True) -> str | bytes:
         return await asyncio.to_thread(self._read, file, text)
 
 

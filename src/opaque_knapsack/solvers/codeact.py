@@ -19,8 +19,8 @@ from inspect_ai.log import transcript
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, get_model
 from inspect_ai.util import store
 
-from opaque_knapsack.solvers import prompts
 from opaque_knapsack.records import AGENT_KEY, PREBOUND_KEY, RUNTIME_KEY, STRICT_TAKE_KEY
+from opaque_knapsack.solvers import prompts
 from opaque_knapsack.solvers.episode import Episode, HostFunction, HostFunctionEpisode, live_episode
 from opaque_knapsack.solvers.turns import next_reply
 

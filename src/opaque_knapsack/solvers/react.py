@@ -18,8 +18,8 @@ from inspect_ai.model import (
 from inspect_ai.tool import Tool, ToolCallError
 from inspect_ai.util import store
 
-from opaque_knapsack.solvers import prompts
 from opaque_knapsack.records import AGENT_KEY, STRICT_TAKE_KEY
+from opaque_knapsack.solvers import prompts
 from opaque_knapsack.solvers.episode import Episode, current_episode
 from opaque_knapsack.solvers.tools import knapsack_tools
 from opaque_knapsack.solvers.turns import next_reply

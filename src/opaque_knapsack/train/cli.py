@@ -281,7 +281,6 @@ def _train(args: argparse.Namespace) -> int:
         AXOLOTL_ENV,
         TRAIN_MODULES,
         LaunchError,
-        check_ready,
         config_needs_gpu,
         cuda_available,
         offline_env,

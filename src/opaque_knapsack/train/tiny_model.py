@@ -126,7 +126,7 @@ def corpus_texts(traces: Sequence[str | Path]) -> Iterator[str]:
 
 
 def _jsonl_texts(path: Path) -> Iterator[str]:
-    for number, record in jsonl_records(path, TinyModelError):
+    for _number, record in jsonl_records(path, TinyModelError):
         messages = record.get("messages") or record.get("conversations") or []
         for message in messages:
             text = message.get("content", message.get("value"))
