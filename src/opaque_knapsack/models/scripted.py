@@ -44,8 +44,9 @@ from opaque_knapsack.models.policies import (
     react_next_calls,
     read_facts,
 )
+from opaque_knapsack.records import RUNTIMES
 
-STYLES: tuple[Style, ...] = ("persistent", "stateless")
+STYLES: tuple[Style, ...] = RUNTIMES
 
 
 class ScriptedPolicyAPI(ModelAPI):

@@ -25,9 +25,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from opaque_knapsack.records import RUNTIMES, TASK_REGISTRY_NAME, TRAIN_METADATA_KEY, Runtime
+
 __all__ = ["Condition", "MatrixError", "MatrixSpec", "TaskFactory", "build_tasks", "conditions", "run_matrix"]
 
-TASK_NAME = "opaque_knapsack/knapsack"
+TASK_NAME = TASK_REGISTRY_NAME
 PAPER_SEED_START = 123456789
 
 # (runtime, difficulty, num, seed_start, agent) or (runtime, tasks, agent) -> Task
@@ -44,7 +46,7 @@ class MatrixSpec(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     students: dict[str, Any] = Field(description="train label -> model name (or an inspect_ai Model).")
-    runtimes: list[Literal["persistent", "stateless"]] = Field(default_factory=lambda: ["persistent", "stateless"])
+    runtimes: list[Runtime] = Field(default_factory=lambda: list(RUNTIMES))
     difficulties: list[str] = Field(default_factory=lambda: ["easy", "medium"])
     num: int = Field(default=100, ge=1)
     seed_start: int = Field(default=PAPER_SEED_START, ge=0)
@@ -148,7 +150,7 @@ class Condition:
 
     @property
     def metadata(self) -> dict[str, str]:
-        return {"train": self.train, "runtime": self.runtime, "difficulty": self.difficulty}
+        return {TRAIN_METADATA_KEY: self.train, "runtime": self.runtime, "difficulty": self.difficulty}
 
     @property
     def model_name(self) -> str:
