@@ -38,6 +38,13 @@ RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 PERSISTENT: Runtime = "persistent"
 STATELESS: Runtime = "stateless"
 
+Agent = Literal["codeact", "react"]
+"""The agent an episode ran (kept under ``AGENT_KEY``): CodeAct, in a runtime,
+or the ReAct baseline's native tool calls."""
+AGENTS: tuple[Agent, ...] = get_args(Agent)
+CODEACT: Agent = "codeact"
+REACT: Agent = "react"
+
 TASK_NAME = "knapsack"
 """The task's name; Inspect registers it as ``opaque_knapsack/knapsack`` and the
 training matrix names its cells ``knapsack-<student>-...``."""

@@ -21,6 +21,7 @@ from inspect_ai.util import store
 
 from opaque_knapsack.records import (
     AGENT_KEY,
+    CODEACT,
     EPISODE_ERROR,
     FINISHED,
     PREBOUND_KEY,
@@ -93,7 +94,7 @@ def codeact(
         runtime = runtime_sandbox()
         sample_store = store()
         episode = live_episode() if host_functions is None else HostFunctionEpisode(host_functions, sample_store)
-        sample_store.set(AGENT_KEY, "codeact")
+        sample_store.set(AGENT_KEY, CODEACT)
         sample_store.set(RUNTIME_KEY, runtime.semantics)
         sample_store.set(PREBOUND_KEY, _prebound_names(runtime))
         if not any(isinstance(m, ChatMessageSystem) for m in state.messages):

@@ -18,7 +18,7 @@ from inspect_ai.model import (
 from inspect_ai.tool import Tool, ToolCallError
 from inspect_ai.util import store
 
-from opaque_knapsack.records import AGENT_KEY, EPISODE_ERROR, FINISHED, STRICT_TAKE_KEY, TURN_LIMIT, EndReason
+from opaque_knapsack.records import AGENT_KEY, EPISODE_ERROR, FINISHED, REACT, STRICT_TAKE_KEY, TURN_LIMIT, EndReason
 from opaque_knapsack.solvers import prompts
 from opaque_knapsack.solvers.episode import Episode, current_episode
 from opaque_knapsack.solvers.tools import knapsack_tools
@@ -42,7 +42,7 @@ def react(max_turns: int = 40, max_tool_calls: int = 25) -> Agent:
     async def execute(state: AgentState) -> AgentState:
         episode = current_episode()
         sample_store = store()
-        sample_store.set(AGENT_KEY, "react")
+        sample_store.set(AGENT_KEY, REACT)
         strict_take = bool(sample_store.get(STRICT_TAKE_KEY, True))
         if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
             state.messages.insert(

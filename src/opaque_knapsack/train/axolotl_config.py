@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from opaque_knapsack.records import Runtime
+from opaque_knapsack.records import REACT, Runtime
 from opaque_knapsack.train.files import create_temporary, jsonl_records
 
 StudentRuntime = Literal[Runtime, "react"]
@@ -303,10 +303,10 @@ def inspect_traces(path: Path, runtime: StudentRuntime) -> Literal["openai", "sh
 
 def _check_runtime(path: Path, number: int, record: dict[str, Any], runtime: StudentRuntime) -> None:
     agent, episode_runtime = record.get("agent"), record.get("runtime")
-    if runtime == "react":
-        if agent is not None and agent != "react":
+    if runtime == REACT:
+        if agent is not None and agent != REACT:
             raise ConfigError(f"{path}:{number}: a {agent} episode in traces for the react student")
-    elif agent == "react":
+    elif agent == REACT:
         raise ConfigError(f"{path}:{number}: a react episode in traces for the {runtime} CodeAct student")
     elif episode_runtime is not None and episode_runtime != runtime:
         raise ConfigError(
@@ -320,7 +320,7 @@ def _dataset(path: Path, layout: str, runtime: StudentRuntime) -> dict[str, Any]
     if layout == "sharegpt":
         dataset["field_messages"] = "conversations"
         dataset["message_property_mappings"] = {"role": "from", "content": "value"}
-    if runtime == "react":
+    if runtime == REACT:
         dataset["field_tools"] = "tools"
     return dataset
 

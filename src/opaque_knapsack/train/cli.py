@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from opaque_knapsack.errors import CommandError
-from opaque_knapsack.records import RUNTIMES
+from opaque_knapsack.records import AGENTS, CODEACT, REACT, RUNTIMES
 
 
 def register(subparsers: Any) -> None:
@@ -149,7 +149,7 @@ def _register_axolotl_config(subparsers: Any) -> None:
     parser.add_argument(
         "--runtime",
         required=True,
-        choices=[*RUNTIMES, "react"],
+        choices=[*RUNTIMES, REACT],
         help="Which student the traces train: persistent or stateless (CodeAct traces from that runtime), "
         "or react (traces of the ReAct baseline, -T agent=react, whose tool calls are native function "
         "calls rather than code, so its student does not depend on a runtime). Names output_dir and is "
@@ -529,7 +529,7 @@ def _register_matrix(subparsers: Any) -> None:
     )
     parser.add_argument("--num", type=int, default=100, help="Instances per condition (default 100).")
     parser.add_argument("--seed-start", type=int, default=123456789, help="First instance seed (default 123456789).")
-    parser.add_argument("--agent", choices=["codeact", "react"], default="codeact", help="Agent (default codeact).")
+    parser.add_argument("--agent", choices=AGENTS, default=CODEACT, help="Agent (default codeact).")
     parser.add_argument("--log-dir", required=True, help="Eval-set log directory (re-run to resume).")
     parser.add_argument(
         "--max-connections", type=int,

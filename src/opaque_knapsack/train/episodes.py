@@ -30,9 +30,11 @@ from inspect_ai.log import (
 from opaque_knapsack.logs import LogFileError, log_files, score_dict, train_semantics
 from opaque_knapsack.records import (
     AGENT_KEY,
+    CODEACT,
     END_REASON_KEY,
     FAMILY_METADATA_KEY,
     FINISHED,
+    REACT,
     RUNTIME_KEY,
     TASK_NAME,
     TASK_REGISTRY_NAME,
@@ -102,9 +104,9 @@ def iter_episodes(path: str, header: EvalLog | None = None) -> Iterator[Episode]
     """Every sample of one knapsack log as an Episode (streamed)."""
     header = header or read_header(path)
     task_args = header.eval.task_args or {}
-    agent_default = str(task_args.get("agent", "codeact"))
+    agent_default = str(task_args.get("agent", CODEACT))
     # ReAct needs the model events (tool definitions), whose long strings are attachments
-    react = agent_default == "react"
+    react = agent_default == REACT
     exclude = set() if react else {"events", "attachments"}
     train = train_semantics(header.eval.model, header.eval.metadata)
     if not header.eval.dataset.sample_ids:

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from opaque_knapsack.records import Runtime
+from opaque_knapsack.records import REACT, Runtime
 from opaque_knapsack.train.conversation import (
     ConversationError,
     TraceFormat,
@@ -228,7 +228,7 @@ def _candidate(episode: Episode, options: ExportOptions, order: int) -> tuple[_C
         record["conversations"] = to_sharegpt(messages)
     else:
         record["messages"] = messages
-    if episode.agent == "react":
+    if episode.agent == REACT:
         record["tools"] = tool_definitions(sample_tools(episode))
     record.update(
         task_id=episode.task_id,
