@@ -43,6 +43,10 @@ def contract_names() -> dict[str, str]:
     names.update({key.value: f"ScoreKey.{key.name}" for key in records.ScoreKey})
     names[records.SCORER_NAME] = "SCORER_NAME"
     names[records.TASK_REGISTRY_NAME] = "TASK_REGISTRY_NAME"
+    names[records.SCRIPTED_PROVIDER] = "SCRIPTED_PROVIDER"
+    names[records.BASE_TRAIN] = "BASE_TRAIN"
+    names[records.CODEACT] = "CODEACT"
+    names[records.REACT] = "REACT"
     end_reasons = {
         value: name for name, value in vars(records).items() if name.isupper() and value in get_args(records.EndReason)
     }
@@ -54,6 +58,10 @@ def contract_names() -> dict[str, str]:
 ALLOWED: dict[tuple[str, str], str] = {
     ("__init__.py", records.SCORER_NAME): "the Python attribute the package exports lazily, not a log name",
     ("scorers/__init__.py", records.SCORER_NAME): "__all__ lists the Python attribute",
+    ("__init__.py", records.CODEACT): "the Python attribute the package exports lazily (the agent's function)",
+    ("__init__.py", records.REACT): "the Python attribute the package exports lazily (the agent's function)",
+    ("solvers/__init__.py", records.CODEACT): "__all__ lists the Python attribute",
+    ("solvers/__init__.py", records.REACT): "__all__ lists the Python attribute",
     ("family/environment.py", records.FINISHED): "the environment's own state field; family is the bottom layer",
     ("family/generator.py", records.FAMILY_METADATA_KEY): "the task file's 'family' field (family/schema.py)",
     ("family/writer.py", records.FAMILY_METADATA_KEY): "the manifest's 'family' field (family/schema.py)",
@@ -190,6 +198,7 @@ def test_the_contract_covers_the_names_logs_are_read_by():
     assert {records.SCORER_NAME, records.TASK_REGISTRY_NAME, records.FINISHED, records.TURN_LIMIT} <= set(names)
     assert set(records.SCORE_KEYS) <= set(names)
     assert {records.INSTANCE_METADATA_KEY, records.END_REASON_METADATA_KEY, records.FAMILY_METADATA_KEY} <= set(names)
+    assert set(records.AGENTS) | {records.SCRIPTED_PROVIDER, records.BASE_TRAIN} <= set(names)
 
 
 def test_no_module_retypes_the_runtime_vocabulary():
@@ -215,6 +224,7 @@ def test_the_vocabularies_agree_with_what_they_name():
     from opaque_knapsack.scorers import knapsack_scorer
 
     assert records.RUNTIMES == get_args(records.Runtime) == (records.PERSISTENT, records.STATELESS)
+    assert records.AGENTS == get_args(records.Agent) == (records.CODEACT, records.REACT)
     assert tuple(PRESETS) == PRESET_NAMES == get_args(Preset)
     assert records.SCORE_KEYS == tuple(key.value for key in records.ScoreKey)
     assert knapsack_scorer.__name__ == records.SCORER_NAME  # Inspect names the score by the function

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from opaque_knapsack.family.presets import DEFAULT_PRESET, PRESET_NAMES
-from opaque_knapsack.records import RUNTIMES, ScoreKey
+from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, ScoreKey
 
 CONDITIONS = tuple(product(RUNTIMES, RUNTIMES))
 """(train, runtime) of the 2x2: scripted/<train> in the <runtime> runtime."""
@@ -132,7 +132,7 @@ def quickstart(
     tasks = [knapsack(tasks=str(out), difficulty=difficulty, runtime=runtime) for runtime in RUNTIMES]
     _, logs = eval_set(
         tasks,
-        model=["scripted/persistent", "scripted/stateless"],
+        model=[f"{SCRIPTED_PROVIDER}/{runtime}" for runtime in RUNTIMES],
         log_dir=str(out / "logs"),
         display=display,  # type: ignore[arg-type]
         max_samples=max_samples,

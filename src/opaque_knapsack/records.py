@@ -38,9 +38,11 @@ RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 PERSISTENT: Runtime = "persistent"
 STATELESS: Runtime = "stateless"
 
-Agent = Literal["codeact", "react"]
+ReActAgent = Literal["react"]
+"""The ReAct baseline: native tool calls, no runtime (a student of its own)."""
+Agent = Literal["codeact", ReActAgent]
 """The agent an episode ran (kept under ``AGENT_KEY``): CodeAct, in a runtime,
-or the ReAct baseline's native tool calls."""
+or the ReAct baseline."""
 AGENTS: tuple[Agent, ...] = get_args(Agent)
 CODEACT: Agent = "codeact"
 REACT: Agent = "react"

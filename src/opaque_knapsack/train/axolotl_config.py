@@ -19,10 +19,10 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from opaque_knapsack.records import REACT, Runtime
+from opaque_knapsack.records import REACT, ReActAgent, Runtime
 from opaque_knapsack.train.files import create_temporary, jsonl_records
 
-StudentRuntime = Literal[Runtime, "react"]
+StudentRuntime = Literal[Runtime, ReActAgent]
 """Which student traces train: a CodeAct runtime's, or the ReAct baseline's (no runtime)."""
 STUDENT_RUNTIMES: tuple[str, ...] = get_args(StudentRuntime)
 
