@@ -31,6 +31,7 @@ from inspect_ai.model import (
 )
 from inspect_ai.scorer import Score
 
+from opaque_knapsack.records import AGENT_KEY, CODEACT, END_REASON_KEY, FINISHED, PERSISTENT, RUNTIME_KEY, SCORER_NAME
 from opaque_knapsack.train.export import ExportOptions, export_traces
 
 SYSTEM = "You are solving an Opaque Knapsack puzzle by writing Python code. " * 20
@@ -81,9 +82,9 @@ def episode(index: int, turns: int) -> EvalSample:
         target="",
         messages=messages,
         output=ModelOutput.from_content(model="mockllm/model", content=messages[-1].text),
-        scores={"knapsack_scorer": Score(value=value)},
+        scores={SCORER_NAME: Score(value=value)},
         metadata={"task_id": task_id, "difficulty": "easy"},
-        store={"knapsack:runtime": "persistent", "knapsack:agent": "codeact", "knapsack:end_reason": "finished"},
+        store={RUNTIME_KEY: PERSISTENT, AGENT_KEY: CODEACT, END_REASON_KEY: FINISHED},
     )
 
 

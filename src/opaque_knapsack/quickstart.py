@@ -8,24 +8,24 @@ should import another for it.
 from __future__ import annotations
 
 import argparse
+from itertools import product
 from pathlib import Path
 from typing import Any
 
-CONDITIONS = (
-    ("persistent", "persistent"),
-    ("persistent", "stateless"),
-    ("stateless", "persistent"),
-    ("stateless", "stateless"),
-)
+from opaque_knapsack.family.presets import DEFAULT_PRESET, PRESET_NAMES
+from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, ScoreKey
+
+CONDITIONS = tuple(product(RUNTIMES, RUNTIMES))
+"""(train, runtime) of the 2x2: scripted/<train> in the <runtime> runtime."""
 
 SUMMARY_COLUMNS = (
-    ("optimality", "optimality", "{:.3f}"),
-    ("solved", "solved", "{:.0%}"),
-    ("name_error_episode", "NameError", "{:.0%}"),
-    ("steps", "steps", "{:.1f}"),
-    ("tool_calls", "tool calls", "{:.1f}"),
-    ("output_tokens", "out tokens", "{:,.0f}"),
-    ("total_tokens", "tokens", "{:,.0f}"),
+    (ScoreKey.OPTIMALITY, "optimality", "{:.3f}"),
+    (ScoreKey.SOLVED, "solved", "{:.0%}"),
+    (ScoreKey.NAME_ERROR_EPISODE, "NameError", "{:.0%}"),
+    (ScoreKey.STEPS, "steps", "{:.1f}"),
+    (ScoreKey.TOOL_CALLS, "tool calls", "{:.1f}"),
+    (ScoreKey.OUTPUT_TOKENS, "out tokens", "{:,.0f}"),
+    (ScoreKey.TOTAL_TOKENS, "tokens", "{:,.0f}"),
 )
 
 
@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--out", default="runs/quickstart", help="Output folder for tasks, logs and reports (default: %(default)s).")
     parser.add_argument("--num", type=int, default=20, help="Instances to generate and evaluate per condition (default: %(default)s).")
-    parser.add_argument("--difficulty", default="easy", choices=("easy", "medium", "hard"), help="Preset to generate (default: %(default)s).")
+    parser.add_argument("--difficulty", default=DEFAULT_PRESET, choices=PRESET_NAMES, help="Preset to generate (default: %(default)s).")
     parser.add_argument("--seed-start", type=int, default=123456789, help="Seed of the first instance (default: %(default)s, the paper's).")
     parser.add_argument("--max-samples", type=int, default=32, help="Samples run concurrently per eval (default: %(default)s).")
     parser.add_argument(
@@ -108,7 +108,7 @@ def quickstart(
     out: Path,
     *,
     num: int = 20,
-    difficulty: str = "easy",
+    difficulty: str = DEFAULT_PRESET,
     seed_start: int = 123456789,
     max_samples: int = 32,
     display: str = "none",
@@ -129,10 +129,10 @@ def quickstart(
     if console is not None:
         console.print(f"Tasks: {out / 'tasks'} ({report.counts})")
         console.print("Running the 2x2: scripted/persistent and scripted/stateless x persistent and stateless runtimes ...")
-    tasks = [knapsack(tasks=str(out), difficulty=difficulty, runtime=runtime) for runtime in ("persistent", "stateless")]
+    tasks = [knapsack(tasks=str(out), difficulty=difficulty, runtime=runtime) for runtime in RUNTIMES]
     _, logs = eval_set(
         tasks,
-        model=["scripted/persistent", "scripted/stateless"],
+        model=[f"{SCRIPTED_PROVIDER}/{runtime}" for runtime in RUNTIMES],
         log_dir=str(out / "logs"),
         display=display,  # type: ignore[arg-type]
         max_samples=max_samples,

@@ -1,13 +1,19 @@
-"""Where an episode's records live in the sample store, and their shape.
+"""The log contract: every name that ties a log to its writers and readers.
 
-Shared by the agents that write them and the scorer that reads them back
-(also from a finished log, with ``inspect score``).
+Where an episode's records live in the sample store and their shape, the task
+and scorer names, the score keys, the runtime names, the end reasons and the
+metadata keys. The agents and the scorer write with them, the scorer reads
+them back (also from a finished log, with ``inspect score``), and the readers
+of logs (reports, training export, ``opaque_knapsack.logs``) look them up. A
+name is written out here once and imported everywhere else;
+``tests/test_contract.py`` fails on a literal copy anywhere in the package.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     from opaque_knapsack.family import TaskInstance
@@ -24,34 +30,103 @@ PREBOUND_KEY = "knapsack:prebound"
 
 TOOL_NAMES = ("list_items", "inspect", "take_item", "finish")
 
+Runtime = Literal["persistent", "stateless"]
+"""The Python runtime semantics a CodeAct episode runs in (and a student was
+trained in): the study's one vocabulary for them. Choices come from
+``RUNTIMES``; any alias elsewhere is this type, imported."""
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
+PERSISTENT: Runtime = "persistent"
+STATELESS: Runtime = "stateless"
+
+ReActAgent = Literal["react"]
+"""The ReAct baseline: native tool calls, no runtime (a student of its own)."""
+Agent = Literal["codeact", ReActAgent]
+"""The agent an episode ran (kept under ``AGENT_KEY``): CodeAct, in a runtime,
+or the ReAct baseline."""
+AGENTS: tuple[Agent, ...] = get_args(Agent)
+CODEACT: Agent = "codeact"
+REACT: Agent = "react"
+
+TASK_NAME = "knapsack"
+"""The task's name; Inspect registers it as ``opaque_knapsack/knapsack`` and the
+training matrix names its cells ``knapsack-<student>-...``."""
+TASK_REGISTRY_NAME = f"opaque_knapsack/{TASK_NAME}"
+
+EndReason = Literal["finished", "turn_limit", "context_length", "error", "model_error"]
+"""Why an episode ended, kept under ``END_REASON_KEY`` and in the score's metadata."""
+FINISHED: EndReason = "finished"
+"""The agent called finish(): the only end the agent chose."""
+TURN_LIMIT: EndReason = "turn_limit"
+CONTEXT_LENGTH: EndReason = "context_length"
+"""The model's context overflowed (stop reason ``model_length``)."""
+EPISODE_ERROR: EndReason = "error"
+"""The turn loop raised; the sample errors."""
+MODEL_ERROR: EndReason = "model_error"
+"""Written by logs from before a model error errored the sample; read by the reports."""
+
+END_REASON_METADATA_KEY = "end_reason"
+"""The score metadata key that repeats the end reason (read by the reports)."""
+
+TRAIN_METADATA_KEY = "train"
+"""Eval metadata key naming the runtime a student model was trained in (see
+``opaque_knapsack.logs.train_semantics``)."""
+BASE_TRAIN = "base"
+"""The ``TRAIN_METADATA_KEY`` value of an untrained base model."""
+SCRIPTED_PROVIDER = "scripted"
+"""The offline policies' model provider: ``scripted/<runtime>`` plays a model
+trained in that runtime."""
+
 # The episode scorer's name and the keys of its dict value: the contract
 # between the scorer and everything that reads logs (reports, export).
 SCORER_NAME = "knapsack_scorer"
-SCORE_KEYS: tuple[str, ...] = (
-    "optimality",
-    "solved",
-    "capacity_utilization",
-    "items_inspected",
-    "steps",
-    "tool_calls",
-    "tool_call_sites",
-    "input_tokens",
-    "cached_input_tokens",
-    "output_tokens",
-    "reasoning_tokens",
-    "total_tokens",
-    "name_error_episode",
-    "name_error_count",
-    "state_utilization",
-    "reimport_rate",
-    "symbol_lifespan",
-    "step_timeouts",
-    "kernel_restarts",
+
+
+class ScoreKey(StrEnum):
+    """The keys of the episode score's dict, in the order the scorer writes them.
+
+    A member is its key (``ScoreKey.STEPS == "steps"``, and it formats and
+    hashes as the string), so readers index dicts and frames with it; writers
+    store ``.value``, a plain string, in the log.
+    """
+
+    OPTIMALITY = "optimality"
+    SOLVED = "solved"
+    CAPACITY_UTILIZATION = "capacity_utilization"
+    ITEMS_INSPECTED = "items_inspected"
+    STEPS = "steps"
+    TOOL_CALLS = "tool_calls"
+    TOOL_CALL_SITES = "tool_call_sites"
+    INPUT_TOKENS = "input_tokens"
+    CACHED_INPUT_TOKENS = "cached_input_tokens"
+    OUTPUT_TOKENS = "output_tokens"
+    REASONING_TOKENS = "reasoning_tokens"
+    TOTAL_TOKENS = "total_tokens"
+    NAME_ERROR_EPISODE = "name_error_episode"
+    NAME_ERROR_COUNT = "name_error_count"
+    STATE_UTILIZATION = "state_utilization"
+    REIMPORT_RATE = "reimport_rate"
+    SYMBOL_LIFESPAN = "symbol_lifespan"
+    STEP_TIMEOUTS = "step_timeouts"
+    KERNEL_RESTARTS = "kernel_restarts"
+
+
+SCORE_KEYS: tuple[str, ...] = tuple(key.value for key in ScoreKey)
+
+TOKEN_KEYS: tuple[str, ...] = tuple(
+    key.value
+    for key in (
+        ScoreKey.INPUT_TOKENS,
+        ScoreKey.CACHED_INPUT_TOKENS,
+        ScoreKey.OUTPUT_TOKENS,
+        ScoreKey.REASONING_TOKENS,
+        ScoreKey.TOTAL_TOKENS,
+    )
 )
+"""Token counts: a ``StepRecord`` field and a score key each (the episode's sum)."""
 
 # Score keys that count runtime faults, not agent behaviour: any of them in a
 # condition means load (or the code's own limits) may have moved its figures.
-FAULT_KEYS: tuple[str, ...] = ("step_timeouts", "kernel_restarts")
+FAULT_KEYS: tuple[str, ...] = (ScoreKey.STEP_TIMEOUTS.value, ScoreKey.KERNEL_RESTARTS.value)
 
 
 def fault_note(where: str, step_timeouts: float, kernel_restarts: float, episodes: int) -> str | None:

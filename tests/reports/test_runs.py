@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from opaque_knapsack.logs import train_semantics
 from opaque_knapsack.reports import ReportError, ReportWarning, load_runs, summarize
-from opaque_knapsack.reports.runs import train_semantics
 
 from .logfactory import CONDITIONS, LIFESPAN, NAME_ERROR, OPTIMALITY, OUTPUT_TOKENS, episode, write_log
 

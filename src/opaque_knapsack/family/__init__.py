@@ -4,7 +4,7 @@ and the environment that holds an episode's hidden state and tool semantics."""
 from opaque_knapsack.family.environment import KnapsackEnvironment, KnapsackToolError
 from opaque_knapsack.family.generator import GenerationError, generate_instance, instance_json, task_id_for
 from opaque_knapsack.family.loader import load_tasks, task_files
-from opaque_knapsack.family.presets import PRESETS, ConfigError, GeneratorConfig, load_config
+from opaque_knapsack.family.presets import PRESET_NAMES, PRESETS, ConfigError, GeneratorConfig, Preset, load_config
 from opaque_knapsack.family.schema import (
     TaskFileError,
     TaskInstance,
@@ -16,12 +16,14 @@ from opaque_knapsack.family.solver import Optimum, SolverMismatchError, solve_in
 
 __all__ = [
     "PRESETS",
+    "PRESET_NAMES",
     "ConfigError",
     "GenerationError",
     "GeneratorConfig",
     "KnapsackEnvironment",
     "KnapsackToolError",
     "Optimum",
+    "Preset",
     "SolverMismatchError",
     "TaskFileError",
     "TaskInstance",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-PRESET_NAMES = ("easy", "medium", "hard")
+from opaque_knapsack.family.presets import PRESET_NAMES
 
 
 def register(subparsers: Any) -> None:

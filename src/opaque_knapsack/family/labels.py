@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from opaque_knapsack.family.loader import TASKS_SUBDIR
-from opaque_knapsack.family.presets import PRESETS, GeneratorConfig
+from opaque_knapsack.family.presets import CUSTOM, PRESETS, GeneratorConfig
 from opaque_knapsack.family.schema import TaskInstance
 
-CUSTOM = "custom"
 MIXED = "mixed"
 MANIFEST_NAME = "manifest.json"
 

@@ -10,12 +10,20 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 IntRange = Annotated[tuple[int, int], Field(description="Inclusive [min, max].")]
 FloatRange = Annotated[tuple[float, float], Field(description="Inclusive [min, max].")]
+
+Preset = Literal["easy", "medium", "hard"]
+"""The paper's difficulty presets: every difficulty choice (task option, CLIs,
+report order) comes from here, as ``PRESET_NAMES``."""
+PRESET_NAMES: tuple[Preset, ...] = get_args(Preset)
+DEFAULT_PRESET: Preset = "easy"
+CUSTOM = "custom"
+"""The label of instances no preset fits, or of a custom config."""
 
 
 class ConfigError(ValueError):
@@ -47,7 +55,7 @@ class GeneratorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = "custom"
+    name: str = CUSTOM
     """Preset name, or "custom"; recorded in the manifest, not in task files."""
     n_items: IntRange
     """Number of items per instance."""
@@ -187,7 +195,7 @@ def config_from_dict(data: Any, source: str | None = None) -> GeneratorConfig:
     if not isinstance(data, dict):
         raise ConfigError("(top level)", "a config must be a JSON object", source)
     data = dict(data)
-    data.setdefault("name", "custom")
+    data.setdefault("name", CUSTOM)
     try:
         return GeneratorConfig.model_validate(data)
     except ValidationError as error:
@@ -220,7 +228,7 @@ def resolve_config(preset: str | None, config_path: str | Path | None) -> Genera
     """The config a command asked for: a custom file wins over a preset name."""
     if config_path is not None:
         return load_config(config_path)
-    name = preset or "easy"
+    name = preset or DEFAULT_PRESET
     if name not in PRESETS:
         raise ConfigError("preset", f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
     return PRESETS[name]

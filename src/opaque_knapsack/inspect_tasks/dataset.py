@@ -13,7 +13,7 @@ from inspect_ai.dataset import MemoryDataset, Sample
 
 from opaque_knapsack.family import PRESETS, TaskInstance, generate_instance, load_tasks
 from opaque_knapsack.family.labels import MIXED, check_label, preset_of, tasks_label
-from opaque_knapsack.records import instance_metadata
+from opaque_knapsack.records import INSTANCE_METADATA_KEY, instance_metadata
 from opaque_knapsack.solvers.prompts import task_statement
 
 
@@ -33,7 +33,7 @@ def instance_sample(instance: TaskInstance, difficulty: str) -> Sample:
             "seed": instance.seed,
             "difficulty": difficulty,
             "n_items": len(public.item_ids),
-            "instance": instance_metadata(instance),
+            INSTANCE_METADATA_KEY: instance_metadata(instance),
         },
     )
 

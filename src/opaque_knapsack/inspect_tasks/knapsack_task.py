@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 from inspect_ai import Task, task
 from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import Solver
 
-from opaque_knapsack.family import PRESETS, TaskFileError
+from opaque_knapsack.family import TaskFileError
 from opaque_knapsack.family.labels import DifficultyMismatch
+from opaque_knapsack.family.presets import DEFAULT_PRESET, PRESET_NAMES
 from opaque_knapsack.inspect_tasks.dataset import dataset_from_path, generated_instances, knapsack_dataset
 from opaque_knapsack.inspect_tasks.options import TaskOptionError, choice, flag, positive_seconds, whole_number
+from opaque_knapsack.records import AGENTS, CODEACT, PERSISTENT, RUNTIMES, STATELESS, Agent, Runtime
 from opaque_knapsack.scorers import knapsack_scorer
 from opaque_knapsack.solvers import codeact, knapsack_setup, react
 
-Runtime = Literal["persistent", "stateless"]
-AgentName = Literal["codeact", "react"]
+AgentName = Agent
 
-SANDBOX_FOR_RUNTIME: dict[str, str] = {
-    "persistent": "persistent_python",
-    "stateless": "stateless_python",
+SANDBOX_FOR_RUNTIME: dict[Runtime, str] = {
+    PERSISTENT: "persistent_python",
+    STATELESS: "stateless_python",
 }
 
 
@@ -31,7 +30,7 @@ def knapsack(
     num: int = 10,
     seed_start: int = 0,
     runtime: Runtime | None = None,
-    agent: AgentName = "codeact",
+    agent: AgentName = CODEACT,
     max_turns: int = 40,
     max_tool_calls: int = 25,
     step_timeout: float = 30.0,
@@ -63,8 +62,8 @@ def knapsack(
         solver: Replace the agent (the hidden environment is still set up).
     """
     if runtime is not None:
-        runtime = choice("runtime", runtime, get_args(Runtime))  # type: ignore[assignment]
-    agent = choice("agent", agent, get_args(AgentName))  # type: ignore[assignment]
+        runtime = choice("runtime", runtime, RUNTIMES)  # type: ignore[assignment]
+    agent = choice("agent", agent, AGENTS)  # type: ignore[assignment]
     num = whole_number("num", num, 1)
     seed_start = whole_number("seed_start", seed_start, 0)
     max_turns = whole_number("max_turns", max_turns, 1)
@@ -80,7 +79,7 @@ def knapsack(
             contradiction = "contradicts " + str(error).split(" contradicts ", 1)[-1]
             raise TaskOptionError("difficulty", difficulty, contradiction) from None
     else:
-        difficulty = choice("difficulty", difficulty or "easy", tuple(PRESETS))
+        difficulty = choice("difficulty", difficulty or DEFAULT_PRESET, PRESET_NAMES)
         dataset = knapsack_dataset(
             generated_instances(difficulty, num, seed_start),
             difficulty,
@@ -89,15 +88,15 @@ def knapsack(
     if solver is None:
         solver = (
             codeact(max_turns=max_turns, max_tool_calls=max_tool_calls, step_timeout=step_timeout)
-            if agent == "codeact"
+            if agent == CODEACT
             else react(max_turns=max_turns, max_tool_calls=max_tool_calls)
         )
     return Task(
         dataset=dataset,
-        setup=knapsack_setup(strict_take=strict_take, require_runtime=agent == "codeact"),
+        setup=knapsack_setup(strict_take=strict_take, require_runtime=agent == CODEACT),
         solver=solver,
         scorer=knapsack_scorer(),
-        sandbox=SANDBOX_FOR_RUNTIME[runtime or "persistent"] if agent == "codeact" else None,
+        sandbox=SANDBOX_FOR_RUNTIME[runtime or PERSISTENT] if agent == CODEACT else None,
         config=GenerateConfig(temperature=0.2, max_tokens=12288),
         metadata={
             key: value

@@ -29,7 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Style = Literal["persistent", "stateless"]
+from opaque_knapsack.records import Runtime
+
+Style = Runtime
 
 STATUS_LINE = re.compile(r"^STATUS (\{.*\})\s*$", re.MULTILINE)
 STATE_LINE = re.compile(r"^STATE (\{.*\})\s*$", re.MULTILINE)

@@ -2,8 +2,10 @@
 
 from inspect_ai.model import ModelAPI, modelapi
 
+from opaque_knapsack.records import SCRIPTED_PROVIDER
 
-@modelapi(name="scripted")
+
+@modelapi(name=SCRIPTED_PROVIDER)
 def scripted() -> type[ModelAPI]:
     from opaque_knapsack.models.scripted import ScriptedPolicyAPI
 

@@ -44,8 +44,9 @@ from opaque_knapsack.models.policies import (
     react_next_calls,
     read_facts,
 )
+from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER
 
-STYLES: tuple[Style, ...] = ("persistent", "stateless")
+STYLES: tuple[Style, ...] = RUNTIMES
 
 
 class ScriptedPolicyAPI(ModelAPI):
@@ -90,7 +91,7 @@ class ScriptedPolicyAPI(ModelAPI):
         else:
             message = ChatMessageAssistant(
                 content=self.policy.reply(_conversation(input)).text,
-                model=f"scripted/{self.style}",
+                model=f"{SCRIPTED_PROVIDER}/{self.style}",
                 source="generate",
             )
         input_tokens = sum(estimate_tokens(m.text) for m in input) + 4 * len(input)
@@ -98,7 +99,7 @@ class ScriptedPolicyAPI(ModelAPI):
             estimate_tokens(json.dumps(call.arguments)) + 4 for call in message.tool_calls or []
         )
         return ModelOutput(
-            model=f"scripted/{self.style}",
+            model=f"{SCRIPTED_PROVIDER}/{self.style}",
             choices=[
                 ChatCompletionChoice(
                     message=message, stop_reason="tool_calls" if message.tool_calls else "stop"
@@ -122,7 +123,7 @@ class ScriptedPolicyAPI(ModelAPI):
                 ToolCall(id=f"call_{turn}_{index}", function=call.function, arguments=call.arguments)
                 for index, call in enumerate(calls)
             ],
-            model=f"scripted/{self.style}",
+            model=f"{SCRIPTED_PROVIDER}/{self.style}",
             source="generate",
         )
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opaque_knapsack.records import ScoreKey
 from opaque_knapsack.reports.compare import compare_runs, render_comparison
 from opaque_knapsack.reports.errors import ReportError, ReportWarning
 from opaque_knapsack.reports.figures import write_figures
@@ -21,7 +22,7 @@ from opaque_knapsack.reports.stats import render_stats, summarize_runs
 if TYPE_CHECKING:
     import pandas as pd
 
-ALIGNED_METRICS = ("optimality", "total_tokens")
+ALIGNED_METRICS = (ScoreKey.OPTIMALITY, ScoreKey.TOTAL_TOKENS)
 
 
 def summarize(log_paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:

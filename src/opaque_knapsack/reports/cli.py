@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from opaque_knapsack.errors import CommandError
+from opaque_knapsack.records import ScoreKey
 
 SELECT_FIELDS = ("model", "train", "runtime", "difficulty", "agent")
 
@@ -36,7 +37,7 @@ def register(subparsers: Any) -> None:
     )
     compare.add_argument("a", metavar="A", help="log file or directory of run A (must hold one condition, or use --select-a)")
     compare.add_argument("b", metavar="B", help="log file or directory of run B (must hold one condition, or use --select-b)")
-    compare.add_argument("--metric", default="optimality", help="per-episode metric, e.g. optimality, solved, steps, total_tokens (default: optimality)")
+    compare.add_argument("--metric", default=ScoreKey.OPTIMALITY.value, help="per-episode metric, e.g. optimality, solved, steps, total_tokens (default: optimality)")
     compare.add_argument("--select-a", default="", metavar="K=V,...", help=f"pick A's condition from a directory by {', '.join(SELECT_FIELDS)}, e.g. train=persistent,runtime=persistent")
     compare.add_argument("--select-b", default="", metavar="K=V,...", help="pick B's condition the same way")
     compare.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdict (default: 0.05)")

@@ -17,18 +17,11 @@ from collections.abc import Callable
 from inspect_ai.analysis import Column, EvalColumn, SampleColumn
 from inspect_ai.log import EvalLog, EvalSample, EvalSampleSummary
 
-from opaque_knapsack.records import SCORER_NAME
-from opaque_knapsack.reports.runs import SCORE_PREFIX, train_semantics
+from opaque_knapsack.logs import score_dict, train_semantics
+from opaque_knapsack.records import END_REASON_METADATA_KEY, MODEL_ERROR, SCORER_NAME
+from opaque_knapsack.reports.runs import SCORE_PREFIX
 
 AnySample = EvalSample | EvalSampleSummary
-
-
-def score_dict(sample: AnySample) -> dict[str, float] | None:
-    """The ``knapsack_scorer`` dict's numeric values, as floats (booleans as 0/1)."""
-    score = (sample.scores or {}).get(SCORER_NAME)
-    if score is None or not isinstance(score.value, dict):
-        return None
-    return {k: float(v) for k, v in score.value.items() if isinstance(v, int | float)}
 
 
 def errored(sample: AnySample) -> bool:
@@ -37,8 +30,8 @@ def errored(sample: AnySample) -> bool:
     if sample.error is not None:
         return True
     score = (sample.scores or {}).get(SCORER_NAME)
-    end_reason = str(((score.metadata or {}) if score is not None else {}).get("end_reason") or "")
-    return end_reason.startswith("model_error")
+    end_reason = str(((score.metadata or {}) if score is not None else {}).get(END_REASON_METADATA_KEY) or "")
+    return end_reason.startswith(MODEL_ERROR)
 
 
 def _usage_sum(attribute: str) -> Callable[[AnySample], int | None]:

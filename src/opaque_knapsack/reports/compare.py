@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from opaque_knapsack.records import ScoreKey
 from opaque_knapsack.reports.bootstrap import DEFAULT_SEED, bootstrap_mean_ci
 from opaque_knapsack.reports.metrics import resolve_metric
 from opaque_knapsack.reports.runs import Run
@@ -119,7 +120,7 @@ def _per_task(run: Run, metric: str) -> dict[str, float]:
 def compare_runs(
     run_a: Run,
     run_b: Run,
-    metric: str = "optimality",
+    metric: str = ScoreKey.OPTIMALITY,
     *,
     alpha: float = 0.05,
     resamples: int = 10_000,

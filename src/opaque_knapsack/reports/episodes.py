@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opaque_knapsack.logs import local_path
 from opaque_knapsack.reports.metrics import EPISODE_METRICS
 from opaque_knapsack.reports.runs import (
     SCORE_PREFIX,
     _episode_frame,
     _errored_mask,
-    _local_path,
     eval_condition,
     read_frames,
     resolve_log_files,
@@ -67,7 +67,7 @@ def _eval_episodes(row: pd.Series, samples: pd.DataFrame, extra: list[str]) -> p
     condition = eval_condition(row, samples)
     head = pd.DataFrame(
         {
-            "log": _local_path(str(row["log"])),
+            "log": local_path(str(row["log"])),
             "task_id": metrics.pop("task_id"),
             "epoch": metrics.pop("epoch"),
             "errored": _errored_mask(samples).to_numpy(),

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opaque_knapsack.family.presets import PRESET_NAMES
+from opaque_knapsack.records import BASE_TRAIN, PERSISTENT, STATELESS, ScoreKey
 from opaque_knapsack.reports.bootstrap import bootstrap_mean_ci
 from opaque_knapsack.reports.errors import ReportError
 from opaque_knapsack.reports.runs import Run
@@ -27,18 +29,18 @@ if TYPE_CHECKING:
 FIGURE_RESAMPLES = 5_000
 # Okabe & Ito (2008): distinguishable with every common colour-vision
 # deficiency; blue and orange also differ in lightness, so they part in grey.
-TRAIN_COLOURS = {"persistent": "#0072B2", "stateless": "#E69F00", "base": "#7F7F7F"}
+TRAIN_COLOURS = {PERSISTENT: "#0072B2", STATELESS: "#E69F00", BASE_TRAIN: "#7F7F7F"}
 OTHER_COLOURS = ("#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")
 STATELESS_HATCH = "///"
 # error bars' line style per training semantics: parts them in grey when colours do not
-TRAIN_LINESTYLES = {"persistent": "-", "stateless": "--", "base": ":"}
+TRAIN_LINESTYLES = {PERSISTENT: "-", STATELESS: "--", BASE_TRAIN: ":"}
 OTHER_LINESTYLES = ("-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
-DIFFICULTY_MARKERS = {"easy": "o", "medium": "^", "hard": "s"}
+DIFFICULTY_MARKERS = dict(zip(PRESET_NAMES, ("o", "^", "s"), strict=True))
 OTHER_MARKERS = ("D", "v", "P", "X")
 BEHAVIOUR_PANELS = (
-    ("state_utilization", "State utilization", "state reuses per episode"),
-    ("reimport_rate", "Re-import rate", "share of steps re-importing"),
-    ("symbol_lifespan", "Context symbol lifespan", "turns"),
+    (ScoreKey.STATE_UTILIZATION, "State utilization", "state reuses per episode"),
+    (ScoreKey.REIMPORT_RATE, "Re-import rate", "share of steps re-importing"),
+    (ScoreKey.SYMBOL_LIFESPAN, "Context symbol lifespan", "turns"),
 )
 COST_PERFORMANCE_CAPTION = (
     "Cost-performance trade-off. Each point is one condition: mean optimality (agent value / optimal "
@@ -103,7 +105,7 @@ def _mean_ci(run: Run, metric: str, scale: float = 1.0) -> tuple[float, float, f
 
 
 def _train_name(train: str) -> str:
-    return "base model" if train == "base" else f"{train}-trained"
+    return "base model" if train == BASE_TRAIN else f"{train}-trained"
 
 
 def _ordered(values: Sequence[str]) -> list[str]:
@@ -158,8 +160,8 @@ def cost_performance_figure(runs: Sequence[Run]) -> Figure:
 
 
 def _plot_condition(ax: Axes, run: Run, styles: _Styles) -> bool:
-    y, y_low, y_high = _mean_ci(run, "optimality", 100.0)
-    x, x_low, x_high = _mean_ci(run, "output_tokens")
+    y, y_low, y_high = _mean_ci(run, ScoreKey.OPTIMALITY, 100.0)
+    x, x_low, x_high = _mean_ci(run, ScoreKey.OUTPUT_TOKENS)
     if math.isnan(y) or math.isnan(x) or x <= 0:
         return False
     colour = styles.colour(run.condition.train)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from opaque_knapsack.records import SCORE_KEYS, SCORER_NAME  # the scorer's contract
+from opaque_knapsack.records import SCORE_KEYS, SCORER_NAME, ScoreKey  # the scorer's contract
 
 # Per-episode values read from the sample rather than the score.
 SAMPLE_KEYS: tuple[str, ...] = ("total_time",)
@@ -19,26 +19,26 @@ EPISODE_METRICS: tuple[str, ...] = SCORE_KEYS + SAMPLE_KEYS
 
 # Names people type for a metric (all lower case) -> the metric key.
 ALIASES: dict[str, str] = {
-    "score": "optimality",
-    "success": "solved",
-    "success_rate": "solved",
-    "capacity": "capacity_utilization",
-    "utilization": "capacity_utilization",
-    "items": "items_inspected",
-    "inspected": "items_inspected",
-    "turns": "steps",
-    "tokens": "total_tokens",
-    "input": "input_tokens",
-    "output": "output_tokens",
-    "cached": "cached_input_tokens",
-    "reasoning": "reasoning_tokens",
-    "call_sites": "tool_call_sites",
-    "name_error": "name_error_episode",
-    "name_error_rate": "name_error_episode",
-    "reimport": "reimport_rate",
-    "re_import_rate": "reimport_rate",
-    "lifespan": "symbol_lifespan",
-    "context_symbol_lifespan": "symbol_lifespan",
+    "score": ScoreKey.OPTIMALITY,
+    "success": ScoreKey.SOLVED,
+    "success_rate": ScoreKey.SOLVED,
+    "capacity": ScoreKey.CAPACITY_UTILIZATION,
+    "utilization": ScoreKey.CAPACITY_UTILIZATION,
+    "items": ScoreKey.ITEMS_INSPECTED,
+    "inspected": ScoreKey.ITEMS_INSPECTED,
+    "turns": ScoreKey.STEPS,
+    "tokens": ScoreKey.TOTAL_TOKENS,
+    "input": ScoreKey.INPUT_TOKENS,
+    "output": ScoreKey.OUTPUT_TOKENS,
+    "cached": ScoreKey.CACHED_INPUT_TOKENS,
+    "reasoning": ScoreKey.REASONING_TOKENS,
+    "call_sites": ScoreKey.TOOL_CALL_SITES,
+    "name_error": ScoreKey.NAME_ERROR_EPISODE,
+    "name_error_rate": ScoreKey.NAME_ERROR_EPISODE,
+    "reimport": ScoreKey.REIMPORT_RATE,
+    "re_import_rate": ScoreKey.REIMPORT_RATE,
+    "lifespan": ScoreKey.SYMBOL_LIFESPAN,
+    "context_symbol_lifespan": ScoreKey.SYMBOL_LIFESPAN,
     "time": "total_time",
     "runtime_s": "total_time",
     "wall_time": "total_time",
@@ -59,22 +59,22 @@ class StatRow:
 
 
 STAT_ROWS: tuple[StatRow, ...] = (
-    StatRow("success_rate", "Success rate (%)", "solved", 100.0, 1),
-    StatRow("optimality", "Mean optimality (0-1)", "optimality", 1.0, 3),
-    StatRow("capacity_utilization", "Mean capacity utilization (%)", "capacity_utilization", 100.0, 1),
-    StatRow("items_inspected", "Mean items inspected", "items_inspected", 1.0, 2),
-    StatRow("steps", "Mean steps", "steps", 1.0, 2),
-    StatRow("tool_calls", "Mean tool calls", "tool_calls", 1.0, 2),
-    StatRow("tool_call_sites", "Mean tool call sites (static, as the paper counts)", "tool_call_sites", 1.0, 2),
-    StatRow("input_tokens", "Mean input tokens / episode", "input_tokens", 1.0, 0),
-    StatRow("cached_input_tokens", "Mean cached input tokens / episode", "cached_input_tokens", 1.0, 0),
-    StatRow("output_tokens", "Mean output tokens / episode", "output_tokens", 1.0, 0),
-    StatRow("reasoning_tokens", "Mean reasoning tokens / episode", "reasoning_tokens", 1.0, 0),
-    StatRow("total_tokens", "Mean total tokens / episode", "total_tokens", 1.0, 0),
-    StatRow("name_error_rate", "NameError episode rate (%)", "name_error_episode", 100.0, 1),
-    StatRow("state_utilization", "State utilization (reuses / episode)", "state_utilization", 1.0, 2),
-    StatRow("reimport_rate", "Re-import rate", "reimport_rate", 1.0, 3),
-    StatRow("symbol_lifespan", "Context symbol lifespan (turns)", "symbol_lifespan", 1.0, 2),
+    StatRow("success_rate", "Success rate (%)", ScoreKey.SOLVED, 100.0, 1),
+    StatRow(ScoreKey.OPTIMALITY, "Mean optimality (0-1)", ScoreKey.OPTIMALITY, 1.0, 3),
+    StatRow(ScoreKey.CAPACITY_UTILIZATION, "Mean capacity utilization (%)", ScoreKey.CAPACITY_UTILIZATION, 100.0, 1),
+    StatRow(ScoreKey.ITEMS_INSPECTED, "Mean items inspected", ScoreKey.ITEMS_INSPECTED, 1.0, 2),
+    StatRow(ScoreKey.STEPS, "Mean steps", ScoreKey.STEPS, 1.0, 2),
+    StatRow(ScoreKey.TOOL_CALLS, "Mean tool calls", ScoreKey.TOOL_CALLS, 1.0, 2),
+    StatRow(ScoreKey.TOOL_CALL_SITES, "Mean tool call sites (static, as the paper counts)", ScoreKey.TOOL_CALL_SITES, 1.0, 2),
+    StatRow(ScoreKey.INPUT_TOKENS, "Mean input tokens / episode", ScoreKey.INPUT_TOKENS, 1.0, 0),
+    StatRow(ScoreKey.CACHED_INPUT_TOKENS, "Mean cached input tokens / episode", ScoreKey.CACHED_INPUT_TOKENS, 1.0, 0),
+    StatRow(ScoreKey.OUTPUT_TOKENS, "Mean output tokens / episode", ScoreKey.OUTPUT_TOKENS, 1.0, 0),
+    StatRow(ScoreKey.REASONING_TOKENS, "Mean reasoning tokens / episode", ScoreKey.REASONING_TOKENS, 1.0, 0),
+    StatRow(ScoreKey.TOTAL_TOKENS, "Mean total tokens / episode", ScoreKey.TOTAL_TOKENS, 1.0, 0),
+    StatRow("name_error_rate", "NameError episode rate (%)", ScoreKey.NAME_ERROR_EPISODE, 100.0, 1),
+    StatRow(ScoreKey.STATE_UTILIZATION, "State utilization (reuses / episode)", ScoreKey.STATE_UTILIZATION, 1.0, 2),
+    StatRow(ScoreKey.REIMPORT_RATE, "Re-import rate", ScoreKey.REIMPORT_RATE, 1.0, 3),
+    StatRow(ScoreKey.SYMBOL_LIFESPAN, "Context symbol lifespan (turns)", ScoreKey.SYMBOL_LIFESPAN, 1.0, 2),
     StatRow("time_s", "Mean time / episode (s)", "total_time", 1.0, 2),
 )
 

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from opaque_knapsack.records import ScoreKey
 from opaque_knapsack.reports.bootstrap import bootstrap_mean_ci
 from opaque_knapsack.reports.errors import ReportError, ReportWarning
 from opaque_knapsack.reports.runs import Condition, Run, load_runs
@@ -257,13 +258,13 @@ def _mean_or_none(values: Any) -> float | None:
 
 def _values_from_run(run: Run) -> tuple[CellValues, list[float]]:
     episodes = run.episodes
-    scores = episodes["optimality"].dropna()
+    scores = episodes[ScoreKey.OPTIMALITY].dropna()
     values = CellValues(
         score=float(scores.mean()) * 100.0 if len(scores) else None,
-        solved=float(episodes["solved"].dropna().sum()) if len(scores) else None,
+        solved=float(episodes[ScoreKey.SOLVED].dropna().sum()) if len(scores) else None,
         executed=float(len(scores)) if len(scores) else None,
-        steps=_mean_or_none(episodes["steps"]),
-        tokens=_mean_or_none(episodes["total_tokens"]),
+        steps=_mean_or_none(episodes[ScoreKey.STEPS]),
+        tokens=_mean_or_none(episodes[ScoreKey.TOTAL_TOKENS]),
         time_s=_mean_or_none(episodes["total_time"]),
     )
     return values, [float(s) for s in scores]
@@ -305,7 +306,7 @@ def _episode_scores_from_json(path: Path, data: Any) -> list[float]:
     for index, item in enumerate(items):
         value = item
         if isinstance(item, dict):
-            value = item.get("score", item.get("optimality"))
+            value = item.get("score", item.get(ScoreKey.OPTIMALITY))
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ReportError(f"{path}: episode {index} has no numeric 'score' or 'optimality'")
         scores.append(float(value))

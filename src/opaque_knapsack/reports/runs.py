@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opaque_knapsack.records import FAULT_KEYS, fault_note
+from opaque_knapsack.family.labels import CUSTOM
+from opaque_knapsack.family.presets import PRESET_NAMES
+from opaque_knapsack.logs import UNKNOWN, LogFileError, local_path, log_files
+from opaque_knapsack.records import BASE_TRAIN, FAULT_KEYS, RUNTIMES, fault_note
 from opaque_knapsack.reports.errors import ReportError, ReportWarning
 from opaque_knapsack.reports.metrics import EPISODE_METRICS, SCORE_KEYS, SCORER_NAME
 
@@ -25,12 +28,10 @@ SCORE_PREFIX = f"score_{SCORER_NAME}_"  # the column of score key k (reports/col
 if TYPE_CHECKING:
     import pandas as pd
 
-LOG_SUFFIXES = (".eval", ".json")
-TRAIN_ORDER = ("base", "persistent", "stateless")
-RUNTIME_ORDER = ("persistent", "stateless")
-DIFFICULTY_ORDER = ("easy", "medium", "hard", "custom")
-UNKNOWN = "unknown"
-SCRIPTED_PROVIDER = "scripted"
+TRAIN_ORDER = (BASE_TRAIN, *RUNTIMES)
+RUNTIME_ORDER = RUNTIMES
+DIFFICULTY_ORDER = (*PRESET_NAMES, CUSTOM)
+
 
 
 @dataclass(frozen=True, order=True)
@@ -85,36 +86,12 @@ def _rank(value: str, order: Sequence[str]) -> tuple[int, str]:
     return (order.index(value), "") if value in order else (len(order), value)
 
 
-def train_semantics(model: str, metadata: dict[str, Any] | None) -> str:
-    """Training semantics: eval metadata "train", else a scripted policy's suffix."""
-    train = (metadata or {}).get("train")
-    if train:
-        return str(train)
-    provider, _, name = model.partition("/")
-    if provider == SCRIPTED_PROVIDER and name in RUNTIME_ORDER:
-        return name
-    return UNKNOWN
-
-
 def resolve_log_files(path: str | Path) -> list[str]:
     """The Inspect log files under a path (a log file or a directory of logs)."""
-    from inspect_ai.log import list_eval_logs
-
-    p = Path(path)
-    if not p.exists():
-        raise ReportError(f"{path}: no such file or directory")
-    if p.is_dir():
-        files = [info.name for info in list_eval_logs(str(p), recursive=True)]
-        if not files:
-            raise ReportError(f"{path}: directory holds no Inspect logs (*.eval or *.json)")
-        return sorted(_local_path(f) for f in files)
-    if p.suffix not in LOG_SUFFIXES:
-        raise ReportError(f"{path}: not an Inspect log (expected a .eval or .json file)")
-    return [str(p)]
-
-
-def _local_path(name: str) -> str:
-    return name[len("file://"):] if name.startswith("file://") else name
+    try:
+        return log_files(path)
+    except LogFileError as error:
+        raise ReportError(str(error)) from None
 
 
 def _check_headers(files: Sequence[str]) -> None:
@@ -271,7 +248,7 @@ def _load_path(source: str) -> list[Run]:
     grouped: dict[Condition, list[tuple[str, pd.DataFrame]]] = {}
     notes: dict[Condition, list[str]] = {}
     for _, row in evals.iterrows():
-        log = _local_path(str(row["log"]))
+        log = local_path(str(row["log"]))
         mine = samples[samples["eval_id"] == row["eval_id"]]
         note = _completeness_note(log, row, len(mine))
         scorable = mine[~_errored_mask(mine)]

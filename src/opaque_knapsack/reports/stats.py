@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+from opaque_knapsack.records import ScoreKey
 from opaque_knapsack.reports.metrics import STAT_ROWS
 from opaque_knapsack.reports.runs import Run
 
@@ -26,7 +27,7 @@ def summarize_runs(runs: Sequence[Run]) -> pd.DataFrame:
     records = []
     for run in runs:
         c = run.condition
-        scored = int(run.episodes["optimality"].notna().sum()) if run.n_episodes else 0
+        scored = int(run.episodes[ScoreKey.OPTIMALITY].notna().sum()) if run.n_episodes else 0
         record: dict[str, object] = {
             "label": run.label,
             "model": c.model,

@@ -35,6 +35,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from opaque_knapsack.records import Runtime
+
 from . import _confine, _fs
 from .config import RuntimeConfig
 from .launcher import (
@@ -67,7 +69,7 @@ from .protocol import (
     step_message_adapter,
 )
 
-Semantics = Literal["persistent", "stateless"]
+Semantics = Runtime
 Launcher = Literal["zygote", "direct"]
 
 __all__ = ["KERNEL_SCRIPT", "Kernel", "KernelError", "kernel_env", "kill_all_kernels", "live_kernels"]

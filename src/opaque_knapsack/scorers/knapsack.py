@@ -15,11 +15,13 @@ from inspect_ai.solver import TaskState
 from opaque_knapsack.family import KnapsackEnvironment, TaskInstance
 from opaque_knapsack.records import (
     END_REASON_KEY,
+    END_REASON_METADATA_KEY,
     ENVIRONMENT_KEY,
     PREBOUND_KEY,
     STEPS_KEY,
     STRICT_TAKE_KEY,
     TOOL_NAMES,
+    ScoreKey,
     instance_from_metadata,
 )
 from opaque_knapsack.scorers.steps import step_figures
@@ -40,13 +42,14 @@ def episode_figures(
     environment = KnapsackEnvironment.from_state(instance, environment_state, strict_take=strict_take)
     optimal = instance.reference.optimal_value
     optimality = environment.total_value / optimal if optimal else 0.0
-    return {
-        "optimality": float(optimality),
-        "solved": 1.0 if environment.total_value >= optimal else 0.0,
-        "capacity_utilization": environment.total_weight / instance.public.capacity,
-        "items_inspected": float(len(environment.inspected)),
-        **step_figures(steps, TOOL_NAMES, prebound),
+    outcome = {
+        ScoreKey.OPTIMALITY: float(optimality),
+        ScoreKey.SOLVED: 1.0 if environment.total_value >= optimal else 0.0,
+        ScoreKey.CAPACITY_UTILIZATION: environment.total_weight / instance.public.capacity,
+        ScoreKey.ITEMS_INSPECTED: float(len(environment.inspected)),
     }
+    # plain strings in the log
+    return {**{str(key): value for key, value in outcome.items()}, **step_figures(steps, TOOL_NAMES, prebound)}
 
 
 @scorer(metrics={"*": [mean(), stderr()]})
@@ -69,12 +72,12 @@ def knapsack_scorer():  # type: ignore[no-untyped-def]
             value=figures,
             answer=",".join(taken),
             explanation=(
-                f"value {figures['optimality'] * instance.reference.optimal_value:g} of optimal "
+                f"value {figures[ScoreKey.OPTIMALITY] * instance.reference.optimal_value:g} of optimal "
                 f"{instance.reference.optimal_value} with {len(taken)} items; "
                 f"episode ended: {state.store.get(END_REASON_KEY) or 'unknown'}"
             ),
             # kept small: Inspect deep-copies each score once per metric key
-            metadata={"end_reason": state.store.get(END_REASON_KEY)},
+            metadata={END_REASON_METADATA_KEY: state.store.get(END_REASON_KEY)},
         )
 
     return score

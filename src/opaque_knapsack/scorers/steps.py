@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from opaque_knapsack.records import TOKEN_KEYS, ScoreKey
 from opaque_knapsack.scorers.behaviour import StepCode, behaviour_metrics, tool_call_sites
-
-TOKEN_KEYS = ("input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "total_tokens")
 
 StepDict = Mapping[str, object]
 """One ``StepRecord.to_dict()`` as the store keeps it."""
@@ -35,21 +34,22 @@ def step_figures(
     behaviour = behaviour_metrics(executed, tool_names=(*tools, *prebound))
     name_errors = sum(1 for step in steps if step.get("is_name_error"))
     tokens = {key: float(sum(_number(step.get(key)) for step in steps)) for key in TOKEN_KEYS}
-    if not tokens["total_tokens"]:  # a log from before the provider's total was recorded
-        tokens["total_tokens"] = tokens["input_tokens"] + tokens["output_tokens"]
-    return {
-        "steps": float(len(steps)),
-        "tool_calls": float(sum(_number(step.get("tool_calls")) for step in steps)),
-        "tool_call_sites": float(sum(tool_call_sites(step.code, tools) for step in executed)),
+    if not tokens[ScoreKey.TOTAL_TOKENS]:  # a log from before the provider's total was recorded
+        tokens[ScoreKey.TOTAL_TOKENS] = tokens[ScoreKey.INPUT_TOKENS] + tokens[ScoreKey.OUTPUT_TOKENS]
+    figures = {
+        ScoreKey.STEPS: float(len(steps)),
+        ScoreKey.TOOL_CALLS: float(sum(_number(step.get(ScoreKey.TOOL_CALLS)) for step in steps)),
+        ScoreKey.TOOL_CALL_SITES: float(sum(tool_call_sites(step.code, tools) for step in executed)),
         **tokens,
-        "name_error_episode": 1.0 if name_errors else 0.0,
-        "name_error_count": float(name_errors),
-        "state_utilization": float(behaviour.state_utilization),
-        "reimport_rate": float(behaviour.reimport_rate),
-        "symbol_lifespan": float(behaviour.symbol_lifespan),
-        "step_timeouts": float(sum(1 for step in steps if step.get("timed_out"))),
-        "kernel_restarts": float(sum(1 for step in steps if step.get("kernel_restarted"))),
+        ScoreKey.NAME_ERROR_EPISODE: 1.0 if name_errors else 0.0,
+        ScoreKey.NAME_ERROR_COUNT: float(name_errors),
+        ScoreKey.STATE_UTILIZATION: float(behaviour.state_utilization),
+        ScoreKey.REIMPORT_RATE: float(behaviour.reimport_rate),
+        ScoreKey.SYMBOL_LIFESPAN: float(behaviour.symbol_lifespan),
+        ScoreKey.STEP_TIMEOUTS: float(sum(1 for step in steps if step.get("timed_out"))),
+        ScoreKey.KERNEL_RESTARTS: float(sum(1 for step in steps if step.get("kernel_restarted"))),
     }
+    return {str(key): value for key, value in figures.items()}  # plain strings in the log
 
 
 def _number(value: object) -> float:

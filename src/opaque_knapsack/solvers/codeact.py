@@ -19,7 +19,17 @@ from inspect_ai.log import transcript
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, get_model
 from inspect_ai.util import store
 
-from opaque_knapsack.records import AGENT_KEY, PREBOUND_KEY, RUNTIME_KEY, STRICT_TAKE_KEY
+from opaque_knapsack.records import (
+    AGENT_KEY,
+    CODEACT,
+    EPISODE_ERROR,
+    FINISHED,
+    PREBOUND_KEY,
+    RUNTIME_KEY,
+    STRICT_TAKE_KEY,
+    TURN_LIMIT,
+    EndReason,
+)
 from opaque_knapsack.solvers import prompts
 from opaque_knapsack.solvers.episode import Episode, HostFunction, HostFunctionEpisode, live_episode
 from opaque_knapsack.solvers.turns import next_reply
@@ -84,7 +94,7 @@ def codeact(
         runtime = runtime_sandbox()
         sample_store = store()
         episode = live_episode() if host_functions is None else HostFunctionEpisode(host_functions, sample_store)
-        sample_store.set(AGENT_KEY, "codeact")
+        sample_store.set(AGENT_KEY, CODEACT)
         sample_store.set(RUNTIME_KEY, runtime.semantics)
         sample_store.set(PREBOUND_KEY, _prebound_names(runtime))
         if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
@@ -99,7 +109,7 @@ def codeact(
             )
             state.messages.insert(0, ChatMessageSystem(content=system))
 
-        end_reason = "error"
+        end_reason: EndReason = EPISODE_ERROR
         try:
             end_reason = await _run_turns(
                 state, runtime, episode,
@@ -120,12 +130,12 @@ async def _run_turns(
     max_turns: int,
     max_tool_calls: int,
     step_timeout: float,
-) -> str:
+) -> EndReason:
     """The turn loop; returns why the episode ended."""
     model = get_model()
     functions = episode.host_functions()
     semantics = runtime.semantics
-    end_reason = "turn_limit"
+    end_reason: EndReason = TURN_LIMIT
     live_globals: list[str] = []  # persistent: the names the last step left behind
     for turn in range(1, max_turns + 1):
         reply = await next_reply(model, state, turn)
@@ -174,7 +184,7 @@ async def _run_turns(
         )
 
         if episode.finished:
-            end_reason = "finished"
+            end_reason = FINISHED
             break
         if turn < max_turns:
             state.messages.append(

@@ -23,7 +23,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.util import Store, store
@@ -36,11 +36,10 @@ from opaque_knapsack.records import (
     STEPS_KEY,
     STRICT_TAKE_KEY,
     TOOL_NAMES,
+    EndReason,
     StepRecord,
     instance_from_metadata,
 )
-
-EndReason = Literal["finished", "turn_limit", "model_error", "context_length"]
 
 HostFunction = Callable[..., object]
 """A tool the runtime's kernel forwards its stub to: plain values in, a JSON-able value out."""

@@ -8,18 +8,19 @@ the mismatched conditions, to the semantics it was trained on).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
-Semantics = Literal["persistent", "stateless"]
+from opaque_knapsack.records import PERSISTENT, STATELESS, Runtime
 
-RUNTIME_NOTES: dict[str, str] = {
-    "persistent": (
+Semantics = Runtime
+
+RUNTIME_NOTES: dict[Runtime, str] = {
+    PERSISTENT: (
         "Runtime: PERSISTENT Python interpreter. Everything your code defines -- "
         "variables, functions, classes and imports -- stays alive for all later "
         "steps of this episode. After each step you are shown the names of the "
         "live globals. Build on what earlier steps computed instead of repeating it."
     ),
-    "stateless": (
+    STATELESS: (
         "Runtime: STATELESS Python interpreter. Every step starts in a fresh "
         "interpreter: nothing your code defines (variables, functions, classes, "
         "imports) survives to the next step. The conversation text is your only "

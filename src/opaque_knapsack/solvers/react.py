@@ -18,7 +18,7 @@ from inspect_ai.model import (
 from inspect_ai.tool import Tool, ToolCallError
 from inspect_ai.util import store
 
-from opaque_knapsack.records import AGENT_KEY, STRICT_TAKE_KEY
+from opaque_knapsack.records import AGENT_KEY, EPISODE_ERROR, FINISHED, REACT, STRICT_TAKE_KEY, TURN_LIMIT, EndReason
 from opaque_knapsack.solvers import prompts
 from opaque_knapsack.solvers.episode import Episode, current_episode
 from opaque_knapsack.solvers.tools import knapsack_tools
@@ -42,14 +42,14 @@ def react(max_turns: int = 40, max_tool_calls: int = 25) -> Agent:
     async def execute(state: AgentState) -> AgentState:
         episode = current_episode()
         sample_store = store()
-        sample_store.set(AGENT_KEY, "react")
+        sample_store.set(AGENT_KEY, REACT)
         strict_take = bool(sample_store.get(STRICT_TAKE_KEY, True))
         if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
             state.messages.insert(
                 0, ChatMessageSystem(content=prompts.react_system_prompt(strict_take=strict_take, max_turns=max_turns))
             )
         tools = knapsack_tools()
-        end_reason = "error"
+        end_reason: EndReason = EPISODE_ERROR
         try:
             end_reason = await _run_turns(state, episode, tools, max_turns, max_tool_calls)
         finally:
@@ -61,10 +61,10 @@ def react(max_turns: int = 40, max_tool_calls: int = 25) -> Agent:
 
 async def _run_turns(
     state: AgentState, episode: Episode, tools: list[Tool], max_turns: int, max_tool_calls: int
-) -> str:
+) -> EndReason:
     """The turn loop; returns why the episode ended."""
     model = get_model()
-    end_reason = "turn_limit"
+    end_reason: EndReason = TURN_LIMIT
     for turn in range(1, max_turns + 1):
         reply = await next_reply(model, state, turn, tools)
         episode.record(reply.record)
@@ -95,6 +95,6 @@ async def _run_turns(
         output.message.tool_calls = calls
         record.tool_calls = len(allowed)
         if episode.finished:
-            end_reason = "finished"
+            end_reason = FINISHED
             break
     return end_reason

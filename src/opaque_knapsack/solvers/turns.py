@@ -9,7 +9,7 @@ from inspect_ai.agent import AgentState
 from inspect_ai.model import Model, ModelOutput, ModelUsage
 from inspect_ai.tool import Tool
 
-from opaque_knapsack.records import StepRecord
+from opaque_knapsack.records import CONTEXT_LENGTH, EndReason, ScoreKey, StepRecord
 
 
 def usage_figures(usage: ModelUsage | None) -> dict[str, int]:
@@ -23,13 +23,14 @@ def usage_figures(usage: ModelUsage | None) -> dict[str, int]:
         return {}
     cache_read = usage.input_tokens_cache_read or 0
     cache_write = usage.input_tokens_cache_write or 0
-    return {
-        "input_tokens": usage.input_tokens + cache_read + cache_write,
-        "cached_input_tokens": cache_read,
-        "output_tokens": usage.output_tokens,
-        "reasoning_tokens": usage.reasoning_tokens or 0,
-        "total_tokens": usage.total_tokens,
+    figures = {
+        ScoreKey.INPUT_TOKENS: usage.input_tokens + cache_read + cache_write,
+        ScoreKey.CACHED_INPUT_TOKENS: cache_read,
+        ScoreKey.OUTPUT_TOKENS: usage.output_tokens,
+        ScoreKey.REASONING_TOKENS: usage.reasoning_tokens or 0,
+        ScoreKey.TOTAL_TOKENS: usage.total_tokens,
     }
+    return {str(key): value for key, value in figures.items()}  # StepRecord fields, by the score keys' names
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Reply:
 
     output: ModelOutput
     record: StepRecord
-    end_reason: str | None  # set when the episode must end after this turn
+    end_reason: EndReason | None  # set when the episode must end after this turn
 
 
 async def next_reply(model: Model, state: AgentState, turn: int, tools: Sequence[Tool] = ()) -> Reply:
@@ -54,4 +55,4 @@ async def next_reply(model: Model, state: AgentState, turn: int, tools: Sequence
     state.output = output
     state.messages.append(output.message)
     record = StepRecord(turn=turn, code=None, **usage_figures(output.usage))
-    return Reply(output, record, "context_length" if output.stop_reason == "model_length" else None)
+    return Reply(output, record, CONTEXT_LENGTH if output.stop_reason == "model_length" else None)

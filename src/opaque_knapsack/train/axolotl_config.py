@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from opaque_knapsack.records import REACT, ReActAgent, Runtime
 from opaque_knapsack.train.files import create_temporary, jsonl_records
 
-Runtime = Literal["persistent", "stateless", "react"]
+StudentRuntime = Literal[Runtime, ReActAgent]
+"""Which student traces train: a CodeAct runtime's, or the ReAct baseline's (no runtime)."""
+STUDENT_RUNTIMES: tuple[str, ...] = get_args(StudentRuntime)
 
 __all__ = [
     "AxolotlConfig",
@@ -182,7 +185,7 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def build_axolotl_config(
     traces: str | Path,
-    runtime: Runtime,
+    runtime: StudentRuntime,
     base_model: str = "Qwen/Qwen3-8B",
     *,
     val_traces: str | Path | None = None,
@@ -280,7 +283,7 @@ def write_axolotl_config(config: AxolotlConfig, out: str | Path, unknown: dict[s
     return out
 
 
-def inspect_traces(path: Path, runtime: Runtime) -> Literal["openai", "sharegpt"]:
+def inspect_traces(path: Path, runtime: StudentRuntime) -> Literal["openai", "sharegpt"]:
     """The traces file's layout, after checking it holds this runtime's episodes."""
     if not path.exists():
         raise ConfigError(f"{path}: no such traces file")
@@ -298,12 +301,12 @@ def inspect_traces(path: Path, runtime: Runtime) -> Literal["openai", "sharegpt"
     return layout
 
 
-def _check_runtime(path: Path, number: int, record: dict[str, Any], runtime: Runtime) -> None:
+def _check_runtime(path: Path, number: int, record: dict[str, Any], runtime: StudentRuntime) -> None:
     agent, episode_runtime = record.get("agent"), record.get("runtime")
-    if runtime == "react":
-        if agent is not None and agent != "react":
+    if runtime == REACT:
+        if agent is not None and agent != REACT:
             raise ConfigError(f"{path}:{number}: a {agent} episode in traces for the react student")
-    elif agent == "react":
+    elif agent == REACT:
         raise ConfigError(f"{path}:{number}: a react episode in traces for the {runtime} CodeAct student")
     elif episode_runtime is not None and episode_runtime != runtime:
         raise ConfigError(
@@ -312,12 +315,12 @@ def _check_runtime(path: Path, number: int, record: dict[str, Any], runtime: Run
         )
 
 
-def _dataset(path: Path, layout: str, runtime: Runtime) -> dict[str, Any]:
+def _dataset(path: Path, layout: str, runtime: StudentRuntime) -> dict[str, Any]:
     dataset: dict[str, Any] = {"path": str(path.resolve())}
     if layout == "sharegpt":
         dataset["field_messages"] = "conversations"
         dataset["message_property_mappings"] = {"role": "from", "content": "value"}
-    if runtime == "react":
+    if runtime == REACT:
         dataset["field_tools"] = "tools"
     return dataset
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from opaque_knapsack.errors import CommandError
+from opaque_knapsack.records import AGENTS, CODEACT, REACT, RUNTIMES
 
 
 def register(subparsers: Any) -> None:
@@ -56,7 +57,7 @@ def _register_export(subparsers: Any) -> None:
     )
     parser.add_argument("--min-score", type=float, default=None, help="Keep episodes with optimality >= this (0..1; default: keep every score).")
     parser.add_argument("--solved-only", action="store_true", help="Keep only solved episodes (optimality 1).")
-    parser.add_argument("--runtime", choices=["persistent", "stateless"], help="Keep only this runtime's episodes.")
+    parser.add_argument("--runtime", choices=RUNTIMES, help="Keep only this runtime's episodes.")
     parser.add_argument(
         "--exclude-errors",
         action="store_true",
@@ -148,7 +149,7 @@ def _register_axolotl_config(subparsers: Any) -> None:
     parser.add_argument(
         "--runtime",
         required=True,
-        choices=["persistent", "stateless", "react"],
+        choices=[*RUNTIMES, REACT],
         help="Which student the traces train: persistent or stateless (CodeAct traces from that runtime), "
         "or react (traces of the ReAct baseline, -T agent=react, whose tool calls are native function "
         "calls rather than code, so its student does not depend on a runtime). Names output_dir and is "
@@ -528,7 +529,7 @@ def _register_matrix(subparsers: Any) -> None:
     )
     parser.add_argument("--num", type=int, default=100, help="Instances per condition (default 100).")
     parser.add_argument("--seed-start", type=int, default=123456789, help="First instance seed (default 123456789).")
-    parser.add_argument("--agent", choices=["codeact", "react"], default="codeact", help="Agent (default codeact).")
+    parser.add_argument("--agent", choices=AGENTS, default=CODEACT, help="Agent (default codeact).")
     parser.add_argument("--log-dir", required=True, help="Eval-set log directory (re-run to resume).")
     parser.add_argument(
         "--max-connections", type=int,
@@ -587,9 +588,11 @@ def _matrix(args: argparse.Namespace) -> int:
         success, logs = run_matrix(spec)
     except (MatrixError, TaskOptionError) as error:
         raise _command_error(str(error)) from None
+    from opaque_knapsack.records import TRAIN_METADATA_KEY
+
     for log in logs:
         metadata = log.eval.metadata or {}
-        cell = f"{metadata.get('train')}/{metadata.get('runtime')}/{metadata.get('difficulty')}"
+        cell = f"{metadata.get(TRAIN_METADATA_KEY)}/{metadata.get('runtime')}/{metadata.get('difficulty')}"
         print(f"{log.status:<9} {cell:<32} {log.location}")
     for log in logs:
         note = _fault_note(log)
@@ -600,7 +603,7 @@ def _matrix(args: argparse.Namespace) -> int:
 
 def _fault_note(log: Any) -> str | None:
     """The step-timeout / kernel-restart warning for one condition's log (totals from the score means)."""
-    from opaque_knapsack.records import FAULT_KEYS, SCORER_NAME, fault_note
+    from opaque_knapsack.records import FAULT_KEYS, SCORER_NAME, TRAIN_METADATA_KEY, ScoreKey, fault_note
 
     if log.results is None:
         return None
@@ -611,8 +614,8 @@ def _fault_note(log: Any) -> str | None:
             scored = score.scored_samples or log.results.completed_samples
             totals[score.name] = round(score.metrics["mean"].value * scored)
     metadata = log.eval.metadata or {}
-    where = f"{metadata.get('train')}/{metadata.get('runtime')}/{metadata.get('difficulty')} ({log.location})"
-    return fault_note(where, totals["step_timeouts"], totals["kernel_restarts"], scored)
+    where = f"{metadata.get(TRAIN_METADATA_KEY)}/{metadata.get('runtime')}/{metadata.get('difficulty')} ({log.location})"
+    return fault_note(where, totals[ScoreKey.STEP_TIMEOUTS], totals[ScoreKey.KERNEL_RESTARTS], scored)
 
 
 def _check_difficulties(difficulties: list[str]) -> None:

@@ -20,7 +20,6 @@ from typing import Any
 from inspect_ai.log import (
     EvalLog,
     EvalSample,
-    list_eval_logs,
     read_eval_log,
     read_eval_log_sample,
     read_eval_log_sample_summaries,
@@ -28,18 +27,19 @@ from inspect_ai.log import (
     read_eval_log_samples_by_id,
 )
 
-from opaque_knapsack.records import FAMILY_METADATA_KEY
-
-# Where the harness leaves its own facts about an episode (see solvers/episode.py).
-STORE_RUNTIME = "knapsack:runtime"
-STORE_AGENT = "knapsack:agent"
-STORE_END_REASON = "knapsack:end_reason"
-SCORER_NAME = "knapsack_scorer"
-TASK_NAME = "knapsack"  # registered as opaque_knapsack/knapsack
-
-# Episode end reasons (store key above) that mean the episode did not end by
-# the agent's own choice: a model error, a context or turn limit, a dead runtime.
-FINISHED = "finished"
+from opaque_knapsack.logs import LogFileError, log_files, score_dict, train_semantics
+from opaque_knapsack.records import (
+    AGENT_KEY,
+    CODEACT,
+    END_REASON_KEY,
+    FAMILY_METADATA_KEY,
+    FINISHED,
+    REACT,
+    RUNTIME_KEY,
+    TASK_NAME,
+    TASK_REGISTRY_NAME,
+    ScoreKey,
+)
 
 BATCH = 64  # samples held in memory at once
 
@@ -68,28 +68,19 @@ class Episode:
 
     @property
     def optimality(self) -> float | None:
-        return None if self.scores is None else self.scores.get("optimality")
+        return None if self.scores is None else self.scores.get(ScoreKey.OPTIMALITY)
 
     @property
     def solved(self) -> bool | None:
-        return None if self.scores is None else bool(self.scores.get("solved"))
+        return None if self.scores is None else bool(self.scores.get(ScoreKey.SOLVED))
 
 
 def expand_log_paths(paths: Sequence[str | Path]) -> list[str]:
     """Files as given; directories replaced by the Inspect logs inside them (sorted)."""
-    files: list[str] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found = sorted(info.name for info in list_eval_logs(str(path), recursive=True))
-            if not found:
-                raise EpisodeLogError(f"{path}: directory holds no Inspect logs (.eval or .json)")
-            files.extend(found)
-        elif path.exists():
-            files.append(str(path))
-        else:
-            raise EpisodeLogError(f"{path}: no such file or directory")
-    return files
+    try:
+        return [file for path in paths for file in log_files(path)]
+    except LogFileError as error:
+        raise EpisodeLogError(str(error)) from None
 
 
 def read_header(path: str) -> EvalLog:
@@ -103,32 +94,21 @@ def read_header(path: str) -> EvalLog:
     knapsack = name == TASK_NAME or name.startswith(f"{TASK_NAME}-")  # matrix cells: knapsack-<student>-...
     if not knapsack and not (header.eval.metadata or {}).get(FAMILY_METADATA_KEY):
         raise EpisodeLogError(
-            f"{path}: log of task {task!r}, not opaque_knapsack/knapsack or another task family "
+            f"{path}: log of task {task!r}, not {TASK_REGISTRY_NAME} or another task family "
             f"(eval metadata {FAMILY_METADATA_KEY!r}); export reads the harness's episode logs only"
         )
     return header
-
-
-def train_semantics(header: EvalLog) -> str:
-    """The student/teacher label: eval metadata "train", else a scripted model's suffix."""
-    metadata = header.eval.metadata or {}
-    if metadata.get("train"):
-        return str(metadata["train"])
-    model = header.eval.model
-    if model.startswith("scripted/"):
-        return model.split("/", 1)[1]
-    return "unknown"
 
 
 def iter_episodes(path: str, header: EvalLog | None = None) -> Iterator[Episode]:
     """Every sample of one knapsack log as an Episode (streamed)."""
     header = header or read_header(path)
     task_args = header.eval.task_args or {}
-    agent_default = str(task_args.get("agent", "codeact"))
+    agent_default = str(task_args.get("agent", CODEACT))
     # ReAct needs the model events (tool definitions), whose long strings are attachments
-    react = agent_default == "react"
+    react = agent_default == REACT
     exclude = set() if react else {"events", "attachments"}
-    train = train_semantics(header)
+    train = train_semantics(header.eval.model, header.eval.metadata)
     if not header.eval.dataset.sample_ids:
         raise EpisodeLogError(f"{path}: log has no samples")
     count = 0
@@ -161,8 +141,8 @@ def _episode(path: str, header: EvalLog, sample: EvalSample, train: str, agent_d
     store = sample.store or {}
     metadata = sample.metadata or {}
     task_args = header.eval.task_args or {}
-    runtime = store.get(STORE_RUNTIME) or task_args.get("runtime") or metadata.get("runtime") or "unknown"
-    agent = store.get(STORE_AGENT) or agent_default
+    runtime = store.get(RUNTIME_KEY) or task_args.get("runtime") or metadata.get("runtime") or "unknown"
+    agent = store.get(AGENT_KEY) or agent_default
     return Episode(
         log=path,
         sample_id=sample.id,
@@ -173,36 +153,17 @@ def _episode(path: str, header: EvalLog, sample: EvalSample, train: str, agent_d
         train=train,
         model=header.eval.model,
         difficulty=metadata.get("difficulty"),
-        scores=_scores(sample),
+        scores=score_dict(sample, any_family=True),
         total_tokens=_total_tokens(sample),
         error_reason=_error_reason(sample),
         sample=sample,
     )
 
 
-def _scores(sample: EvalSample) -> dict[str, float] | None:
-    """The episode's figures: the ``knapsack_scorer`` dict, else (another task
-    family) the one dict-valued score of the sample."""
-    scores = sample.scores or {}
-    score = scores.get(SCORER_NAME)
-    if score is None:
-        dicts = [s for s in scores.values() if isinstance(s.value, dict)]
-        score = dicts[0] if len(dicts) == 1 else None
-    if score is None or not isinstance(score.value, dict):
-        return None
-    values: dict[str, float] = {}
-    for key, value in score.value.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            values[key] = float(value)
-        elif isinstance(value, bool):
-            values[key] = 1.0 if value else 0.0
-    return values
-
-
 def _total_tokens(sample: EvalSample) -> int:
-    scores = _scores(sample)
-    if scores and scores.get("total_tokens"):
-        return int(scores["total_tokens"])
+    scores = score_dict(sample, any_family=True)
+    if scores and scores.get(ScoreKey.TOTAL_TOKENS):
+        return int(scores[ScoreKey.TOTAL_TOKENS])
     return sum(usage.total_tokens for usage in (sample.model_usage or {}).values())
 
 
@@ -219,7 +180,7 @@ def _error_reason(sample: EvalSample) -> str | None:
         return "sample error"
     if sample.limit is not None:
         return f"{sample.limit.type} limit"
-    end_reason = (sample.store or {}).get(STORE_END_REASON)
+    end_reason = (sample.store or {}).get(END_REASON_KEY)
     if end_reason and end_reason != FINISHED:
         return str(end_reason)
     stop_reason = sample.output.stop_reason if sample.output and sample.output.choices else None

@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from opaque_knapsack.records import REACT, Runtime
 from opaque_knapsack.train.conversation import (
     ConversationError,
     TraceFormat,
@@ -76,7 +77,7 @@ class ExportOptions(BaseModel):
     format: TraceFormat = "openai"
     min_score: float | None = Field(default=None, ge=0.0, le=1.0, description="Minimum optimality.")
     solved_only: bool = False
-    runtime: Literal["persistent", "stateless"] | None = None
+    runtime: Runtime | None = None
     exclude_errors: bool = False
     val_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
     dedup: bool = True
@@ -227,7 +228,7 @@ def _candidate(episode: Episode, options: ExportOptions, order: int) -> tuple[_C
         record["conversations"] = to_sharegpt(messages)
     else:
         record["messages"] = messages
-    if episode.agent == "react":
+    if episode.agent == REACT:
         record["tools"] = tool_definitions(sample_tools(episode))
     record.update(
         task_id=episode.task_id,

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opaque_knapsack.records import BASE_TRAIN
+
 __all__ = [
     "LaunchError",
     "ServeSpec",
@@ -130,7 +132,7 @@ class ServeSpec:
 
     def inspect_models(self) -> dict[str, str]:
         """Label -> the ``vllm/...`` name Inspect's provider uses: ``base`` and one per adapter."""
-        models = {"base": f"vllm/{self.model_name}"}
+        models = {BASE_TRAIN: f"vllm/{self.model_name}"}
         models.update({name: f"vllm/{self.model_name}:{name}" for name in self.loras})
         return models
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from opaque_knapsack.records import CODEACT, RUNTIMES, TASK_NAME, TASK_REGISTRY_NAME, TRAIN_METADATA_KEY, Agent, Runtime
+
 __all__ = ["Condition", "MatrixError", "MatrixSpec", "TaskFactory", "build_tasks", "conditions", "run_matrix"]
 
-TASK_NAME = "opaque_knapsack/knapsack"
 PAPER_SEED_START = 123456789
 
 # (runtime, difficulty, num, seed_start, agent) or (runtime, tasks, agent) -> Task
@@ -44,11 +45,11 @@ class MatrixSpec(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     students: dict[str, Any] = Field(description="train label -> model name (or an inspect_ai Model).")
-    runtimes: list[Literal["persistent", "stateless"]] = Field(default_factory=lambda: ["persistent", "stateless"])
+    runtimes: list[Runtime] = Field(default_factory=lambda: list(RUNTIMES))
     difficulties: list[str] = Field(default_factory=lambda: ["easy", "medium"])
     num: int = Field(default=100, ge=1)
     seed_start: int = Field(default=PAPER_SEED_START, ge=0)
-    agent: Literal["codeact", "react"] = "codeact"
+    agent: Agent = CODEACT
     max_retries: int | None = Field(default=None, ge=0, description="Model API retries per call (Inspect's).")
     timeout: int | None = Field(default=None, ge=1, description="Seconds per model call (Inspect's).")
     retry_on_error: int | None = Field(default=None, ge=0, description="Times an errored sample is retried.")
@@ -56,7 +57,7 @@ class MatrixSpec(BaseModel):
         default_factory=dict, description="More task args for every condition (e.g. max_turns for a smoke run)."
     )
     log_dir: str
-    task: str = TASK_NAME
+    task: str = TASK_REGISTRY_NAME
     max_connections: int | None = Field(default=None, ge=1)
     max_samples: int | None = Field(default=None, ge=1)
     max_tasks: int | None = Field(default=None, ge=1)
@@ -140,7 +141,7 @@ class Condition:
         The log keeps the registered name (``task_registry_name``), which is
         how the export and the reports recognise a knapsack log.
         """
-        return f"knapsack-{self.train}-student-{self.runtime}-runtime-{self.difficulty}"
+        return f"{TASK_NAME}-{self.train}-student-{self.runtime}-runtime-{self.difficulty}"
 
     @property
     def tags(self) -> list[str]:
@@ -148,7 +149,7 @@ class Condition:
 
     @property
     def metadata(self) -> dict[str, str]:
-        return {"train": self.train, "runtime": self.runtime, "difficulty": self.difficulty}
+        return {TRAIN_METADATA_KEY: self.train, "runtime": self.runtime, "difficulty": self.difficulty}
 
     @property
     def model_name(self) -> str:

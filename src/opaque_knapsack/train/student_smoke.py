@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opaque_knapsack.records import RUNTIMES
 from opaque_knapsack.train.launch import LaunchError
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "assistant_regions",
 ]
 
-RUNTIMES = ("persistent", "stateless")
 BASE_NAME = "tiny-base"
 
 # Dumps Axolotl's prepared rows (input_ids, labels) as JSON lines; runs in the student-train environment.
@@ -370,9 +370,11 @@ def _matrix(spec: Any, log_dir: Path, options: SmokeOptions) -> list[str]:
         raise SmokeError("the matrix did not finish: " + "; ".join(problems))
     from inspect_ai.log import read_eval_log
 
+    from opaque_knapsack.records import TRAIN_METADATA_KEY
+
     for header in logs:
         log = read_eval_log(header.location)
-        train = (log.eval.metadata or {}).get("train")
+        train = (log.eval.metadata or {}).get(TRAIN_METADATA_KEY)
         if train not in students or log.eval.model != students[train]:
             raise SmokeError(f"{log.location}: student {train!r} with model {log.eval.model} is not one served")
         scored = sum(1 for sample in log.samples or [] if sample.scores and sample.error is None)
