@@ -78,6 +78,21 @@ async def test_tool_call_limit_is_enforced_by_the_harness(kernel: Kernel) -> Non
     assert [c.error is None for c in result.tool_calls] == [True, True, True, False, False]
 
 
+async def test_refused_calls_carry_the_limit_flag_not_a_wording(kernel: Kernel) -> None:
+    """A host function failing with the refusal's own words is a failure, not a refusal."""
+
+    def inspect(i: str) -> str:
+        if i == "0":
+            raise ValueError("tool call limit reached: the host says so")
+        return "ok"
+
+    code = "for i in range(3):\n    try:\n        inspect(str(i))\n    except ToolError as e:\n        print(type(e).__name__)"
+    result = await kernel.run_code(code, {"inspect": inspect}, max_tool_calls=2)
+    assert result.stdout == "ToolError\nToolCallLimitError\n"
+    assert [c.limit for c in result.tool_calls] == [False, False, True]
+    assert result.tool_calls[0].error == "tool call limit reached: the host says so"
+
+
 async def test_tool_call_limit_holds_against_raw_channel_writes(kernel: Kernel) -> None:
     """The agent's code speaks the protocol itself, bypassing the stub's bookkeeping."""
     calls: list[str] = []

@@ -21,9 +21,10 @@ def test_only_python_fences_are_code() -> None:
 
 
 def test_step_bookkeeping_helpers() -> None:
-    refused = ToolCallRecord(name="inspect", error="tool call limit reached: at most 1 tool calls per code block")
-    failed = ToolCallRecord(name="inspect", error="unknown item 'x'")
-    assert _refused(refused) and not _refused(failed)
+    refused = ToolCallRecord(name="inspect", limit=True, error="at most 1 tool calls per code block")
+    failed = ToolCallRecord(name="inspect", error="tool call limit reached: the host function's own words")
+    assert _refused(refused) and not _refused(failed)  # the runtime's flag decides, never the wording
+    assert not ToolCallRecord.model_validate({"name": "inspect", "error": "x"}).limit  # old logs load
     assert _mentioned("total = price * 2", ["price", "cost", "total"]) == ["price", "total"]
     reported = StepResult(bound_at_start=["a"])
     died = StepResult(bound_at_start=None)

@@ -787,7 +787,7 @@ class Kernel:
             reply.error = record.error = f"unknown tool {call.name!r}"
             return record, reply, False
         if limit is not None and calls_made > limit:
-            reply.limit = True
+            reply.limit = record.limit = True
             reply.error = record.error = (
                 f"tool call limit reached: at most {limit} tool calls per code block; {call.name}() was not called"
             )

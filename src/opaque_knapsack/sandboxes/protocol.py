@@ -38,6 +38,9 @@ class ToolCallRecord(BaseModel):
     result: Any | None = None
     error: str | None = None
     """The message the agent's ``ToolError`` carried, when the call failed."""
+    limit: bool = False
+    """The harness refused the call for exceeding the code block's tool-call
+    limit: the host function was never called (the code saw ``ToolCallLimitError``)."""
     args_truncated: bool = False
     """The call's arguments were too large to keep (per call, step or episode
     bounds): ``args`` holds the head of their JSON text instead, ``kwargs`` is empty."""

@@ -191,7 +191,6 @@ async def _run_turns(
     return end_reason
 
 
-LIMIT_REFUSAL = "tool call limit reached"
 IDENTIFIER = re.compile(r"[^\W\d]\w*")
 
 
@@ -219,5 +218,7 @@ def _mentioned(code: str, names: list[str]) -> list[str]:
 
 
 def _refused(call: ToolCallRecord) -> bool:
-    """A call the harness refused for exceeding the per-block limit: never invoked."""
-    return (call.error or "").startswith(LIMIT_REFUSAL)
+    """A call the harness refused for exceeding the per-block limit: never invoked.
+
+    Read from the runtime's ``limit`` flag, never from the error's wording."""
+    return call.limit
