@@ -81,3 +81,16 @@ def test_host_functions_without_finish_run_to_the_turn_limit(tmp_path) -> None:
     assert sample.store[END_REASON_KEY] == "turn_limit"
     steps = sample.store[STEPS_KEY]
     assert steps[1]["bound_at_start"] == ["x"] and not steps[1]["is_name_error"]
+
+
+def test_a_name_error_is_recorded_with_the_name_the_runtime_reported(tmp_path) -> None:
+    task = Task(
+        dataset=[Sample(input="Say hi.")],
+        solver=codeact(max_turns=2, host_functions={"hello": lambda: "hi"}, tool_docs="hello() -> str"),
+        sandbox="stateless_python",
+    )
+    replies = ("```python\ngreeting = hello()\n```", "```python\nprint(greeting)\n```")
+    [log] = inspect_eval(task, model=_model(*replies), log_dir=str(tmp_path), display="none")
+    [sample] = log.samples
+    steps = sample.store[STEPS_KEY]
+    assert [(s["is_name_error"], s["undefined_name"]) for s in steps] == [(False, None), (True, "greeting")]

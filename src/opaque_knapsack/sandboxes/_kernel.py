@@ -342,6 +342,18 @@ def user_names(ns: dict, stubs: dict) -> list:
     )
 
 
+def _undefined_name(exc: NameError) -> str | None:
+    """The name Python could not find (``NameError.name``), as the exception itself carries it.
+
+    Read from the exception, never from its message; the user's code may have
+    raised it itself or set ``name`` to anything, so only a string passes."""
+    try:
+        name = exc.name
+    except BaseException:
+        return None
+    return _bound(name, 200) if isinstance(name, str) else None
+
+
 def _on_alarm(signum, frame):
     remaining = CLOCK.remaining()
     if remaining > 0.001:  # time waiting for the harness or for a CPU does not count: re-arm
@@ -369,6 +381,8 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
     mentioned = set(_IDENTIFIER.findall(code))
     bound_at_start = [name for name in user_names(ns, stubs) if name in mentioned]
     error = None
+    is_name_error = False
+    undefined_name = None
     timed_out = False
     sys.stdout = sys.stderr = capture
     CLOCK.start(timeout)
@@ -386,13 +400,14 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
         error = describe_error(exc, "StepTimeout", f"step exceeded the {timeout:g} s time limit")
     except BaseException as exc:
         error = describe_error(exc)
-        error["is_name_error"] = isinstance(exc, NameError)
+        if isinstance(exc, NameError):  # UnboundLocalError too (a subclass; Python gives it no name)
+            is_name_error = True
+            undefined_name = _undefined_name(exc)
     finally:
         _setitimer(signal.ITIMER_REAL, 0)
         sys.stdout = sys.__stdout__
         sys.stderr = sys.__stderr__
     stdout, cut = capture.result()
-    is_name_error = bool(error and error.pop("is_name_error", False))
     limit = int(msg.get("max_output_chars", 20000))
     if error is not None:
         error["message"] = _bound(error["message"], limit)
@@ -407,6 +422,7 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
         "stdout": stdout,
         "error": error,
         "is_name_error": is_name_error,
+        "undefined_name": undefined_name,
         "globals": user_globals,
         "bound_at_start": bound_at_start,
         "timed_out": timed_out,

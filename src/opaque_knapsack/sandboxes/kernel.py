@@ -935,6 +935,7 @@ class Kernel:
             stdout=stdout,
             error=error,
             is_name_error=msg.is_name_error and error is not None,
+            undefined_name=_cap(msg.undefined_name, 200)[0] if msg.undefined_name and error is not None else None,
             tool_calls=keeper.records,
             wall_time=wall,
             globals=names,

@@ -55,6 +55,10 @@ class StepResult(BaseModel):
     error: StepError | None = None
     is_name_error: bool = False
     """The step raised NameError (UnboundLocalError included: it is a subclass)."""
+    undefined_name: str | None = None
+    """The name a NameError could not find, as the kernel read it from the
+    exception (``NameError.name``); None when Python gives none (UnboundLocalError,
+    a NameError the code raised itself) or for any other outcome."""
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     wall_time: float = 0.0
     """Seconds, measured by the harness from sending the step to its result."""
@@ -101,6 +105,7 @@ class ResultMessage(_KernelMessage):
     stdout: str
     error: StepError | None
     is_name_error: bool
+    undefined_name: str | None = None
     globals: list[str] | None
     bound_at_start: list[str] = Field(default_factory=list)
     timed_out: bool

@@ -155,12 +155,14 @@ async def _run_turns(
         if result.error is not None:
             record.error_type = result.error.type
             record.is_name_error = result.is_name_error
+            record.undefined_name = result.undefined_name
         transcript().info(
             {
                 "turn": turn,
                 "code": blocks[0],
                 "stdout": result.stdout,
                 "error": _error_text(result),
+                "undefined_name": result.undefined_name,
                 "tool_calls": [call.model_dump() for call in result.tool_calls],
                 "tool_calls_omitted": result.tool_calls_omitted,
                 "globals": result.globals,
