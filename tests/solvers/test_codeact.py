@@ -94,3 +94,20 @@ def test_a_name_error_is_recorded_with_the_name_the_runtime_reported(tmp_path) -
     [sample] = log.samples
     steps = sample.store[STEPS_KEY]
     assert [(s["is_name_error"], s["undefined_name"]) for s in steps] == [(False, None), (True, "greeting")]
+
+
+def test_a_kernel_restart_is_announced_once(tmp_path) -> None:
+    task = Task(
+        dataset=[Sample(input="Crash the interpreter.")],
+        solver=codeact(max_turns=4, host_functions={"hello": lambda: "hi"}, tool_docs="hello() -> str"),
+        sandbox="persistent_python",
+    )
+    replies = ("```python\nx = 1\n```", "```python\nimport os\nos._exit(3)\n```", "```python\nprint(x)\n```", "ok")
+    [log] = inspect_eval(task, model=_model(*replies), log_dir=str(tmp_path), display="none")
+    [sample] = log.samples
+    observations = [m.text for m in sample.messages if m.role == "user"][1:]
+    assert [o.lower().count("restart") for o in observations] == [0, 1, 0]
+    assert "NameError" in observations[2]
+    assert [s["kernel_restarted"] for s in sample.store[STEPS_KEY]] == [False, True, False, False]
+    logged = [e.data for e in sample.events if e.event == "info" and isinstance(e.data, dict)]
+    assert [d["kernel_restarted"] for d in logged] == [False, True, False]

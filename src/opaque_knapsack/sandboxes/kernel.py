@@ -406,6 +406,7 @@ class Kernel:
         self._exits: dict[int, ExitStatus] = {}
         self._lock = asyncio.Lock()
         self._step_counter = 0
+        self._steps_since_restart = 0  # steps whose state the current interpreter may hold
         self._state_lost = False
         self._closed = False
         self._retired: _Child | None = None  # a stateless step's killed process, not yet seen dead
@@ -662,7 +663,8 @@ class Kernel:
         return lost
 
     def _child_had_state(self) -> bool:
-        return self.semantics == "persistent" and self._step_counter > 0
+        # Steps since the last restart the runtime announced: a restart is announced once.
+        return self.semantics == "persistent" and self._steps_since_restart > 0
 
     async def _await_ready(self) -> bool:
         deadline = time.monotonic() + _START_TIMEOUT
@@ -880,6 +882,7 @@ class Kernel:
             raise
         wall = time.perf_counter() - started
         child.steps += 1
+        self._steps_since_restart = 1 if lost else self._steps_since_restart + 1
         if not persistent:
             # Whatever the step's code did to its process (patched the kernel, forged
             # this result, cleared handlers), the process ends with its step.
@@ -908,9 +911,8 @@ class Kernel:
 
     def _unavailable_result(self, exc: BaseException, persistent: bool) -> StepResult:
         message = f"the runtime could not run this step: {exc}"
-        if persistent:
-            message += "; the interpreter was restarted and all state (variables, imports, definitions) was lost"
         self._state_lost = False
+        self._steps_since_restart = 0
         return StepResult(
             stdout=_RESTART_NOTE if persistent else "",
             error=StepError(type="KernelError", message=message, traceback=f"KernelError: {message}\n"),
@@ -974,13 +976,11 @@ class Kernel:
             if status is not None and kind == "KernelCrash":
                 detail += f" ({_describe_status(status)})"
         restarted = persistent  # the step process held the state: killing it lost everything
-        message = detail
-        if persistent:
-            message += "; the interpreter was restarted and all state (variables, imports, definitions) was lost"
+        self._steps_since_restart = 0
         _log_records(self._step_counter, keeper)
         return StepResult(
             stdout=_RESTART_NOTE if restarted else "",
-            error=StepError(type=kind, message=message, traceback=f"{kind}: {message}\n"),
+            error=StepError(type=kind, message=detail, traceback=f"{kind}: {detail}\n"),
             is_name_error=False,
             tool_calls=keeper.records,
             wall_time=wall,
@@ -1050,6 +1050,8 @@ async def _clear_workdir(path: str) -> None:
 
 
 _RESTART_NOTE = "[kernel restarted: all previous state (variables, imports, definitions) was lost]\n"
+"""The one announcement of a restart: the first line of the result's stdout, with
+``kernel_restarted=True``; neither the error nor the agent repeats it."""
 
 
 def _describe_status(status: ExitStatus) -> str:

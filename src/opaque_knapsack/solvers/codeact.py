@@ -42,15 +42,10 @@ def _error_text(result: StepResult) -> str | None:
 
 
 def _notes(result: StepResult, timeout: float) -> list[str]:
-    notes = []
+    # A restart is not noted here: the runtime announces it once, at the head of stdout.
     if result.timed_out:
-        notes.append(f"The block ran longer than {timeout:g} s and was stopped.")
-    if result.kernel_restarted:
-        notes.append(
-            "The interpreter process died and was restarted: every variable, "
-            "function and import from earlier steps is gone."
-        )
-    return notes
+        return [f"The block ran longer than {timeout:g} s and was stopped."]
+    return []
 
 
 @agent
@@ -165,6 +160,7 @@ async def _run_turns(
                 "undefined_name": result.undefined_name,
                 "tool_calls": [call.model_dump() for call in result.tool_calls],
                 "tool_calls_omitted": result.tool_calls_omitted,
+                "kernel_restarted": result.kernel_restarted,
                 "globals": result.globals,
                 "bound_at_start": result.bound_at_start,
                 "input_tokens": record.input_tokens,
