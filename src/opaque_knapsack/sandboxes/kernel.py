@@ -36,6 +36,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from . import _confine, _fs
+from ._wire import cap_names
 from .config import RuntimeConfig
 from .launcher import (
     KERNEL_SCRIPT,
@@ -87,7 +88,6 @@ _STEP_RECORD_BYTES = 1024 * 1024
 _EPISODE_RECORD_BYTES = 16 * 1024 * 1024
 _ARGS_SAMPLE_CHARS = 256
 _UID_BASE = 0x40000000
-_EXEC_ERROR_MARKER = "opaque-knapsack-exec-error errno="
 WORKDIR_PREFIX = "ok-kernel-"  # + the harness pid: `inspect sandbox cleanup` finds a dead harness's
 
 
@@ -1002,18 +1002,8 @@ def _cap(text: str, cap: int) -> tuple[str, bool]:
 
 
 def _cap_globals(names: list[str] | None, cap: int) -> tuple[list[str], int]:
-    if names is None:
-        return [], 0
-    if sum(len(name) + 2 for name in names) <= cap:
-        return names, 0
-    kept: list[str] = []
-    used = 0
-    for name in names:
-        used += len(name) + 2
-        if used > cap:
-            break
-        kept.append(name)
-    return kept, len(names) - len(kept)
+    """The kernel's own rule (``_wire.cap_names``), applied again: the kernel is untrusted."""
+    return ([], 0) if names is None else cap_names(names, cap)
 
 
 def _log_records(step: int, keeper: _RecordKeeper) -> None:

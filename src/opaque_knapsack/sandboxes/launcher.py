@@ -46,11 +46,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._wire import MAX_ZYGOTE_REQUEST, ZYGOTE_REPLY, ZYGOTE_REQUEST
+
 KERNEL_SCRIPT = str(Path(__file__).with_name("_kernel.py").resolve())
 
-_REQUEST = struct.Struct(">I")  # request id; the start-up message follows (see _kernel.zygote_main)
-_REPLY = struct.Struct(">Ii")  # request id, pid or -errno
-_MAX_REQUEST = 1 << 16  # the zygote's request buffer
+_REQUEST = ZYGOTE_REQUEST  # request id; the start-up message follows (see _kernel.zygote_main)
+_REPLY = ZYGOTE_REPLY  # request id, pid or -errno
+_MAX_REQUEST = MAX_ZYGOTE_REQUEST  # the zygote's request buffer
 _WINDOW = 256  # requests on the zygote's channel (or waiting to fit in it) at once; the rest wait in the harness's queue
 _STALL_TIMEOUT = 60.0  # a live zygote that answers nothing for this long is stuck
 _MAX_ATTEMPTS = 2  # zygote deaths a request may be in flight through before it fails

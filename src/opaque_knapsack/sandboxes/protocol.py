@@ -9,13 +9,14 @@ ends the step process, never an exception inside the harness.
 from __future__ import annotations
 
 import json
-import struct
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-HEADER = struct.Struct(">I")
-"""Frame header: payload length, 4-byte big-endian, then UTF-8 JSON."""
+from ._wire import FRAME_HEADER as HEADER
+
+# The ``type``/``op`` literals below are the names in ``_wire``, spelt out for
+# the type checker; tests/sandboxes/test_wire.py keeps them equal.
 
 
 class StepError(BaseModel):

@@ -32,9 +32,9 @@ from inspect_ai.util import (
 from pydantic import BaseModel
 
 from . import _fs
+from ._wire import EXEC_ERROR_MARKER
 from .config import RuntimeConfig
 from .kernel import (
-    _EXEC_ERROR_MARKER,
     KERNEL_SCRIPT,
     WORKDIR_PREFIX,
     Kernel,
@@ -246,9 +246,9 @@ class PythonRuntimeSandbox(SandboxEnvironment):
                 await proc.wait()
             self._exec_pids.discard(proc.pid)
         stderr = err.decode("utf-8", "replace")
-        if _EXEC_ERROR_MARKER in stderr:
-            code = int(stderr.rsplit(_EXEC_ERROR_MARKER, 1)[1].strip() or 0)
-            stderr = stderr.split(_EXEC_ERROR_MARKER, 1)[0]
+        if EXEC_ERROR_MARKER in stderr:
+            code = int(stderr.rsplit(EXEC_ERROR_MARKER, 1)[1].strip() or 0)
+            stderr = stderr.split(EXEC_ERROR_MARKER, 1)[0]
             if code == errno.EACCES:
                 raise PermissionError(code, f"cannot execute {cmd[0]!r}: permission denied", cmd[0])
         returncode = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
