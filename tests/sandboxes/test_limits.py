@@ -177,7 +177,7 @@ async def test_cancelled_step_leaves_a_working_kernel_and_no_stray_process(make_
     kernel = await make_kernel("persistent")
     step = asyncio.create_task(kernel.run_code("import time\ntime.sleep(20)"))
     await asyncio.sleep(0.3)
-    old_child = kernel._child.pid
+    old_child = kernel.process_ids()[-1]  # the step process it runs
     step.cancel()
     with pytest.raises(asyncio.CancelledError):
         await step

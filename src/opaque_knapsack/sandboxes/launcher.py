@@ -180,6 +180,15 @@ def kill_pidfd(pidfd: int) -> None:
         pass
 
 
+def kill_group(pid: int) -> None:
+    """SIGKILL a process group led by ``pid`` (or the process alone); gone already is fine."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def pidfd_exited(pidfd: int) -> bool:
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)

@@ -41,11 +41,11 @@ from .kernel import (
     KernelError,
     Protection,
     Semantics,
-    _existing,
-    _python_paths,
+    existing_paths,
     kernel_env,
     kill_all_kernels,
     live_kernels,
+    python_paths,
     stop_zygote_if_idle,
 )
 from .launcher import STATS as LAUNCH_STATS
@@ -218,9 +218,9 @@ class PythonRuntimeSandbox(SandboxEnvironment):
             raise SandboxUserUnsupportedError(f"{type(self).__name__} runs commands only as its own unprivileged user")
         workdir = self.kernel.workdir
         run_cwd = workdir if cwd is None else os.path.join(workdir, cwd)
-        cfg = self.kernel._base_cfg()
+        cfg = self.kernel.confinement_cfg()
         cfg.update(
-            read_only_paths=_existing(_python_paths(self.kernel.config.allow_site_packages) + _EXEC_READ_ONLY),
+            read_only_paths=existing_paths(python_paths(self.kernel.config.allow_site_packages) + _EXEC_READ_ONLY),
             read_write_paths=[workdir, "/dev/null"],
         )
         proc = await asyncio.create_subprocess_exec(
