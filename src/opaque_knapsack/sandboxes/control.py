@@ -33,21 +33,19 @@ from pydantic import ValidationError
 from . import _confine, _fs
 from .config import RuntimeConfig
 from .launcher import (
-    ZYGOTE,
+    KernelLauncher,
     ZygoteDied,
     ZygoteError,
     await_pidfd,
     kernel_env,
     kill_group,
     kill_pidfd,
-    launch_direct,
     pidfd_exited,
 )
 from .protocol import ExitMessage, ExitStatus, ReadyMessage, control_message_adapter
 from .step_channel import StepProcess
 
 Semantics = Literal["persistent", "stateless"]
-Launcher = Literal["zygote", "direct"]
 
 logger = logging.getLogger(__name__)
 
@@ -129,11 +127,11 @@ def python_paths(site_packages: bool) -> list[str]:
 
 
 Dying = list[tuple[int, "subprocess.Popen[bytes] | None"]]
-"""Killed processes not yet seen gone: their pidfds (and a direct spawn's Popen to reap)."""
+"""Killed processes not yet seen gone: their pidfds (and the Popen of a harness child to reap)."""
 
 
 def bury(entries: Dying) -> None:
-    """Close the pidfds of exited kernels (and reap the directly spawned ones)."""
+    """Close the pidfds of exited kernels (and reap those that are the harness's children)."""
     for pidfd, proc in entries:
         os.close(pidfd)
         if proc is not None:
@@ -153,13 +151,13 @@ class KernelControl:
         semantics: Semantics,
         config: RuntimeConfig,
         workdir: str | None,
-        launcher: Launcher,
+        launcher: KernelLauncher,
         on_start: Callable[[], None],
         on_kill: Callable[[], None],
     ) -> None:
         self.semantics: Semantics = semantics
         self.config = config
-        self.launcher: Launcher = launcher
+        self.launcher = launcher
         self.protection = probe_protection()
         if config.require_isolation and self.protection.missing():
             raise KernelError("isolation required but unavailable: " + ", ".join(self.protection.missing()))
@@ -173,9 +171,10 @@ class KernelControl:
         self._on_kill = on_kill
         self.pid: int | None = None
         self._pidfd: int | None = None
-        self._popen: subprocess.Popen[bytes] | None = None  # directly spawned only
+        self._popen: subprocess.Popen[bytes] | None = None  # a child of the harness (a benchmark's launcher)
         self.dying: Dying = []  # killed, not yet awaited
-        self.launched_by: Launcher | None = None
+        self.launched_by: str | None = None
+        """The name of the launcher that started the kernel process (``"zygote"``)."""
         self._ctl: socket.socket | None = None
         self.child: StepProcess | None = None
         """The current step process."""
@@ -228,16 +227,12 @@ class KernelControl:
         self._on_start()  # before any await: a task's cleanup must not stop the zygote under us
         self._bury_exited()
         start = self._start_message()
-        loop = asyncio.get_running_loop()
         for attempt in range(2):
             ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
-                if self.launcher == "direct" or not ZYGOTE.usable_from(loop):
-                    self.pid, self._pidfd, self._popen = launch_direct(start, theirs)
-                    self.launched_by = "direct"
-                else:
-                    self.pid, self._pidfd = await ZYGOTE.launch(start, theirs)
-                    self.launched_by = "zygote"
+                launched = await self.launcher.launch(start, theirs)
+                self.pid, self._pidfd, self._popen = launched.pid, launched.pidfd, launched.process
+                self.launched_by = self.launcher.name
             except ZygoteDied as exc:
                 ctl.close()
                 if attempt:

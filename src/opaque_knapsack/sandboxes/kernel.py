@@ -33,7 +33,6 @@ from .control import (
     WORKDIR_PREFIX,
     KernelControl,
     KernelError,
-    Launcher,
     Protection,
     Semantics,
     bury,
@@ -42,7 +41,7 @@ from .control import (
     probe_protection,
     python_paths,
 )
-from .launcher import KERNEL_SCRIPT, ZYGOTE, kernel_env, wait_pidfds
+from .launcher import KERNEL_SCRIPT, ZYGOTE, ZYGOTE_LAUNCHER, KernelLauncher, kernel_env, wait_pidfds
 from .protocol import ResultMessage, StepError, StepRequest, StepResult, ToolSpec
 from .step_channel import FRAME_HEADROOM, RecordKeeper, StepChannel, StepDeadline, StepProcess, StepProcessGone
 
@@ -105,13 +104,17 @@ def live_kernels() -> list[Kernel]:
 class Kernel:
     """One sample's kernel: a kernel process plus its current step process.
 
-    ``launcher``: ``"zygote"`` (default) forks the kernel from the harness's
-    zygote; ``"direct"`` spawns a fresh interpreter (the old path: slower, and
-    its ``fork_exec`` blocks the event loop).
+    Kernel processes are forked by the harness's zygote; ``launcher`` is a seam
+    for benchmarks, which measure their baseline through it (see
+    ``launcher.KernelLauncher``).
     """
 
     def __init__(
-        self, semantics: Semantics, config: RuntimeConfig, workdir: str | None = None, launcher: Launcher = "zygote"
+        self,
+        semantics: Semantics,
+        config: RuntimeConfig,
+        workdir: str | None = None,
+        launcher: KernelLauncher = ZYGOTE_LAUNCHER,
     ) -> None:
         self.semantics: Semantics = semantics
         self.task_name: str | None = None
@@ -148,11 +151,8 @@ class Kernel:
         return self.control.protection
 
     @property
-    def launcher(self) -> Launcher:
-        return self.control.launcher
-
-    @property
-    def launched_by(self) -> Launcher | None:
+    def launched_by(self) -> str | None:
+        """The name of the launcher that started the kernel process (``"zygote"``)."""
         return self.control.launched_by
 
     @property
