@@ -208,9 +208,13 @@ async def test_zygote_and_direct_kernels_behave_the_same(make_kernel) -> None:
     assert direct.pid is None
 
 
-def test_the_runtime_ships_one_launch_path() -> None:
+async def test_the_runtime_ships_one_launch_path() -> None:
     assert not hasattr(launcher, "launch_direct")
-    assert Kernel("persistent", RuntimeConfig()).control.launcher is launcher.ZYGOTE_LAUNCHER
+    kernel = Kernel("persistent", RuntimeConfig())
+    try:
+        assert kernel.control.launcher is launcher.ZYGOTE_LAUNCHER
+    finally:
+        await kernel.close()
 
 
 async def test_a_second_event_loop_gets_its_kernels_from_the_zygote(make_kernel) -> None:

@@ -5,7 +5,9 @@ site-packages, nothing of the harness), so nothing the harness knows is ever in
 this process's memory: ``python -S -s _kernel.py zygote <json>`` once per
 harness process, which forks one kernel per sample on request (see
 ``zygote_main``), or ``python -S -s _kernel.py kernel <json>`` per sample (the
-direct spawn). Either way the kernel goes through the same ``kernel_main``.
+benchmarks' direct-spawn baseline). Either way the kernel goes through the same
+``kernel_main``. Its only imports beside the standard library are its siblings
+``_confine.py`` and ``_wire.py`` (what both ends of the wire agree on).
 
 Process layout, per sample::
 
