@@ -8,6 +8,7 @@ import time
 import pytest
 
 from opaque_knapsack.sandboxes import Kernel, StepResult
+from opaque_knapsack.sandboxes.control import KernelControl
 
 from .conftest import kernel_processes
 
@@ -186,3 +187,28 @@ async def test_cancelled_step_leaves_a_working_kernel_and_no_stray_process(make_
     assert old_child not in [p.pid for p in kernel_processes()]
     await kernel.close()
     assert kernel_processes() == []
+
+
+async def test_a_restart_already_announced_is_not_announced_again(make_kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a crash (announced), a kernel slow to give the next step process is replaced without a second notice."""
+    kernel = await make_kernel("persistent")
+    await kernel.run_code("kept = 1")
+    crashed = await kernel.run_code("import os\nos._exit(3)")
+    assert crashed.kernel_restarted and restart_notices(crashed) == 1
+    original = KernelControl._await_ready
+    stalls = [True]
+
+    async def stalled_once(self: KernelControl) -> bool:
+        if stalls:
+            stalls.pop()
+            return False  # no step process in time: the kernel is replaced
+        return await original(self)
+
+    monkeypatch.setattr(KernelControl, "_await_ready", stalled_once)
+    after = await kernel.run_code("print('fresh')")
+    assert not stalls  # the replacement happened
+    assert after.stdout == "fresh\n" and not after.kernel_restarted and restart_notices(after) == 0
+    # state built since then is announced, once, when it is lost
+    await kernel.run_code("kept = 2")
+    lost = await kernel.run_code("import os\nos._exit(3)")
+    assert lost.kernel_restarted and restart_notices(lost) == 1
