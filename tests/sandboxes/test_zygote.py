@@ -256,6 +256,46 @@ async def test_a_second_event_loop_gets_its_kernels_from_the_zygote(make_kernel)
     assert (await first.run_code("print('first')")).stdout == "first\n"
 
 
+async def test_a_start_handed_to_another_loop_and_cancelled_leaves_no_kernel(make_kernel) -> None:
+    first = await make_kernel("persistent")
+    zygote = psutil.Process(ZYGOTE.pid)
+    release = threading.Event()
+
+    async def other_loop() -> None:
+        kernel = Kernel("persistent", RuntimeConfig())
+        try:
+            await kernel.start()
+            await asyncio.to_thread(release.wait, 60)  # keeps its kernel while the other loop gives up
+        finally:
+            await kernel.close()
+
+    zygote.suspend()
+    thread = threading.Thread(target=lambda: asyncio.run(other_loop()))
+    try:
+        thread.start()
+        await _settle(lambda: ZYGOTE.backlog() != (0, 0), timeout=30)
+        here = Kernel("persistent", RuntimeConfig())
+        start = asyncio.create_task(here.start())
+        await _settle(lambda: sum(ZYGOTE.backlog()) == 2, timeout=30)
+        assert sum(ZYGOTE.backlog()) == 2  # handed to the loop that reads the zygote
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        await here.close()
+        zygote.resume()
+        expected = {first.pid, *first.process_ids()}
+        # the other loop's kernel starts; the one nobody wants any more is killed
+        await _settle(lambda: len({p.pid for p in kernel_processes()} - expected) == 2, timeout=30)
+        await asyncio.sleep(0.5)
+        assert len({p.pid for p in kernel_processes()} - expected) == 2  # the other loop's kernel + its step process
+    finally:
+        zygote.resume()
+        release.set()
+        await asyncio.to_thread(thread.join, 60)
+    await _settle(lambda: {p.pid for p in kernel_processes()} <= set(first.process_ids()), timeout=10)
+    assert {p.pid for p in kernel_processes()} <= set(first.process_ids())
+
+
 async def test_a_burst_of_starts_beyond_the_channel_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     # A window wider than the channel's buffer (some 60-100 requests): the
     # senders beyond it wait for the zygote to drain it; none of them fails.
