@@ -24,9 +24,12 @@ import sys
 import time
 
 import psutil
+from direct_launch import DirectLauncher
 
 from opaque_knapsack.sandboxes import Kernel, RuntimeConfig, probe_protection
-from opaque_knapsack.sandboxes.launcher import ZYGOTE
+from opaque_knapsack.sandboxes.launcher import ZYGOTE, ZYGOTE_LAUNCHER, KernelLauncher
+
+LAUNCHERS: dict[str, KernelLauncher] = {"zygote": ZYGOTE_LAUNCHER, "direct": DirectLauncher()}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -76,7 +79,7 @@ async def startup_costs(launcher: str, count: int) -> tuple[list[float], float, 
     latencies = []
     children_before, harness_before = _children_cpu(), time.process_time()
     for i in range(count + 1):
-        kernel = Kernel("persistent", RuntimeConfig(), launcher=launcher)  # type: ignore[arg-type]
+        kernel = Kernel("persistent", RuntimeConfig(), launcher=LAUNCHERS[launcher])
         started = time.perf_counter()
         await kernel.start()
         if i:  # the first start (the zygote's too) is in the CPU, not in the latencies
@@ -91,7 +94,7 @@ async def startup_stalls(launcher: str, count: int) -> list[float]:
     """Longest event-loop stall (time between two turns of a spinning task) during each start."""
     stalls = []
     for _ in range(count):
-        kernel = Kernel("persistent", RuntimeConfig(), launcher=launcher)  # type: ignore[arg-type]
+        kernel = Kernel("persistent", RuntimeConfig(), launcher=LAUNCHERS[launcher])
         done = False
         worst = 0.0
 

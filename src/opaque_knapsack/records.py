@@ -180,6 +180,8 @@ class StepRecord:
     tool_calls: int = 0
     error_type: str | None = None
     is_name_error: bool = False
+    undefined_name: str | None = None
+    """The name the step's NameError could not find, as the runtime reported it."""
     bound_at_start: list[str] | None = None
     """Names the block mentions that the interpreter held when the step started
     (the runtime's report, cut to the names in the code to keep the store small);

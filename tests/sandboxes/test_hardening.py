@@ -20,8 +20,15 @@ import time
 import psutil
 import pytest
 
-from opaque_knapsack.sandboxes import Kernel, PersistentPythonSandbox, StatelessPythonSandbox, _fs, probe_protection
+from opaque_knapsack.sandboxes import (
+    PersistentPythonSandbox,
+    StatelessPythonSandbox,
+    _fs,
+    probe_protection,
+    step_channel,
+)
 from opaque_knapsack.sandboxes import kernel as kernel_module
+from opaque_knapsack.sandboxes.control import KernelControl
 from opaque_knapsack.solvers import prompts
 
 from .conftest import kernel_processes
@@ -122,7 +129,7 @@ async def test_frame_flood_neither_stalls_the_loop_nor_times_out_another_sample(
     assert watch.worst < 1.0, f"event loop held {watch.worst:.2f} s of CPU ({watch.worst_wall:.2f} s wall)"
     assert honest.error is None and honest.stdout == "42\n", honest
     # Bounded records (item 2): refused calls beyond a sample are counted, not kept.
-    assert len(attack.tool_calls) <= kernel_module._REFUSED_SAMPLE
+    assert len(attack.tool_calls) <= step_channel._REFUSED_SAMPLE
     assert attack.tool_calls_omitted > 0
     after = await attacker.run_code("print('after')", timeout=5)
     if not after.stdout.endswith("after\n"):
@@ -153,17 +160,17 @@ async def test_refused_calls_keep_a_bounded_sample_and_a_count(make_kernel, sema
         result = await kernel.run_code(_BIG_REFUSED, {"inspect": lambda i: calls.append(i) or "ok"}, max_tool_calls=0)
     assert result.error is None, result.error
     assert calls == []
-    assert len(result.tool_calls) == kernel_module._REFUSED_SAMPLE
-    assert result.tool_calls_omitted == 60 - kernel_module._REFUSED_SAMPLE
+    assert len(result.tool_calls) == step_channel._REFUSED_SAMPLE
+    assert result.tool_calls_omitted == 60 - step_channel._REFUSED_SAMPLE
     for record in result.tool_calls:  # 200 kB of arguments each: only the head of their JSON text is kept
         assert record.args_truncated and record.kwargs == {}
-        assert len(record.args[0]) <= kernel_module._ARGS_SAMPLE_CHARS
+        assert len(record.args[0]) <= step_channel._ARGS_SAMPLE_CHARS
     assert len(json.dumps([r.model_dump() for r in result.tool_calls])) < 64 * 1024
     assert "left out" in caplog.text and "truncated" in caplog.text
 
 
 async def test_episode_bound_on_record_bytes(make_kernel, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kernel_module, "_EPISODE_RECORD_BYTES", 60_000)
+    monkeypatch.setattr(step_channel, "_EPISODE_RECORD_BYTES", 60_000)
     kernel = await make_kernel("persistent")
     code = "for i in range(3):\n    inspect('y' * 10_000)"
     first = await kernel.run_code(code, {"inspect": lambda i: "ok"})
@@ -239,10 +246,10 @@ async def test_run_code_returns_a_result_when_no_kernel_can_start(make_kernel, m
     await kernel.run_code("kept = 1")
     kernel.kill()  # the kernel is gone, and no new one can start
 
-    async def refuse(self: Kernel) -> None:
+    async def refuse(self: KernelControl) -> None:
         raise kernel_module.KernelError("no kernel for you")
 
-    monkeypatch.setattr(Kernel, "_spawn", refuse)
+    monkeypatch.setattr(KernelControl, "spawn", refuse)
     result = await kernel.run_code("print(1)")
     assert result.error is not None and result.error.type == "KernelError"
     assert "no kernel for you" in result.error.message and result.kernel_restarted

@@ -7,9 +7,16 @@ import time
 
 import pytest
 
-from opaque_knapsack.sandboxes import Kernel
+from opaque_knapsack.sandboxes import Kernel, StepResult
+from opaque_knapsack.sandboxes.control import KernelControl
 
 from .conftest import kernel_processes
+
+
+def restart_notices(result: StepResult) -> int:
+    """How often a result tells of a restart, in everything the agent or the log gets to read."""
+    text = result.stdout + (result.error.message + result.error.traceback if result.error else "")
+    return text.lower().count("restart")
 
 
 async def test_infinite_loop_times_out_and_state_survives_when_interruptible(make_kernel) -> None:
@@ -41,8 +48,9 @@ async def test_stubborn_loop_is_killed(kernel: Kernel, code: str) -> None:
     after = await kernel.run_code("print('alive')")
     assert after.stdout.endswith("alive\n")
     if kernel.semantics == "persistent":
-        assert result.kernel_restarted and "state" in result.error.message
-        assert (await kernel.run_code("kept")).is_name_error
+        assert result.kernel_restarted and restart_notices(result) == 1
+        again = await kernel.run_code("kept")
+        assert again.is_name_error and not again.kernel_restarted
     else:
         assert not result.kernel_restarted
 
@@ -78,6 +86,21 @@ async def test_tool_call_limit_is_enforced_by_the_harness(kernel: Kernel) -> Non
     assert [c.error is None for c in result.tool_calls] == [True, True, True, False, False]
 
 
+async def test_refused_calls_carry_the_limit_flag_not_a_wording(kernel: Kernel) -> None:
+    """A host function failing with the refusal's own words is a failure, not a refusal."""
+
+    def inspect(i: str) -> str:
+        if i == "0":
+            raise ValueError("tool call limit reached: the host says so")
+        return "ok"
+
+    code = "for i in range(3):\n    try:\n        inspect(str(i))\n    except ToolError as e:\n        print(type(e).__name__)"
+    result = await kernel.run_code(code, {"inspect": inspect}, max_tool_calls=2)
+    assert result.stdout == "ToolError\nToolCallLimitError\n"
+    assert [c.limit for c in result.tool_calls] == [False, False, True]
+    assert result.tool_calls[0].error == "tool call limit reached: the host says so"
+
+
 async def test_tool_call_limit_holds_against_raw_channel_writes(kernel: Kernel) -> None:
     """The agent's code speaks the protocol itself, bypassing the stub's bookkeeping."""
     calls: list[str] = []
@@ -108,9 +131,10 @@ async def test_kernel_crash_is_reported_and_persistent_restarts(kernel: Kernel, 
     assert result.error is not None and result.error.type == "KernelCrash"
     assert "died" in result.error.message
     if kernel.semantics == "persistent":
-        assert result.kernel_restarted
-        assert "state" in result.error.message and "lost" in result.stdout
-        assert (await kernel.run_code("kept")).is_name_error
+        assert result.kernel_restarted and restart_notices(result) == 1  # announced once
+        assert result.stdout.startswith("[kernel restarted") and "restart" not in result.error.message
+        again = await kernel.run_code("kept")
+        assert again.is_name_error and not again.kernel_restarted and restart_notices(again) == 0
     assert (await kernel.run_code("print(2)")).stdout.endswith("2\n")
 
 
@@ -119,9 +143,10 @@ async def test_state_loss_between_steps_is_reported(make_kernel) -> None:
     await kernel.run_code("import os, threading, time\nthreading.Thread(target=lambda: (time.sleep(0.2), os._exit(0))).start()")
     await asyncio.sleep(0.6)
     result = await kernel.run_code("print('next')")
-    assert result.kernel_restarted
+    assert result.kernel_restarted and restart_notices(result) == 1
     assert result.stdout.startswith("[kernel restarted")
     assert result.stdout.endswith("next\n")
+    assert not (await kernel.run_code("print('then')")).kernel_restarted
 
 
 @pytest.mark.parametrize(
@@ -153,7 +178,7 @@ async def test_cancelled_step_leaves_a_working_kernel_and_no_stray_process(make_
     kernel = await make_kernel("persistent")
     step = asyncio.create_task(kernel.run_code("import time\ntime.sleep(20)"))
     await asyncio.sleep(0.3)
-    old_child = kernel._child.pid
+    old_child = kernel.process_ids()[-1]  # the step process it runs
     step.cancel()
     with pytest.raises(asyncio.CancelledError):
         await step
@@ -162,3 +187,28 @@ async def test_cancelled_step_leaves_a_working_kernel_and_no_stray_process(make_
     assert old_child not in [p.pid for p in kernel_processes()]
     await kernel.close()
     assert kernel_processes() == []
+
+
+async def test_a_restart_already_announced_is_not_announced_again(make_kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a crash (announced), a kernel slow to give the next step process is replaced without a second notice."""
+    kernel = await make_kernel("persistent")
+    await kernel.run_code("kept = 1")
+    crashed = await kernel.run_code("import os\nos._exit(3)")
+    assert crashed.kernel_restarted and restart_notices(crashed) == 1
+    original = KernelControl._await_ready
+    stalls = [True]
+
+    async def stalled_once(self: KernelControl) -> bool:
+        if stalls:
+            stalls.pop()
+            return False  # no step process in time: the kernel is replaced
+        return await original(self)
+
+    monkeypatch.setattr(KernelControl, "_await_ready", stalled_once)
+    after = await kernel.run_code("print('fresh')")
+    assert not stalls  # the replacement happened
+    assert after.stdout == "fresh\n" and not after.kernel_restarted and restart_notices(after) == 0
+    # state built since then is announced, once, when it is lost
+    await kernel.run_code("kept = 2")
+    lost = await kernel.run_code("import os\nos._exit(3)")
+    assert lost.kernel_restarted and restart_notices(lost) == 1

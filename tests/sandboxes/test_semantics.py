@@ -103,6 +103,21 @@ async def test_unbound_local_counts_as_name_error(kernel: Kernel) -> None:
     assert result.is_name_error
 
 
+async def test_name_error_carries_the_undefined_name_from_the_kernel(kernel: Kernel) -> None:
+    missing = await kernel.run_code("total = price_of_item * 2")
+    assert missing.is_name_error and missing.undefined_name == "price_of_item"
+    # Read from the exception, not its message: a NameError the code raises with
+    # Python's wording names nothing, and one that sets ``name`` names that.
+    raised = await kernel.run_code("raise NameError(\"name 'decoy' is not defined\")")
+    assert raised.is_name_error and raised.undefined_name is None
+    named = await kernel.run_code("e = NameError('no wording here')\ne.name = 'budget'\nraise e")
+    assert named.undefined_name == "budget"
+    odd = await kernel.run_code("e = NameError('x')\ne.name = 42\nraise e")
+    assert odd.is_name_error and odd.undefined_name is None
+    other = await kernel.run_code("raise KeyError('price_of_item')")
+    assert not other.is_name_error and other.undefined_name is None
+
+
 async def test_host_functions_forward_args_and_results(kernel: Kernel) -> None:
     seen: list[tuple] = []
 

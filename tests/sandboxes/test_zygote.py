@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import re
 import signal
 import subprocess
+import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from opaque_knapsack.sandboxes import Kernel, KernelError, RuntimeConfig, kill_all_kernels, launcher, probe_protection
-from opaque_knapsack.sandboxes.launcher import ZYGOTE
+from opaque_knapsack.sandboxes.launcher import ZYGOTE, KernelLauncher
 
 from .conftest import kernel_processes, zygote_processes
 
@@ -176,13 +179,23 @@ async def test_kill_all_kernels_leaves_no_zygote_or_kernel(make_kernel) -> None:
     assert (await again.run_code("print(3)")).stdout == "3\n"
 
 
+def _direct_launcher() -> KernelLauncher:
+    """The benchmarks' baseline launcher (a fresh interpreter per kernel); the runtime ships none."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "direct_launch.py"
+    spec = importlib.util.spec_from_file_location("direct_launch", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.DirectLauncher()
+
+
 async def test_zygote_and_direct_kernels_behave_the_same(make_kernel) -> None:
     probe = (
         "import sys, os\nprint(hash('abc'), sorted(os.environ), os.getcwd() == os.environ['HOME'], "
         "sys.flags.no_site, sorted(sys.modules))"
     )
     forked = await make_kernel("stateless")
-    direct = Kernel("stateless", RuntimeConfig(), launcher="direct")
+    direct = Kernel("stateless", RuntimeConfig(), launcher=_direct_launcher())
     try:
         await direct.start()
         assert direct.launched_by == "direct" and psutil.Process(direct.pid).ppid() == os.getpid()
@@ -193,6 +206,94 @@ async def test_zygote_and_direct_kernels_behave_the_same(make_kernel) -> None:
     finally:
         await direct.close()
     assert direct.pid is None
+
+
+async def test_the_runtime_ships_one_launch_path() -> None:
+    assert not hasattr(launcher, "launch_direct")
+    kernel = Kernel("persistent", RuntimeConfig())
+    try:
+        assert kernel.control.launcher is launcher.ZYGOTE_LAUNCHER
+    finally:
+        await kernel.close()
+
+
+async def test_a_second_event_loop_gets_its_kernels_from_the_zygote(make_kernel) -> None:
+    """A start from another loop (thread) while the first has requests on the zygote: forked all the same."""
+    first = await make_kernel("persistent")  # the zygote, started by this thread
+    zygote = psutil.Process(ZYGOTE.pid)
+    other_started = threading.Event()
+    outcome: list[object] = []
+
+    async def other_loop() -> None:
+        kernel = Kernel("persistent", RuntimeConfig())
+        try:
+            other_started.set()
+            await kernel.start()
+            outcome.append((await kernel.run_code("print('other')")).stdout)
+        finally:
+            await kernel.close()
+
+    zygote.suspend()  # the other loop's request stays in flight
+    thread = threading.Thread(target=lambda: asyncio.run(other_loop()))
+    try:
+        thread.start()
+        await _settle(lambda: ZYGOTE.backlog() != (0, 0), timeout=30)
+        assert ZYGOTE.backlog() != (0, 0)
+        here = Kernel("stateless", RuntimeConfig())
+        start = asyncio.create_task(here.start())
+        await _settle(lambda: sum(ZYGOTE.backlog()) == 2 or start.done(), timeout=30)
+        zygote.resume()
+        await asyncio.wait_for(start, 60)
+        try:
+            assert here.launched_by == "zygote" and psutil.Process(here.pid).ppid() == ZYGOTE.pid
+            assert (await here.run_code("print('here')")).stdout == "here\n"
+        finally:
+            await here.close()
+    finally:
+        zygote.resume()
+        await asyncio.to_thread(thread.join, 60)
+    assert outcome == ["other\n"]
+    assert (await first.run_code("print('first')")).stdout == "first\n"
+
+
+async def test_a_start_handed_to_another_loop_and_cancelled_leaves_no_kernel(make_kernel) -> None:
+    first = await make_kernel("persistent")
+    zygote = psutil.Process(ZYGOTE.pid)
+    release = threading.Event()
+
+    async def other_loop() -> None:
+        kernel = Kernel("persistent", RuntimeConfig())
+        try:
+            await kernel.start()
+            await asyncio.to_thread(release.wait, 60)  # keeps its kernel while the other loop gives up
+        finally:
+            await kernel.close()
+
+    zygote.suspend()
+    thread = threading.Thread(target=lambda: asyncio.run(other_loop()))
+    try:
+        thread.start()
+        await _settle(lambda: ZYGOTE.backlog() != (0, 0), timeout=30)
+        here = Kernel("persistent", RuntimeConfig())
+        start = asyncio.create_task(here.start())
+        await _settle(lambda: sum(ZYGOTE.backlog()) == 2, timeout=30)
+        assert sum(ZYGOTE.backlog()) == 2  # handed to the loop that reads the zygote
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        await here.close()
+        zygote.resume()
+        expected = {first.pid, *first.process_ids()}
+        # the other loop's kernel starts; the one nobody wants any more is killed
+        await _settle(lambda: len({p.pid for p in kernel_processes()} - expected) == 2, timeout=30)
+        await asyncio.sleep(0.5)
+        assert len({p.pid for p in kernel_processes()} - expected) == 2  # the other loop's kernel + its step process
+    finally:
+        zygote.resume()
+        release.set()
+        await asyncio.to_thread(thread.join, 60)
+    await _settle(lambda: {p.pid for p in kernel_processes()} <= set(first.process_ids()), timeout=10)
+    assert {p.pid for p in kernel_processes()} <= set(first.process_ids())
 
 
 async def test_a_burst_of_starts_beyond_the_channel_queue(monkeypatch: pytest.MonkeyPatch) -> None:

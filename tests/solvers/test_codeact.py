@@ -21,9 +21,10 @@ def test_only_python_fences_are_code() -> None:
 
 
 def test_step_bookkeeping_helpers() -> None:
-    refused = ToolCallRecord(name="inspect", error="tool call limit reached: at most 1 tool calls per code block")
-    failed = ToolCallRecord(name="inspect", error="unknown item 'x'")
-    assert _refused(refused) and not _refused(failed)
+    refused = ToolCallRecord(name="inspect", limit=True, error="at most 1 tool calls per code block")
+    failed = ToolCallRecord(name="inspect", error="tool call limit reached: the host function's own words")
+    assert _refused(refused) and not _refused(failed)  # the runtime's flag decides, never the wording
+    assert not ToolCallRecord.model_validate({"name": "inspect", "error": "x"}).limit  # old logs load
     assert _mentioned("total = price * 2", ["price", "cost", "total"]) == ["price", "total"]
     reported = StepResult(bound_at_start=["a"])
     died = StepResult(bound_at_start=None)
@@ -80,3 +81,33 @@ def test_host_functions_without_finish_run_to_the_turn_limit(tmp_path) -> None:
     assert sample.store[END_REASON_KEY] == "turn_limit"
     steps = sample.store[STEPS_KEY]
     assert steps[1]["bound_at_start"] == ["x"] and not steps[1]["is_name_error"]
+
+
+def test_a_name_error_is_recorded_with_the_name_the_runtime_reported(tmp_path) -> None:
+    task = Task(
+        dataset=[Sample(input="Say hi.")],
+        solver=codeact(max_turns=2, host_functions={"hello": lambda: "hi"}, tool_docs="hello() -> str"),
+        sandbox="stateless_python",
+    )
+    replies = ("```python\ngreeting = hello()\n```", "```python\nprint(greeting)\n```")
+    [log] = inspect_eval(task, model=_model(*replies), log_dir=str(tmp_path), display="none")
+    [sample] = log.samples
+    steps = sample.store[STEPS_KEY]
+    assert [(s["is_name_error"], s["undefined_name"]) for s in steps] == [(False, None), (True, "greeting")]
+
+
+def test_a_kernel_restart_is_announced_once(tmp_path) -> None:
+    task = Task(
+        dataset=[Sample(input="Crash the interpreter.")],
+        solver=codeact(max_turns=4, host_functions={"hello": lambda: "hi"}, tool_docs="hello() -> str"),
+        sandbox="persistent_python",
+    )
+    replies = ("```python\nx = 1\n```", "```python\nimport os\nos._exit(3)\n```", "```python\nprint(x)\n```", "ok")
+    [log] = inspect_eval(task, model=_model(*replies), log_dir=str(tmp_path), display="none")
+    [sample] = log.samples
+    observations = [m.text for m in sample.messages if m.role == "user"][1:]
+    assert [o.lower().count("restart") for o in observations] == [0, 1, 0]
+    assert "NameError" in observations[2]
+    assert [s["kernel_restarted"] for s in sample.store[STEPS_KEY]] == [False, True, False, False]
+    logged = [e.data for e in sample.events if e.event == "info" and isinstance(e.data, dict)]
+    assert [d["kernel_restarted"] for d in logged] == [False, True, False]

@@ -5,7 +5,9 @@ site-packages, nothing of the harness), so nothing the harness knows is ever in
 this process's memory: ``python -S -s _kernel.py zygote <json>`` once per
 harness process, which forks one kernel per sample on request (see
 ``zygote_main``), or ``python -S -s _kernel.py kernel <json>`` per sample (the
-direct spawn). Either way the kernel goes through the same ``kernel_main``.
+benchmarks' direct-spawn baseline). Either way the kernel goes through the same
+``kernel_main``. Its only imports beside the standard library are its siblings
+``_confine.py`` and ``_wire.py`` (what both ends of the wire agree on).
 
 Process layout, per sample::
 
@@ -49,6 +51,7 @@ import time
 import traceback
 
 import _confine
+import _wire
 
 # The user's code may rebind builtins or module attributes (``builtins.len = ...``,
 # ``json.dumps = None``); the kernel's own code must keep working, so it binds
@@ -67,9 +70,9 @@ _parse = ast.parse
 _Expr = ast.Expr
 _Expression = ast.Expression
 
-_HEADER = struct.Struct(">I")
-_KERNEL_FILES = {os.path.abspath(__file__), os.path.abspath(_confine.__file__)}
-EXEC_ERROR_MARKER = "opaque-knapsack-exec-error errno="
+_HEADER = _wire.FRAME_HEADER
+_cap_names = _wire.cap_names
+_KERNEL_FILES = {os.path.abspath(path) for path in (__file__, _confine.__file__, _wire.__file__)}
 _PREIMPORT = ("json", "math", "itertools", "collections", "functools", "re", "heapq", "bisect", "copy")
 
 
@@ -189,9 +192,9 @@ class Channel:
             with self.lock:
                 self.next_id += 1
                 call_id = self.next_id
-                self.send({"type": "tool_call", "id": call_id, "name": name, "args": payload_args,
+                self.send({"type": _wire.TOOL_CALL, "id": call_id, "name": name, "args": payload_args,
                            "kwargs": payload_kwargs, "sent_at": sent_at})
-                reply = self.recv_op("tool_result", call_id)
+                reply = self.recv_op(_wire.TOOL_RESULT, call_id)
         finally:
             CLOCK.paused += _monotonic() - sent_at
             _sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
@@ -274,19 +277,6 @@ def _bound(text: str, limit: int) -> str:
     return f"{text[:head]}\n... [truncated: {cut} characters cut] ...\n{text[len(text) - (limit - head):]}"
 
 
-def _bounded_globals(ns: dict, stubs: dict, limit: int) -> tuple[list[str], int]:
-    """The user's global names, sorted, at most ``limit`` characters in all; also how many were left out."""
-    names = user_names(ns, stubs)
-    kept: list[str] = []
-    used = 0
-    for name in names:
-        used += len(name) + 2
-        if used > limit:
-            break
-        kept.append(name)
-    return kept, len(names) - len(kept)
-
-
 def make_stub(name: str, doc: str | None, channel: Channel):
     def stub(*args, **kwargs):
         return channel.call(name, args, kwargs)
@@ -342,6 +332,18 @@ def user_names(ns: dict, stubs: dict) -> list:
     )
 
 
+def _undefined_name(exc: NameError) -> str | None:
+    """The name Python could not find (``NameError.name``), as the exception itself carries it.
+
+    Read from the exception, never from its message; the user's code may have
+    raised it itself or set ``name`` to anything, so only a string passes."""
+    try:
+        name = exc.name
+    except BaseException:
+        return None
+    return _bound(name, 200) if isinstance(name, str) else None
+
+
 def _on_alarm(signum, frame):
     remaining = CLOCK.remaining()
     if remaining > 0.001:  # time waiting for the harness or for a CPU does not count: re-arm
@@ -369,6 +371,8 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
     mentioned = set(_IDENTIFIER.findall(code))
     bound_at_start = [name for name in user_names(ns, stubs) if name in mentioned]
     error = None
+    is_name_error = False
+    undefined_name = None
     timed_out = False
     sys.stdout = sys.stderr = capture
     CLOCK.start(timeout)
@@ -386,13 +390,14 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
         error = describe_error(exc, "StepTimeout", f"step exceeded the {timeout:g} s time limit")
     except BaseException as exc:
         error = describe_error(exc)
-        error["is_name_error"] = isinstance(exc, NameError)
+        if isinstance(exc, NameError):  # UnboundLocalError too (a subclass; Python gives it no name)
+            is_name_error = True
+            undefined_name = _undefined_name(exc)
     finally:
         _setitimer(signal.ITIMER_REAL, 0)
         sys.stdout = sys.__stdout__
         sys.stderr = sys.__stderr__
     stdout, cut = capture.result()
-    is_name_error = bool(error and error.pop("is_name_error", False))
     limit = int(msg.get("max_output_chars", 20000))
     if error is not None:
         error["message"] = _bound(error["message"], limit)
@@ -401,12 +406,13 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
     user_globals = None
     omitted = 0
     if persistent:
-        user_globals, omitted = _bounded_globals(ns, stubs, limit)
+        user_globals, omitted = _cap_names(user_names(ns, stubs), limit)
     return {
-        "type": "result",
+        "type": _wire.RESULT,
         "stdout": stdout,
         "error": error,
         "is_name_error": is_name_error,
+        "undefined_name": undefined_name,
         "globals": user_globals,
         "bound_at_start": bound_at_start,
         "timed_out": timed_out,
@@ -489,7 +495,7 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
     stubs: dict = {}
     while True:
         try:
-            msg = channel.recv_op("step")
+            msg = channel.recv_op(_wire.STEP)
         except Exception:
             _exit(72)
         if msg is None:
@@ -570,7 +576,7 @@ def kernel_main(cfg: dict, parent_pid: int) -> None:
             pidfd = -1
         fds = [theirs.fileno()] + ([pidfd] if pidfd >= 0 else [])
         try:
-            socket.send_fds(ctl, [_dumps({"type": "ready", "pid": pid}).encode()], fds)
+            socket.send_fds(ctl, [_dumps({"type": _wire.READY, "pid": pid}).encode()], fds)
         except OSError:
             _exit(0)
         theirs.close()
@@ -591,7 +597,7 @@ def kernel_main(cfg: dict, parent_pid: int) -> None:
         except OSError:
             pass
         try:
-            ctl.send(_dumps({"type": "exit", "pid": pid, "status": _status(status)}).encode())
+            ctl.send(_dumps({"type": _wire.EXIT, "pid": pid, "status": _status(status)}).encode())
         except OSError:
             _exit(0)
         spawn()
@@ -608,16 +614,16 @@ def exec_main(cfg: dict, argv: list[str]) -> None:
     try:
         os.execvpe(argv[0], argv, dict(os.environ))
     except OSError as exc:
-        sys.stderr.write(f"{argv[0]}: {exc.strerror}\n{EXEC_ERROR_MARKER}{exc.errno}\n")
+        sys.stderr.write(f"{argv[0]}: {exc.strerror}\n{_wire.EXEC_ERROR_MARKER}{exc.errno}\n")
         sys.stderr.flush()
         _exit(126 if exc.errno == 13 else 127)
 
 
 # ---- the zygote: a pristine launcher that forks kernels ----------------------
 
-_REQUEST = struct.Struct(">I")  # request id, then the kernel's JSON start-up message
-_REPLY = struct.Struct(">Ii")  # request id, pid (or -errno)
-_MAX_REQUEST = 1 << 16
+_REQUEST = _wire.ZYGOTE_REQUEST
+_REPLY = _wire.ZYGOTE_REPLY
+_MAX_REQUEST = _wire.MAX_ZYGOTE_REQUEST
 _PR_SET_CHILD_SUBREAPER = 36
 
 

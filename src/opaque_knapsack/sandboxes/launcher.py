@@ -1,4 +1,4 @@
-"""Starting kernel processes: the zygote (fork server) and the direct spawn.
+"""Starting kernel processes: the zygote (fork server).
 
 A kernel used to be a fresh ``python -S -s _kernel.py kernel <cfg>`` per sample:
 an interpreter start plus imports (tens of ms of CPU) and a ``fork_exec`` on the
@@ -23,14 +23,19 @@ Start requests queue in the harness and are served in order, at most
 If the zygote dies, the requests it had not answered go back to the head of
 the queue and a fresh zygote serves them; only a request caught in two zygote
 deaths fails (``ZygoteDied``), and alone.
-``launch_direct`` is the old path, kept for comparison (``Kernel(launcher=
-"direct")``, the start-up benchmark) and for the rare call from a second event
-loop while the first still has requests in flight.
+
+The zygote is the one launch path that ships. A kernel start from a second
+event loop (another thread) while the first has requests on the zygote is
+handed to the first loop, which alone reads the zygote's channel, and its
+answer comes back thread-safely. ``KernelLauncher`` is the seam a benchmark
+uses to measure its baseline (``benchmarks/direct_launch.py`` spawns a fresh
+interpreter per kernel, as the runtime once did).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import itertools
 import json
@@ -45,12 +50,15 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
+
+from ._wire import MAX_ZYGOTE_REQUEST, ZYGOTE_REPLY, ZYGOTE_REQUEST
 
 KERNEL_SCRIPT = str(Path(__file__).with_name("_kernel.py").resolve())
 
-_REQUEST = struct.Struct(">I")  # request id; the start-up message follows (see _kernel.zygote_main)
-_REPLY = struct.Struct(">Ii")  # request id, pid or -errno
-_MAX_REQUEST = 1 << 16  # the zygote's request buffer
+_REQUEST = ZYGOTE_REQUEST  # request id; the start-up message follows (see _kernel.zygote_main)
+_REPLY = ZYGOTE_REPLY  # request id, pid or -errno
+_MAX_REQUEST = MAX_ZYGOTE_REQUEST  # the zygote's request buffer
 _WINDOW = 256  # requests on the zygote's channel (or waiting to fit in it) at once; the rest wait in the harness's queue
 _STALL_TIMEOUT = 60.0  # a live zygote that answers nothing for this long is stuck
 _MAX_ATTEMPTS = 2  # zygote deaths a request may be in flight through before it fails
@@ -178,6 +186,15 @@ def kill_pidfd(pidfd: int) -> None:
         pass
 
 
+def kill_group(pid: int) -> None:
+    """SIGKILL a process group led by ``pid`` (or the process alone); gone already is fine."""
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def pidfd_exited(pidfd: int) -> bool:
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
@@ -226,20 +243,26 @@ def _fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
     return fds
 
 
-def launch_direct(start: dict, control: socket.socket) -> tuple[int, int, subprocess.Popen[bytes]]:
-    """The old path: a fresh interpreter per kernel (blocks the calling thread in fork_exec)."""
-    cfg = dict(start["cfg"], control_fd=control.fileno())
-    proc = subprocess.Popen(
-        [sys.executable, "-S", "-s", KERNEL_SCRIPT, "kernel", json.dumps(cfg)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=start["cwd"],
-        env=start["env"],
-        pass_fds=(control.fileno(),),
-        process_group=0,
-    )
-    return proc.pid, os.pidfd_open(proc.pid), proc
+@dataclass(frozen=True)
+class LaunchedKernel:
+    """A kernel process just started: its pid, a pidfd for it (kills never reach a reused pid)."""
+
+    pid: int
+    pidfd: int
+    process: subprocess.Popen[bytes] | None = None
+    """A child of the harness, to reap once it is gone (a launcher that spawns it directly)."""
+
+
+class KernelLauncher(Protocol):
+    """Starts a kernel process: its start-up message (``cfg``, ``env``, ``cwd``) and its end of the control socket.
+
+    Raises ``ZygoteDied`` when a retry may succeed, ``ZygoteError`` when it cannot.
+    The caller closes ``control`` once this returns.
+    """
+
+    name: str
+
+    async def launch(self, start: dict[str, Any], control: socket.socket) -> LaunchedKernel: ...
 
 
 class Zygote:
@@ -266,10 +289,6 @@ class Zygote:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def usable_from(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """False only while another event loop has requests queued or in flight."""
-        return (not self._pending and not self._queue) or self._loop is loop
 
     def backlog(self) -> tuple[int, int]:
         """(requests waiting in the queue, requests sent and not yet answered)."""
@@ -538,6 +557,12 @@ class Zygote:
         if len(data) + _REQUEST.size > _MAX_REQUEST:
             raise ZygoteError(f"kernel start-up message too large ({len(data)} bytes)")
         loop = asyncio.get_running_loop()
+        owner = self._loop
+        if owner is not None and owner is not loop and (self._queue or self._pending) and not owner.is_closed():
+            try:
+                return await self._launch_through(owner, start, control)
+            except _OwnerGone:
+                pass  # its loop closed meanwhile: this loop serves the zygote from now on
         if not self._queue and not self._pending:
             if not self.alive():
                 if self.proc is not None:
@@ -572,7 +597,71 @@ class Zygote:
                 self._detach()
 
 
+    async def _launch_through(
+        self, owner: asyncio.AbstractEventLoop, start: dict, control: socket.socket
+    ) -> tuple[int, int]:
+        """Launch on ``owner``, the loop that reads the zygote's channel, for a caller on another loop.
+
+        Only the owner's thread touches the zygote's queue and futures; the answer
+        comes back through a thread-safe future. The request holds its own copy of
+        the control descriptor, so the caller closing its end (cancelled) cannot
+        let a reused descriptor number reach the zygote.
+        """
+        answer: concurrent.futures.Future[tuple[int, int]] = concurrent.futures.Future()
+        copy = socket.socket(fileno=os.dup(control.fileno()))
+
+        def begin() -> None:
+            if answer.cancelled():
+                copy.close()
+                return
+            task = owner.create_task(self.launch(start, copy))
+            task.add_done_callback(lambda done: _hand_back(done, answer, copy))
+            answer.add_done_callback(lambda f: f.cancelled() and owner.call_soon_threadsafe(task.cancel))
+
+        try:
+            owner.call_soon_threadsafe(begin)
+        except RuntimeError:  # the owner's loop is closed
+            copy.close()
+            raise _OwnerGone from None
+        return await asyncio.wrap_future(answer)
+
+
+class _OwnerGone(Exception):
+    """The event loop that served the zygote closed before it took a request."""
+
+
+def _hand_back(
+    task: asyncio.Task[tuple[int, int]], answer: concurrent.futures.Future[tuple[int, int]], copy: socket.socket
+) -> None:
+    """On the owner's loop: pass a launch's outcome to the caller on the other loop."""
+    copy.close()
+    if not task.cancelled() and task.exception() is None:
+        try:
+            answer.set_result(task.result())
+        except concurrent.futures.InvalidStateError:  # the caller gave up: the kernel is not wanted
+            _pid, pidfd = task.result()
+            kill_pidfd(pidfd)
+            os.close(pidfd)
+        return
+    exc = ZygoteDied("the event loop serving the kernel launcher stopped") if task.cancelled() else task.exception()
+    try:
+        answer.set_exception(exc)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
+class ZygoteLauncher:
+    """The launch path that ships: kernels forked by the harness's zygote."""
+
+    name = "zygote"
+
+    async def launch(self, start: dict[str, Any], control: socket.socket) -> LaunchedKernel:
+        pid, pidfd = await ZYGOTE.launch(start, control)
+        return LaunchedKernel(pid, pidfd)
+
+
 ZYGOTE = Zygote()
+ZYGOTE_LAUNCHER = ZygoteLauncher()
 
 
 def _forget_in_child() -> None:

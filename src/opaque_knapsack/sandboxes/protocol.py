@@ -9,13 +9,14 @@ ends the step process, never an exception inside the harness.
 from __future__ import annotations
 
 import json
-import struct
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-HEADER = struct.Struct(">I")
-"""Frame header: payload length, 4-byte big-endian, then UTF-8 JSON."""
+from ._wire import FRAME_HEADER as HEADER
+
+# The ``type``/``op`` literals below are the names in ``_wire``, spelt out for
+# the type checker; tests/sandboxes/test_wire.py keeps them equal.
 
 
 class StepError(BaseModel):
@@ -38,6 +39,9 @@ class ToolCallRecord(BaseModel):
     result: Any | None = None
     error: str | None = None
     """The message the agent's ``ToolError`` carried, when the call failed."""
+    limit: bool = False
+    """The harness refused the call for exceeding the code block's tool-call
+    limit: the host function was never called (the code saw ``ToolCallLimitError``)."""
     args_truncated: bool = False
     """The call's arguments were too large to keep (per call, step or episode
     bounds): ``args`` holds the head of their JSON text instead, ``kwargs`` is empty."""
@@ -52,6 +56,10 @@ class StepResult(BaseModel):
     error: StepError | None = None
     is_name_error: bool = False
     """The step raised NameError (UnboundLocalError included: it is a subclass)."""
+    undefined_name: str | None = None
+    """The name a NameError could not find, as the kernel read it from the
+    exception (``NameError.name``); None when Python gives none (UnboundLocalError,
+    a NameError the code raised itself) or for any other outcome."""
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     wall_time: float = 0.0
     """Seconds, measured by the harness from sending the step to its result."""
@@ -98,6 +106,7 @@ class ResultMessage(_KernelMessage):
     stdout: str
     error: StepError | None
     is_name_error: bool
+    undefined_name: str | None = None
     globals: list[str] | None
     bound_at_start: list[str] = Field(default_factory=list)
     timed_out: bool

@@ -32,20 +32,20 @@ from inspect_ai.util import (
 from pydantic import BaseModel
 
 from . import _fs
+from ._wire import EXEC_ERROR_MARKER
 from .config import RuntimeConfig
 from .kernel import (
-    _EXEC_ERROR_MARKER,
     KERNEL_SCRIPT,
     WORKDIR_PREFIX,
     Kernel,
     KernelError,
     Protection,
     Semantics,
-    _existing,
-    _python_paths,
+    existing_paths,
     kernel_env,
     kill_all_kernels,
     live_kernels,
+    python_paths,
     stop_zygote_if_idle,
 )
 from .launcher import STATS as LAUNCH_STATS
@@ -218,9 +218,9 @@ class PythonRuntimeSandbox(SandboxEnvironment):
             raise SandboxUserUnsupportedError(f"{type(self).__name__} runs commands only as its own unprivileged user")
         workdir = self.kernel.workdir
         run_cwd = workdir if cwd is None else os.path.join(workdir, cwd)
-        cfg = self.kernel._base_cfg()
+        cfg = self.kernel.confinement_cfg()
         cfg.update(
-            read_only_paths=_existing(_python_paths(self.kernel.config.allow_site_packages) + _EXEC_READ_ONLY),
+            read_only_paths=existing_paths(python_paths(self.kernel.config.allow_site_packages) + _EXEC_READ_ONLY),
             read_write_paths=[workdir, "/dev/null"],
         )
         proc = await asyncio.create_subprocess_exec(
@@ -246,9 +246,9 @@ class PythonRuntimeSandbox(SandboxEnvironment):
                 await proc.wait()
             self._exec_pids.discard(proc.pid)
         stderr = err.decode("utf-8", "replace")
-        if _EXEC_ERROR_MARKER in stderr:
-            code = int(stderr.rsplit(_EXEC_ERROR_MARKER, 1)[1].strip() or 0)
-            stderr = stderr.split(_EXEC_ERROR_MARKER, 1)[0]
+        if EXEC_ERROR_MARKER in stderr:
+            code = int(stderr.rsplit(EXEC_ERROR_MARKER, 1)[1].strip() or 0)
+            stderr = stderr.split(EXEC_ERROR_MARKER, 1)[0]
             if code == errno.EACCES:
                 raise PermissionError(code, f"cannot execute {cmd[0]!r}: permission denied", cmd[0])
         returncode = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode

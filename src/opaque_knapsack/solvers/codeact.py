@@ -52,15 +52,10 @@ def _error_text(result: StepResult) -> str | None:
 
 
 def _notes(result: StepResult, timeout: float) -> list[str]:
-    notes = []
+    # A restart is not noted here: the runtime announces it once, at the head of stdout.
     if result.timed_out:
-        notes.append(f"The block ran longer than {timeout:g} s and was stopped.")
-    if result.kernel_restarted:
-        notes.append(
-            "The interpreter process died and was restarted: every variable, "
-            "function and import from earlier steps is gone."
-        )
-    return notes
+        return [f"The block ran longer than {timeout:g} s and was stopped."]
+    return []
 
 
 @agent
@@ -165,14 +160,17 @@ async def _run_turns(
         if result.error is not None:
             record.error_type = result.error.type
             record.is_name_error = result.is_name_error
+            record.undefined_name = result.undefined_name
         transcript().info(
             {
                 "turn": turn,
                 "code": blocks[0],
                 "stdout": result.stdout,
                 "error": _error_text(result),
+                "undefined_name": result.undefined_name,
                 "tool_calls": [call.model_dump() for call in result.tool_calls],
                 "tool_calls_omitted": result.tool_calls_omitted,
+                "kernel_restarted": result.kernel_restarted,
                 "globals": result.globals,
                 "bound_at_start": result.bound_at_start,
                 "input_tokens": record.input_tokens,
@@ -201,7 +199,6 @@ async def _run_turns(
     return end_reason
 
 
-LIMIT_REFUSAL = "tool call limit reached"
 IDENTIFIER = re.compile(r"[^\W\d]\w*")
 
 
@@ -229,5 +226,7 @@ def _mentioned(code: str, names: list[str]) -> list[str]:
 
 
 def _refused(call: ToolCallRecord) -> bool:
-    """A call the harness refused for exceeding the per-block limit: never invoked."""
-    return (call.error or "").startswith(LIMIT_REFUSAL)
+    """A call the harness refused for exceeding the per-block limit: never invoked.
+
+    Read from the runtime's ``limit`` flag, never from the error's wording."""
+    return call.limit

@@ -55,6 +55,7 @@ def step_record(turn: int, code: str, result: object) -> StepRecord:
     if error is not None:
         record.error_type = error.type
         record.is_name_error = result.is_name_error  # type: ignore[attr-defined]
+        record.undefined_name = result.undefined_name  # type: ignore[attr-defined]
     return record
 
 

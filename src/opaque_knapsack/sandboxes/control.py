@@ -1,0 +1,523 @@
+"""A kernel's control channel: its process's life, from start to kill.
+
+``KernelControl`` starts a sample's kernel process (forked by the zygote, see
+``launcher.py``) with its identity and limits, reads its control socket (step
+processes ready, step processes ended), hands out the current step process,
+notices a dead kernel and starts a fresh one, and kills it all. Every wait has
+a deadline; nothing here blocks the event loop in the common path.
+
+What runs on a step process's own channel is ``step_channel.py``'s; ``Kernel``
+(``kernel.py``) composes the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sysconfig
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from opaque_knapsack.records import Runtime
+
+from . import _confine, _fs
+from .config import RuntimeConfig
+from .launcher import (
+    KernelLauncher,
+    ZygoteDied,
+    ZygoteError,
+    await_pidfd,
+    kernel_env,
+    kill_group,
+    kill_pidfd,
+    pidfd_exited,
+)
+from .protocol import ExitMessage, ExitStatus, ReadyMessage, control_message_adapter
+from .step_channel import StepProcess
+
+Semantics = Runtime
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT = 15.0
+EXIT_TIMEOUT = 3.0
+_UID_BASE = 0x40000000
+WORKDIR_PREFIX = "ok-kernel-"  # + the harness pid: `inspect sandbox cleanup` finds a dead harness's
+
+
+class KernelError(RuntimeError):
+    """The kernel could not be started or confined."""
+
+
+@dataclass(frozen=True)
+class Protection:
+    """Which isolation layers this machine lets the runtime apply."""
+
+    uid_drop: bool
+    """Kernels run as a private unprivileged uid (needs root)."""
+    landlock_abi: int
+    """Landlock ABI used to confine the filesystem (0: none)."""
+    seccomp: bool
+    """The seccomp-BPF syscall filter is installed (x86_64 Linux)."""
+
+    def missing(self) -> list[str]:
+        gaps = []
+        if not self.uid_drop:
+            gaps.append("uid drop (not running as root)")
+        if self.landlock_abi <= 0:
+            gaps.append("Landlock")
+        if not self.seccomp:
+            gaps.append("seccomp")
+        return gaps
+
+
+@cache
+def probe_protection() -> Protection:
+    return Protection(
+        uid_drop=hasattr(os, "geteuid") and os.geteuid() == 0,
+        landlock_abi=_confine.landlock_abi(),
+        seccomp=_confine.seccomp_available(),
+    )
+
+
+_uid_counter = itertools.count()
+_uids_in_use: set[int] = set()
+
+
+def _allocate_uid() -> int:
+    # Private per kernel: its processes can only signal each other, and
+    # RLIMIT_NPROC counts only them. Derived from the harness pid so two
+    # harnesses on one machine do not collide.
+    base = _UID_BASE + ((os.getpid() & 0xFFFFF) << 10)
+    for _ in range(1024):
+        uid = base + (next(_uid_counter) & 0x3FF)
+        if uid not in _uids_in_use:
+            _uids_in_use.add(uid)
+            return uid
+    raise KernelError("no free kernel uid")
+
+
+def existing_paths(paths: list[str]) -> list[str]:
+    """The paths that exist, each once, in order (Landlock rules name only existing paths)."""
+    seen: list[str] = []
+    for p in paths:
+        if p and os.path.exists(p) and p not in seen:
+            seen.append(p)
+    return seen
+
+
+@cache
+def python_paths(site_packages: bool) -> list[str]:
+    """The Python install a kernel may read: the standard library, and site-packages if allowed."""
+    stdlib = os.path.realpath(os.path.dirname(os.__file__))
+    paths = [stdlib, os.path.join(stdlib, "lib-dynload")]
+    if site_packages:
+        paths += [os.path.realpath(sysconfig.get_path(k)) for k in ("purelib", "platlib")]
+    return existing_paths(paths)
+
+
+Dying = list[tuple[int, "subprocess.Popen[bytes] | None"]]
+"""Killed processes not yet seen gone: their pidfds (and the Popen of a harness child to reap)."""
+
+
+def bury(entries: Dying) -> None:
+    """Close the pidfds of exited kernels (and reap those that are the harness's children)."""
+    for pidfd, proc in entries:
+        os.close(pidfd)
+        if proc is not None:
+            proc.poll()
+    entries.clear()
+
+
+class KernelControl:
+    """The control side of one sample's kernel: start, liveness, step processes, kill.
+
+    ``on_start``/``on_kill`` tell the owner when a kernel process is about to be
+    started and when it was killed (the registry of live kernels).
+    """
+
+    def __init__(
+        self,
+        semantics: Semantics,
+        config: RuntimeConfig,
+        workdir: str | None,
+        launcher: KernelLauncher,
+        on_start: Callable[[], None],
+        on_kill: Callable[[], None],
+    ) -> None:
+        self.semantics: Semantics = semantics
+        self.config = config
+        self.launcher = launcher
+        self.protection = probe_protection()
+        if config.require_isolation and self.protection.missing():
+            raise KernelError("isolation required but unavailable: " + ", ".join(self.protection.missing()))
+        self.uid: int | None = _allocate_uid() if self.protection.uid_drop else None
+        self._own_workdir = workdir is None
+        self.workdir = os.path.realpath(workdir or tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+        if self.uid is not None:
+            os.chown(self.workdir, self.uid, self.uid)
+        os.chmod(self.workdir, 0o700)
+        self._on_start = on_start
+        self._on_kill = on_kill
+        self.pid: int | None = None
+        self._pidfd: int | None = None
+        self._popen: subprocess.Popen[bytes] | None = None  # a child of the harness (a benchmark's launcher)
+        self.dying: Dying = []  # killed, not yet awaited
+        self.launched_by: str | None = None
+        """The name of the launcher that started the kernel process (``"zygote"``)."""
+        self._ctl: socket.socket | None = None
+        self.child: StepProcess | None = None
+        """The current step process."""
+        self._ready: deque[StepProcess] = deque()
+        self._exits: dict[int, ExitStatus] = {}
+        self.state_lost = False
+        """A persistent interpreter died (with state) and no result has said so yet."""
+        self.steps_since_restart = 0
+        """Steps whose state the current interpreter may hold (a restart is announced once)."""
+        self.retired: StepProcess | None = None
+        """A stateless step's killed process, not yet seen dead (see ``settle_retired``)."""
+
+    # ---- the kernel process ---------------------------------------------------
+
+    def confinement_cfg(self) -> dict[str, Any]:
+        """Identity, limits and confinement layers for a process of this kernel (kernel or command)."""
+        limits = {
+            "RLIMIT_AS": self.config.memory_mb * 1024 * 1024,
+            "RLIMIT_CORE": 0,
+            "RLIMIT_FSIZE": self.config.max_file_mb * 1024 * 1024,
+            "RLIMIT_NOFILE": self.config.max_open_files,
+        }
+        if self.uid is not None:
+            limits["RLIMIT_NPROC"] = self.config.max_processes
+        return {
+            "uid": self.uid,
+            "gid": self.uid,
+            "harness_pid": os.getpid(),
+            "rlimits": limits,
+            "import_paths": list(python_paths(self.config.allow_site_packages)),
+            "landlock": self.protection.landlock_abi > 0,
+            "seccomp": self.protection.seccomp,
+            "max_message_bytes": self.config.max_message_bytes,
+        }
+
+    def _start_message(self) -> dict[str, Any]:
+        cfg = self.confinement_cfg()
+        cfg.update(
+            semantics=self.semantics,
+            prebound_modules=list(self.config.prebound_modules),
+            read_only_paths=existing_paths(
+                python_paths(self.config.allow_site_packages)
+                + ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/dev/urandom"]
+            ),
+            read_write_paths=[self.workdir, "/dev/null"],
+        )
+        return {"cfg": cfg, "env": kernel_env(self.workdir), "cwd": self.workdir}
+
+    async def spawn(self) -> None:
+        self._on_start()  # before any await: a task's cleanup must not stop the zygote under us
+        self._bury_exited()
+        start = self._start_message()
+        for attempt in range(2):
+            ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                launched = await self.launcher.launch(start, theirs)
+                self.pid, self._pidfd, self._popen = launched.pid, launched.pidfd, launched.process
+                self.launched_by = self.launcher.name
+            except ZygoteDied as exc:
+                ctl.close()
+                if attempt:
+                    raise KernelError(f"could not start a kernel: {exc} (twice in a row)") from None
+                continue  # a fresh zygote gets one more try
+            except ZygoteError as exc:
+                ctl.close()
+                raise KernelError(str(exc)) from None
+            except BaseException:
+                ctl.close()
+                raise
+            finally:
+                theirs.close()
+            break
+        ctl.setblocking(False)
+        self._ctl = ctl
+
+    @property
+    def started(self) -> bool:
+        return self._pidfd is not None
+
+    def kill(self) -> None:
+        """Kill the kernel and its step processes now (synchronous, never waits; safe to repeat)."""
+        for child in list(self._ready) + [c for c in (self.child, self.retired) if c is not None]:
+            child.kill()
+            child.sock.close()
+            if child.pidfd is not None:  # close() waits for it to be gone, as for the kernel process
+                self.dying.append((child.pidfd, None))
+                child.pidfd = None
+        self._ready.clear()
+        self.child = self.retired = None
+        if self._pidfd is not None:
+            # Through the pidfd: a kernel forked by the zygote is not our child, so its
+            # pid could be reused once it is gone. Its step processes die with it
+            # (parent-death signal); its group is killed only while it still exists.
+            if self.pid is not None and not pidfd_exited(self._pidfd):
+                kill_group(self.pid)
+            kill_pidfd(self._pidfd)
+            self.dying.append((self._pidfd, self._popen))
+            self._pidfd = self.pid = self._popen = None
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
+        self._on_kill()
+
+    def _bury_exited(self) -> None:
+        exited = [entry for entry in self.dying if pidfd_exited(entry[0])]
+        if exited:
+            self.dying = [entry for entry in self.dying if entry not in exited]
+            bury(exited)
+
+    async def close(self) -> None:
+        """Kill everything, wait (bounded) until it is gone, give back the uid and the working directory."""
+        self.kill()
+        for pidfd, _proc in self.dying:
+            await await_pidfd(pidfd, EXIT_TIMEOUT)
+        bury(self.dying)
+        if self.uid is not None:
+            _uids_in_use.discard(self.uid)
+        if self._own_workdir:
+            await remove_workdir(self.workdir)
+
+    def process_ids(self) -> list[int]:
+        """Pids of the kernel process and its known step processes."""
+        pids = [self.pid] if self.pid is not None else []
+        pids += [c.pid for c in self._ready] + ([self.child.pid] if self.child else [])
+        return pids
+
+    # ---- the control socket -----------------------------------------------------
+
+    async def _readable(self, sock: socket.socket, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_reader(sock.fileno(), ready)
+        try:
+            async with asyncio.timeout(timeout):
+                await fut
+        finally:
+            loop.remove_reader(sock.fileno())
+
+    async def _read_control(self, timeout: float) -> bool:
+        """Read one control message; False when the kernel process is gone."""
+        assert self._ctl is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(self._ctl, 4096, 2)
+                break
+            except BlockingIOError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("kernel did not answer") from None
+                await self._readable(self._ctl, remaining)
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return False
+        try:
+            msg = control_message_adapter.validate_json(data)
+        except ValidationError:
+            for fd in fds:
+                os.close(fd)
+            return True
+        if isinstance(msg, ReadyMessage):
+            self._adopt(msg, fds)
+        else:
+            for fd in fds:
+                os.close(fd)
+            self._exits[msg.pid] = msg.status
+            if len(self._exits) > 64:
+                self._exits.pop(next(iter(self._exits)))
+            for child in list(self._ready):
+                if child.pid == msg.pid:
+                    self._ready.remove(child)
+                    child.close()
+        return True
+
+    def _drain_control(self) -> bool:
+        """Consume control messages already waiting; False when the kernel process is gone."""
+        while True:
+            try:
+                data, fds, _f, _a = socket.recv_fds(self._ctl, 4096, 2)  # type: ignore[arg-type]
+            except BlockingIOError:
+                return True
+            if not data:
+                for fd in fds:
+                    os.close(fd)
+                return False
+            try:
+                msg = control_message_adapter.validate_json(data)
+            except ValidationError:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            if isinstance(msg, ReadyMessage):
+                self._adopt(msg, fds)
+            else:
+                for fd in fds:
+                    os.close(fd)
+                if isinstance(msg, ExitMessage):
+                    self._exits[msg.pid] = msg.status
+                    if self.child is not None and self.child.pid == msg.pid:
+                        self.state_lost = self.state_lost or self.child.steps > 0
+                        self.child.close()
+                        self.child = None
+
+    def _adopt(self, msg: ReadyMessage, fds: list[int]) -> None:
+        """A new step process: its channel end and (from K) a pidfd for it."""
+        if len(fds) not in (1, 2):
+            for fd in fds:
+                os.close(fd)
+            return
+        sock = socket.socket(fileno=fds[0])
+        sock.setblocking(False)
+        self._ready.append(StepProcess(pid=msg.pid, sock=sock, pidfd=fds[1] if len(fds) == 2 else None))
+
+    # ---- step processes -----------------------------------------------------------
+
+    async def acquire_child(self) -> bool:
+        """Make sure a live step process is current; True if state was lost on the way."""
+        if self._ctl is None or not self._drain_control():
+            self.state_lost = self.state_lost or (self.child is not None and self.child.steps > 0)
+            self.kill()
+            await self.spawn()
+        lost, self.state_lost = self.state_lost, False
+        if self.child is not None:
+            return lost
+        for attempt in range(2):
+            if await self._await_ready():
+                break
+            # No spare step process in time: the kernel is stuck; a fresh one gets one more try.
+            self.state_lost = False
+            lost = lost or self._child_had_state()
+            self.kill()
+            if attempt:
+                raise KernelError(
+                    "the kernel process did not start, or gave no step process in time (twice in a row; "
+                    "is the Python install readable and the working directory there?)"
+                )
+            await self.spawn()
+        self.child = self._ready.popleft()
+        return lost
+
+    def _child_had_state(self) -> bool:
+        # Steps since the last restart the runtime announced: a restart is announced once.
+        return self.semantics == "persistent" and self.steps_since_restart > 0
+
+    async def _await_ready(self) -> bool:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._ready:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0 or not await self._read_control(remaining):
+                    return False
+            except TimeoutError:
+                return False
+        return True
+
+    async def await_exit(self, pid: int) -> ExitStatus | None:
+        """How a step process ended, as its kernel reports it (None: no report in time)."""
+        deadline = time.monotonic() + EXIT_TIMEOUT
+        while pid not in self._exits:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                if not await self._read_control(remaining):
+                    return None
+            except TimeoutError:
+                return None
+        return self._exits.pop(pid)
+
+    def retire_child(self, kill: bool) -> StepProcess | None:
+        """The current step process is done with (killed first if ``kill``); the next step gets another."""
+        child, self.child = self.child, None
+        if child is not None:
+            if kill:
+                child.kill()
+            child.sock.close()
+        return child
+
+    async def settle_retired(self) -> None:
+        """Before a stateless step: the previous step's (killed) process is gone, its files too.
+
+        Done here rather than when that step ended, so a step's result does not
+        wait for its process's teardown; the next step cannot start before.
+        """
+        child, self.retired = self.retired, None
+        if child is None:
+            return
+        if child.pidfd is not None:
+            if not pidfd_exited(child.pidfd):
+                await await_pidfd(child.pidfd, EXIT_TIMEOUT)
+            child.close()
+        if not _fs.is_empty(self.workdir):
+            await clear_workdir(self.workdir)
+
+    async def bury_faulted(self, child: StepProcess) -> ExitStatus | None:
+        """A step process that faulted: killed, its end awaited (bounded); a stateless one's files go."""
+        self.retire_child(kill=True)
+        status = await self.await_exit(child.pid)
+        if child.pidfd is not None and not pidfd_exited(child.pidfd):
+            await await_pidfd(child.pidfd, EXIT_TIMEOUT)
+        child.close()
+        if self.semantics != "persistent" and not self.config.stateless_keep_files and not _fs.is_empty(self.workdir):
+            await clear_workdir(self.workdir)
+        return status
+
+
+async def remove_workdir(path: str) -> None:
+    """Delete a kernel's working directory off the event loop; a failure is logged, never raised."""
+    try:
+        await asyncio.to_thread(_fs.remove_tree, path)
+    except (OSError, RecursionError) as exc:
+        logger.warning("could not remove the kernel working directory %s: %s", path, exc)
+
+
+async def clear_workdir(path: str) -> None:
+    """Empty a stateless kernel's working directory between steps (off the loop; failures logged)."""
+
+    def clear() -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            _fs.clear_directory(fd)
+        finally:
+            os.close(fd)
+
+    try:
+        await asyncio.to_thread(clear)
+    except (OSError, RecursionError) as exc:
+        logger.warning("could not empty the kernel working directory %s: %s", path, exc)
+
+
+def describe_status(status: ExitStatus) -> str:
+    if status.signal is not None:
+        try:
+            name = signal.Signals(status.signal).name
+        except ValueError:
+            name = str(status.signal)
+        return f"killed by {name}"
+    return f"exit status {status.code}"
