@@ -19,6 +19,7 @@ import time
 
 import psutil
 import pytest
+from polling import async_wait_until
 
 from opaque_knapsack.sandboxes import Kernel, PersistentPythonSandbox, StatelessPythonSandbox, _fs, probe_protection
 from opaque_knapsack.sandboxes import kernel as kernel_module
@@ -56,13 +57,8 @@ class LoopWatch:
         await self._task
 
 
-async def _gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pid not in [p.pid for p in kernel_processes()]:
-            return True
-        await asyncio.sleep(0.05)
-    return False
+async def _gone(pid: int) -> bool:
+    return await async_wait_until(lambda: pid not in [p.pid for p in kernel_processes()])
 
 
 # ---- 1. the event loop --------------------------------------------------------------
@@ -443,7 +439,8 @@ async def test_file_io_cannot_be_raced_outside_the_workdir(cls, tmp_path) -> Non
     leaks: list[str] = []
     try:
         step = asyncio.create_task(env.run_code(_SWAPPER.format(outside=str(outside), seconds=4), timeout=20))
-        await asyncio.sleep(0.3)
+        swapping = os.path.join(env.workdir, "d")
+        assert await async_wait_until(lambda: os.path.lexists(swapping)), "the swapper never started"
         for i in range(300):
             try:
                 await env.write_file(f"d/planted{i}.txt", "x")

@@ -11,6 +11,7 @@ import time
 
 import psutil
 import pytest
+from polling import async_wait_until
 
 from opaque_knapsack.sandboxes import Kernel, KernelError, RuntimeConfig, kill_all_kernels, launcher, probe_protection
 from opaque_knapsack.sandboxes.launcher import ZYGOTE
@@ -18,12 +19,6 @@ from opaque_knapsack.sandboxes.launcher import ZYGOTE
 from .conftest import kernel_processes, zygote_processes
 
 SECRET = "sk-PLANTED-in-kernel-a-7781"
-
-
-async def _settle(check, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
 
 
 async def test_zygote_is_started_once_and_reused(make_kernel, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -128,7 +123,7 @@ async def test_killing_the_zygote_does_not_break_the_next_sample(make_kernel) ->
     old_pid, starts = ZYGOTE.pid, ZYGOTE.starts
     assert old_pid is not None
     os.kill(old_pid, signal.SIGKILL)
-    await _settle(lambda: not psutil.pid_exists(a.pid) or psutil.Process(a.pid).status() == psutil.STATUS_ZOMBIE)
+    await async_wait_until(lambda: not psutil.pid_exists(a.pid) or psutil.Process(a.pid).status() == psutil.STATUS_ZOMBIE)
     # The next sample gets a kernel from a fresh zygote.
     b = await make_kernel("stateless")
     assert (await b.run_code("print('fresh')")).stdout == "fresh\n"
@@ -169,7 +164,7 @@ async def test_kill_all_kernels_leaves_no_zygote_or_kernel(make_kernel) -> None:
     assert zygote_processes() and len(kernel_processes()) >= 6
     assert kill_all_kernels() == 3
     assert zygote_processes() == []
-    await _settle(lambda: kernel_processes() == [])
+    await async_wait_until(lambda: kernel_processes() == [])
     assert kernel_processes() == []
     # and the runtime comes back on the next start
     again = await make_kernel("stateless")
@@ -209,7 +204,7 @@ async def test_a_burst_of_starts_beyond_the_channel_queue(monkeypatch: pytest.Mo
     finally:
         for kernel in kernels:
             await kernel.close()
-    await _settle(lambda: kernel_processes() == [])
+    await async_wait_until(lambda: kernel_processes() == [])
     assert kernel_processes() == []
 
 
@@ -284,7 +279,7 @@ async def test_restarting_the_zygote_under_load_loses_no_queued_request(monkeypa
     finally:
         for kernel in kernels:
             await kernel.close()
-    await _settle(lambda: kernel_processes() == [])
+    await async_wait_until(lambda: kernel_processes() == [])
     assert kernel_processes() == []
 
 
@@ -303,7 +298,7 @@ async def test_a_kernel_that_cannot_start_fails_alone(tmp_path) -> None:
     finally:
         for kernel in kernels:
             await kernel.close()
-    await _settle(lambda: kernel_processes() == [])
+    await async_wait_until(lambda: kernel_processes() == [])
     assert kernel_processes() == []
 
 
@@ -337,5 +332,5 @@ async def test_a_stuck_zygote_is_replaced_and_its_requests_served(monkeypatch: p
     finally:
         for kernel in [first, *kernels]:
             await kernel.close()
-    await _settle(lambda: kernel_processes() == [])
+    await async_wait_until(lambda: kernel_processes() == [])
     assert kernel_processes() == []
