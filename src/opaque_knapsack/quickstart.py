@@ -11,6 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from opaque_knapsack._cli import add_command, require_at_least
+
 CONDITIONS = (
     ("persistent", "persistent"),
     ("persistent", "stateless"),
@@ -30,8 +32,10 @@ SUMMARY_COLUMNS = (
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "quickstart",
+        run_quickstart,
         help="run the offline 2x2 (scripted policies x runtimes) end to end",
         description=(
             "Generate a small easy task set, evaluate both scripted policies "
@@ -53,7 +57,6 @@ def register(subparsers: Any) -> None:
         "(default: %(default)s).",
     )
     parser.add_argument("--no-reports", action="store_true", help="Skip the stats/compare/figures reports.")
-    parser.set_defaults(handler=run_quickstart)
 
 
 def run_quickstart(args: argparse.Namespace) -> int:
@@ -64,8 +67,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(console.width, 120))
-    if args.num < 1:
-        raise CommandError(f"--num must be at least 1, got {args.num}")
+    require_at_least(args, 1, "num")
     out = Path(args.out)
     logs = quickstart(
         out,

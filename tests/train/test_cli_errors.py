@@ -102,11 +102,11 @@ def test_export_shows_a_progress_bar_on_a_terminal(fixture_logs, tmp_path, monke
 
     from rich.console import Console
 
-    from opaque_knapsack.train import cli as train_cli
+    from opaque_knapsack._cli import progress_bar
 
     screen = io.StringIO()
     monkeypatch.setattr("rich.console.Console", lambda **_: Console(file=screen, force_terminal=True, width=100))
-    with train_cli._progress_bar("exporting", quiet=False) as advance:
+    with progress_bar("exporting", quiet=False) as bar:
         for done in range(1, 5):
-            advance(done, 4)
+            bar.update(done, 4)
     assert "exporting" in screen.getvalue() and "4/4" in screen.getvalue()
