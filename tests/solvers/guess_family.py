@@ -25,7 +25,7 @@ from opaque_knapsack.records import (
 )
 from opaque_knapsack.scorers import step_figures
 from opaque_knapsack.solvers import codeact, register_episode
-from opaque_knapsack.solvers.episode import HostFunction
+from opaque_knapsack.solvers.episode import HostFunction, StoredSteps
 
 GUESS_STATE_KEY = "guess:environment"
 TOOLS = ("guess", "finish")
@@ -62,7 +62,7 @@ class GuessEnvironment:
 
 
 @dataclass
-class GuessEpisode:
+class GuessEpisode(StoredSteps):
     """This family's ``Episode``: the environment plus its step records, mirrored to the store."""
 
     environment: GuessEnvironment
@@ -76,14 +76,10 @@ class GuessEpisode:
     def host_functions(self) -> Mapping[str, HostFunction]:
         return {"guess": self.environment.guess, "finish": self.environment.finish}
 
-    def record(self, step: StepRecord) -> None:
-        self.steps.append(step)
-
     def end(self, reason: str) -> None:
         env = self.environment
         self.sample_store.set(GUESS_STATE_KEY, {"guesses": env.guesses, "found": env.found})
-        self.sample_store.set(STEPS_KEY, [step.to_dict() for step in self.steps])
-        self.sample_store.set(END_REASON_KEY, reason)
+        super().end(reason)
 
 
 @solver

@@ -70,8 +70,30 @@ class Episode(Protocol):
 FINISH_TOOL = "finish"
 
 
+class StoredSteps:
+    """Step records mirrored into the sample's store under the keys every reader uses.
+
+    Each family's episode (a dataclass with ``sample_store`` and ``steps``)
+    takes these from here, so scorers and export read every family alike.
+    """
+
+    sample_store: Store
+    steps: list[StepRecord]
+
+    def record(self, step: StepRecord) -> None:
+        """Keep a step's record; it reaches the store with the next ``store_steps``."""
+        self.steps.append(step)
+
+    def store_steps(self) -> None:
+        self.sample_store.set(STEPS_KEY, [step.to_dict() for step in self.steps])
+
+    def end(self, reason: str) -> None:
+        self.sample_store.set(END_REASON_KEY, reason)
+        self.store_steps()
+
+
 @dataclass
-class HostFunctionEpisode:
+class HostFunctionEpisode(StoredSteps):
     """The default ``Episode`` around host functions someone brings to the CodeAct agent.
 
     Steps go to the store under the same keys the knapsack episode uses, so
@@ -104,12 +126,8 @@ class HostFunctionEpisode:
         return functions
 
     def record(self, step: StepRecord) -> None:
-        self.steps.append(step)
-        self.sample_store.set(STEPS_KEY, [s.to_dict() for s in self.steps])
-
-    def end(self, reason: str) -> None:
-        self.sample_store.set(END_REASON_KEY, reason)
-        self.sample_store.set(STEPS_KEY, [s.to_dict() for s in self.steps])
+        super().record(step)
+        self.store_steps()
 
 
 def _default_finish() -> str:
@@ -118,7 +136,7 @@ def _default_finish() -> str:
 
 
 @dataclass
-class KnapsackEpisode:
+class KnapsackEpisode(StoredSteps):
     """The live environment of one sample plus its step records."""
 
     environment: KnapsackEnvironment
@@ -155,18 +173,14 @@ class KnapsackEpisode:
 
         return {name: bind(name) for name in TOOL_NAMES}
 
-    def record(self, step: StepRecord) -> None:
-        """Keep a step's record; it reaches the store with the next ``sync``."""
-        self.steps.append(step)
-
     def sync(self) -> None:
         """Mirror the environment and step records into the sample's store."""
         self.sample_store.set(ENVIRONMENT_KEY, self.environment.to_state())
-        self.sample_store.set(STEPS_KEY, [step.to_dict() for step in self.steps])
+        self.store_steps()
 
     def end(self, reason: EndReason | str) -> None:
-        self.sample_store.set(END_REASON_KEY, reason)
-        self.sync()
+        self.sample_store.set(ENVIRONMENT_KEY, self.environment.to_state())
+        super().end(reason)
 
 
 # Live episodes of any family, keyed by the id written into each sample's
