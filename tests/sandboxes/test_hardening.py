@@ -63,11 +63,11 @@ async def _gone(pid: int) -> bool:
 
 # ---- 1. the event loop --------------------------------------------------------------
 
-_FLOOD_SMALL = """
+_FLOOD = """
 import gc, json, struct, threading, time
 chan = next(o for o in gc.get_objects() if type(o).__name__ == 'Channel')
-msg = json.dumps({'type': 'tool_call', 'id': 7, 'name': 'nope', 'args': [], 'kwargs': {}}).encode()
-frame = (struct.pack('>I', len(msg)) + msg) * 64
+msg = json.dumps({{'type': 'tool_call', 'id': 7, 'name': 'nope', 'args': {args}, 'kwargs': {{}}}}).encode()
+frame = (struct.pack('>I', len(msg)) + msg) * {copies}
 def drain():
     while True:
         chan.sock.recv(1 << 20)
@@ -75,19 +75,9 @@ threading.Thread(target=drain, daemon=True).start()
 while True:
     chan.sock.sendall(frame)
 """
-
-_FLOOD_BIG = """
-import gc, json, struct, threading, time
-chan = next(o for o in gc.get_objects() if type(o).__name__ == 'Channel')
-msg = json.dumps({'type': 'tool_call', 'id': 7, 'name': 'nope', 'args': [[[{}]] * 40000], 'kwargs': {}}).encode()
-frame = struct.pack('>I', len(msg)) + msg
-def drain():
-    while True:
-        chan.sock.recv(1 << 20)
-threading.Thread(target=drain, daemon=True).start()
-while True:
-    chan.sock.sendall(frame)
-"""
+# many small frames a write, or one frame of deeply nested arguments
+_FLOOD_SMALL = _FLOOD.format(args="[]", copies=64)
+_FLOOD_BIG = _FLOOD.format(args="[[[{}]] * 40000]", copies=1)
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)

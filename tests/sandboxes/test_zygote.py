@@ -21,6 +21,11 @@ from .conftest import kernel_processes, zygote_processes
 SECRET = "sk-PLANTED-in-kernel-a-7781"
 
 
+async def _close_all(kernels: list[Kernel]) -> None:
+    for kernel in kernels:
+        await kernel.close()
+
+
 async def test_zygote_is_started_once_and_reused(make_kernel, monkeypatch: pytest.MonkeyPatch) -> None:
     first = await make_kernel("persistent")
     zygote_pid, starts = ZYGOTE.pid, ZYGOTE.starts
@@ -202,10 +207,8 @@ async def test_a_burst_of_starts_beyond_the_channel_queue(monkeypatch: pytest.Mo
         results = await asyncio.gather(*(k.run_code(f"print({i})") for i, k in enumerate(kernels)))
         assert [r.stdout for r in results] == [f"{i}\n" for i in range(count)]
     finally:
-        for kernel in kernels:
-            await kernel.close()
-    await async_wait_until(lambda: kernel_processes() == [])
-    assert kernel_processes() == []
+        await _close_all(kernels)
+    assert await async_wait_until(lambda: kernel_processes() == []), kernel_processes()
 
 
 async def _start_all(kernels: list[Kernel], order: list[int]) -> list[BaseException | None]:
@@ -247,8 +250,7 @@ async def test_a_burst_queues_in_the_harness_and_is_served_in_order(monkeypatch:
         results = await asyncio.gather(*(k.run_code(f"print({i})") for i, k in enumerate(kernels)))
         assert [r.stdout for r in results] == [f"{i}\n" for i in range(count)]
     finally:
-        for kernel in kernels:
-            await kernel.close()
+        await _close_all(kernels)
     assert ZYGOTE.backlog() == (0, 0)
 
 
@@ -277,10 +279,8 @@ async def test_restarting_the_zygote_under_load_loses_no_queued_request(monkeypa
         assert [r.stdout.splitlines()[-1] for r in results] == [str(i) for i in range(count)]
         assert [r.error for r in results] == [None] * count
     finally:
-        for kernel in kernels:
-            await kernel.close()
-    await async_wait_until(lambda: kernel_processes() == [])
-    assert kernel_processes() == []
+        await _close_all(kernels)
+    assert await async_wait_until(lambda: kernel_processes() == []), kernel_processes()
 
 
 async def test_a_kernel_that_cannot_start_fails_alone(tmp_path) -> None:
@@ -296,10 +296,8 @@ async def test_a_kernel_that_cannot_start_fails_alone(tmp_path) -> None:
         results = await asyncio.gather(*(k.run_code("print('ok')") for k in kernels if k is not doomed))
         assert {r.stdout for r in results} == {"ok\n"}
     finally:
-        for kernel in kernels:
-            await kernel.close()
-    await async_wait_until(lambda: kernel_processes() == [])
-    assert kernel_processes() == []
+        await _close_all(kernels)
+    assert await async_wait_until(lambda: kernel_processes() == []), kernel_processes()
 
 
 async def test_a_fork_of_the_harness_leaves_the_parents_runtime_alone(make_kernel) -> None:
