@@ -62,6 +62,11 @@ def progress_bar(label: str, *, quiet: bool, total: int | None = None) -> Iterat
         yield ProgressBar(progress, progress.add_task(label, total=total))
 
 
+def add_repeatable(parser: argparse.ArgumentParser, flag: str, metavar: str, help: str, **options: Any) -> None:
+    """A flag given once per value, collected into a list (empty when not given); its help says so."""
+    parser.add_argument(flag, action="append", default=[], metavar=metavar, help=f"{help} Repeatable.", **options)
+
+
 def require_at_least(args: argparse.Namespace, minimum: int, *names: str) -> None:
     """Refuse a count below ``minimum`` before any work, naming the flag as the user typed it."""
     for name in names:

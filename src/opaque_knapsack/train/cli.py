@@ -11,7 +11,7 @@ import shlex
 import sys
 from typing import Any
 
-from opaque_knapsack._cli import add_command, options_from, progress_bar, user_errors
+from opaque_knapsack._cli import add_command, add_repeatable, options_from, progress_bar, user_errors
 from opaque_knapsack.errors import CommandError
 
 
@@ -134,13 +134,9 @@ def _register_axolotl_config(subparsers: Any) -> None:
     parser.add_argument("--gradient-accumulation-steps", type=int, help="Gradient accumulation steps (default 16).")
     parser.add_argument("--output-dir", help="Axolotl output_dir (default ./outputs/<runtime>-student).")
     parser.add_argument("--seed", type=int, help="Seed (default 3407).")
-    parser.add_argument(
-        "--set",
+    add_repeatable(
+        parser, "--set", "KEY=VALUE", "Override any config key (value read as YAML; dict keys as parent.child).",
         dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Override any config key (value read as YAML; dict keys as parent.child). Repeatable.",
     )
     parser.add_argument(
         "--allow-unknown",
@@ -309,12 +305,8 @@ def _register_serve(subparsers: Any) -> None:
         description="Starts `vllm serve` in bf16 with a 40k context, thinking off, LoRA adapters by name.",
     )
     parser.add_argument("--base-model", default="Qwen/Qwen3-8B", help="Base model id or path (default Qwen/Qwen3-8B).")
-    parser.add_argument(
-        "--lora",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="A LoRA adapter to serve under NAME (e.g. persistent=outputs/persistent-student). Repeatable.",
+    add_repeatable(
+        parser, "--lora", "NAME=PATH", "A LoRA adapter to serve under NAME (e.g. persistent=outputs/persistent-student)."
     )
     parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
     parser.add_argument("--port", type=int, default=8000, help="Port (default 8000).")
@@ -462,23 +454,15 @@ def _register_matrix(subparsers: Any) -> None:
             "to see the conditions. Read the results with `opaque-knapsack report LOG_DIR`."
         ),
     )
-    parser.add_argument(
-        "--student",
-        action="append",
-        default=[],
+    add_repeatable(
+        parser, "--student", "LABEL=MODEL", "A student and its Inspect model, e.g. persistent=vllm/Qwen/Qwen3-8B:persistent.",
         required=True,
-        metavar="LABEL=MODEL",
-        help="A student and its Inspect model, e.g. persistent=vllm/Qwen/Qwen3-8B:persistent. Repeatable.",
     )
     parser.add_argument("--runtimes", default="persistent,stateless", help="Comma list (default persistent,stateless).")
     parser.add_argument("--difficulty", default=None, help="Comma list of presets (default easy,medium).")
-    parser.add_argument(
-        "--tasks",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="A folder of task files (e.g. the paper's), one per difficulty, labelled from its manifest or "
-        "files; replaces --difficulty/--num/--seed-start. Repeatable.",
+    add_repeatable(
+        parser, "--tasks", "DIR", "A folder of task files (e.g. the paper's), one per difficulty, labelled from its "
+        "manifest or files; replaces --difficulty/--num/--seed-start.",
     )
     parser.add_argument("--num", type=int, default=100, help="Instances per condition (default 100).")
     parser.add_argument("--seed-start", type=int, default=123456789, help="First instance seed (default 123456789).")

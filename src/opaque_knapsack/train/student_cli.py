@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from opaque_knapsack._cli import add_command, options_from, require_at_least, user_errors
+from opaque_knapsack._cli import add_command, add_repeatable, options_from, require_at_least, user_errors
 
 
 def register(subparsers: Any) -> None:
@@ -34,13 +34,9 @@ def _register_tiny_model(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--out", required=True, help="Model directory to write.")
-    parser.add_argument(
-        "--traces",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="Exported traces (.jsonl) or Inspect logs (file or folder) to train the tokenizer on. Repeatable. "
-        "Default: run the quickstart's offline 2x2 into OUT/quickstart and use its logs.",
+    add_repeatable(
+        parser, "--traces", "PATH", "Exported traces (.jsonl) or Inspect logs (file or folder) to train the tokenizer "
+        "on. Default: run the quickstart's offline 2x2 into OUT/quickstart and use its logs.",
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the random weights (default 0).")
     parser.add_argument(
