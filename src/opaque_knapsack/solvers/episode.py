@@ -23,7 +23,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.util import Store, store
@@ -92,6 +92,32 @@ class StoredSteps:
         self.store_steps()
 
 
+class Finishable(Protocol):
+    """A family's hidden environment, as far as its episode needs: whether the agent asked to finish."""
+
+    @property
+    def finished(self) -> bool: ...
+
+
+EnvironmentT = TypeVar("EnvironmentT", bound=Finishable)
+
+
+@dataclass
+class EnvironmentEpisode(StoredSteps, Generic[EnvironmentT]):
+    """An episode around one sample's hidden environment: it has finished when the environment has.
+
+    A task family's episode extends this with its host functions (and what it mirrors at the end).
+    """
+
+    environment: EnvironmentT
+    sample_store: Store
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.environment.finished
+
+
 @dataclass
 class HostFunctionEpisode(StoredSteps):
     """The default ``Episode`` around host functions someone brings to the CodeAct agent.
@@ -136,20 +162,12 @@ def _default_finish() -> str:
 
 
 @dataclass
-class KnapsackEpisode(StoredSteps):
-    """The live environment of one sample plus its step records."""
-
-    environment: KnapsackEnvironment
-    sample_store: Store
-    steps: list[StepRecord] = field(default_factory=list)
+class KnapsackEpisode(EnvironmentEpisode[KnapsackEnvironment]):
+    """The live knapsack environment of one sample plus its step records."""
 
     @property
     def instance(self) -> TaskInstance:
         return self.environment.instance
-
-    @property
-    def finished(self) -> bool:
-        return self.environment.finished
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> str:
         """Run one tool on the hidden environment; errors raise KnapsackToolError."""
