@@ -20,9 +20,11 @@ For each concurrency setting this runs, in the same process:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("INSPECT_LOG_LEVEL", "error")
@@ -55,14 +57,20 @@ def _output(text: str) -> ModelOutput:
 
 
 @solver
-def replay(conversations: dict[str, Conversation]):  # type: ignore[no-untyped-def]
-    """Call the model once per recorded turn and append the recorded observation."""
+def replay(conversations: dict[str, Conversation], delay: Callable[[int, TaskState], float] | None = None):  # type: ignore[no-untyped-def]
+    """Call the model once per recorded turn and append the recorded observation.
+
+    ``delay(turn, state)`` seconds pass before each reply: the baseline of a
+    model with latency (benchmarks/scale.py) replays the same way.
+    """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         turns = conversations[str(state.sample_id)]
         replies = iter([_output(reply) for reply, _ in turns])
         model = get_model("mockllm/model", custom_outputs=lambda *args: next(replies), memoize=False)
-        for _, observation in turns:
+        for turn, (_, observation) in enumerate(turns):
+            if delay is not None:
+                await asyncio.sleep(delay(turn, state))
             output = await model.generate(state.messages)
             state.messages.append(output.message)
             if observation is not None:

@@ -19,6 +19,8 @@ i.e. the simplest correct implementation one would write first.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import os
 import shutil
 import subprocess
@@ -28,6 +30,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+
+from timing import best_of
 
 from opaque_knapsack.family import PRESETS, generate_instance, instance_json
 from opaque_knapsack.family.solver import Solution
@@ -77,15 +81,6 @@ def _warm(_: int) -> int:
     return generate_range("easy", 0, 5)
 
 
-def best_of(repeat: int, run: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
 def parallel(preset: str, count: int, workers: int, pool: ProcessPoolExecutor) -> None:
     size = max(1, -(-count // (workers * 4)))
     futures = [
@@ -128,36 +123,24 @@ def main() -> None:
         from opaque_knapsack.cli import main as cli_main
 
         argv = ["generate", "--preset", "easy", "--num", str(args.easy), "--quiet"]
-        times = []
-        for attempt in range(args.repeat):
-            target = os.path.join(out, f"inproc-{attempt}")
-            started = time.perf_counter()
-            with open(os.devnull, "w") as sink:
-                stdout, sys.stdout = sys.stdout, sink
-                try:
-                    cli_main([*argv, "--out", target])
-                finally:
-                    sys.stdout = stdout
-            times.append(time.perf_counter() - started)
-        rows.append(("CLI generate in-process: write+fsync+sha256+manifest", "easy", args.easy, min(times)))
+        targets = (os.path.join(out, f"run-{n}") for n in itertools.count())  # a fresh folder a run
+
+        def in_process() -> None:
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                cli_main([*argv, "--out", next(targets)])
+
+        def in_subprocess(command: list[str]) -> Callable[[], object]:
+            return lambda: subprocess.run([*command, "--out", next(targets)], check=True, capture_output=True)
+
+        seconds = best_of(args.repeat, in_process)
+        rows.append(("CLI generate in-process: write+fsync+sha256+manifest", "easy", args.easy, seconds))
         command = [sys.executable, "-m", "opaque_knapsack.cli", *argv]
-        times = []
-        for attempt in range(args.repeat):
-            target = os.path.join(out, f"sub-{attempt}")
-            started = time.perf_counter()
-            subprocess.run([*command, "--out", target], check=True, capture_output=True)
-            times.append(time.perf_counter() - started)
-        rows.append(("CLI generate subprocess (python start-up included)", "easy", args.easy, min(times)))
-        family_only = [sys.executable, "-c", FAMILY_ONLY_CLI, *argv]
-        times = []
-        for attempt in range(args.repeat):
-            target = os.path.join(out, f"fam-{attempt}")
-            started = time.perf_counter()
-            subprocess.run([*family_only, "--out", target], check=True, capture_output=True)
-            times.append(time.perf_counter() - started)
-        rows.append(("same, family commands only (no other areas' imports)", "easy", args.easy, min(times)))
+        seconds = best_of(args.repeat, in_subprocess(command))
+        rows.append(("CLI generate subprocess (python start-up included)", "easy", args.easy, seconds))
+        seconds = best_of(args.repeat, in_subprocess([sys.executable, "-c", FAMILY_ONLY_CLI, *argv]))
+        rows.append(("same, family commands only (no other areas' imports)", "easy", args.easy, seconds))
         started = time.perf_counter()
-        subprocess.run([*command, "--out", os.path.join(out, "sub-0")], check=True, capture_output=True)
+        subprocess.run([*command, "--out", os.path.join(out, "run-0")], check=True, capture_output=True)
         rows.append(("CLI generate subprocess, resume (all kept)", "easy", args.easy, time.perf_counter() - started))
         started = time.perf_counter()
         subprocess.run([*command, "--out", os.path.join(out, "sub-w2"), "--workers", "2"], check=True, capture_output=True)

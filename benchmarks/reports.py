@@ -19,12 +19,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from timing import best_of
 
 CONDITIONS = (("persistent", "persistent"), ("persistent", "stateless"), ("stateless", "persistent"), ("stateless", "stateless"))
 
@@ -81,15 +81,6 @@ def write_logs(log_dir: Path, episodes: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def _best_of(repeat: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def _subprocess(argv: list[str], cpu: list[float]) -> Callable[[], object]:
     """Run argv in a fresh process; appends the child's CPU seconds (user + sys) to cpu."""
     import resource
@@ -128,7 +119,7 @@ def main() -> int:
             "report (all in one process)": [*cli, "report", log_dir, "--out", str(root / "all")],
         }
         cpu: dict[str, list[float]] = {name: [] for name in commands}
-        cold = {name: _best_of(args.repeat, _subprocess(argv, cpu[name])) for name, argv in commands.items()}
+        cold = {name: best_of(args.repeat, _subprocess(argv, cpu[name])) for name, argv in commands.items()}
 
         # in-process, imports already paid
         from inspect_ai.log import read_eval_log
@@ -155,12 +146,12 @@ def main() -> int:
             render_latex(*table_from_logs(log_dir))
 
         warm = {
-            "baseline: read_eval_log x4": _best_of(args.repeat, lambda: [read_eval_log(str(p)) for p in logs]),
-            "stats": _best_of(args.repeat, lambda: render_stats(summarize_runs(load_runs([log_dir])))),
-            "compare": _best_of(args.repeat, compare),
-            "table --from-logs": _best_of(args.repeat, table),
-            "figures (png+pdf)": _best_of(args.repeat, lambda: write_figures(load_runs([log_dir]), root / "figs2")),
-            "report (all in one process)": _best_of(args.repeat, lambda: report(root / "all2")),
+            "baseline: read_eval_log x4": best_of(args.repeat, lambda: [read_eval_log(str(p)) for p in logs]),
+            "stats": best_of(args.repeat, lambda: render_stats(summarize_runs(load_runs([log_dir])))),
+            "compare": best_of(args.repeat, compare),
+            "table --from-logs": best_of(args.repeat, table),
+            "figures (png+pdf)": best_of(args.repeat, lambda: write_figures(load_runs([log_dir]), root / "figs2")),
+            "report (all in one process)": best_of(args.repeat, lambda: report(root / "all2")),
         }
         size = sum(p.stat().st_size for p in logs) / 1e6
 

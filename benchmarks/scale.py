@@ -171,15 +171,12 @@ def ideal_and_turns(log: Any, latency: float, jitter: float, seed: int) -> tuple
 
 def run_baseline(args: argparse.Namespace, log: Any, log_dir: str) -> dict[str, Any]:
     """mockllm replaying the harness's conversations, each reply after the same delay; no sandbox."""
-    import asyncio
-
-    from eval_throughput import _output, conversations_of
+    from eval_throughput import conversations_of, replay
     from inspect_ai import Task
     from inspect_ai import eval as inspect_eval
     from inspect_ai.dataset import MemoryDataset, Sample
-    from inspect_ai.model import ChatMessageSystem, ChatMessageUser, get_model
+    from inspect_ai.model import ChatMessageSystem, ChatMessageUser
     from inspect_ai.scorer import match
-    from inspect_ai.solver import Generate, TaskState, solver
 
     from opaque_knapsack.models.scripted import reply_delay
 
@@ -187,22 +184,8 @@ def run_baseline(args: argparse.Namespace, log: Any, log_dir: str) -> dict[str, 
     conversations = {sample_id: turns for sample_id, turns, _ in episodes}
     systems = {f"0-{sample.id}": sample.messages[0].text for sample in log.samples}  # the same system prompt
 
-    @solver
-    def replay_with_latency():  # type: ignore[no-untyped-def]
-        async def solve(state: TaskState, generate: Generate) -> TaskState:
-            turns = conversations[str(state.sample_id)]
-            replies = iter([_output(reply) for reply, _ in turns])
-            model = get_model("mockllm/model", custom_outputs=lambda *a: next(replies), memoize=False)
-            for turn, (_, observation) in enumerate(turns):
-                key = f"{turn}\0{state.messages[1].text}"
-                await asyncio.sleep(reply_delay(args.latency, args.jitter, args.seed, key))
-                output = await model.generate(state.messages)
-                state.messages.append(output.message)
-                if observation is not None:
-                    state.messages.append(ChatMessageUser(content=observation))
-            return state
-
-        return solve
+    def latency(turn: int, state: Any) -> float:
+        return reply_delay(args.latency, args.jitter, args.seed, f"{turn}\0{state.messages[1].text}")
 
     task = Task(
         name="replay",
@@ -211,7 +194,7 @@ def run_baseline(args: argparse.Namespace, log: Any, log_dir: str) -> dict[str, 
                    target="x")
             for sample_id, _, text in episodes
         ]),
-        solver=replay_with_latency(),
+        solver=replay(conversations, delay=latency),
         scorer=match(),
     )
     monitor_ = Monitor(args.sample_every)

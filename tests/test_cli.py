@@ -5,25 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-from opaque_knapsack.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def blocker(tmp_path: Path) -> Path:
-    """A file where a command would need a folder: fails for root and for anyone else."""
-    path = tmp_path / "blocker"
-    path.write_text("not a folder")
-    return path
+from cli_runner import run
 
 
 def one_error_line(err: str, command: str, path: str, reason: str) -> None:

@@ -7,10 +7,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 from opaque_knapsack.quickstart import progress_display
 
@@ -63,9 +63,7 @@ def test_ctrl_c_says_interrupted_and_exits_130(tmp_path: Path):
         quickstart_command(out, 40), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=plain_environment(), cwd=tmp_path,
     )
-    deadline = time.monotonic() + 240
-    while not list((out / "logs").glob("*.eval")) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: list((out / "logs").glob("*.eval")) or process.poll() is not None, timeout=240)
     assert process.poll() is None, "the quickstart ended before it could be interrupted"
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=240)

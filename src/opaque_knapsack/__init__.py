@@ -17,9 +17,9 @@ Names are imported lazily so ``import opaque_knapsack`` stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+
+from opaque_knapsack._lazy import lazy_attributes
 
 try:
     __version__ = version("opaque-knapsack")
@@ -42,8 +42,4 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'opaque_knapsack' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -12,6 +12,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from opaque_knapsack._cli import add_command, require_at_least
 from opaque_knapsack.family.presets import DEFAULT_PRESET, PRESET_NAMES
 from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, ScoreKey
 
@@ -30,8 +31,10 @@ SUMMARY_COLUMNS = (
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "quickstart",
+        run_quickstart,
         help="run the offline 2x2 (scripted policies x runtimes) end to end",
         description=(
             "Generate a small easy task set, evaluate both scripted policies "
@@ -53,7 +56,6 @@ def register(subparsers: Any) -> None:
         "(default: %(default)s).",
     )
     parser.add_argument("--no-reports", action="store_true", help="Skip the stats/compare/figures reports.")
-    parser.set_defaults(handler=run_quickstart)
 
 
 def run_quickstart(args: argparse.Namespace) -> int:
@@ -64,8 +66,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(console.width, 120))
-    if args.num < 1:
-        raise CommandError(f"--num must be at least 1, got {args.num}")
+    require_at_least(args, 1, "num")
     out = Path(args.out)
     logs = quickstart(
         out,

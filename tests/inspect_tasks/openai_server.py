@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback import LoopbackHTTP
 
 REASONING = "I should list the items before deciding anything."
 TURNS = (
@@ -89,7 +91,7 @@ class FakeOpenAI:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: Any
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
         pass
@@ -118,32 +120,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": "not found"}})
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, fake: FakeOpenAI) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fake = fake
-
-
-class LoopbackServer:
-    """Start on 127.0.0.1, an ephemeral port; ``base_url`` ends in /v1."""
+class LoopbackServer(LoopbackHTTP):
+    """The fake OpenAI API on 127.0.0.1, an ephemeral port; ``base_url`` ends in /v1."""
 
     def __init__(self, fake: FakeOpenAI | None = None) -> None:
+        super().__init__(_Handler)
         self.fake = fake or FakeOpenAI()
-        self._server = _Server(self.fake)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> LoopbackServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        self.http.fake = self.fake  # type: ignore[attr-defined]  # what the handler answers from

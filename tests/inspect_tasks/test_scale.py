@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from polling import wait_until
 
 from opaque_knapsack.sandboxes.kernel import KERNEL_SCRIPT
 
@@ -139,9 +140,7 @@ def test_sigkill_at_full_concurrency_then_cleanup_leaves_nothing_and_the_rerun_c
     cleanup = subprocess.run(["inspect", "sandbox", "cleanup", "persistent_python"], env=_env(tmp_path),
                              capture_output=True, text=True, timeout=120, check=False)
     assert cleanup.returncode == 0, cleanup.stderr[-2000:]
-    deadline = time.monotonic() + 30
-    while _processes_of(harness.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: not _processes_of(harness.pid))
     assert _processes_of(harness.pid) == []
     assert _workdirs(tmp_path) == []
     # The eval set, run again (same settings), finishes the interrupted tasks: every sample once.

@@ -19,6 +19,7 @@ import time
 
 import psutil
 import pytest
+from polling import async_wait_until
 
 from opaque_knapsack.sandboxes import (
     PersistentPythonSandbox,
@@ -71,22 +72,17 @@ class LoopWatch:
         await self._task
 
 
-async def _gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pid not in [p.pid for p in kernel_processes()]:
-            return True
-        await asyncio.sleep(0.05)
-    return False
+async def _gone(pid: int) -> bool:
+    return await async_wait_until(lambda: pid not in [p.pid for p in kernel_processes()])
 
 
 # ---- 1. the event loop --------------------------------------------------------------
 
-_FLOOD_SMALL = """
+_FLOOD = """
 import gc, json, struct, threading, time
 chan = next(o for o in gc.get_objects() if type(o).__name__ == 'Channel')
-msg = json.dumps({'type': 'tool_call', 'id': 7, 'name': 'nope', 'args': [], 'kwargs': {}}).encode()
-frame = (struct.pack('>I', len(msg)) + msg) * 64
+msg = json.dumps({{'type': 'tool_call', 'id': 7, 'name': 'nope', 'args': {args}, 'kwargs': {{}}}}).encode()
+frame = (struct.pack('>I', len(msg)) + msg) * {copies}
 def drain():
     while True:
         chan.sock.recv(1 << 20)
@@ -94,19 +90,9 @@ threading.Thread(target=drain, daemon=True).start()
 while True:
     chan.sock.sendall(frame)
 """
-
-_FLOOD_BIG = """
-import gc, json, struct, threading, time
-chan = next(o for o in gc.get_objects() if type(o).__name__ == 'Channel')
-msg = json.dumps({'type': 'tool_call', 'id': 7, 'name': 'nope', 'args': [[[{}]] * 40000], 'kwargs': {}}).encode()
-frame = struct.pack('>I', len(msg)) + msg
-def drain():
-    while True:
-        chan.sock.recv(1 << 20)
-threading.Thread(target=drain, daemon=True).start()
-while True:
-    chan.sock.sendall(frame)
-"""
+# many small frames a write, or one frame of deeply nested arguments
+_FLOOD_SMALL = _FLOOD.format(args="[]", copies=64)
+_FLOOD_BIG = _FLOOD.format(args="[[[{}]] * 40000]", copies=1)
 
 
 @pytest.mark.parametrize("semantics", SEMANTICS)
@@ -458,7 +444,8 @@ async def test_file_io_cannot_be_raced_outside_the_workdir(cls, tmp_path) -> Non
     leaks: list[str] = []
     try:
         step = asyncio.create_task(env.run_code(_SWAPPER.format(outside=str(outside), seconds=4), timeout=20))
-        await asyncio.sleep(0.3)
+        swapping = os.path.join(env.workdir, "d")
+        assert await async_wait_until(lambda: os.path.lexists(swapping)), "the swapper never started"
         for i in range(300):
             try:
                 await env.write_file(f"d/planted{i}.txt", "x")

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 
+import psutil
 import pytest
 
 from opaque_knapsack.sandboxes import Kernel, probe_protection
@@ -274,8 +275,34 @@ for family in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
     assert "SOCKET" not in out
 
 
-async def test_harness_survives_all_of_it(kernel: Kernel) -> None:
-    # the harness (this process) is alive and not stopped; the kernel still answers
-    assert os.getpid() > 0
-    assert signal.getsignal(signal.SIGINT) is not None
+async def test_harness_survives_all_of_it(kernel: Kernel, make_kernel) -> None:
+    # One kernel throws every blow at once while another sample's kernel holds
+    # state: the harness keeps running with its own signal handlers, the other
+    # sample's kernel keeps its process and its variables, the attacker still answers.
+    bystander = await make_kernel("persistent")
+    await bystander.run_code("kept = 41")
+    bystander_pid = bystander.pid
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)}
+    harness = os.getpid()
+    await kernel.run_code(
+        f"""
+import os, signal
+for pid in ({harness}, os.getppid(), {bystander_pid}, -{harness}, 1, -1):
+    for sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGINT, signal.SIGTERM):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+for attempt in range(20):
+    try:
+        if os.fork() == 0:
+            while True: os.fork()
+    except OSError:
+        pass
+"""
+    )
+    assert psutil.Process(harness).status() not in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
+    assert bystander.pid == bystander_pid and psutil.pid_exists(bystander_pid)
+    assert (await bystander.run_code("print(kept + 1)")).stdout == "42\n"
     assert (await kernel.run_code("1 + 1")).stdout == "2\n"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
+from polling import async_wait_until
 
 from opaque_knapsack.sandboxes import Kernel, StepResult
 from opaque_knapsack.sandboxes.control import KernelControl
@@ -141,7 +143,8 @@ async def test_kernel_crash_is_reported_and_persistent_restarts(kernel: Kernel, 
 async def test_state_loss_between_steps_is_reported(make_kernel) -> None:
     kernel = await make_kernel("persistent")
     await kernel.run_code("import os, threading, time\nthreading.Thread(target=lambda: (time.sleep(0.2), os._exit(0))).start()")
-    await asyncio.sleep(0.6)
+    dying = kernel.process_ids()[-1]
+    assert await async_wait_until(lambda: dying not in [p.pid for p in kernel_processes()]), "the kernel never exited"
     result = await kernel.run_code("print('next')")
     assert result.kernel_restarted and restart_notices(result) == 1
     assert result.stdout.startswith("[kernel restarted")
@@ -176,8 +179,9 @@ async def test_channel_garbage_is_an_error_not_a_crash(kernel: Kernel, payload: 
 
 async def test_cancelled_step_leaves_a_working_kernel_and_no_stray_process(make_kernel) -> None:
     kernel = await make_kernel("persistent")
-    step = asyncio.create_task(kernel.run_code("import time\ntime.sleep(20)"))
-    await asyncio.sleep(0.3)
+    step = asyncio.create_task(kernel.run_code("import time\nopen('started', 'w').close()\ntime.sleep(20)"))
+    started = os.path.join(kernel.workdir, "started")
+    assert await async_wait_until(lambda: os.path.exists(started)), "the step never started"
     old_child = kernel.process_ids()[-1]  # the step process it runs
     step.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -11,6 +11,7 @@ from inspect_ai.dataset import Sample
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.util import SandboxEnvironmentSpec
 from inspect_ai.util._sandbox.registry import registry_find_sandboxenv
+from polling import async_wait_until
 from pydantic import ValidationError
 
 from opaque_knapsack.sandboxes import (
@@ -155,20 +156,13 @@ async def test_inspect_eval_with_mockllm(name: str, tmp_path) -> None:
 async def test_cancelled_eval_leaves_no_kernel(tmp_path) -> None:
     task = Task(dataset=[Sample(input="go")], solver=_hang(), sandbox="persistent_python")
     run = asyncio.create_task(eval_async(task, model="mockllm/model", log_dir=str(tmp_path)))
-    for _ in range(100):
-        await asyncio.sleep(0.1)
-        if kernel_processes():
-            break
-    assert kernel_processes(), "the sample never started its kernel"
+    assert await async_wait_until(kernel_processes), "the sample never started its kernel"
     run.cancel()
     try:
         await run
     except (asyncio.CancelledError, Exception):
         pass
-    for _ in range(50):
-        if not kernel_processes() and not zygote_processes():
-            break
-        await asyncio.sleep(0.1)
+    await async_wait_until(lambda: not kernel_processes() and not zygote_processes())
     assert kernel_processes() == []
     assert zygote_processes() == []
 
@@ -205,5 +199,5 @@ async def test_the_kernel_starts_in_the_background_and_the_first_block_waits_for
     envs = await StatelessPythonSandbox.sample_init("t", None, {})
     workdir = envs["default"].workdir
     await StatelessPythonSandbox.sample_cleanup("t", None, envs, False)
-    await asyncio.sleep(0.2)
+    await async_wait_until(lambda: not kernel_processes() and not os.path.exists(workdir))
     assert kernel_processes() == [] and not os.path.exists(workdir)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from polling import async_wait_until
 
 from opaque_knapsack.sandboxes import Kernel, KernelError, RuntimeConfig, kill_all_kernels, launcher, probe_protection
 from opaque_knapsack.sandboxes.launcher import ZYGOTE, KernelLauncher
@@ -23,10 +24,9 @@ from .conftest import kernel_processes, zygote_processes
 SECRET = "sk-PLANTED-in-kernel-a-7781"
 
 
-async def _settle(check, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check() and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+async def _close_all(kernels: list[Kernel]) -> None:
+    for kernel in kernels:
+        await kernel.close()
 
 
 async def test_zygote_is_started_once_and_reused(make_kernel, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,7 +131,7 @@ async def test_killing_the_zygote_does_not_break_the_next_sample(make_kernel) ->
     old_pid, starts = ZYGOTE.pid, ZYGOTE.starts
     assert old_pid is not None
     os.kill(old_pid, signal.SIGKILL)
-    await _settle(lambda: not psutil.pid_exists(a.pid) or psutil.Process(a.pid).status() == psutil.STATUS_ZOMBIE)
+    await async_wait_until(lambda: not psutil.pid_exists(a.pid) or psutil.Process(a.pid).status() == psutil.STATUS_ZOMBIE)
     # The next sample gets a kernel from a fresh zygote.
     b = await make_kernel("stateless")
     assert (await b.run_code("print('fresh')")).stdout == "fresh\n"
@@ -172,7 +172,7 @@ async def test_kill_all_kernels_leaves_no_zygote_or_kernel(make_kernel) -> None:
     assert zygote_processes() and len(kernel_processes()) >= 6
     assert kill_all_kernels() == 3
     assert zygote_processes() == []
-    await _settle(lambda: kernel_processes() == [])
+    await async_wait_until(lambda: kernel_processes() == [])
     assert kernel_processes() == []
     # and the runtime comes back on the next start
     again = await make_kernel("stateless")
@@ -237,11 +237,11 @@ async def test_a_second_event_loop_gets_its_kernels_from_the_zygote(make_kernel)
     thread = threading.Thread(target=lambda: asyncio.run(other_loop()))
     try:
         thread.start()
-        await _settle(lambda: ZYGOTE.backlog() != (0, 0), timeout=30)
+        await async_wait_until(lambda: ZYGOTE.backlog() != (0, 0), timeout=30)
         assert ZYGOTE.backlog() != (0, 0)
         here = Kernel("stateless", RuntimeConfig())
         start = asyncio.create_task(here.start())
-        await _settle(lambda: sum(ZYGOTE.backlog()) == 2 or start.done(), timeout=30)
+        await async_wait_until(lambda: sum(ZYGOTE.backlog()) == 2 or start.done(), timeout=30)
         zygote.resume()
         await asyncio.wait_for(start, 60)
         try:
@@ -273,10 +273,10 @@ async def test_a_start_handed_to_another_loop_and_cancelled_leaves_no_kernel(mak
     thread = threading.Thread(target=lambda: asyncio.run(other_loop()))
     try:
         thread.start()
-        await _settle(lambda: ZYGOTE.backlog() != (0, 0), timeout=30)
+        await async_wait_until(lambda: ZYGOTE.backlog() != (0, 0), timeout=30)
         here = Kernel("persistent", RuntimeConfig())
         start = asyncio.create_task(here.start())
-        await _settle(lambda: sum(ZYGOTE.backlog()) == 2, timeout=30)
+        await async_wait_until(lambda: sum(ZYGOTE.backlog()) == 2, timeout=30)
         assert sum(ZYGOTE.backlog()) == 2  # handed to the loop that reads the zygote
         start.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -285,14 +285,14 @@ async def test_a_start_handed_to_another_loop_and_cancelled_leaves_no_kernel(mak
         zygote.resume()
         expected = {first.pid, *first.process_ids()}
         # the other loop's kernel starts; the one nobody wants any more is killed
-        await _settle(lambda: len({p.pid for p in kernel_processes()} - expected) == 2, timeout=30)
+        await async_wait_until(lambda: len({p.pid for p in kernel_processes()} - expected) == 2, timeout=30)
         await asyncio.sleep(0.5)
         assert len({p.pid for p in kernel_processes()} - expected) == 2  # the other loop's kernel + its step process
     finally:
         zygote.resume()
         release.set()
         await asyncio.to_thread(thread.join, 60)
-    await _settle(lambda: {p.pid for p in kernel_processes()} <= set(first.process_ids()), timeout=10)
+    await async_wait_until(lambda: {p.pid for p in kernel_processes()} <= set(first.process_ids()), timeout=10)
     assert {p.pid for p in kernel_processes()} <= set(first.process_ids())
 
 
@@ -308,10 +308,8 @@ async def test_a_burst_of_starts_beyond_the_channel_queue(monkeypatch: pytest.Mo
         results = await asyncio.gather(*(k.run_code(f"print({i})") for i, k in enumerate(kernels)))
         assert [r.stdout for r in results] == [f"{i}\n" for i in range(count)]
     finally:
-        for kernel in kernels:
-            await kernel.close()
-    await _settle(lambda: kernel_processes() == [])
-    assert kernel_processes() == []
+        await _close_all(kernels)
+    assert await async_wait_until(lambda: kernel_processes() == []), kernel_processes()
 
 
 async def _start_all(kernels: list[Kernel], order: list[int]) -> list[BaseException | None]:
@@ -353,8 +351,7 @@ async def test_a_burst_queues_in_the_harness_and_is_served_in_order(monkeypatch:
         results = await asyncio.gather(*(k.run_code(f"print({i})") for i, k in enumerate(kernels)))
         assert [r.stdout for r in results] == [f"{i}\n" for i in range(count)]
     finally:
-        for kernel in kernels:
-            await kernel.close()
+        await _close_all(kernels)
     assert ZYGOTE.backlog() == (0, 0)
 
 
@@ -383,10 +380,8 @@ async def test_restarting_the_zygote_under_load_loses_no_queued_request(monkeypa
         assert [r.stdout.splitlines()[-1] for r in results] == [str(i) for i in range(count)]
         assert [r.error for r in results] == [None] * count
     finally:
-        for kernel in kernels:
-            await kernel.close()
-    await _settle(lambda: kernel_processes() == [])
-    assert kernel_processes() == []
+        await _close_all(kernels)
+    assert await async_wait_until(lambda: kernel_processes() == []), kernel_processes()
 
 
 async def test_a_kernel_that_cannot_start_fails_alone(tmp_path) -> None:
@@ -402,10 +397,8 @@ async def test_a_kernel_that_cannot_start_fails_alone(tmp_path) -> None:
         results = await asyncio.gather(*(k.run_code("print('ok')") for k in kernels if k is not doomed))
         assert {r.stdout for r in results} == {"ok\n"}
     finally:
-        for kernel in kernels:
-            await kernel.close()
-    await _settle(lambda: kernel_processes() == [])
-    assert kernel_processes() == []
+        await _close_all(kernels)
+    assert await async_wait_until(lambda: kernel_processes() == []), kernel_processes()
 
 
 async def test_a_fork_of_the_harness_leaves_the_parents_runtime_alone(make_kernel) -> None:
@@ -438,5 +431,5 @@ async def test_a_stuck_zygote_is_replaced_and_its_requests_served(monkeypatch: p
     finally:
         for kernel in [first, *kernels]:
             await kernel.close()
-    await _settle(lambda: kernel_processes() == [])
+    await async_wait_until(lambda: kernel_processes() == [])
     assert kernel_processes() == []

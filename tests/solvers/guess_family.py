@@ -14,18 +14,16 @@ from inspect_ai import Task, task
 from inspect_ai.dataset import Sample
 from inspect_ai.scorer import Score, Target, mean, scorer
 from inspect_ai.solver import Generate, Solver, TaskState, solver
-from inspect_ai.util import Store
 
 from opaque_knapsack.records import (
     END_REASON_KEY,
     FAMILY_METADATA_KEY,
     PREBOUND_KEY,
     STEPS_KEY,
-    StepRecord,
 )
 from opaque_knapsack.scorers import step_figures
 from opaque_knapsack.solvers import codeact, register_episode
-from opaque_knapsack.solvers.episode import HostFunction
+from opaque_knapsack.solvers.episode import EnvironmentEpisode, HostFunction
 
 GUESS_STATE_KEY = "guess:environment"
 TOOLS = ("guess", "finish")
@@ -62,28 +60,16 @@ class GuessEnvironment:
 
 
 @dataclass
-class GuessEpisode:
+class GuessEpisode(EnvironmentEpisode[GuessEnvironment]):
     """This family's ``Episode``: the environment plus its step records, mirrored to the store."""
-
-    environment: GuessEnvironment
-    sample_store: Store
-    steps: list[StepRecord] = field(default_factory=list)
-
-    @property
-    def finished(self) -> bool:
-        return self.environment.finished
 
     def host_functions(self) -> Mapping[str, HostFunction]:
         return {"guess": self.environment.guess, "finish": self.environment.finish}
 
-    def record(self, step: StepRecord) -> None:
-        self.steps.append(step)
-
     def end(self, reason: str) -> None:
         env = self.environment
         self.sample_store.set(GUESS_STATE_KEY, {"guesses": env.guesses, "found": env.found})
-        self.sample_store.set(STEPS_KEY, [step.to_dict() for step in self.steps])
-        self.sample_store.set(END_REASON_KEY, reason)
+        super().end(reason)
 
 
 @solver

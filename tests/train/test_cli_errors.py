@@ -3,24 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-
-from opaque_knapsack.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def blocker(tmp_path: Path) -> Path:
-    path = tmp_path / "blocker"
-    path.write_text("not a folder")
-    return path
+from cli_runner import run
 
 
 def only_line(err: str) -> str:
@@ -117,11 +102,11 @@ def test_export_shows_a_progress_bar_on_a_terminal(fixture_logs, tmp_path, monke
 
     from rich.console import Console
 
-    from opaque_knapsack.train import cli as train_cli
+    from opaque_knapsack._cli import progress_bar
 
     screen = io.StringIO()
     monkeypatch.setattr("rich.console.Console", lambda **_: Console(file=screen, force_terminal=True, width=100))
-    with train_cli._progress_bar("exporting", quiet=False) as advance:
+    with progress_bar("exporting", quiet=False) as bar:
         for done in range(1, 5):
-            advance(done, 4)
+            bar.update(done, 4)
     assert "exporting" in screen.getvalue() and "4/4" in screen.getvalue()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from loopback import LoopbackHTTP
 
 from opaque_knapsack.train.matrix import MatrixSpec, run_matrix
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 REPLY = "Let me look.\n```python\nprint(list_items())\n```"
 
 
-class DyingServer:
+class DyingServer(LoopbackHTTP):
     """OpenAI-compatible enough for Inspect's vLLM provider; stops answering after `answers` completions."""
 
     def __init__(self, answers: int) -> None:
@@ -42,8 +43,7 @@ class DyingServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.http.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @staticmethod
     def reply(handler: BaseHTTPRequestHandler, body: dict) -> None:
@@ -54,17 +54,6 @@ class DyingServer:
         handler.end_headers()
         handler.wfile.write(data)
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.http.server_address[1]}/v1"
-
-    def __enter__(self) -> DyingServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.http.shutdown()
-        self.http.server_close()
 
 
 def completion() -> dict:

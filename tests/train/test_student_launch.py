@@ -8,11 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from polling import wait_until
 
 from opaque_knapsack.cli import main
 from opaque_knapsack.train import launch
@@ -194,9 +194,7 @@ def test_serve_waits_for_every_adapter_then_stops_the_whole_group(tmp_path, fake
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_running(recorded[key]) for key in ("server", "engine")):
-        time.sleep(0.2)
+    wait_until(lambda: not any(_running(recorded[key]) for key in ("server", "engine")))
     assert not _running(recorded["server"]) and not _running(recorded["engine"])
 
 

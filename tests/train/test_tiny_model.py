@@ -11,7 +11,7 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 from opaque_knapsack.cli import main  # noqa: E402
-from opaque_knapsack.train.student_smoke import assistant_regions, check_assistant_mask  # noqa: E402
+from opaque_knapsack.train.student_smoke import SmokeError, assistant_regions, check_assistant_mask  # noqa: E402
 from opaque_knapsack.train.tiny_model import TinyModelError, TinyModelSpec, build_tiny_model  # noqa: E402
 
 from .peft_quiet import lora_model  # noqa: E402
@@ -106,7 +106,7 @@ def test_assistant_mask_is_exactly_the_assistant_turns(tokenizer):
     # the smoke run's check of Axolotl's labels accepts this mask, and refuses a shifted one
     labels = [token if bit else -100 for token, bit in zip(ids, mask, strict=True)]
     check_assistant_mask([{"input_ids": ids, "labels": labels}], start, end, header)
-    with pytest.raises(Exception, match="outside the assistant turns"):
+    with pytest.raises(SmokeError, match="outside the assistant turns"):
         check_assistant_mask([{"input_ids": ids, "labels": [ids[0]] + labels[1:]}], start, end, header)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from opaque_knapsack._cli import add_command, progress_bar, require_at_least, user_errors
 from opaque_knapsack.family.presets import PRESET_NAMES
 
 
 def register(subparsers: Any) -> None:
-    generate = subparsers.add_parser(
+    generate = add_command(
+        subparsers,
         "generate",
+        _generate,
         help="generate Opaque Knapsack task files",
         description=(
             "Generate task files DIR/tasks/knapsack/knapsack-<10-digit index>.json and "
@@ -49,10 +52,11 @@ def register(subparsers: Any) -> None:
         "--run-name", default=None, metavar="NAME", help="label stored in every task file and the manifest"
     )
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
-    generate.set_defaults(handler=_generate)
 
-    validate = subparsers.add_parser(
+    validate = add_command(
+        subparsers,
         "validate",
+        _validate,
         help="check task files against the schema and re-solve them",
         description=(
             "Check every task file under DIR_OR_FILE (a file, a folder of files, or a tasks root "
@@ -67,14 +71,10 @@ def register(subparsers: Any) -> None:
     validate.add_argument(
         "--skip-optimum", action="store_true", help="check the schema only; do not re-solve"
     )
-    validate.set_defaults(handler=_validate)
 
 
 def _generate(args: argparse.Namespace) -> int:
     import time
-
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from opaque_knapsack.errors import CommandError
     from opaque_knapsack.family.generator import GenerationError
@@ -83,41 +83,22 @@ def _generate(args: argparse.Namespace) -> int:
 
     if args.preset is not None and args.config is not None:
         raise CommandError("give --preset or --config, not both")
-    if args.num < 0:
-        raise CommandError(f"--num: {args.num} must not be negative")
-    if args.seed_start < 0:
-        raise CommandError(f"--seed-start: {args.seed_start} must not be negative")
-    if args.workers < 1:
-        raise CommandError(f"--workers: {args.workers} must be at least 1")
-    try:
+    require_at_least(args, 0, "num", "seed_start")
+    require_at_least(args, 1, "workers")
+    with user_errors(ConfigError):
         config = resolve_config(args.preset, args.config)
-    except ConfigError as error:
-        raise CommandError(str(error)) from None
-    console = Console(stderr=True)
     started = time.perf_counter()
-    with Progress(
-        TextColumn("generating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=args.quiet or not console.is_terminal,
-        transient=True,
-    ) as progress:
-        bar = progress.add_task("generate", total=args.num)
-        try:
-            report = generate_tasks(
-                config,
-                args.out,
-                args.num,
-                args.seed_start,
-                workers=args.workers,
-                run_name=args.run_name,
-                on_progress=lambda done: progress.advance(bar, done),
-                settings={"config_file": args.config},
-            )
-        except GenerationError as error:
-            raise CommandError(str(error)) from None
+    with progress_bar("generating", quiet=args.quiet, total=args.num) as bar, user_errors(GenerationError):
+        report = generate_tasks(
+            config,
+            args.out,
+            args.num,
+            args.seed_start,
+            workers=args.workers,
+            run_name=args.run_name,
+            on_progress=bar.advance,
+            settings={"config_file": args.config},
+        )
     counts = report.counts
     print(
         f"{args.num} {config.name} task files in {report.out / 'tasks' / 'knapsack'} "
@@ -128,15 +109,12 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from opaque_knapsack.errors import CommandError
     from opaque_knapsack.family.loader import task_files
     from opaque_knapsack.family.schema import TaskFileError, read_instance
     from opaque_knapsack.family.solver import SolverMismatchError, verify_optimum
 
-    try:
+    with user_errors(TaskFileError):
         files = task_files(args.path)
-    except TaskFileError as error:
-        raise CommandError(str(error)) from None
     bad = 0
     seen: dict[str, str] = {}
     for file in files:

@@ -4,14 +4,11 @@
 ``quickstart`` lives beside it) starts without loading Inspect.
 """
 
-from typing import Any
+from opaque_knapsack._lazy import lazy_attributes
+
+_EXPORTS = {"knapsack": "opaque_knapsack.inspect_tasks.knapsack_task"}
 
 __all__ = ["knapsack"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "knapsack":
-        from opaque_knapsack.inspect_tasks.knapsack_task import knapsack
-
-        return knapsack
-    raise AttributeError(f"module 'opaque_knapsack.inspect_tasks' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

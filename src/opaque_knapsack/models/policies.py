@@ -148,6 +148,11 @@ def _literal(value: Any) -> str:
 class Reply:
     text: str
 
+    @classmethod
+    def code(cls, prose: str, code: str) -> Reply:
+        """What every step of a CodeAct policy says: a line of intent, then one Python block."""
+        return cls(f"{prose}\n```python\n{code}```")
+
 
 class CodeActPolicy:
     """Decides the next reply of a scripted CodeAct policy from the conversation."""
@@ -170,9 +175,8 @@ class CodeActPolicy:
         status = conversation.last_json_line(STATUS_LINE)
         restarted = "restarted" in conversation.last_observation
         if status is None or restarted:
-            return Reply(
-                "Let me list the items and set up variables that I will reuse in later steps.\n"
-                "```python\n"
+            return Reply.code(
+                "Let me list the items and set up variables that I will reuse in later steps.",
                 "import json\n"
                 "items = json.loads(list_items())\n"
                 "info = {}\n"
@@ -183,25 +187,20 @@ class CodeActPolicy:
                 "exhausted = False\n"
                 'print(f"{len(items)} items, budget {budget}, capacity {capacity}")\n'
                 'print("STATUS " + json.dumps({"items": len(items), "inspected": 0, "budget_left": budget}))\n'
-                "```"
             )
-        phase = _next_phase(status, conversation)
-        if phase == "inspect":
-            batch = min(facts.max_tool_calls, status["budget_left"])
-            return Reply(
-                f"I'll inspect up to {batch} more items, keeping the results in `info`.\n"
-                "```python\n"
+        batch = _inspect_batch(status, conversation)
+        if batch is not None:
+            return Reply.code(
+                f"I'll inspect up to {batch} more items, keeping the results in `info`.",
                 f"batch = [i for i in items if i not in info][:{batch}]\n"
                 + _inspect_loop("exhausted")
                 + 'print(f"inspected {len(info)} of {len(items)}")\n'
                 'print("STATUS " + json.dumps({"items": len(items), "inspected": len(info), '
                 '"budget_left": budget - len(info), "exhausted": exhausted}))\n'
-                "```"
             )
         define = "" if _defined_planner(conversation) else PLANNER_SOURCE + "\n"
-        return Reply(
-            "Now I take an exact best subset of the inspected items, re-planning when a class is refused.\n"
-            "```python\n"
+        return Reply.code(
+            "Now I take an exact best subset of the inspected items, re-planning when a class is refused.",
             f"{define}"
             "done = take_plan(info, forbidden, taken, capacity)\n"
             'value = sum(info[i]["value"] for i in taken)\n'
@@ -210,7 +209,6 @@ class CodeActPolicy:
             '"budget_left": budget - len(info), "exhausted": True, "done": done}))\n'
             "if done:\n"
             "    finish()\n"
-            "```"
         )
 
     # -- stateless style --------------------------------------------------
@@ -218,14 +216,12 @@ class CodeActPolicy:
         facts = conversation.facts
         state = conversation.last_json_line(STATE_LINE)
         if state is None:
-            return Reply(
-                "Each step starts from scratch, so I print everything I learn as a STATE line.\n"
-                "```python\n"
+            return Reply.code(
+                "Each step starts from scratch, so I print everything I learn as a STATE line.",
                 "import json\n"
                 "items = json.loads(list_items())\n"
                 'state = {"items": items, "info": {}, "forbidden": [], "taken": [], "exhausted": False}\n'
                 'print("STATE " + json.dumps(state, separators=(",", ":")))\n'
-                "```"
             )
         status = {
             "items": len(state["items"]),
@@ -236,22 +232,18 @@ class CodeActPolicy:
         }
         header = f"import json\nstate = {_literal(state)}\n"
         footer = 'print("STATE " + json.dumps(state, separators=(",", ":")))\n'
-        phase = _next_phase(status, conversation)
-        if phase == "inspect":
-            batch = min(facts.max_tool_calls, status["budget_left"])
-            return Reply(
-                f"Re-entering my state from the last observation, I inspect up to {batch} more items.\n"
-                "```python\n"
+        batch = _inspect_batch(status, conversation)
+        if batch is not None:
+            return Reply.code(
+                f"Re-entering my state from the last observation, I inspect up to {batch} more items.",
                 f"{header}"
                 'info = state["info"]\n'
                 f'batch = [i for i in state["items"] if i not in info][:{batch}]\n'
                 + _inspect_loop('state["exhausted"]')
                 + f"{footer}"
-                "```"
             )
-        return Reply(
-            "Re-entering my state, I take an exact best subset of the inspected items.\n"
-            "```python\n"
+        return Reply.code(
+            "Re-entering my state, I take an exact best subset of the inspected items.",
             f"{header}"
             f"{PLANNER_SOURCE}\n"
             f'state["done"] = take_plan(state["info"], state["forbidden"], state["taken"], {facts.capacity})\n'
@@ -260,7 +252,6 @@ class CodeActPolicy:
             f"{footer}"
             'if state["done"]:\n'
             "    finish()\n"
-            "```"
         )
 
 
@@ -275,6 +266,13 @@ def _inspect_loop(exhausted_flag: str) -> str:
         f"        {exhausted_flag} = True\n"
         "        break\n"
     )
+
+
+def _inspect_batch(status: dict[str, Any], conversation: Conversation) -> int | None:
+    """How many items the next step inspects; None when it is time to take."""
+    if _next_phase(status, conversation) != "inspect":
+        return None
+    return min(conversation.facts.max_tool_calls, status["budget_left"])
 
 
 def _next_phase(status: dict[str, Any], conversation: Conversation) -> Literal["inspect", "take"]:
@@ -312,15 +310,15 @@ class ToolCallPlan:
     arguments: dict[str, Any]
 
 
+# The planner the CodeAct policies write into their code blocks, loaded here too:
+# ReAct plans with the very same code, so the two agents cannot drift apart.
+_PLANNER: dict[str, Any] = {}
+exec(PLANNER_SOURCE, _PLANNER)
+
+
 def best_subset(candidates: Sequence[tuple[str, int, int]], room: int) -> list[str]:
     """The exact 0/1 knapsack the policies run, in the policy process (ReAct)."""
-    best: dict[int, tuple[int, tuple[str, ...]]] = {0: (0, ())}
-    for item_id, weight, value in candidates:
-        for used, (total, chosen) in list(best.items()):
-            new_used = used + weight
-            if new_used <= room and (new_used not in best or best[new_used][0] < total + value):
-                best[new_used] = (total + value, chosen + (item_id,))
-    return list(max(best.values())[1])
+    return _PLANNER["best_subset"](candidates, room)
 
 
 @dataclass

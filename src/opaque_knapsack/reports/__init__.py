@@ -8,8 +8,7 @@ load lazily so that importing the CLI stays instant.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from opaque_knapsack._lazy import lazy_attributes
 
 _EXPORTS = {
     "ReportError": "opaque_knapsack.reports.errors",
@@ -46,12 +45,6 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'opaque_knapsack.reports' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
 def __dir__() -> list[str]:
     return __all__

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from opaque_knapsack._cli import add_command
 from opaque_knapsack.errors import CommandError
 from opaque_knapsack.records import ScoreKey
 
@@ -21,17 +22,20 @@ def register(subparsers: Any) -> None:
     """Add the report commands to the `opaque-knapsack` parser."""
     logs_help = "Inspect log files (.eval/.json) or directories of logs; a directory is split by condition"
 
-    stats = subparsers.add_parser(
+    stats = add_command(
+        subparsers,
         "stats",
+        _handle_stats,
         help="side-by-side trace statistics, one column per run/condition",
         description="Per-run means of the episode metrics (success, optimality, tokens, NameErrors, behaviour).",
     )
     stats.add_argument("logs", nargs="+", metavar="LOG", help=logs_help)
     stats.add_argument("--format", choices=("text", "markdown", "csv", "json"), default="text", help="output format (default: text)")
-    stats.set_defaults(handler=_handle_stats)
 
-    compare = subparsers.add_parser(
+    compare = add_command(
+        subparsers,
         "compare",
+        _handle_compare,
         help="paired comparison of two runs (Wilcoxon, rank-biserial, bootstrap CI)",
         description="Pairs episodes of A and B by task id and tests the per-episode metric A - B.",
     )
@@ -44,10 +48,11 @@ def register(subparsers: Any) -> None:
     compare.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples for the CI of the mean difference (default: 10000)")
     compare.add_argument("--seed", type=int, default=None, help="bootstrap seed (default: a fixed seed)")
     compare.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
-    compare.set_defaults(handler=_handle_compare)
 
-    table = subparsers.add_parser(
+    table = add_command(
+        subparsers,
         "table",
+        _handle_table,
         help="the main results table as LaTeX (booktabs) from a JSON spec or a log directory",
         description="Writes the table to stdout: opaque-knapsack table SPEC.json > table.tex",
     )
@@ -56,26 +61,27 @@ def register(subparsers: Any) -> None:
     table.add_argument("--emit-spec", metavar="PATH", help="with --from-logs: also write the spec it built, to edit and reuse")
     table.add_argument("--format", choices=("latex", "markdown"), default="latex", help="output format (default: latex)")
     table.add_argument("--strict", action="store_true", help="a spec cell whose file is missing is an error (default: its row prints ? and a warning names the file)")
-    table.set_defaults(handler=_handle_table)
 
-    figures = subparsers.add_parser(
+    figures = add_command(
+        subparsers,
         "figures",
+        _handle_figures,
         help="cost-performance and behavioural-signature figures (PNG and PDF)",
         description="Writes cost_performance.{png,pdf} and behaviour.{png,pdf} into --out.",
     )
     figures.add_argument("logs", nargs="+", metavar="LOG", help=logs_help)
     figures.add_argument("--out", required=True, metavar="DIR", help="directory to write the figures into (created if missing)")
     figures.add_argument("--formats", default="png,pdf", help="comma-separated file formats (default: png,pdf)")
-    figures.set_defaults(handler=_handle_figures)
 
-    report = subparsers.add_parser(
+    report = add_command(
+        subparsers,
         "report",
+        _handle_report,
         help="all reports for one log directory in one go (stats, aligned comparisons, table, figures)",
         description="Writes stats.txt/.md, compare.txt/.json, table.tex/.md and the figures into --out.",
     )
     report.add_argument("log_dir", metavar="LOG_DIR", help="directory holding the 2x2 (or 3x2 with base) logs")
     report.add_argument("--out", required=True, metavar="DIR", help="directory to write the reports into (created if missing)")
-    report.set_defaults(handler=_handle_report)
 
 
 @contextlib.contextmanager

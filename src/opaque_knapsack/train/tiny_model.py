@@ -192,15 +192,9 @@ def build_tiny_model(out: str | Path, traces: Sequence[str | Path], spec: TinyMo
     tokenizer = train_tokenizer(corpus_texts(traces), spec, spec.max_position_embeddings)
     vocab = _padded(len(tokenizer))
     config = Qwen3Config(
+        # the spec's shape fields are Qwen3Config's own, by name; the vocabulary is the tokenizer's, padded
+        **spec.model_dump(exclude={"seed", "vocab_size"}),
         vocab_size=vocab,
-        hidden_size=spec.hidden_size,
-        intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_hidden_layers,
-        num_attention_heads=spec.num_attention_heads,
-        num_key_value_heads=spec.num_key_value_heads,
-        head_dim=spec.head_dim,
-        max_position_embeddings=spec.max_position_embeddings,
-        initializer_range=spec.initializer_range,
         tie_word_embeddings=False,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
