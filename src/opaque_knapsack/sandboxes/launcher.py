@@ -51,8 +51,7 @@ KERNEL_SCRIPT = str(Path(__file__).with_name("_kernel.py").resolve())
 _REQUEST = struct.Struct(">I")  # request id; the start-up message follows (see _kernel.zygote_main)
 _REPLY = struct.Struct(">Ii")  # request id, pid or -errno
 _MAX_REQUEST = 1 << 16  # the zygote's request buffer
-_CHANNEL_BUFFER = 4 << 20  # bytes asked for each end's send buffer (the kernel caps it at net.core.wmem_max)
-_WINDOW = 1024  # requests on the zygote's channel (or waiting to fit in it) at once; the rest wait in the harness's queue
+_WINDOW = 256  # requests on the zygote's channel (or waiting to fit in it) at once; the rest wait in the harness's queue
 _STALL_TIMEOUT = 60.0  # a live zygote that answers nothing for this long is stuck
 _MAX_ATTEMPTS = 2  # zygote deaths a request may be in flight through before it fails
 
@@ -243,21 +242,6 @@ def launch_direct(start: dict, control: socket.socket) -> tuple[int, int, subpro
     return proc.pid, os.pidfd_open(proc.pid), proc
 
 
-def _widen(*socks: socket.socket) -> None:
-    """Let a whole burst of requests (and of answers) sit in the channel at once.
-
-    With the default send buffer (~200 KB) about 90 start requests fit on the
-    channel; the rest wait for the next event loop iteration that finds it
-    writable, and while a burst of samples starts, each iteration of Inspect's
-    loop takes a second or more. Capped by ``net.core.wmem_max``; never fatal.
-    """
-    for sock in socks:
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _CHANNEL_BUFFER)
-        except OSError:
-            pass
-
-
 class Zygote:
     """The harness's handle on its zygote; one per harness process (``ZYGOTE``)."""
 
@@ -297,7 +281,6 @@ class Zygote:
         raise_open_files_limit()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            _widen(ours, theirs)
             cfg = {"harness_pid": os.getpid(), "channel_fd": theirs.fileno()}
             # Spawned from the calling (event loop) thread: the zygote's parent-death
             # signal fires when this thread ends, so it must not be a pool thread.
