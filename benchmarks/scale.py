@@ -131,6 +131,38 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def eval_with_lag(tasks: Any, **kwargs: Any) -> tuple[list[Any], list[float]]:
+    """``eval_async`` in a loop of our own, with how late a 0.1 s timer fired in it, every 0.1 s.
+
+    The lag is what every callback waits for the loop (a kernel's answer, a
+    step's tool call, a model reply): the loop serves all samples on one core.
+    """
+    import asyncio
+
+    from inspect_ai import eval_async
+
+    os.environ["INSPECT_DISPLAY"] = kwargs.pop("display")  # eval_async takes it from the environment
+
+    async def run() -> tuple[list[Any], list[float]]:
+        lags: list[float] = []
+
+        async def tick() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                due = loop.time() + 0.1
+                await asyncio.sleep(0.1)
+                lags.append(max(0.0, loop.time() - due))
+
+        ticker = asyncio.create_task(tick())
+        try:
+            logs = await eval_async(tasks, **kwargs)
+        finally:
+            ticker.cancel()
+        return logs, lags
+
+    return asyncio.run(run())
+
+
 def inspect_options(args: argparse.Namespace) -> dict[str, Any]:
     """The Inspect options both runs use (documented ``eval()`` arguments)."""
     options: dict[str, Any] = {"display": "none", "score_display": False}
@@ -140,7 +172,6 @@ def inspect_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_harness(args: argparse.Namespace, log_dir: str, num: int | None = None) -> dict[str, Any]:
-    from inspect_ai import eval as inspect_eval
 
     from opaque_knapsack.inspect_tasks import knapsack
     from opaque_knapsack.sandboxes.launcher import STATS
@@ -149,7 +180,7 @@ def run_harness(args: argparse.Namespace, log_dir: str, num: int | None = None) 
     STATS.clear()
     monitor_ = Monitor(args.sample_every)
     cpu, started = _cpu(), time.perf_counter()
-    [log] = inspect_eval(
+    [log], lags = eval_with_lag(
         knapsack(num=num, runtime=args.runtime, difficulty=args.difficulty),
         model=f"scripted/{args.style}",
         model_args={"latency": args.latency, "jitter": args.jitter, "seed": args.seed},
@@ -161,7 +192,7 @@ def run_harness(args: argparse.Namespace, log_dir: str, num: int | None = None) 
     )
     wall, cpu = time.perf_counter() - started, _cpu() - cpu
     memory = monitor_.stop()
-    return {"log": log, "wall": wall, "cpu": cpu, "memory": memory, "starts": list(STATS.starts),
+    return {"log": log, "wall": wall, "cpu": cpu, "memory": memory, "lags": lags, "starts": list(STATS.starts),
             "launches": list(STATS.launches), "waits": list(STATS.waits)}
 
 
@@ -190,7 +221,6 @@ def run_baseline(args: argparse.Namespace, log: Any, log_dir: str) -> dict[str, 
 
     from eval_throughput import _output, conversations_of
     from inspect_ai import Task
-    from inspect_ai import eval as inspect_eval
     from inspect_ai.dataset import MemoryDataset, Sample
     from inspect_ai.model import ChatMessageSystem, ChatMessageUser, get_model
     from inspect_ai.scorer import match
@@ -231,12 +261,12 @@ def run_baseline(args: argparse.Namespace, log: Any, log_dir: str) -> dict[str, 
     )
     monitor_ = Monitor(args.sample_every)
     cpu, started = _cpu(), time.perf_counter()
-    [base] = inspect_eval(task, model="mockllm/model", log_dir=log_dir, max_samples=args.concurrency,
+    [base], lags = eval_with_lag(task, model="mockllm/model", log_dir=log_dir, max_samples=args.concurrency,
                           max_connections=args.concurrency, **inspect_options(args))
     wall, cpu = time.perf_counter() - started, _cpu() - cpu
     memory = monitor_.stop()
     assert base.status == "success", base.error
-    return {"wall": wall, "cpu": cpu, "memory": memory, "turns": sum(len(t) for _, t, _ in episodes)}
+    return {"wall": wall, "cpu": cpu, "memory": memory, "lags": lags, "turns": sum(len(t) for _, t, _ in episodes)}
 
 
 def warm_up(args: argparse.Namespace, log_dir: str) -> None:
@@ -283,6 +313,12 @@ def main() -> None:
     print_table(args, harness, base, ideal, turns, errors, log)
 
 
+def _lag(lags: list[float]) -> str:
+    if not lags:
+        return "-"
+    return f"{1000 * _pct(lags, 0.5):.0f} / {1000 * _pct(lags, 0.99):.0f} / {1000 * max(lags):.0f} ms"
+
+
 def print_table(args: argparse.Namespace, harness: dict[str, Any], base: dict[str, Any] | None, ideal: float,
                 turns: int, errors: int, log: Any) -> None:
     from rich.console import Console
@@ -311,6 +347,7 @@ def print_table(args: argparse.Namespace, harness: dict[str, Any], base: dict[st
         ("wall / ideal", f"{harness['wall'] / ideal:.2f}x", f"{b['wall'] / ideal:.2f}x" if base else "-", "<= 1.3x"),
         ("harness CPU per turn", f"{1000 * harness['cpu'] / max(turns, 1):.2f} ms",
          f"{1000 * b['cpu'] / max(b['turns'], 1):.2f} ms" if base else "-", ""),
+        ("event loop lag p50 / p99 / max", _lag(harness["lags"]), _lag(b["lags"]) if base else "-", ""),
         ("harness CPU total", f"{harness['cpu']:.1f} s", f"{b['cpu']:.1f} s" if base else "-", ""),
         ("peak harness RSS / USS", f"{mb(mem.get('harness_rss'))} / {mb(mem.get('harness_uss'))}",
          f"{mb(bmem.get('harness_rss'))} / {mb(bmem.get('harness_uss'))}" if base else "-", ""),
