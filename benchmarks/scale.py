@@ -42,6 +42,9 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("INSPECT_LOG_LEVEL", "error")
+# Both runs use eval_async, which shows the "plain" display unless a display was
+# chosen before it runs (see eval_with_lag).
+os.environ["INSPECT_DISPLAY"] = "none"
 
 import psutil  # noqa: E402
 
@@ -140,8 +143,9 @@ def eval_with_lag(tasks: Any, **kwargs: Any) -> tuple[list[Any], list[float]]:
     import asyncio
 
     from inspect_ai import eval_async
+    from inspect_ai.util import display_type
 
-    os.environ["INSPECT_DISPLAY"] = kwargs.pop("display")  # eval_async takes it from the environment
+    assert display_type() == kwargs.pop("display")  # chosen from INSPECT_DISPLAY, set at import
 
     async def run() -> tuple[list[Any], list[float]]:
         lags: list[float] = []
