@@ -81,6 +81,25 @@ def test_codeact_with_mockllm_scores_match_environment_truth(runtime, tmp_path):
     ]
 
 
+def test_the_environment_enters_the_log_as_one_change(tmp_path):
+    """The final environment is one store change per event, not one per list element.
+
+    Inspect copies and walks every change of a store event when it logs the
+    sample; an empty environment written at the start made the final one a
+    change per inspected item (~100 per episode).
+    """
+    [log] = inspect_eval(knapsack(num=1), model="scripted/persistent", log_dir=str(tmp_path))
+    [sample] = log.samples
+    assert len(sample.store["knapsack:environment"]["inspected"]) >= 2
+    store_events = [event for event in sample.events if event.event == "store"]
+    environment_changes = [
+        change for event in store_events for change in event.changes if change.path.startswith("/knapsack:environment")
+    ]
+    assert environment_changes
+    assert all(change.path == "/knapsack:environment" for change in environment_changes)
+    assert sample.scores["knapsack_scorer"].value["items_inspected"] == len(sample.store["knapsack:environment"]["inspected"])
+
+
 def test_private_data_never_reaches_the_messages(tmp_path):
     [log] = inspect_eval(knapsack(num=2), model="scripted/persistent", log_dir=str(tmp_path))
     for sample in log.samples:

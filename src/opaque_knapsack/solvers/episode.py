@@ -222,7 +222,11 @@ def start_episode(instance: TaskInstance, *, strict_take: bool, sample_store: St
     episode = KnapsackEpisode(KnapsackEnvironment(instance, strict_take=strict_take), sample_store)
     register_episode(episode, sample_store)
     sample_store.set(STRICT_TAKE_KEY, strict_take)
-    episode.sync()
+    # The environment and step records reach the store at the episode's end (and
+    # after each of the Inspect tools' calls), not here: an empty state written now
+    # makes Inspect log the final one as a change per list element (~100 per
+    # episode, each copied and walked again when the sample is logged) instead of
+    # one value. The scorer reads a missing environment as the empty one.
     return episode
 
 
