@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from opaque_knapsack.records import REACT, Runtime
+from opaque_knapsack.records import REACT, Runtime, ScoreKey
 from opaque_knapsack.train.conversation import (
     ConversationError,
     TraceFormat,
@@ -219,7 +219,18 @@ def _drop_reason(episode: Episode, options: ExportOptions) -> str | None:
 
 
 # What each exported conversation carries of its episode, for filtering and analysis downstream.
-RECORD_FIELDS = ("task_id", "runtime", "agent", "train", "model", "difficulty", "optimality", "solved", "total_tokens")
+# The last three are score keys: named from the contract, so a rename there reaches the export.
+RECORD_FIELDS: tuple[str, ...] = (
+    "task_id",
+    "runtime",
+    "agent",
+    "train",
+    "model",
+    "difficulty",
+    str(ScoreKey.OPTIMALITY),
+    str(ScoreKey.SOLVED),
+    str(ScoreKey.TOTAL_TOKENS),
+)
 
 
 def _candidate(episode: Episode, options: ExportOptions, order: int) -> tuple[_Candidate | None, str | None]:
