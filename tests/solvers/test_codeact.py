@@ -7,9 +7,9 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.dataset import Sample
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
-from opaque_knapsack.records import AGENT_KEY, END_REASON_KEY, RUNTIME_KEY, STEPS_KEY
+from opaque_knapsack.records import AGENT_KEY, END_REASON_KEY, RUNTIME_KEY, STEPS_KEY, StepRecord
 from opaque_knapsack.sandboxes import StepResult, ToolCallRecord
-from opaque_knapsack.solvers.codeact import _bound_at_start, _mentioned, _refused, codeact, extract_code_blocks
+from opaque_knapsack.solvers.codeact import _bound_at_start, codeact, extract_code_blocks, mentioned, record_step
 
 DOCS = "Tools: bump() -> int adds one to the counter and returns it; finish() ends the episode."
 
@@ -23,9 +23,13 @@ def test_only_python_fences_are_code() -> None:
 def test_step_bookkeeping_helpers() -> None:
     refused = ToolCallRecord(name="inspect", limit=True, error="at most 1 tool calls per code block")
     failed = ToolCallRecord(name="inspect", error="tool call limit reached: the host function's own words")
-    assert _refused(refused) and not _refused(failed)  # the runtime's flag decides, never the wording
+    ran = ToolCallRecord(name="inspect")
+    result = StepResult(tool_calls=[ran, failed, refused], bound_at_start=["price", "cost"])
+    record = record_step(StepRecord(turn=1, code=""), "total = price * 2", result, ["price", "cost"])
+    assert record.tool_calls == 2  # the runtime's flag decides, never the wording
+    assert record.bound_at_start == ["price"] and record.code == "total = price * 2"
     assert not ToolCallRecord.model_validate({"name": "inspect", "error": "x"}).limit  # old logs load
-    assert _mentioned("total = price * 2", ["price", "cost", "total"]) == ["price", "total"]
+    assert mentioned("total = price * 2", ["price", "cost", "total"]) == ["price", "total"]
     reported = StepResult(bound_at_start=["a"])
     died = StepResult(bound_at_start=None)
     assert _bound_at_start(reported, "persistent", ["x"]) == ["a"]

@@ -29,13 +29,14 @@ from opaque_knapsack.records import (
     STRICT_TAKE_KEY,
     TURN_LIMIT,
     EndReason,
+    StepRecord,
 )
 from opaque_knapsack.solvers import prompts
 from opaque_knapsack.solvers.episode import Episode, HostFunction, HostFunctionEpisode, live_episode
 from opaque_knapsack.solvers.turns import next_reply
 
 if TYPE_CHECKING:
-    from opaque_knapsack.sandboxes import PythonRuntimeSandbox, StepResult, ToolCallRecord
+    from opaque_knapsack.sandboxes import PythonRuntimeSandbox, StepResult
 
 CODE_BLOCK = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -151,16 +152,8 @@ async def _run_turns(
         result = await runtime.run_code(
             blocks[0], functions, max_tool_calls=max_tool_calls, timeout=step_timeout
         )
-        record.code = blocks[0]
-        record.tool_calls = sum(1 for call in result.tool_calls if not _refused(call))
-        record.timed_out = result.timed_out
-        record.kernel_restarted = result.kernel_restarted
-        record.bound_at_start = _mentioned(blocks[0], _bound_at_start(result, semantics, live_globals))
+        record_step(record, blocks[0], result, _bound_at_start(result, semantics, live_globals))
         live_globals = list(result.globals or [])
-        if result.error is not None:
-            record.error_type = result.error.type
-            record.is_name_error = result.is_name_error
-            record.undefined_name = result.undefined_name
         transcript().info(
             {
                 "turn": turn,
@@ -219,14 +212,27 @@ def _bound_at_start(result: StepResult, semantics: str, live_globals: list[str])
     return list(live_globals) if semantics == "persistent" else []
 
 
-def _mentioned(code: str, names: list[str]) -> list[str]:
+def record_step(record: StepRecord, code: str, result: StepResult, bound_at_start: list[str]) -> StepRecord:
+    """Fill the scorer's record of one block from the runtime's result.
+
+    The one place this is done, for the agents' turn loop and for
+    ``knapsack_runtime()`` alike. Every fact comes from a field the runtime
+    set: a refused call from its ``limit`` flag, a NameError's name from
+    ``undefined_name``; nothing is read from error text.
+    """
+    record.code = code
+    record.tool_calls = sum(1 for call in result.tool_calls if not call.limit)  # refused calls never ran
+    record.timed_out = result.timed_out
+    record.kernel_restarted = result.kernel_restarted
+    record.bound_at_start = mentioned(code, bound_at_start)
+    if result.error is not None:
+        record.error_type = result.error.type
+        record.is_name_error = result.is_name_error
+        record.undefined_name = result.undefined_name
+    return record
+
+
+def mentioned(code: str, names: list[str]) -> list[str]:
     """The names that occur in the code: a superset of what it reads, to keep records small."""
     words = set(IDENTIFIER.findall(code))
     return [name for name in names if name in words]
-
-
-def _refused(call: ToolCallRecord) -> bool:
-    """A call the harness refused for exceeding the per-block limit: never invoked.
-
-    Read from the runtime's ``limit`` flag, never from the error's wording."""
-    return call.limit

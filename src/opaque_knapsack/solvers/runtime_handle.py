@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from opaque_knapsack.records import StepRecord
 from opaque_knapsack.solvers.episode import KnapsackEpisode, current_episode
+
+if TYPE_CHECKING:
+    from opaque_knapsack.sandboxes import StepResult
 
 
 @dataclass
@@ -41,22 +45,12 @@ class KnapsackRuntime:
         return result
 
 
-def step_record(turn: int, code: str, result: object) -> StepRecord:
+def step_record(turn: int, code: str, result: StepResult) -> StepRecord:
     """The scorer's record of one block run through the runtime (no model tokens: no model call)."""
-    from opaque_knapsack.solvers.codeact import _mentioned, _refused
+    from opaque_knapsack.solvers.codeact import record_step
 
-    record = StepRecord(turn=turn, code=code)
-    record.tool_calls = sum(1 for call in result.tool_calls if not _refused(call))  # type: ignore[attr-defined]
-    record.timed_out = result.timed_out  # type: ignore[attr-defined]
-    record.kernel_restarted = result.kernel_restarted  # type: ignore[attr-defined]
     # what the interpreter held when the step began, as the runtime reports it
-    record.bound_at_start = _mentioned(code, list(result.bound_at_start or []))  # type: ignore[attr-defined]
-    error = result.error  # type: ignore[attr-defined]
-    if error is not None:
-        record.error_type = error.type
-        record.is_name_error = result.is_name_error  # type: ignore[attr-defined]
-        record.undefined_name = result.undefined_name  # type: ignore[attr-defined]
-    return record
+    return record_step(StepRecord(turn=turn, code=code), code, result, list(result.bound_at_start or []))
 
 
 def knapsack_runtime(max_tool_calls: int = 25, step_timeout: float = 30.0) -> KnapsackRuntime:
