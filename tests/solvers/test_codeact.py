@@ -73,29 +73,28 @@ def test_host_functions_get_steps_recorded_and_finish_ends_the_loop(tmp_path) ->
     assert [(s["turn"], s["tool_calls"], s["total_tokens"]) for s in steps] == [(1, 2, 25), (2, 1, 25)]
 
 
-def test_host_functions_without_finish_run_to_the_turn_limit(tmp_path) -> None:
+def _hello_sample(tmp_path, sandbox: str, *replies: str):
+    """One sample of a two-turn CodeAct run with a ``hello()`` host function and no finish()."""
     task = Task(
         dataset=[Sample(input="Say hi.")],
         solver=codeact(max_turns=2, host_functions={"hello": lambda: "hi"}, tool_docs="hello() -> str"),
-        sandbox="persistent_python",
+        sandbox=sandbox,
     )
-    replies = ("```python\nx = hello()\n```", "```python\nprint(x)\n```")
     [log] = inspect_eval(task, model=_model(*replies), log_dir=str(tmp_path), display="none")
     [sample] = log.samples
+    return sample
+
+
+def test_host_functions_without_finish_run_to_the_turn_limit(tmp_path) -> None:
+    sample = _hello_sample(tmp_path, "persistent_python", "```python\nx = hello()\n```", "```python\nprint(x)\n```")
     assert sample.store[END_REASON_KEY] == "turn_limit"
     steps = sample.store[STEPS_KEY]
     assert steps[1]["bound_at_start"] == ["x"] and not steps[1]["is_name_error"]
 
 
 def test_a_name_error_is_recorded_with_the_name_the_runtime_reported(tmp_path) -> None:
-    task = Task(
-        dataset=[Sample(input="Say hi.")],
-        solver=codeact(max_turns=2, host_functions={"hello": lambda: "hi"}, tool_docs="hello() -> str"),
-        sandbox="stateless_python",
-    )
     replies = ("```python\ngreeting = hello()\n```", "```python\nprint(greeting)\n```")
-    [log] = inspect_eval(task, model=_model(*replies), log_dir=str(tmp_path), display="none")
-    [sample] = log.samples
+    sample = _hello_sample(tmp_path, "stateless_python", *replies)
     steps = sample.store[STEPS_KEY]
     assert [(s["is_name_error"], s["undefined_name"]) for s in steps] == [(False, None), (True, "greeting")]
 
