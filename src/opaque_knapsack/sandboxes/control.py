@@ -334,23 +334,10 @@ class KernelControl:
                     raise TimeoutError("kernel did not answer") from None
                 await self._readable(self._ctl, remaining)
         if not data:
-            for fd in fds:
-                os.close(fd)
+            _close_all(fds)
             return False
-        try:
-            msg = control_message_adapter.validate_json(data)
-        except ValidationError:
-            for fd in fds:
-                os.close(fd)
-            return True
-        if isinstance(msg, ReadyMessage):
-            self._adopt(msg, fds)
-        else:
-            for fd in fds:
-                os.close(fd)
-            self._exits[msg.pid] = msg.status
-            if len(self._exits) > 64:
-                self._exits.pop(next(iter(self._exits)))
+        msg = self._take_control(data, fds)
+        if msg is not None:
             for child in list(self._ready):
                 if child.pid == msg.pid:
                     self._ready.remove(child)
@@ -365,32 +352,34 @@ class KernelControl:
             except BlockingIOError:
                 return True
             if not data:
-                for fd in fds:
-                    os.close(fd)
+                _close_all(fds)
                 return False
-            try:
-                msg = control_message_adapter.validate_json(data)
-            except ValidationError:
-                for fd in fds:
-                    os.close(fd)
-                continue
-            if isinstance(msg, ReadyMessage):
-                self._adopt(msg, fds)
-            else:
-                for fd in fds:
-                    os.close(fd)
-                if isinstance(msg, ExitMessage):
-                    self._exits[msg.pid] = msg.status
-                    if self.child is not None and self.child.pid == msg.pid:
-                        self.state_lost = self.state_lost or self.child.steps > 0
-                        self.child.close()
-                        self.child = None
+            msg = self._take_control(data, fds)
+            if msg is not None and self.child is not None and self.child.pid == msg.pid:
+                self.state_lost = self.state_lost or self.child.steps > 0
+                self.child.close()
+                self.child = None
+
+    def _take_control(self, data: bytes, fds: list[int]) -> ExitMessage | None:
+        """One control message: a ready step process is adopted, garbage dropped, an exit recorded and returned."""
+        try:
+            msg = control_message_adapter.validate_json(data)
+        except ValidationError:
+            _close_all(fds)
+            return None
+        if isinstance(msg, ReadyMessage):
+            self._adopt(msg, fds)
+            return None
+        _close_all(fds)
+        self._exits[msg.pid] = msg.status
+        if len(self._exits) > 64:  # statuses nobody waits for: keep the newest
+            self._exits.pop(next(iter(self._exits)))
+        return msg
 
     def _adopt(self, msg: ReadyMessage, fds: list[int]) -> None:
         """A new step process: its channel end and (from K) a pidfd for it."""
         if len(fds) not in (1, 2):
-            for fd in fds:
-                os.close(fd)
+            _close_all(fds)
             return
         sock = socket.socket(fileno=fds[0])
         sock.setblocking(False)
@@ -521,3 +510,8 @@ def describe_status(status: ExitStatus) -> str:
             name = str(status.signal)
         return f"killed by {name}"
     return f"exit status {status.code}"
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)

@@ -137,6 +137,15 @@ def open_files_advice() -> str:
     )
 
 
+def _exit_reason(status: int | None) -> str:
+    """How a process ended, from its ``poll()`` status (None: still there, but its channel closed)."""
+    if status is None:
+        return "it closed its channel"
+    if status < 0:
+        return f"killed by {signal.Signals(-status).name}" if -status in signal.valid_signals() else f"signal {-status}"
+    return f"exit status {status}"
+
+
 class ZygoteError(RuntimeError):
     """The zygote could not start a kernel."""
 
@@ -377,15 +386,7 @@ class Zygote:
     def _died(self, how: str | None = None) -> None:
         """The zygote is gone or stuck: requeue what it had not answered, on a fresh zygote."""
         proc = self.proc
-        status = proc.poll() if proc is not None else None
-        if how is not None:
-            pass
-        elif status is None:
-            how = "it closed its channel"
-        elif status < 0:
-            how = f"killed by {signal.Signals(-status).name}" if -status in signal.valid_signals() else f"signal {-status}"
-        else:
-            how = f"exit status {status}"
+        how = how or _exit_reason(proc.poll() if proc is not None else None)
         reason = f"the kernel launcher (zygote, pid {proc.pid if proc else '?'}) died: {how}"
         loop = self._loop
         pending, self._pending = self._pending, {}
