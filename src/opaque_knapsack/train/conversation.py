@@ -44,6 +44,8 @@ TraceFormat = Literal["openai", "sharegpt"]
 
 REASONING_FIELD = "reasoning_content"
 """Where an assistant turn's reasoning goes: Axolotl's default ``field_thinking``."""
+TOOL_CALLS_FIELD = "tool_calls"
+"""An assistant turn's native tool calls, in the OpenAI chat form."""
 
 # ShareGPT speaker names, as Axolotl's default role mapping reads them.
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt", "tool": "tool"}
@@ -89,7 +91,7 @@ def _convert(message: ChatMessage) -> dict[str, Any]:
         if reasoning:
             converted[REASONING_FIELD] = reasoning
         if message.tool_calls:
-            converted["tool_calls"] = [
+            converted[TOOL_CALLS_FIELD] = [
                 {
                     "id": call.id,
                     "type": "function",
