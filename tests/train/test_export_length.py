@@ -142,3 +142,15 @@ def test_cli_length_flags(long_log, tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("opaque-knapsack export: error: --truncate-at -1")
     assert main(["export", str(long_log), "--out", str(out), "--sequence-len", "0"]) == 2
     assert "--sequence-len 0" in capsys.readouterr().err
+
+
+def test_the_docs_give_the_cut_the_export_makes():
+    from opaque_knapsack.train.length import CHARACTERS_PER_TOKEN, PAPER_CUT_CHARACTERS
+
+    root = Path(__file__).resolve().parents[2]
+    differences = (root / "docs" / "differences-from-the-paper.md").read_text(encoding="utf-8")
+    readme = (root / "README.md").read_text(encoding="utf-8").split("### Export traces", 1)[1]
+    for text in (differences, readme):
+        assert f"{PAPER_CUT_CHARACTERS:,} characters" in text and "`--truncate-at" in text
+    assert "`--keep-unusable`" in differences
+    assert f"{CHARACTERS_PER_TOKEN:g} characters per token" in readme
