@@ -204,7 +204,7 @@ class _Candidate:
     runtime: str
     optimality: float | None
     cut: Cut
-    whole: list[Message]  # the conversation before the cut (the same list when nothing was cut)
+    whole: list[Message]  # the conversation before the cut (equal to cut.messages when nothing was cut)
     tools: list[dict[str, Any]] | None
 
 
