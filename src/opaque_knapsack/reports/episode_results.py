@@ -12,6 +12,9 @@ keys are read, and only these (any other key is ignored):
 - ``steps`` (optional): the episode's number of steps;
 - ``total_tokens`` (optional): the episode's total tokens.
 
+The optional keys are named as this package's score keys (``ScoreKey``), so
+an episode's figures read the same in both places.
+
 The trace is never read; every trace must have its result beside it, since
 an episode without a result would silently leave the confidence interval. A
 figure that some episodes lack prints ``?`` (with a warning naming the key),
@@ -29,6 +32,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from opaque_knapsack.records import ScoreKey
 from opaque_knapsack.reports.errors import ReportError, ReportWarning, validation_message
 
 TRACE_SUFFIX = ".trace.json"
@@ -93,9 +97,9 @@ def episode_figures(path: Path) -> EpisodeFigures:
     results = read_episode_dir(path)
     return EpisodeFigures(
         scores=[r.score for r in results],
-        solved=_complete(path, "solved", [None if r.solved is None else float(r.solved) for r in results], math.fsum),
-        steps=_complete(path, "steps", [r.steps for r in results], _mean),
-        tokens=_complete(path, "total_tokens", [r.total_tokens for r in results], _mean),
+        solved=_complete(path, ScoreKey.SOLVED, [None if r.solved is None else float(r.solved) for r in results], math.fsum),
+        steps=_complete(path, ScoreKey.STEPS, [r.steps for r in results], _mean),
+        tokens=_complete(path, ScoreKey.TOTAL_TOKENS, [r.total_tokens for r in results], _mean),
     )
 
 
@@ -104,7 +108,7 @@ def _mean(values: list[float]) -> float:
 
 
 def _complete(
-    path: Path, key: str, values: list[float | None], reduce: Callable[[list[float]], float]
+    path: Path, key: ScoreKey, values: list[float | None], reduce: Callable[[list[float]], float]
 ) -> float | None:
     """The reduced figure when every episode has the key; else None, with a warning when only some lack it."""
     present = [v for v in values if v is not None]
