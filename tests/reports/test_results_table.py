@@ -373,3 +373,13 @@ def test_a_bad_spec_field_is_one_line_naming_it(tmp_path: Path, capsys: pytest.C
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "field 'solved_format'" in err and "field 'cells[0].score_override'" in err
+
+
+def test_a_log_cell_on_the_percent_scale_gets_its_interval_in_percent(tmp_path: Path, matrix_paths: dict) -> None:
+    log = str(matrix_paths[("persistent", "stateless")])
+    spec = load_spec(_write_spec(tmp_path, {"score_scale": "percent", "cells": [
+        {"difficulty": "easy", "train": "persistent", "runtime": "stateless", "path": log}]}))
+    [(_, values)] = build_rows(spec)
+    low, high = bootstrap_mean_ci(OPTIMALITY[("persistent", "stateless")], resamples=5_000)
+    assert values.score == pytest.approx(100 * np.mean(OPTIMALITY[("persistent", "stateless")]))
+    assert values.score_ci == pytest.approx(100 * (high - low) / 2)
