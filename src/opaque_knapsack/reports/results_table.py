@@ -349,15 +349,14 @@ def _path_values(cell: TableCell, spec: TableSpec, cache: _RunCache) -> tuple[Ce
         return _values_from_episodes(cell.path, spec.score_scale)
     is_log, data = _is_inspect_log(cell.path)
     if is_log:
-        values, _ = _values_from_run(_cell_run(cell, cell.path, cache))
-        return values, _log_scores(cell, cell.path, spec, cache)
+        values, scores = _values_from_run(_cell_run(cell, cell.path, cache))
+        return values, _on_scale(scores, spec)
     return _values_from_summary(cell.path, data, spec.score_scale), []
 
 
-def _log_scores(cell: TableCell, path: Path, spec: TableSpec, cache: _RunCache) -> list[float]:
-    """A log's per-episode optimality, on the spec's score scale (a log holds fractions)."""
-    _, scores = _values_from_run(_cell_run(cell, path, cache))
-    return [s * 100.0 for s in scores] if spec.score_scale == "percent" else scores
+def _on_scale(log_scores: list[float], spec: TableSpec) -> list[float]:
+    """A log's per-episode optimality (fractions) on the spec's score scale."""
+    return [s * 100.0 for s in log_scores] if spec.score_scale == "percent" else log_scores
 
 
 def _values_from_episodes(path: Path, scale: str) -> tuple[CellValues, list[float]]:
@@ -384,7 +383,8 @@ def _metrics_scores(cell: TableCell, spec: TableSpec, cache: _RunCache) -> list[
         return [result.score for result in read_episode_dir(path)]
     is_log, data = _is_inspect_log(path)
     if is_log:
-        return _log_scores(cell, path, spec, cache)
+        _, scores = _values_from_run(_cell_run(cell, path, cache))
+        return _on_scale(scores, spec)
     return _episode_scores_from_json(path, data)
 
 
