@@ -101,7 +101,7 @@ async def test_fifty_concurrent_runtimes_do_not_cross_talk() -> None:
                 assert result.stdout == f"{i}\n", result
             assert seen == [i, i, i]
             if cls is PersistentPythonSandbox:
-                assert (await env.run_code("mine")).stdout == f"{i}\n"
+                assert (await env.run_code("print(mine)")).stdout == f"{i}\n"
         finally:
             await cls.sample_cleanup("t", None, envs, False)
 
