@@ -120,7 +120,7 @@ print(results)
 
 
 async def test_hidden_data_is_not_in_kernel_memory(kernel: Kernel) -> None:
-    hidden_items = {"it_3f9a1c": {"weight": 13, "value": 77, "class": SECRET}}
+    hidden_items = {"item_3f9a1c0b2e4d": {"weight": 13, "value": 77, "class": SECRET}}
 
     def inspect(item_id: str) -> str:
         return json.dumps({"value": hidden_items[item_id]["value"]})
@@ -146,7 +146,7 @@ for obj in gc.get_objects():
 cells = [c.cell_contents for c in (inspect.__closure__ or ())]
 frames = [f.f_locals for f in sys._current_frames().values()]
 print(len(hits), repr(cells)[:300], needle in repr(frames).replace(repr(needle), ''))
-print(inspect('it_3f9a1c'))
+print(inspect('item_3f9a1c0b2e4d'))
 """
     result = await kernel.run_code(code, {"inspect": inspect})
     assert result.error is None, result.error

@@ -131,15 +131,15 @@ async def test_host_functions_forward_args_and_results(kernel: Kernel) -> None:
         return f"took {item_id}"
 
     result = await kernel.run_code(
-        "import json\nv = json.loads(inspect('it_1', verbose=True))['value']\nprint(v, take_item('it_2'))",
+        "import json\nv = json.loads(inspect('item_000000000001', verbose=True))['value']\nprint(v, take_item('item_000000000002'))",
         {"inspect": inspect, "take_item": take_item},
     )
     assert result.error is None, result.error
-    assert result.stdout == "3 took it_2\n"
-    assert seen == [("it_1", True)]
+    assert result.stdout == "3 took item_000000000002\n"
+    assert seen == [("item_000000000001", True)]
     assert [(c.name, c.args, c.kwargs, c.result, c.error) for c in result.tool_calls] == [
-        ("inspect", ["it_1"], {"verbose": True}, '{"value": 3}', None),
-        ("take_item", ["it_2"], {}, "took it_2", None),
+        ("inspect", ["item_000000000001"], {"verbose": True}, '{"value": 3}', None),
+        ("take_item", ["item_000000000002"], {}, "took item_000000000002", None),
     ]
 
 
