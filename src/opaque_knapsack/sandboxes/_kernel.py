@@ -346,7 +346,7 @@ def listed_names(ns: dict, names: list) -> list:
     with ``__``; ``bound_at_start`` still counts them (a module imported in an
     earlier step is state the interpreter serves).
     """
-    return [k for k in names if not k.startswith("__") and not issubclass(type(ns[k]), _ModuleType)]
+    return [k for k in names if not k.startswith("__") and not issubclass(type(ns.get(k)), _ModuleType)]
 
 
 def _undefined_name(exc: NameError) -> str | None:
