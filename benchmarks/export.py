@@ -73,7 +73,7 @@ def episode(index: int, turns: int) -> EvalSample:
         ChatMessageUser(content=f"New knapsack instance {task_id}. Capacity 120. Inspect budget 30."),
     ]
     for turn in range(turns):
-        code = "\n".join(f"info['it_{turn:02x}{k:02x}'] = json.loads(inspect('it_{turn:02x}{k:02x}'))" for k in range(6))
+        code = "\n".join(f"info['item_{turn:06x}{k:06x}'] = json.loads(inspect('item_{turn:06x}{k:06x}'))" for k in range(6))
         messages.append(ChatMessageAssistant(content=f"Step {turn}: inspect six more items.\n```python\n{code}\n```"))
         if turn < turns - 1:
             observation = "\n".join(f'{{"class": "B", "value": {10 + k}, "weight": {5 + k}}}' for k in range(6))

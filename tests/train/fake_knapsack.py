@@ -50,7 +50,7 @@ def optimality_of(index: int) -> float:
 def codeact_turn(turn: int, turns: int) -> str:
     if turn == turns - 1:
         return "I have taken the best items I found. Done."
-    return f"Step {turn}: inspect the next item.\n```python\nitem_{turn} = inspect('it_{turn:04x}')\nprint(item_{turn})\n```"
+    return f"Step {turn}: inspect the next item.\n```python\nitem_{turn} = inspect('item_{turn:012x}')\nprint(item_{turn})\n```"
 
 
 def with_usage(output: ModelOutput, messages) -> ModelOutput:
@@ -77,7 +77,7 @@ def react_model(turns: int):
         turn = sum(1 for message in messages if message.role == "assistant")
         if turn < turns - 2:
             output = ModelOutput.for_tool_call(
-                "mockllm/model", "inspect", {"item_id": f"it_{turn:04x}"}, content=f"Inspecting item {turn}."
+                "mockllm/model", "inspect", {"item_id": f"item_{turn:012x}"}, content=f"Inspecting item {turn}."
             )
         elif turn == turns - 2:
             output = ModelOutput.for_tool_call("mockllm/model", "finish", {})
@@ -119,10 +119,10 @@ def inspect_tool():
         Args:
             item_id: The opaque id of the item.
         """
-        if item_id == "it_0001":
+        if item_id == "item_000000000001":
             from inspect_ai.tool import ToolError
 
-            raise ToolError("Unknown item id 'it_0001'.")
+            raise ToolError("Unknown item id 'item_000000000001'.")
         return '{"class": "A", "value": 10, "weight": 5}'
 
     return execute
@@ -181,7 +181,7 @@ def fake_task(
     samples = [
         Sample(
             id=task_id(seed_start + index),
-            input=f"Solve knapsack instance {seed_start + index}. Items: it_0000 ... it_0009. Capacity 30.",
+            input=f"Solve knapsack instance {seed_start + index}. Items: item_000000000000 ... item_000000000009. Capacity 30.",
             metadata={"task_id": task_id(seed_start + index), "difficulty": difficulty, "quality": quality},
         )
         for index in range(num)

@@ -99,8 +99,8 @@ def test_react_tool_call_form(fixture_logs, tmp_path):
         json.loads(tool_call["function"]["arguments"])
         assert result["tool_call_id"] == tool_call["id"]
         assert result["name"] == tool_call["function"]["name"]
-    assert json.loads(calls[0]["tool_calls"][0]["function"]["arguments"]) == {"item_id": "it_0000"}
-    assert results[1]["content"] == "Error: Unknown item id 'it_0001'."
+    assert json.loads(calls[0]["tool_calls"][0]["function"]["arguments"]) == {"item_id": "item_000000000000"}
+    assert results[1]["content"] == "Error: Unknown item id 'item_000000000001'."
     assert messages[-1] == {"role": "assistant", "content": "Finished."}
 
 

@@ -69,6 +69,7 @@ _StackSummary = traceback.StackSummary
 _parse = ast.parse
 _Expr = ast.Expr
 _Expression = ast.Expression
+_ModuleType = type(sys)
 
 _HEADER = _wire.FRAME_HEADER
 _cap_names = _wire.cap_names
@@ -322,14 +323,30 @@ _PREBOUND: dict = {}
 
 
 def user_names(ns: dict, stubs: dict) -> list:
-    """The user's global names, sorted: no dunders, tool stubs, or untouched pre-bound modules."""
+    """The user's global names, sorted: no dunders, tool stubs, or untouched pre-bound modules.
+
+    What the interpreter can serve a later step (``bound_at_start``): any value,
+    ``None`` and modules included. A name is left out only when it is the very
+    stub or pre-bound module the kernel put there, tested by membership first,
+    so a name the user bound to ``None`` is never mistaken for a missing one.
+    """
     return sorted(
         k for k, v in ns.items()
         if isinstance(k, str)
         and not (k.startswith("__") and k.endswith("__"))
-        and stubs.get(k) is not v
-        and _PREBOUND.get(k, _PREBOUND) is not v
+        and not (k in stubs and stubs[k] is v)
+        and not (k in _PREBOUND and _PREBOUND[k] is v)
     )
+
+
+def listed_names(ns: dict, names: list) -> list:
+    """The names the persistent runtime's Globals line shows, as the paper's list does.
+
+    The paper's interpreter leaves out imported modules and names that start
+    with ``__``; ``bound_at_start`` still counts them (a module imported in an
+    earlier step is state the interpreter serves).
+    """
+    return [k for k in names if not k.startswith("__") and not issubclass(type(ns.get(k)), _ModuleType)]
 
 
 def _undefined_name(exc: NameError) -> str | None:
@@ -352,7 +369,7 @@ def _on_alarm(signum, frame):
     raise StepTimeout()
 
 
-def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dict) -> dict:
+def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dict, echo: bool = False) -> dict:
     code = msg["code"]
     filename = f"<step {msg.get('step', 0)}>"
     timeout = float(msg.get("timeout", 30))
@@ -379,7 +396,9 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
     _setitimer(signal.ITIMER_REAL, timeout)
     try:
         tree = _parse(code, filename)
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], _Expr) else None
+        # The paper's interpreter only executes; a notebook's echo of a bare final
+        # expression is the runtime's echo_last_expression option.
+        last = tree.body.pop() if echo and tree.body and isinstance(tree.body[-1], _Expr) else None
         exec(compile(tree, filename, "exec"), ns)
         if last is not None:
             value = eval(compile(_Expression(last.value), filename, "eval"), ns)
@@ -406,7 +425,7 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
     user_globals = None
     omitted = 0
     if persistent:
-        user_globals, omitted = _cap_names(user_names(ns, stubs), limit)
+        user_globals, omitted = _cap_names(listed_names(ns, user_names(ns, stubs)), limit)
     return {
         "type": _wire.RESULT,
         "stdout": stdout,
@@ -477,6 +496,7 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
     sys.modules["builtins"] = user_builtins
     signal.signal(signal.SIGALRM, _on_alarm)
     persistent = cfg["semantics"] == "persistent"
+    echo = bool(cfg.get("echo_last_expression", False))
     # ``import __main__`` gives the user's own namespace, as in a script, not this
     # kernel module (whatever the code does to the kernel's objects, the harness
     # and K end the step process when its step ends).
@@ -500,7 +520,7 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
             _exit(72)
         if msg is None:
             _exit(0)
-        result = run_step(msg, ns, channel, persistent, stubs)
+        result = run_step(msg, ns, channel, persistent, stubs, echo)
         try:
             channel.send(result)
         except Exception:

@@ -217,6 +217,7 @@ class KernelControl:
         cfg.update(
             semantics=self.semantics,
             prebound_modules=list(self.config.prebound_modules),
+            echo_last_expression=self.config.echo_last_expression,
             read_only_paths=existing_paths(
                 python_paths(self.config.allow_site_packages)
                 + ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/dev/urandom"]
