@@ -207,6 +207,8 @@ class KernelControl:
         """Holds the working directory; the harness's, never the kernel's (root-owned, or
         out of the kernel's sight), so nothing the kernel does to it can carry over."""
         os.chmod(self.container, 0o711)
+        made = os.stat(self.container)
+        self._container_times = (made.st_atime_ns, made.st_mtime_ns)
         self.workdir = os.path.join(self.container, WORKDIR_NAME)
         self._make_workdir()
         self.fresh_workdir_per_step = semantics != "persistent" and not config.stateless_keep_files
@@ -304,6 +306,17 @@ class KernelControl:
             pass
         except OSError:
             await remove_workdir(retired)
+        if not (self.protection.namespaces or self.protection.uid_drop):
+            await self._scrub_container()
+
+    async def _scrub_container(self) -> None:
+        """Unprivileged without namespaces the kernel's uid owns its container and can reach
+        it: what a step left there (entries, mode, extended attributes, times) is wiped
+        before the next step, the one place besides the fresh working directory it could write."""
+        try:
+            await asyncio.to_thread(_fs.scrub, self.container, keep=WORKDIR_NAME, mode=0o711, times_ns=self._container_times)
+        except OSError as exc:
+            logger.warning("could not scrub the kernel's container %s: %s", self.container, exc)
 
     async def spawn(self) -> None:
         self._on_start()  # before any await: a task's cleanup must not stop the zygote under us
