@@ -229,6 +229,8 @@ NR = {
     "perf_event_open": 298, "name_to_handle_at": 303, "open_by_handle_at": 304,
     "setns": 308, "process_vm_readv": 310, "process_vm_writev": 311, "finit_module": 313,
     "bpf": 321, "execveat": 322, "userfaultfd": 323, "pidfd_send_signal": 424,
+    "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
+    "mount_setattr": 442,
     "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
     "pidfd_open": 434, "clone3": 435, "pidfd_getfd": 438,
     "sendto": 44, "sendmsg": 46, "socketpair": 53, "prctl": 157, "inotify_init": 253,
@@ -256,6 +258,7 @@ _IOPRIO_WHO_PROCESS = 1
 _ALWAYS_DENIED = (
     "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open", "pidfd_getfd",
     "pidfd_send_signal", "personality", "pivot_root", "chroot", "mount", "umount2",
+    "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
     "init_module", "finit_module", "delete_module", "kexec_load", "add_key", "request_key",
     "keyctl", "unshare", "setns", "perf_event_open", "name_to_handle_at",
     "open_by_handle_at", "bpf", "userfaultfd", "io_uring_setup", "io_uring_enter",
