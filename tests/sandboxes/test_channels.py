@@ -20,7 +20,7 @@ import os
 import resource
 import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -33,6 +33,7 @@ from opaque_knapsack.sandboxes import (
     probe_protection,
 )
 from opaque_knapsack.sandboxes._wire import RETIRED_PREFIX
+from opaque_knapsack.sandboxes.launcher import ZYGOTE
 
 SEMANTICS = ["persistent", "stateless"]
 
@@ -44,15 +45,19 @@ _IPC_RMID = 0
 
 
 @pytest.fixture
-def layers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Protection]:
-    """The protection kernels made in this test get: all this machine has, or one layer less."""
+async def layers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Protection]:
+    """The protection kernels made in this test get: all this machine has, or one layer less.
+
+    The zygote is restarted around a change: it builds the private root its kernels share."""
     real = probe_protection()
     off = getattr(request, "param", "all")
-    if off == "no-namespaces":
-        monkeypatch.setattr(control, "probe_protection", lambda: dataclasses.replace(real, namespaces=False))
-    elif off == "no-seccomp":
-        monkeypatch.setattr(control, "probe_protection", lambda: dataclasses.replace(real, seccomp=False))
+    if off != "all":
+        await ZYGOTE.stop_and_wait()
+        layer = {"no-namespaces": "namespaces", "no-seccomp": "seccomp"}[off]
+        monkeypatch.setattr(control, "probe_protection", lambda: dataclasses.replace(real, **{layer: False}))
     yield control.probe_protection()
+    if off != "all":
+        await ZYGOTE.stop_and_wait()
 
 
 async def _out(kernel: Kernel, code: str) -> str:
@@ -427,3 +432,14 @@ async def test_commands_beside_the_kernel_share_no_ipc_either() -> None:
         assert not result.success and "Operation not permitted" in result.stderr, result
     finally:
         await StatelessPythonSandbox.sample_cleanup("t", None, envs, False)
+
+
+async def test_a_container_outside_the_temp_directory_is_refused(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # The private root shows the temp directory's kernel containers only; elsewhere a kernel could not see its own.
+    if not probe_protection().namespaces:
+        pytest.skip("only with namespaces (without them any container works)")
+    outside = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    if outside is None:
+        pytest.skip("needs a writable directory outside the temp directory")
+    with pytest.raises(control.KernelError, match="temp directory"):
+        Kernel("persistent", control.RuntimeConfig(), workdir=outside)

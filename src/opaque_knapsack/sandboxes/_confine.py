@@ -475,6 +475,7 @@ _AT_RECURSIVE = 0x8000
 _SYS_OPEN_TREE = 428  # these three have one number on every architecture (the unified table)
 _SYS_MOVE_MOUNT = 429
 _SYS_MOUNT_SETATTR = 442
+_SYS_PIVOT_ROOT = 155 if platform.machine() == "x86_64" else 41  # x86_64, else the unified table
 _OPEN_TREE_CLONE = 1
 _MOVE_MOUNT_F_EMPTY_PATH = 4
 _MOUNT_ATTR_RDONLY = 1
@@ -515,8 +516,9 @@ def _write(path: str, text: str) -> None:
         os.close(fd)
 
 
-def enter_namespaces(user: bool) -> None:
-    """Move this (single-threaded) process into new IPC and mount namespaces; raises OSError.
+def enter_namespaces(user: bool, ipc: bool) -> None:
+    """Move this (single-threaded) process into a new mount namespace (and IPC one if
+    ``ipc``); raises OSError.
 
     ``user``: through a new user namespace that maps only this process's uid and
     gid (no privilege needed where the machine allows unprivileged user
@@ -525,7 +527,8 @@ def enter_namespaces(user: bool) -> None:
     afterwards never propagate back to the host.
     """
     uid, gid = os.getuid(), os.getgid()
-    _check(_libc.unshare(_CLONE_NEWNS | _CLONE_NEWIPC | (_CLONE_NEWUSER if user else 0)), "unshare")
+    flags = _CLONE_NEWNS | (_CLONE_NEWIPC if ipc else 0) | (_CLONE_NEWUSER if user else 0)
+    _check(_libc.unshare(flags), "unshare")
     if user:
         # An undumpable process's /proc files are root's: its own maps must be writable.
         set_dumpable(True)
@@ -533,6 +536,15 @@ def enter_namespaces(user: bool) -> None:
         _write("/proc/self/uid_map", f"{uid} {uid} 1")
         _write("/proc/self/gid_map", f"{gid} {gid} 1")
     _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+
+
+def pivot_into(root: str) -> None:
+    """Make the mount at ``root`` this mount namespace's root and drop the old one (once
+    per zygote: later namespaces copied from this one hold only the new root's mounts)."""
+    os.chdir(root)
+    _check(int(_libc.syscall(_SYS_PIVOT_ROOT, b".", b".")), "pivot_root")
+    unmount(".")
+    os.chdir("/")
 
 
 def _set_attr(fd: int, path: str, flags: int, attr_set: int) -> None:
@@ -545,9 +557,11 @@ def bind(source: str | int, target: str, read_only: bool, recursive: bool = True
     """Bind ``source`` (a path, or an open descriptor of this mount namespace) onto ``target``.
 
     Not ``recursive``: without the mounts below ``source`` (a private root mounted
-    over the directory itself would come along). Always nosuid; nodev unless
-    ``source`` is itself a device (/dev/null)."""
-    device = stat.S_ISCHR(os.stat(source).st_mode) or stat.S_ISBLK(os.stat(source).st_mode)
+    over the directory itself would come along). ``read_only``: also nosuid, and
+    nodev unless ``source`` is itself a device (/dev/null); a writable bind keeps
+    its source's flags (a kernel's own directory: nothing to gain, one call less per kernel)."""
+    mode = os.stat(source).st_mode
+    device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
     flags = _OPEN_TREE_CLONE | (_AT_RECURSIVE if recursive else 0) | os.O_CLOEXEC
     if isinstance(source, int):
         tree = _libc.syscall(_SYS_OPEN_TREE, ctypes.c_int(source), b"", ctypes.c_uint(flags | _AT_EMPTY_PATH))
@@ -555,8 +569,9 @@ def bind(source: str | int, target: str, read_only: bool, recursive: bool = True
         tree = _libc.syscall(_SYS_OPEN_TREE, ctypes.c_int(_AT_FDCWD), os.fsencode(source), ctypes.c_uint(flags))
     tree = _check(int(tree), f"open_tree {source}")
     try:
-        attrs = _MOUNT_ATTR_NOSUID | (0 if device else _MOUNT_ATTR_NODEV) | (_MOUNT_ATTR_RDONLY if read_only else 0)
-        _set_attr(tree, "", _AT_EMPTY_PATH | (_AT_RECURSIVE if recursive else 0), attrs)
+        if read_only:
+            attrs = _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | (0 if device else _MOUNT_ATTR_NODEV)
+            _set_attr(tree, "", _AT_EMPTY_PATH | (_AT_RECURSIVE if recursive else 0), attrs)
         _check(_libc.syscall(_SYS_MOVE_MOUNT, ctypes.c_int(tree), b"", ctypes.c_int(_AT_FDCWD), os.fsencode(target),
                              ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH)), f"move_mount {target}")
     finally:
@@ -595,28 +610,29 @@ def _mount_point(target: str, is_dir: bool) -> None:
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
 
 
-def make_root(root: str, read_only: list[str], read_write: list[tuple[str | int, str]]) -> None:
-    """Mount at ``root`` a fresh read-only tmpfs that shows only the given paths.
+def mount_view(mountpoint: str, read_only: list[str], read_write: list[tuple[str | int, str]]) -> None:
+    """Mount at ``mountpoint`` a fresh read-only tmpfs that shows only the given paths.
 
-    ``read_only`` host paths appear at the same paths, read-only (their symlinked
-    components mirrored), with what is mounted below them; ``read_write`` pairs
-    (host path or descriptor, path in the new root) are bound writable, alone
-    (``root`` itself may be below one of them). Everything is nosuid and nodev except the
-    device files bound in. The caller then chroots into ``root``.
+    ``read_only`` host paths appear at the same paths below it, read-only (their
+    symlinked components mirrored), with what is mounted below them;
+    ``read_write`` pairs (host path or descriptor, path below the mountpoint) are
+    bound writable, alone (``mountpoint`` itself may be below one of them).
+    The view and what is bound read-only are nosuid and nodev (devices bound
+    read-only excepted).
     """
-    _check(_libc.mount(b"tmpfs", os.fsencode(root), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-                       b"mode=0755,size=1m,nr_inodes=1024"), "mount the private root")
+    _check(_libc.mount(b"tmpfs", os.fsencode(mountpoint), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                       b"mode=0755,size=1m,nr_inodes=1024"), f"mount a view at {mountpoint}")
     for path in read_only:
-        real = _mirror(root, path)
-        if os.path.lexists(root + real):
+        real = _mirror(mountpoint, path)
+        if os.path.lexists(mountpoint + real):
             continue  # already bound (two names for one directory)
-        _mount_point(root + real, os.path.isdir(real))
-        bind(real, root + real, read_only=True)
+        _mount_point(mountpoint + real, os.path.isdir(real))
+        bind(real, mountpoint + real, read_only=True)
     for source, path in read_write:
         is_dir = stat.S_ISDIR(os.stat(source).st_mode)
-        _mount_point(root + path, is_dir)
-        bind(source, root + path, read_only=False, recursive=False)
-    _set_attr(_AT_FDCWD, root, 0, _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV)
+        _mount_point(mountpoint + path, is_dir)
+        bind(source, mountpoint + path, read_only=False, recursive=False)
+    _set_attr(_AT_FDCWD, mountpoint, 0, _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV)
 
 
 def drop_capabilities() -> bool:

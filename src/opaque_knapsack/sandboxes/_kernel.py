@@ -547,30 +547,50 @@ def _enter_workdir() -> None:
         _close_dir(_DIRS, "container")
 
 
-def _enter_private_root(cfg: dict) -> None:
-    """Own IPC and mount namespaces, chrooted into a root that shows only what the kernel needs.
+def _enter_shared_root(cfg: dict) -> None:
+    """The part of a private root every kernel shares: built once, by the zygote.
 
-    The root (a read-only tmpfs mounted over the container) holds the Python
-    install and system libraries read-only, /dev/null and /dev/urandom, and, at
-    the container's path, as root the container itself (root-owned, so its
-    working directory, renewed by the harness for every stateless step, is seen
-    live) or, in a user namespace, only the working directory, bound by the
-    kernel (it owns the container there, which its steps must not reach).
+    A mount namespace (and, unprivileged, a user namespace) whose root is a
+    read-only tmpfs with the Python install and system libraries (read-only),
+    /dev/null and /dev/urandom, and the temp directory, where the kernels'
+    containers are; the host's root is dropped (``pivot_into``), so a kernel's
+    namespace, a copy of this one, holds only these few mounts. /proc is kept as
+    a descriptor (``open_proc``).
     """
-    container = cfg["container"]
+    temp = cfg["temp_dir"]
+    _DIRS["proc"] = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    _confine.enter_namespaces(user=cfg["user_namespace"], ipc=False)
+    host_temp = os.open(temp, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _confine.mount_view(temp, cfg["read_only_paths"], [(host_temp, temp), ("/dev/null", "/dev/null")])
+    finally:
+        os.close(host_temp)
+    _confine.pivot_into(temp)
+    _PREPARED["shared_root"] = True
+
+
+def _enter_kernel_view(cfg: dict) -> None:
+    """The kernel's own part: its IPC and mount namespaces, and the temp directory covered
+    by a view that holds only its container: as root the container itself (root-owned,
+    so the working directory the harness renews for every stateless step is seen live);
+    in a user namespace only the working directory, bound by the kernel (it owns the
+    container there, which its steps must not reach)."""
+    temp, container = cfg["temp_dir"], cfg["container"]
     user = cfg["user_namespace"]
-    _confine.enter_namespaces(user=user)
+    _confine.enter_namespaces(user=False, ipc=True)  # inside the zygote's user namespace, if any
     host = os.open(container, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    below = "/" + os.path.relpath(container, temp)
     if user:
         work = os.open(_wire.WORKDIR_NAME, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=host)
-        writable = [(work, os.path.join(container, _wire.WORKDIR_NAME))]
+        writable = [(work, os.path.join(below, _wire.WORKDIR_NAME))]
     else:
         work = -1
-        writable = [(host, container)]
-    _confine.make_root(container, cfg["read_only_paths"], [*writable, ("/dev/null", "/dev/null")])
-    if work >= 0:
-        os.close(work)
-    os.chroot(container)
+        writable = [(host, below)]
+    try:
+        _confine.mount_view(temp, [], writable)
+    finally:
+        if work >= 0:
+            os.close(work)
     os.chdir("/")
     if cfg["kernel_renews_workdir"]:
         _DIRS["host"] = host
@@ -608,8 +628,10 @@ def _prepare_process(cfg: dict, parent_pid: int) -> None:
     import_paths = cfg.get("import_paths", [])
     private_root = cfg.get("private_root", False)
     if private_root:
-        try:
-            _enter_private_root(cfg)  # as root, before the uid drop: it resolves the host's paths
+        try:  # as root, before the uid drop: it resolves the host's paths
+            if not _PREPARED.get("shared_root"):  # spawned directly, not forked by a zygote that did it
+                _enter_shared_root(cfg)
+            _enter_kernel_view(cfg)
         except OSError as exc:
             sys.stderr.write(f"could not enter the private root: {exc}\n")
             _exit(77)
@@ -647,7 +669,8 @@ def _preload() -> None:
 def kernel_main(cfg: dict, parent_pid: int) -> None:
     ctl = socket.socket(fileno=cfg["control_fd"])
     _preload()
-    _DIRS["proc"] = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if "proc" not in _DIRS:  # (a zygote in a private root passes its own)
+        _DIRS["proc"] = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     _prepare_process(cfg, parent_pid)
     _confine.set_dumpable(False)
     _prepare_confinement(cfg)
@@ -746,7 +769,14 @@ def zygote_main(cfg: dict) -> None:
     no kernel inherits anything of another.
     """
     channel = socket.socket(fileno=cfg["channel_fd"])
-    _confine.set_parent_death_signal(signal.SIGKILL)
+    _preload()
+    if cfg.get("private_root"):
+        try:
+            _enter_shared_root(cfg)
+        except OSError as exc:
+            sys.stderr.write(f"could not enter the shared private root: {exc}\n")
+            _exit(77)
+    _confine.set_parent_death_signal(signal.SIGKILL)  # after the namespaces: a new user namespace clears it
     if os.getppid() != cfg["harness_pid"]:
         _exit(75)
     _confine.set_dumpable(False)
@@ -755,7 +785,6 @@ def zygote_main(cfg: dict) -> None:
     # orphaned by a dying kernel, instead of by pid 1.
     _confine._prctl(_PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGCHLD, _reap_children)
-    _preload()
     gc.collect()
     gc.freeze()  # forked kernels share these pages instead of copying them on the next collection
     zygote_pid = os.getpid()
@@ -831,8 +860,9 @@ def _zygote_child(channel: socket.socket, buf: bytearray, nbytes: int, control_f
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     channel.close()
-    os.closerange(3, control_fd)
-    os.closerange(control_fd + 1, 1 << 20)
+    keep = sorted({control_fd, *_DIRS.values()})  # the control socket, and /proc where the zygote hides it
+    for low, high in zip([2, *keep], [*keep, 1 << 20], strict=True):
+        os.closerange(low + 1, high)
     os.setpgid(0, 0)
     _confine.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != zygote_pid:
@@ -849,11 +879,12 @@ def _zygote_child(channel: socket.socket, buf: bytearray, nbytes: int, control_f
 
 
 def probe_main(cfg: dict) -> None:
-    """Enter a private root as a kernel would (``cfg``: container, paths, user_namespace);
+    """Enter a private root as a kernel would (``cfg``: its start-up cfg's namespace part);
     print whether it worked and hides the host. The harness runs it once to learn
     whether the machine allows namespaces."""
     try:
-        _enter_private_root(cfg)
+        _enter_shared_root(cfg)
+        _enter_kernel_view(cfg)
         hidden = not os.path.lexists("/etc") and os.listdir(cfg["container"]) == [_wire.WORKDIR_NAME]
     except OSError as exc:
         sys.stdout.write(_dumps({"private_root": False, "error": str(exc)}))

@@ -40,6 +40,7 @@ from ._wire import RETIRED_PREFIX, WORKDIR_NAME
 from .config import RuntimeConfig
 from .launcher import (
     KERNEL_SCRIPT,
+    ZYGOTE,
     KernelLauncher,
     ZygoteDied,
     ZygoteError,
@@ -109,11 +110,10 @@ def _probe_namespaces(user: bool) -> bool:
     """Whether a kernel can enter its private root here: tried once, in a throwaway process."""
     if not sys.platform.startswith("linux"):
         return False
-    container = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-probe-")
+    container = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-probe-", dir=temp_dir())
     try:
         os.mkdir(os.path.join(container, WORKDIR_NAME))
-        cfg = {"container": container, "user_namespace": user, "kernel_renews_workdir": False,
-               "read_only_paths": read_only_paths(True)}
+        cfg = {**shared_root_cfg(user), "container": container, "kernel_renews_workdir": False}
         done = subprocess.run(
             [sys.executable, "-S", "-s", KERNEL_SCRIPT, "probe", json.dumps(cfg)],
             capture_output=True, timeout=30, env=kernel_env("/"), cwd="/", check=False,
@@ -124,6 +124,14 @@ def _probe_namespaces(user: bool) -> bool:
     finally:
         _fs.remove_tree(container)
 
+
+def _zygote_root_cfg() -> dict[str, Any]:
+    """The zygote builds the private root its kernels share, where the machine allows it."""
+    protection = probe_protection()
+    return shared_root_cfg(user=not protection.uid_drop) if protection.namespaces else {}
+
+
+ZYGOTE.root_cfg = _zygote_root_cfg
 
 _uid_counter = itertools.count()
 _uids_in_use: set[int] = set()
@@ -149,6 +157,16 @@ def existing_paths(paths: list[str]) -> list[str]:
         if p and os.path.exists(p) and p not in seen:
             seen.append(p)
     return seen
+
+
+def temp_dir() -> str:
+    """Where kernels' containers are made: the one host directory a private root shows."""
+    return os.path.realpath(tempfile.gettempdir())
+
+
+def shared_root_cfg(user: bool) -> dict[str, Any]:
+    """What the zygote builds its private root from (see ``_kernel._enter_shared_root``)."""
+    return {"private_root": True, "user_namespace": user, "temp_dir": temp_dir(), "read_only_paths": read_only_paths(True)}
 
 
 def read_only_paths(site_packages: bool) -> list[str]:
@@ -201,9 +219,11 @@ class KernelControl:
         self.protection = probe_protection()
         if config.require_isolation and self.protection.missing():
             raise KernelError("isolation required but unavailable: " + ", ".join(self.protection.missing()))
+        if workdir is not None and self.protection.namespaces and not os.path.realpath(workdir).startswith(temp_dir() + os.sep):
+            raise KernelError(f"a kernel's container must be in the temp directory {temp_dir()} (its private root shows no other): {workdir}")
         self.uid: int | None = _allocate_uid() if self.protection.uid_drop else None
         self._own_container = workdir is None
-        self.container = os.path.realpath(workdir or tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
+        self.container = os.path.realpath(workdir or tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=temp_dir()))
         """Holds the working directory; the harness's, never the kernel's (root-owned, or
         out of the kernel's sight), so nothing the kernel does to it can carry over."""
         os.chmod(self.container, 0o711)
@@ -270,6 +290,7 @@ class KernelControl:
             # Landlock's rule is on the container, so a fresh working directory in it is covered.
             read_write_paths=[self.container, "/dev/null"],
             container=self.container,
+            temp_dir=temp_dir(),
             private_root=self.protection.namespaces,
             user_namespace=not self.protection.uid_drop,
             fresh_workdir_per_step=self.fresh_workdir_per_step,
