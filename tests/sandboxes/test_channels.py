@@ -245,6 +245,36 @@ async def test_the_container_of_the_working_directory_is_out_of_reach(make_kerne
     assert seen["parent_xattrs"] == [] and seen["parent_mtime_ns"] != 3_000_000_093
 
 
+_LOCKS = """
+import fcntl, json, os, socket, sqlite3
+shared = os.open(json.__file__, os.O_RDONLY)   # a file every kernel reads: its lock state would be shared
+a, b = socket.socketpair()
+done = {}
+for name, fn in (('flock', lambda: fcntl.flock(shared, fcntl.LOCK_SH | fcntl.LOCK_NB)),
+                 ('posix lock', lambda: fcntl.lockf(shared, fcntl.LOCK_SH | fcntl.LOCK_NB)),
+                 ('sigio owner', lambda: fcntl.fcntl(a.fileno(), fcntl.F_SETOWN, os.getppid()))):
+    try:
+        fn()
+        done[name] = 'ok'
+    except OSError as e:
+        done[name] = type(e).__name__
+db = sqlite3.connect('file:notes.db?vfs=unix-none', uri=True)   # the documented way to a file database
+db.execute('create table t (x)')
+print(json.dumps(done))
+"""
+
+
+@pytest.mark.parametrize("layers", ["all", "no-namespaces"], indirect=True)
+@pytest.mark.parametrize("semantics", SEMANTICS)
+async def test_no_file_locks_on_what_kernels_share(make_kernel, layers: Protection, semantics: str) -> None:
+    # Two samples running at once would otherwise signal each other through the lock
+    # state of the read-only files they both open (a lock on a read-only descriptor is allowed).
+    if not layers.seccomp:
+        pytest.skip("file locks are denied by seccomp, which this machine lacks (x86_64 Linux only)")
+    kernel = await make_kernel(semantics)
+    assert _lines(await _out(kernel, _LOCKS)) == dict.fromkeys(("flock", "posix lock", "sigio owner"), "PermissionError")
+
+
 # ---- 3. process attributes ----------------------------------------------------------------
 
 _ATTRIBUTES = _SYSCALL + """

@@ -243,6 +243,7 @@ NR = {
     # sockets: naming and accepting
     "connect": 42, "accept": 43, "bind": 49, "listen": 50, "accept4": 288,
     # process attributes that may name another process
+    "fcntl": 72, "flock": 73, "ioctl": 16,
     "setpriority": 141, "sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203,
     "ioprio_set": 251, "migrate_pages": 256, "move_pages": 279, "prlimit64": 302, "sched_setattr": 314,
 }
@@ -279,8 +280,13 @@ _ALWAYS_DENIED = (
 _KERNEL_DENIED = (
     "socket", "fork", "vfork", "execve", "execveat", "setpgid", "setsid", "tkill",
     "sendmsg", "sendmmsg", "inotify_init", "inotify_init1", "inotify_add_watch",
-    "fanotify_init", "fanotify_mark", "bind", "listen", "connect", "accept", "accept4",
+    "fanotify_init", "fanotify_mark", "bind", "listen", "connect", "accept", "accept4", "flock",
 )
+# fcntl commands denied to step processes: file locks and leases (lock state lives on the
+# inode, and the read-only files every kernel shares would carry it from one sample to
+# another), directory notification, and naming a process to get SIGIO for a descriptor.
+_FCNTL_DENIED = (6, 7, 37, 38, 1024, 1026, 8, 15, 10)  # F_SETLK(W), F_OFD_SETLK(W), F_SETLEASE, F_NOTIFY, F_SETOWN(_EX), F_SETSIG
+_IOCTL_DENIED = (0x8901, 0x8902)  # FIOSETOWN, SIOCSPGRP: F_SETOWN by another name
 # Calls that change a process's attributes, allowed only on the calling process
 # itself (pid argument 0 or its own pid): what a step changes dies with it, and never
 # reaches its kernel process, the spare step process or the harness, whose attributes
@@ -392,7 +398,8 @@ def _attribute_rules(deny: int, own_pid: int, strict: bool) -> list[bytes]:
     - setpriority, ioprio_set: PRIO_PROCESS / IOPRIO_WHO_PROCESS, and pid 0 or the caller's;
     - prctl: no PR_SCHED_CORE (it shares a cookie with another pid); for step
       processes no PR_SET_PDEATHSIG either, so a step process cannot clear the
-      signal that kills it with its kernel.
+      signal that kills it with its kernel;
+    - step processes: no file locks, leases or dnotify, no SIGIO owner (fcntl, ioctl).
     """
     prog: list[bytes] = []
     for name, pid_arg in _SELF_ONLY:
@@ -415,11 +422,18 @@ def _attribute_rules(deny: int, own_pid: int, strict: bool) -> list[bytes]:
             _ins(_RET_K, 0, 0, deny),
             _ins(_RET_K, 0, 0, _RET_ALLOW),
         ]
-    options = [_PR_SCHED_CORE] + ([_PR_SET_PDEATHSIG_ARG] if strict else [])
-    prog += [_ins(_JEQ_K, 0, len(options) + 3, NR["prctl"]), _ins(_LD_W_ABS, 0, 0, _arg(0))]
-    prog += [_ins(_JEQ_K, len(options) - i, 0, option) for i, option in enumerate(options)]
-    prog += [_ins(_RET_K, 0, 0, _RET_ALLOW), _ins(_RET_K, 0, 0, deny)]
+    prog += _deny_values("prctl", 0, [_PR_SCHED_CORE] + ([_PR_SET_PDEATHSIG_ARG] if strict else []), deny)
+    if strict:
+        prog += _deny_values("fcntl", 1, list(_FCNTL_DENIED), deny)
+        prog += _deny_values("ioctl", 1, list(_IOCTL_DENIED), deny)
     return prog
+
+
+def _deny_values(name: str, arg: int, values: list[int], deny: int) -> list[bytes]:
+    """Deny syscall ``name`` when its argument ``arg`` (low 32 bits) is one of ``values``."""
+    prog = [_ins(_JEQ_K, 0, len(values) + 3, NR[name]), _ins(_LD_W_ABS, 0, 0, _arg(arg))]
+    prog += [_ins(_JEQ_K, len(values) - i, 0, value) for i, value in enumerate(values)]
+    return prog + [_ins(_RET_K, 0, 0, _RET_ALLOW), _ins(_RET_K, 0, 0, deny)]
 
 
 class _SockFprog(ctypes.Structure):
