@@ -92,6 +92,7 @@ print(json.dumps({
     'sem_stat_any': call(66, 0, 0, 20, buf),
     'msg_stat_any': call(71, 0, 13, buf),
     'shmget_host': call(29, HOST_KEY, 0, 0),            # a 0666 segment the harness made
+    'kernel_log': call(103, 3, buf, 512),              # SYSLOG_ACTION_READ_ALL: a crash's line is a note
 }))
 """
 
@@ -108,7 +109,7 @@ def host_segment() -> Iterator[int]:
 
 @pytest.mark.parametrize("layers", ["all", "no-namespaces"], indirect=True)
 @pytest.mark.parametrize("semantics", SEMANTICS)
-async def test_sysv_ipc_and_message_queues_are_denied(make_kernel, layers: Protection, semantics: str, host_segment: int) -> None:
+async def test_ipc_and_the_kernel_log_are_denied(make_kernel, layers: Protection, semantics: str, host_segment: int) -> None:
     kernel = await make_kernel(semantics)
     for _step in range(2):  # a stateless step's note would be read by the next
         attempts = _lines(await _out(kernel, _IPC_ATTEMPTS.replace("HOST_KEY", str(host_segment))))

@@ -243,7 +243,7 @@ NR = {
     # sockets: naming and accepting
     "connect": 42, "accept": 43, "bind": 49, "listen": 50, "accept4": 288,
     # process attributes that may name another process
-    "fcntl": 72, "flock": 73, "ioctl": 16,
+    "fcntl": 72, "flock": 73, "ioctl": 16, "syslog": 103,
     "setpriority": 141, "sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203,
     "ioprio_set": 251, "migrate_pages": 256, "move_pages": 279, "prlimit64": 302, "sched_setattr": 314,
 }
@@ -260,6 +260,7 @@ _ALWAYS_DENIED = (
     "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open", "pidfd_getfd",
     "pidfd_send_signal", "personality", "pivot_root", "chroot", "mount", "umount2",
     "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+    "syslog",  # the kernel log: where dmesg is open to all, a segfault's line is a note to anyone
     "init_module", "finit_module", "delete_module", "kexec_load", "add_key", "request_key",
     "keyctl", "unshare", "setns", "perf_event_open", "name_to_handle_at",
     "open_by_handle_at", "bpf", "userfaultfd", "io_uring_setup", "io_uring_enter",
