@@ -79,8 +79,8 @@ class RuntimeConfig(BaseModel):
 
     stateless_keep_files: bool = False
     """Stateless runtime: keep the files a step writes for later steps (a "stateless
-    interpreter, persistent disk" condition). By default the working directory is
-    emptied after every step, so the conversation is the only memory."""
+    interpreter, persistent disk" condition). By default every step gets a fresh working
+    directory (the old one and everything in it goes), so the conversation is the only memory."""
 
     step_ceiling_factor: float = Field(default=4.0, ge=1.0)
     """Hard wall-time ceiling of a step, as a multiple of its time limit: however much
