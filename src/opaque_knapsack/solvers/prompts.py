@@ -249,7 +249,7 @@ def load_prompts(source: str | Path | Prompts | None) -> Prompts:
 
 def _first_problem(error: ValidationError) -> str:
     problem = error.errors()[0]
-    where = ".".join(str(part) for part in problem["loc"])
+    where = ".".join(str(part) for part in problem["loc"] if part != "[key]")  # pydantic's marker of a bad dict key
     message = str(problem["msg"]).removeprefix("Value error, ")
     return f"field {where}: {message}" if where else message
 
