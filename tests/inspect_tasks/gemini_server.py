@@ -22,13 +22,11 @@ request body; ``answered`` the reply each got, in the same order.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from loopback import LoopbackHTTP
+from loopback import JSONHandler, LoopbackHTTP
 
 FINISH = "Done.\n```python\nfinish()\n```"
 ERROR_STATUS = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
@@ -118,30 +116,15 @@ class FakeGemini:
         return [reply.usage for reply in self.answered if reply.status == 200]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: Any
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
-        pass
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Retry-After", "0")
-        self.end_headers()
-        self.wfile.write(data)
-
+class _Handler(JSONHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
+        body = self.read_json()
         path = self.path.split("?", 1)[0]
         model, _, method = path.rpartition("/models/")[2].partition(":")
         if method == "generateContent":
-            self._send(*self.server.fake.generate(model, body))
+            self.send_json(*self.server.fake.generate(model, body))
         else:
-            self._send(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
+            self.send_json(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
 
 
 class GeminiServer(LoopbackHTTP):
