@@ -18,6 +18,7 @@ from inspect_ai import Task, eval
 from inspect_ai.dataset import Sample
 from inspect_ai.log import EvalLog
 from inspect_ai.model import (
+    ChatMessage,
     ChatMessageSystem,
     ChatMessageUser,
     ModelOutput,
@@ -220,3 +221,34 @@ def run_fake(
     )
     assert log.status == "success", log.error.message if log.error else log.status
     return log
+
+
+def hand_built_log(source: Path, out: Path, episodes: list[tuple[list[ChatMessage], list[dict[str, Any]]]]) -> Path:
+    """A log at OUT like the one in SOURCE, whose samples hold exactly the given (messages, step records).
+
+    For conversations no model run produces on demand: a signed thought, a
+    blocked prompt, a safety stop, an over-long trace. Sample i is task
+    ``knapsack-00000001ii``; its scores and the rest of its store are those of
+    SOURCE's first sample.
+    """
+    from inspect_ai.log import read_eval_log, write_eval_log
+
+    from opaque_knapsack.records import STEPS_KEY
+
+    [path] = sorted(source.glob("*.eval"))
+    log = read_eval_log(str(path))
+    template = log.samples[0]
+    samples = []
+    for index, (messages, steps) in enumerate(episodes):
+        sample = template.model_copy(deep=True)
+        sample.id = task_id(100 + index)
+        sample.metadata = {**sample.metadata, "task_id": sample.id}
+        sample.messages = messages
+        sample.store = {**sample.store, STEPS_KEY: steps}
+        samples.append(sample)
+    log.samples = samples
+    log.eval.dataset.samples = len(samples)
+    log.eval.dataset.sample_ids = [sample.id for sample in samples]
+    log.results = None
+    write_eval_log(log, str(out))
+    return out
