@@ -178,6 +178,7 @@ def test_a_bad_prompts_file_on_the_command_line_is_one_line(tmp_path: Path) -> N
     path = tmp_path / "bad.yaml"
     path.write_text("runtime_notes:\n  persistnt: x\n")
     env = {key: value for key, value in os.environ.items() if key != "INSPECT_DISPLAY"}
+    env["COLUMNS"] = "400"  # Inspect's console wraps the line at the terminal's width
     result = subprocess.run(
         [sys.executable, "-m", "inspect_ai", "eval", "opaque_knapsack/knapsack", "--model", "mockllm/model",
          "-T", f"prompts={path}", "--log-dir", str(tmp_path / "logs")],
