@@ -8,6 +8,7 @@ Every token figure the log records is checked against the server's
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 from opaque_knapsack.records import END_REASON_KEY, STEPS_KEY
 from opaque_knapsack.solvers.prompts import cut_off_notice
+from opaque_knapsack.train.export import ExportOptions, export_traces
 
 from .gemini_server import FakeGemini, GeminiReply, GeminiServer, GeminiUsage
 from .openai_server import TURNS
@@ -95,6 +97,14 @@ def test_token_figures_equal_the_servers_and_a_safety_stop_is_dropped(tmp_path: 
     assert any(part.get("thoughtSignature") == SIGNATURE for part in sent[1]["parts"])
     [reasoning] = [part for part in sample.messages[2].content if getattr(part, "type", None) == "reasoning"]
     assert reasoning.redacted and reasoning.summary == THOUGHT and reasoning.reasoning == SIGNATURE
+
+    # the export carries the thought text, never the signature, and has no turn for the dropped reply
+    summary = export_traces([tmp_path / "logs"], tmp_path / "traces.jsonl", ExportOptions())
+    assert summary.kept == 1
+    messages = json.loads((tmp_path / "traces.jsonl").read_text())["messages"]
+    assert [m["role"] for m in messages] == roles
+    assert messages[2]["reasoning_content"] == THOUGHT and messages[2]["content"] == TURNS[0]
+    assert SIGNATURE not in (tmp_path / "traces.jsonl").read_text()
 
 
 def test_the_teacher_gets_the_providers_sampling_defaults_through_model_base_url(tmp_path: Path) -> None:
