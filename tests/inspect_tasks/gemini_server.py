@@ -12,7 +12,8 @@ every figure Inspect records against what the server said.
 
 Point Inspect's google provider at it with ``GOOGLE_BASE_URL=server.base_url``
 (or ``--model-base-url``) and any ``GOOGLE_API_KEY``. ``requests`` holds every
-request body; ``answered`` the reply each got, in the same order.
+request body; ``answered`` the reply each got and ``api_keys`` the key each
+carried, in the same order.
 
     fake = FakeGemini(replies=[GeminiReply(text=TURNS[0], thought="I look first.", signature="c2ln")])
     with GeminiServer(fake) as server:
@@ -102,13 +103,16 @@ class FakeGemini:
     """The answer to every request after ``replies`` is used up."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     answered: list[GeminiReply] = field(default_factory=list)
+    api_keys: list[str | None] = field(default_factory=list)
+    """The API key each request carried (the ``x-goog-api-key`` header)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def generate(self, model: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def generate(self, model: str, body: dict[str, Any], api_key: str | None = None) -> tuple[int, dict[str, Any]]:
         with self.lock:
             reply = self.replies[len(self.requests)] if len(self.requests) < len(self.replies) else self.then
             self.requests.append(body)
             self.answered.append(reply)
+            self.api_keys.append(api_key)
         return reply.to_json(model)
 
     def billed(self) -> list[GeminiUsage]:
@@ -122,7 +126,7 @@ class _Handler(JSONHandler):
         path = self.path.split("?", 1)[0]
         model, _, method = path.rpartition("/models/")[2].partition(":")
         if method == "generateContent":
-            self.send_json(*self.server.fake.generate(model, body))
+            self.send_json(*self.server.fake.generate(model, body, self.headers.get("x-goog-api-key")))
         else:
             self.send_json(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
 

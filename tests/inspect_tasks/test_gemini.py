@@ -30,17 +30,25 @@ THOUGHT = "The ids come first; I list them before inspecting anything."
 SIGNATURE = "c2lnbmVkIHRob3VnaHQ="
 
 
-def gemini_eval(server: GeminiServer, log_dir: Path, *extra: str, via: str = "env") -> subprocess.CompletedProcess[str]:
+def gemini_eval(
+    server: GeminiServer,
+    log_dir: Path,
+    *extra: str,
+    via: str = "env",
+    keys: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
     """`inspect eval` of one knapsack task with the google provider pointed at the server (by env or flag)."""
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.endswith("_BASE_URL")}
-    env.update(GOOGLE_API_KEY="test-key", PYTHONPATH=os.pathsep.join(filter(None, sys.path)), INSPECT_DISPLAY="none")
+    env.update(PYTHONPATH=os.pathsep.join(filter(None, sys.path)), INSPECT_DISPLAY="none")
+    env.update({"GOOGLE_API_KEY": "test-key"} if keys is None else keys)
     where = ["--model-base-url", server.base_url] if via == "flag" else []
     if via == "env":
         env["GOOGLE_BASE_URL"] = server.base_url
     return subprocess.run(
         [sys.executable, "-m", "inspect_ai", "eval", "opaque_knapsack/knapsack", "--model", MODEL, "-T", "num=1",
          "--log-dir", str(log_dir), *where, *extra],
-        capture_output=True, text=True, timeout=300, env=env,
+        capture_output=True, text=True, timeout=300, env=env, cwd=cwd,
     )  # fmt: skip
 
 
@@ -114,6 +122,16 @@ def test_the_teacher_gets_the_providers_sampling_defaults_through_model_base_url
     [body] = server.fake.requests
     config: dict[str, Any] = body.get("generationConfig") or {}
     assert "temperature" not in config and "maxOutputTokens" not in config
+
+
+def test_gemini_api_key_and_a_dotenv_file_work_and_google_api_key_wins(tmp_path: Path) -> None:
+    """The README's claims on keys: GEMINI_API_KEY alone, from a .env file, and GOOGLE_API_KEY beside it."""
+    (tmp_path / ".env").write_text("GEMINI_API_KEY=from-dotenv\n")
+    with GeminiServer() as server:
+        alone = gemini_eval(server, tmp_path / "alone", keys={}, cwd=tmp_path)
+        both = gemini_eval(server, tmp_path / "both", keys={"GOOGLE_API_KEY": "google-key"}, cwd=tmp_path)
+    assert alone.returncode == 0 and both.returncode == 0, (alone.stderr + both.stderr)[-3000:]
+    assert server.fake.api_keys == ["from-dotenv", "google-key"]
 
 
 def test_a_base_url_model_arg_fails_inside_inspect(tmp_path: Path) -> None:
