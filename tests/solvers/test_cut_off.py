@@ -13,6 +13,7 @@ from inspect_ai.tool import ToolCall
 
 from opaque_knapsack.inspect_tasks import knapsack
 from opaque_knapsack.records import END_REASON_KEY, STEPS_KEY
+from opaque_knapsack.solvers import codeact, react
 from opaque_knapsack.solvers.prompts import cut_off_notice
 
 TOTAL = 130  # every reply's provider total
@@ -112,3 +113,6 @@ def test_a_bad_cut_off_option_is_one_line() -> None:
 
     with pytest.raises(TaskOptionError, match=r"-T cut_off='keep' is not one of: drop, run"):
         knapsack(cut_off="keep")  # type: ignore[arg-type]
+    for agent in (codeact, react):
+        with pytest.raises(ValueError, match=r"cut_off='keep' is not one of: drop, run"):
+            agent(cut_off="keep")  # type: ignore[arg-type]

@@ -37,7 +37,7 @@ from opaque_knapsack.records import (
 from opaque_knapsack.solvers import prompts
 from opaque_knapsack.solvers.episode import Episode, HostFunction, HostFunctionEpisode, live_episode
 from opaque_knapsack.solvers.prompts import Prompts, codeact_system_prompt, load_prompts
-from opaque_knapsack.solvers.turns import CODEACT_STOPS, DROP, CutOff, next_reply, open_conversation
+from opaque_knapsack.solvers.turns import CODEACT_STOPS, DROP, CutOff, cut_off_mode, next_reply, open_conversation
 
 if TYPE_CHECKING:
     from opaque_knapsack.sandboxes import PythonRuntimeSandbox, StepResult
@@ -98,6 +98,7 @@ def codeact(
             it runs like any other reply.
     """
     prompt_set = load_prompts(prompts)
+    cut_off = cut_off_mode(cut_off)
 
     async def execute(state: AgentState) -> AgentState:
         from opaque_knapsack.sandboxes import runtime_sandbox

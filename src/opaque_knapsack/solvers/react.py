@@ -23,7 +23,7 @@ from opaque_knapsack.records import AGENT_KEY, EPISODE_ERROR, FINISHED, REACT, S
 from opaque_knapsack.solvers.episode import Episode, current_episode
 from opaque_knapsack.solvers.prompts import Prompts, load_prompts, react_system_prompt
 from opaque_knapsack.solvers.tools import knapsack_tools
-from opaque_knapsack.solvers.turns import DROP, REACT_STOPS, CutOff, next_reply, open_conversation
+from opaque_knapsack.solvers.turns import DROP, REACT_STOPS, CutOff, cut_off_mode, next_reply, open_conversation
 
 NO_TOOL_CALL = (
     "No tool was called, so nothing happened. Call a tool to act, or call finish() when you are done."
@@ -48,6 +48,7 @@ def react(
             tool calls run like any other reply's.
     """
     prompt_set = load_prompts(prompts)
+    cut_off = cut_off_mode(cut_off)
 
     async def execute(state: AgentState) -> AgentState:
         episode = current_episode()

@@ -31,6 +31,13 @@ spent), or ``run`` it like any other reply."""
 CUT_OFF_MODES: tuple[CutOff, ...] = get_args(CutOff)
 DROP: CutOff = "drop"
 
+def cut_off_mode(value: object) -> CutOff:
+    """``value`` as a ``CutOff``; anything else is a ValueError naming the choices (no silent ``run``)."""
+    if value not in CUT_OFF_MODES:
+        raise ValueError(f"cut_off={value!r} is not one of: {', '.join(CUT_OFF_MODES)}")
+    return value  # type: ignore[return-value]
+
+
 CODEACT_STOPS: tuple[StopReason, ...] = ("stop",)
 """The stop reasons of a CodeAct reply that ended normally (the paper's loop accepts only ``stop``)."""
 REACT_STOPS: tuple[StopReason, ...] = ("stop", "tool_calls")
