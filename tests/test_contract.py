@@ -66,6 +66,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("family/generator.py", records.FAMILY_METADATA_KEY): "the task file's 'family' field (family/schema.py)",
     ("family/writer.py", records.FAMILY_METADATA_KEY): "the manifest's 'family' field (family/schema.py)",
     ("models/scripted.py", records.ScoreKey.TOOL_CALLS): "Inspect's stop reason 'tool_calls'",
+    ("solvers/turns.py", records.ScoreKey.TOOL_CALLS): "Inspect's stop reason 'tool_calls' (a normal ReAct reply)",
     ("train/conversation.py", records.ScoreKey.TOOL_CALLS): "the OpenAI chat message field 'tool_calls'",
     ("solvers/codeact.py", records.ScoreKey.TOOL_CALLS): "a key of the transcript's info event for people reading it",
     ("solvers/codeact.py", records.ScoreKey.INPUT_TOKENS): "a key of the transcript's info event for people reading it",

@@ -43,3 +43,17 @@ def test_readme_has_the_two_setup_commands():
         "pip install -e '.[test,cpu-train]' && python -m pytest",
     ]
     assert commands[1] in (README.parent / ".ci" / "run").read_text()
+
+
+def test_the_teacher_section_gives_the_papers_teacher_and_how_to_run_it():
+    """Issue 17, items 8 and 14; tests/inspect_tasks/test_gemini.py checks the claims against Inspect."""
+    section = README.read_text().split("### Teacher traces", 1)[1].split("\n### ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)[1].replace("\\\n", " ")
+    runs = [line for line in commands.splitlines() if line.startswith("inspect eval ")]
+    assert len(runs) == 2
+    for run in runs:
+        assert "--model google/gemini-2.5-flash" in run and "--time-limit 300" in run
+        assert "--temperature" not in run and "--max-tokens" not in run  # the provider's defaults
+    for claim in ("GEMINI_API_KEY", "`.env`", "`GOOGLE_API_KEY` wins", "--model-base-url", "GOOGLE_BASE_URL",
+                  "-M base_url=", "--retry-on-error", "--no-fail-on-error", "inspect eval-retry", "900"):
+        assert claim in section, claim

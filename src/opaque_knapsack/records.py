@@ -102,6 +102,11 @@ class ScoreKey(StrEnum):
     OUTPUT_TOKENS = "output_tokens"
     REASONING_TOKENS = "reasoning_tokens"
     TOTAL_TOKENS = "total_tokens"
+    CUT_OFF_REPLIES = "cut_off_replies"
+    """Replies that did not end normally (token limit, content filter) and were
+    neither run nor kept, as the paper's loop treats them."""
+    BILLED_TOKENS = "billed_tokens"
+    """The provider's total over every reply, cut-off ones included: the cost."""
     NAME_ERROR_EPISODE = "name_error_episode"
     NAME_ERROR_COUNT = "name_error_count"
     STATE_UTILIZATION = "state_utilization"
@@ -197,6 +202,13 @@ class StepRecord:
     """The provider's total as Inspect reports it (``ModelUsage.total_tokens``)."""
     timed_out: bool = False
     kernel_restarted: bool = False
+    stop_reason: str | None = None
+    """Inspect's ``StopReason`` of the turn's reply; None in logs written before it was kept."""
+    cut_off: bool = False
+    """The reply was neither run nor kept in the history because of its stop
+    reason; its token figures above stay 0, as the paper does not count it."""
+    billed_tokens: int = 0
+    """The provider's total for the reply, whether it was kept or not."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,13 +10,11 @@ adapters, as a vLLM server started by ``opaque-knapsack serve`` does.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from loopback import LoopbackHTTP
+from loopback import JSONHandler, LoopbackHTTP
 
 REASONING = "I should list the items before deciding anything."
 TURNS = (
@@ -90,34 +88,19 @@ class FakeOpenAI:
             }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: Any
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet test output
-        pass
-
-    def _send(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Retry-After", "0")
-        self.end_headers()
-        self.wfile.write(data)
-
+class _Handler(JSONHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         if self.path.rstrip("/").endswith("/models"):
-            self._send(200, self.server.fake.models())
+            self.send_json(200, self.server.fake.models())
         else:
-            self._send(404, {"error": {"message": "not found"}})
+            self.send_json(404, {"error": {"message": "not found"}})
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
+        body = self.read_json()
         if self.path.rstrip("/").endswith("/chat/completions"):
-            self._send(*self.server.fake.chat(body))
+            self.send_json(*self.server.fake.chat(body))
         else:
-            self._send(404, {"error": {"message": "not found"}})
+            self.send_json(404, {"error": {"message": "not found"}})
 
 
 class LoopbackServer(LoopbackHTTP):

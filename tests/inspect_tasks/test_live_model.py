@@ -35,10 +35,15 @@ def run(args: list[str], server: LoopbackServer, timeout: int = 300) -> subproce
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def inspect_eval(server: LoopbackServer, model: str, log_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+STUDENT_SAMPLING = ("--temperature", "0.2", "--max-tokens", "12288")
+
+
+def inspect_eval(
+    server: LoopbackServer, model: str, log_dir: Path, *extra: str, sampling: tuple[str, ...] = STUDENT_SAMPLING
+) -> subprocess.CompletedProcess[str]:
     return run(
         [sys.executable, "-m", "inspect_ai", "eval", "opaque_knapsack/knapsack", "--model", model,
-         "-T", "num=1", "--temperature", "0.2", "--max-tokens", "12288", "--log-dir", str(log_dir), *extra],
+         "-T", "num=1", *sampling, "--log-dir", str(log_dir), *extra],
         server,
     )  # fmt: skip
 
@@ -99,6 +104,16 @@ def test_openai_model_end_to_end_with_cached_and_reasoning_tokens(tmp_path: Path
     expected = [as_sent(message) for message in fake.requests[-1]["messages"]] + [as_sent(fake.replies[-1])]
     assert exported == expected
     assert exported[-1]["reasoning_content"] == REASONING
+
+
+def test_a_teacher_runs_on_the_providers_sampling_defaults(tmp_path: Path) -> None:
+    """The task imposes no sampling settings: the paper's teacher ran on the provider's defaults."""
+    with LoopbackServer() as server:
+        result = inspect_eval(server, "openai/gpt-4.1", tmp_path / "logs", sampling=())
+    assert result.returncode == 0, result.stderr[-3000:]
+    for body in server.fake.requests:
+        assert "temperature" not in body
+        assert "max_tokens" not in body and "max_completion_tokens" not in body
 
 
 def test_exported_reasoning_renders_through_a_chat_template(tmp_path: Path) -> None:

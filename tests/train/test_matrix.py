@@ -90,6 +90,7 @@ def test_run_matrix_end_to_end_and_resume(tmp_path):
         log_dir=str(log_dir),
         max_connections=4,
         max_samples=2,
+        time_limit=900,
         display="none",
     )
     success, logs = run_matrix(spec, fake_factory)
@@ -104,7 +105,8 @@ def test_run_matrix_end_to_end_and_resume(tmp_path):
         assert log.eval.task == f"knapsack-{metadata['train']}-student-{metadata['runtime']}-runtime-easy"
         assert log.eval.model == f"mockllm/{metadata['train']}"
         assert log.eval.config.max_samples == 2
-        assert log.plan.config.temperature == 0.2 and log.plan.config.max_tokens == 12288
+        assert log.plan.config.temperature == 0.2 and log.plan.config.max_tokens == 12288  # the students' settings
+        assert log.eval.config.time_limit == 900  # the paper's wall-clock limit per student episode
         full = read_eval_log(log.location)
         assert [sample.id for sample in full.samples] == ["knapsack-0000000005", "knapsack-0000000006"]
     assert seen == {(t, r, "easy") for t in ("persistent", "stateless") for r in ("persistent", "stateless")}
@@ -128,11 +130,13 @@ def test_cli_dry_run(capsys, tmp_path):
             "--num", "10",
             "--log-dir", str(tmp_path / "logs"),
             "--max-connections", "32",
+            "--time-limit", "900",
             "--dry-run",
         ]
     )  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
+    assert "temperature=0.2 max_tokens=12288 time_limit=900" in out
     assert out.startswith(f"12 conditions -> eval set in {tmp_path / 'logs'}")
     assert "--model vllm/Qwen/Qwen3-8B:stateless -T runtime=persistent -T difficulty=medium -T num=10" in out
     assert "max_connections=32" in out

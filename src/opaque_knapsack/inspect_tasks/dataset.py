@@ -14,10 +14,10 @@ from inspect_ai.dataset import MemoryDataset, Sample
 from opaque_knapsack.family import PRESETS, TaskInstance, generate_instance, load_tasks
 from opaque_knapsack.family.labels import MIXED, check_label, preset_of, tasks_label
 from opaque_knapsack.records import INSTANCE_METADATA_KEY, instance_metadata
-from opaque_knapsack.solvers.prompts import task_statement
+from opaque_knapsack.solvers.prompts import DEFAULT_PROMPTS, Prompts, task_statement
 
 
-def instance_sample(instance: TaskInstance, difficulty: str) -> Sample:
+def instance_sample(instance: TaskInstance, difficulty: str, prompts: Prompts = DEFAULT_PROMPTS) -> Sample:
     public = instance.public
     return Sample(
         id=instance.task_id,
@@ -26,6 +26,7 @@ def instance_sample(instance: TaskInstance, difficulty: str) -> Sample:
             capacity=public.capacity,
             inspect_budget=public.inspect_budget,
             class_names=instance.class_names(),
+            prompts=prompts,
         ),
         target=str(instance.reference.optimal_value),
         metadata={
@@ -43,11 +44,15 @@ def generated_instances(difficulty: str, num: int, seed_start: int) -> list[Task
     return [generate_instance(config, index, seed_start + index) for index in range(num)]
 
 
-def knapsack_dataset(instances: Iterable[TaskInstance], difficulty: str, name: str) -> MemoryDataset:
-    return MemoryDataset([instance_sample(i, difficulty) for i in instances], name=name)
+def knapsack_dataset(
+    instances: Iterable[TaskInstance], difficulty: str, name: str, prompts: Prompts = DEFAULT_PROMPTS
+) -> MemoryDataset:
+    return MemoryDataset([instance_sample(i, difficulty, prompts) for i in instances], name=name)
 
 
-def dataset_from_path(path: str, difficulty: str | None) -> tuple[MemoryDataset, str]:
+def dataset_from_path(
+    path: str, difficulty: str | None, prompts: Prompts = DEFAULT_PROMPTS
+) -> tuple[MemoryDataset, str]:
     """The task files under `path` and their difficulty label.
 
     The label comes from the files' manifest, else from the files themselves
@@ -57,5 +62,5 @@ def dataset_from_path(path: str, difficulty: str | None) -> tuple[MemoryDataset,
     """
     instances = load_tasks(path)
     label = check_label(difficulty, tasks_label(path, instances), path)
-    samples = [instance_sample(i, preset_of(i) if label == MIXED else label) for i in instances]
+    samples = [instance_sample(i, preset_of(i) if label == MIXED else label, prompts) for i in instances]
     return MemoryDataset(samples, name=path), label

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from inspect_ai import Task, task
-from inspect_ai.model import GenerateConfig
 from inspect_ai.solver import Solver
 
 from opaque_knapsack.family import TaskFileError
@@ -14,6 +13,8 @@ from opaque_knapsack.inspect_tasks.options import TaskOptionError, choice, flag,
 from opaque_knapsack.records import AGENTS, CODEACT, PERSISTENT, RUNTIMES, STATELESS, Agent, Runtime
 from opaque_knapsack.scorers import knapsack_scorer
 from opaque_knapsack.solvers import codeact, knapsack_setup, react
+from opaque_knapsack.solvers.prompts import Prompts, PromptsError, load_prompts
+from opaque_knapsack.solvers.turns import CUT_OFF_MODES, DROP, CutOff
 
 AgentName = Agent
 
@@ -35,6 +36,8 @@ def knapsack(
     max_tool_calls: int = 25,
     step_timeout: float = 30.0,
     strict_take: bool = True,
+    prompts: str | None = None,
+    cut_off: CutOff = DROP,
     solver: Solver | None = None,
 ) -> Task:
     """Opaque Knapsack: a partially observable 0/1 knapsack solved through tools.
@@ -59,6 +62,14 @@ def knapsack(
         step_timeout: Wall-time limit per code block, in seconds.
         strict_take: Refuse takes of items not inspected first (false: the
             paper's lax rule).
+        prompts: A YAML or JSON prompts file: system prompt templates,
+            runtime notes, tool docs, the task statement and few-shot turns
+            (see ``opaque_knapsack.solvers.prompts.Prompts``). Default: the
+            package's prompts.
+        cut_off: A reply that did not end normally (token limit, content
+            filter): ``drop`` (the paper's loop: not run, not kept, not
+            counted; the model is asked to continue and the turn is spent) or
+            ``run`` (run and counted like any other reply).
         solver: Replace the agent (the hidden environment is still set up).
     """
     if runtime is not None:
@@ -70,9 +81,11 @@ def knapsack(
     max_tool_calls = whole_number("max_tool_calls", max_tool_calls, 1)
     step_timeout = positive_seconds("step_timeout", step_timeout)
     strict_take = flag("strict_take", strict_take)
+    cut_off = choice("cut_off", cut_off, CUT_OFF_MODES)  # type: ignore[assignment]
+    prompt_set = _prompts_option(prompts)
     if tasks is not None:
         try:
-            dataset, difficulty = dataset_from_path(tasks, difficulty)
+            dataset, difficulty = dataset_from_path(tasks, difficulty, prompt_set)
         except TaskFileError as error:
             raise TaskOptionError("tasks", tasks, f"cannot be read: {error}") from None
         except DifficultyMismatch as error:
@@ -84,12 +97,16 @@ def knapsack(
             generated_instances(difficulty, num, seed_start),
             difficulty,
             name=f"knapsack-{difficulty}-{seed_start}-{num}",
+            prompts=prompt_set,
         )
     if solver is None:
         solver = (
-            codeact(max_turns=max_turns, max_tool_calls=max_tool_calls, step_timeout=step_timeout)
+            codeact(
+                max_turns=max_turns, max_tool_calls=max_tool_calls, step_timeout=step_timeout,
+                prompts=prompts, cut_off=cut_off,
+            )
             if agent == CODEACT
-            else react(max_turns=max_turns, max_tool_calls=max_tool_calls)
+            else react(max_turns=max_turns, max_tool_calls=max_tool_calls, prompts=prompts, cut_off=cut_off)
         )
     return Task(
         dataset=dataset,
@@ -97,10 +114,16 @@ def knapsack(
         solver=solver,
         scorer=knapsack_scorer(),
         sandbox=SANDBOX_FOR_RUNTIME[runtime or PERSISTENT] if agent == CODEACT else None,
-        config=GenerateConfig(temperature=0.2, max_tokens=12288),
         metadata={
             key: value
             for key, value in (("runtime", runtime), ("agent", agent), ("difficulty", difficulty))
             if value is not None
         },
     )
+
+
+def _prompts_option(path: str | None) -> Prompts:
+    try:
+        return load_prompts(path)
+    except PromptsError as error:
+        raise TaskOptionError("prompts", path, f"is not a usable prompts file: {error.detail}") from None

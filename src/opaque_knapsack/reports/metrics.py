@@ -73,6 +73,8 @@ STAT_ROWS: tuple[StatRow, ...] = (
     StatRow(ScoreKey.OUTPUT_TOKENS, "Mean output tokens / episode", ScoreKey.OUTPUT_TOKENS, 1.0, 0),
     StatRow(ScoreKey.REASONING_TOKENS, "Mean reasoning tokens / episode", ScoreKey.REASONING_TOKENS, 1.0, 0),
     StatRow(ScoreKey.TOTAL_TOKENS, "Mean total tokens / episode", ScoreKey.TOTAL_TOKENS, 1.0, 0),
+    StatRow(ScoreKey.CUT_OFF_REPLIES, "Cut-off replies / episode (dropped, not run)", ScoreKey.CUT_OFF_REPLIES, 1.0, 2),
+    StatRow(ScoreKey.BILLED_TOKENS, "Mean billed tokens / episode (cut-off replies included)", ScoreKey.BILLED_TOKENS, 1.0, 0),
     StatRow("name_error_rate", "NameError episode rate (%)", ScoreKey.NAME_ERROR_EPISODE, 100.0, 1),
     StatRow(ScoreKey.STATE_UTILIZATION, "State utilization (reuses / episode)", ScoreKey.STATE_UTILIZATION, 1.0, 2),
     StatRow(ScoreKey.REIMPORT_RATE, "Re-import rate", ScoreKey.REIMPORT_RATE, 1.0, 3),

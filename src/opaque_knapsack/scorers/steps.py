@@ -43,6 +43,8 @@ def step_figures(
         ScoreKey.TOOL_CALL_SITES: float(sum(tool_call_sites(step.code, tools) for step in executed)),
         ScoreKey.AST_TOOL_CALL_SITES: float(sum(ast_tool_call_sites(step.code, tools) for step in executed)),
         **tokens,
+        ScoreKey.CUT_OFF_REPLIES: float(sum(1 for step in steps if step.get("cut_off"))),
+        ScoreKey.BILLED_TOKENS: float(sum(_billed(step) for step in steps)),
         ScoreKey.NAME_ERROR_EPISODE: 1.0 if name_errors else 0.0,
         ScoreKey.NAME_ERROR_COUNT: float(name_errors),
         ScoreKey.STATE_UTILIZATION: float(behaviour.state_utilization),
@@ -56,6 +58,14 @@ def step_figures(
 
 def _number(value: object) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _billed(step: StepDict) -> float:
+    """What the provider billed for the turn's reply; a log from before billed tokens were kept counted every reply."""
+    if ScoreKey.BILLED_TOKENS in step:
+        return _number(step[ScoreKey.BILLED_TOKENS])
+    total = _number(step.get(ScoreKey.TOTAL_TOKENS))
+    return total or _number(step.get(ScoreKey.INPUT_TOKENS)) + _number(step.get(ScoreKey.OUTPUT_TOKENS))
 
 
 def _bound(step: StepDict) -> frozenset[str] | None:

@@ -2,9 +2,12 @@
 
 Each turn the model sees the whole conversation so far; its reply is appended;
 at most one fenced Python block from it runs in the sample's runtime; the
-observation is appended as a user message. Nothing is ever removed or hidden,
-so every prompt the model saw is a prefix of the final ``state.messages``, and
-one episode exports as exactly one training conversation.
+observation is appended as a user message. A reply that did not end normally
+(cut off by the token limit, stopped by a content filter) is, as in the
+paper's loop, never appended: a short note asks the model to continue. Nothing
+is ever removed or hidden, so every prompt the model saw is a prefix of the
+final ``state.messages``, and one episode exports as exactly one training
+conversation.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from opaque_knapsack.records import (
 )
 from opaque_knapsack.solvers import prompts
 from opaque_knapsack.solvers.episode import Episode, HostFunction, HostFunctionEpisode, live_episode
-from opaque_knapsack.solvers.turns import next_reply
+from opaque_knapsack.solvers.prompts import Prompts, codeact_system_prompt, load_prompts
+from opaque_knapsack.solvers.turns import CODEACT_STOPS, DROP, CutOff, cut_off_mode, next_reply, open_conversation
 
 if TYPE_CHECKING:
     from opaque_knapsack.sandboxes import PythonRuntimeSandbox, StepResult
@@ -67,6 +71,8 @@ def codeact(
     host_functions: Mapping[str, HostFunction] | None = None,
     tool_docs: str | None = None,
     instructions: str | None = None,
+    prompts: str | Prompts | None = None,
+    cut_off: CutOff = DROP,
 ) -> Agent:
     """CodeAct agent over the sample's persistent or stateless Python runtime.
 
@@ -82,7 +88,17 @@ def codeact(
             knapsack tools' documentation.
         instructions: What the task is, opening the system prompt. Default:
             the knapsack puzzle's statement.
+        prompts: A prompts file (YAML or JSON) or a ``Prompts``: the system
+            prompt template, runtime notes, tool docs and few-shot turns
+            (``tool_docs`` and ``instructions`` still win). Default: the
+            package's prompts.
+        cut_off: ``drop`` (the paper's loop): a reply that did not end
+            normally (token limit, content filter) is not run, not kept and
+            not counted; the model is told and the turn is spent. ``run``:
+            it runs like any other reply.
     """
+    prompt_set = load_prompts(prompts)
+    cut_off = cut_off_mode(cut_off)
 
     async def execute(state: AgentState) -> AgentState:
         from opaque_knapsack.sandboxes import runtime_sandbox
@@ -94,7 +110,7 @@ def codeact(
         sample_store.set(RUNTIME_KEY, runtime.semantics)
         sample_store.set(PREBOUND_KEY, _prebound_names(runtime))
         if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
-            system = prompts.codeact_system_prompt(
+            system = codeact_system_prompt(
                 runtime.semantics,
                 strict_take=bool(sample_store.get(STRICT_TAKE_KEY, True)),
                 max_tool_calls=max_tool_calls,
@@ -102,15 +118,16 @@ def codeact(
                 keep_files=bool(getattr(runtime, "keeps_files", False)),
                 tool_docs=tool_docs,
                 instructions=instructions,
+                prompts=prompt_set,
                 echo_last_expression=bool(getattr(runtime, "echoes_last_expression", False)),
             )
-            state.messages.insert(0, ChatMessageSystem(content=system))
+            open_conversation(state, system, prompt_set.turns(runtime.semantics))
 
         end_reason: EndReason = EPISODE_ERROR
         try:
             end_reason = await _run_turns(
                 state, runtime, episode,
-                max_turns=max_turns, max_tool_calls=max_tool_calls, step_timeout=step_timeout,
+                max_turns=max_turns, max_tool_calls=max_tool_calls, step_timeout=step_timeout, cut_off=cut_off,
             )
         finally:
             episode.end(end_reason)
@@ -127,6 +144,7 @@ async def _run_turns(
     max_turns: int,
     max_tool_calls: int,
     step_timeout: float,
+    cut_off: CutOff,
 ) -> EndReason:
     """The turn loop; returns why the episode ended."""
     model = get_model()
@@ -135,11 +153,15 @@ async def _run_turns(
     end_reason: EndReason = TURN_LIMIT
     live_globals: list[str] = []  # persistent: the names the last step left behind
     for turn in range(1, max_turns + 1):
-        reply = await next_reply(model, state, turn)
+        reply = await next_reply(
+            model, state, turn, normal_stops=CODEACT_STOPS, cut_off=cut_off, last_turn=turn == max_turns
+        )
         episode.record(reply.record)
         if reply.end_reason is not None:
             end_reason = reply.end_reason
             break
+        if reply.record.cut_off:
+            continue  # the turn is spent; nothing of the reply runs
         output, record = reply.output, reply.record
 
         blocks = extract_code_blocks(output.message.text)

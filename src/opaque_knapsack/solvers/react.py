@@ -2,7 +2,8 @@
 
 No interpreter is involved: the model calls the tools directly and reads each
 result as a tool message. The loop mirrors the CodeAct agent's (turn limit,
-per-turn tool-call limit, finish ends the episode, errors end it cleanly).
+per-turn tool-call limit, finish ends the episode, a reply that did not end
+normally is dropped, errors end it cleanly).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from inspect_ai.tool import Tool, ToolCallError
 from inspect_ai.util import store
 
 from opaque_knapsack.records import AGENT_KEY, EPISODE_ERROR, FINISHED, REACT, STRICT_TAKE_KEY, TURN_LIMIT, EndReason
-from opaque_knapsack.solvers import prompts
 from opaque_knapsack.solvers.episode import Episode, current_episode
+from opaque_knapsack.solvers.prompts import Prompts, load_prompts, react_system_prompt
 from opaque_knapsack.solvers.tools import knapsack_tools
-from opaque_knapsack.solvers.turns import next_reply
+from opaque_knapsack.solvers.turns import DROP, REACT_STOPS, CutOff, cut_off_mode, next_reply, open_conversation
 
 NO_TOOL_CALL = (
     "No tool was called, so nothing happened. Call a tool to act, or call finish() when you are done."
@@ -30,14 +31,24 @@ NO_TOOL_CALL = (
 
 
 @agent
-def react(max_turns: int = 40, max_tool_calls: int = 25) -> Agent:
+def react(
+    max_turns: int = 40, max_tool_calls: int = 25, prompts: str | Prompts | None = None, cut_off: CutOff = DROP
+) -> Agent:
     """ReAct baseline agent with list_items, inspect, take_item and finish as tools.
 
     Args:
         max_turns: Assistant replies per episode.
         max_tool_calls: Tool calls allowed per reply; further calls in the same
             reply are refused with an error result.
+        prompts: A prompts file (YAML or JSON) or a ``Prompts``: ReAct's system
+            prompt template, tool docs and few-shot turns (under ``react``).
+        cut_off: ``drop`` (the paper's loop): a reply whose stop reason is
+            neither ``stop`` nor ``tool_calls`` is not run, not kept and not
+            counted; the model is told and the turn is spent. ``run``: its
+            tool calls run like any other reply's.
     """
+    prompt_set = load_prompts(prompts)
+    cut_off = cut_off_mode(cut_off)
 
     async def execute(state: AgentState) -> AgentState:
         episode = current_episode()
@@ -45,13 +56,14 @@ def react(max_turns: int = 40, max_tool_calls: int = 25) -> Agent:
         sample_store.set(AGENT_KEY, REACT)
         strict_take = bool(sample_store.get(STRICT_TAKE_KEY, True))
         if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
-            state.messages.insert(
-                0, ChatMessageSystem(content=prompts.react_system_prompt(strict_take=strict_take, max_turns=max_turns))
+            system = react_system_prompt(
+                strict_take=strict_take, max_tool_calls=max_tool_calls, max_turns=max_turns, prompts=prompt_set
             )
+            open_conversation(state, system, prompt_set.turns(REACT))
         tools = knapsack_tools()
         end_reason: EndReason = EPISODE_ERROR
         try:
-            end_reason = await _run_turns(state, episode, tools, max_turns, max_tool_calls)
+            end_reason = await _run_turns(state, episode, tools, max_turns, max_tool_calls, cut_off)
         finally:
             episode.end(end_reason)
         return state
@@ -60,17 +72,21 @@ def react(max_turns: int = 40, max_tool_calls: int = 25) -> Agent:
 
 
 async def _run_turns(
-    state: AgentState, episode: Episode, tools: list[Tool], max_turns: int, max_tool_calls: int
+    state: AgentState, episode: Episode, tools: list[Tool], max_turns: int, max_tool_calls: int, cut_off: CutOff
 ) -> EndReason:
     """The turn loop; returns why the episode ended."""
     model = get_model()
     end_reason: EndReason = TURN_LIMIT
     for turn in range(1, max_turns + 1):
-        reply = await next_reply(model, state, turn, tools)
+        reply = await next_reply(
+            model, state, turn, tools, normal_stops=REACT_STOPS, cut_off=cut_off, last_turn=turn == max_turns
+        )
         episode.record(reply.record)
         if reply.end_reason is not None:
             end_reason = reply.end_reason
             break
+        if reply.record.cut_off:
+            continue  # the turn is spent; none of the reply's tool calls run
         output, record = reply.output, reply.record
         calls = output.message.tool_calls or []
         if not calls:

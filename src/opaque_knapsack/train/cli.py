@@ -486,6 +486,8 @@ def _run_server(spec: Any, command: list[str], ready_timeout: float) -> int:
 
 
 def _register_matrix(subparsers: Any) -> None:
+    from opaque_knapsack.train.matrix import STUDENT_MAX_TOKENS, STUDENT_TEMPERATURE  # pydantic only, no Inspect
+
     parser = add_command(
         subparsers,
         "matrix",
@@ -523,8 +525,19 @@ def _register_matrix(subparsers: Any) -> None:
     )
     parser.add_argument("--max-tasks", type=int, help="Concurrent tasks (default: all conditions).")
     parser.add_argument("--model-base-url", help="Base URL of the model server (e.g. http://127.0.0.1:8000/v1).")
-    parser.add_argument("--temperature", type=float, default=0.2, help="Sampling temperature (default 0.2).")
-    parser.add_argument("--max-tokens", type=int, default=12288, help="Output tokens per turn (default 12288).")
+    parser.add_argument(
+        "--temperature", type=float, default=STUDENT_TEMPERATURE,
+        help=f"Sampling temperature (default {STUDENT_TEMPERATURE}, the paper's students').",
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, default=STUDENT_MAX_TOKENS,
+        help=f"Output tokens per turn (default {STUDENT_MAX_TOKENS}, the paper's students').",
+    )
+    parser.add_argument(
+        "--time-limit", type=int,
+        help="Wall-clock seconds per episode (the paper's students: 900). Under load a limit turns slow "
+        "episodes into failed ones: leave headroom or lower --max-connections.",
+    )
     parser.add_argument("--retry-attempts", type=int, help="Eval-set retry attempts (Inspect default 10).")
     parser.add_argument("--dry-run", action="store_true", help="List the conditions instead of running them.")
 

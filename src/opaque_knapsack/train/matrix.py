@@ -30,6 +30,10 @@ from opaque_knapsack.records import CODEACT, RUNTIMES, TASK_NAME, TASK_REGISTRY_
 __all__ = ["Condition", "MatrixError", "MatrixSpec", "TaskFactory", "build_tasks", "conditions", "run_matrix"]
 
 PAPER_SEED_START = 123456789
+STUDENT_TEMPERATURE = 0.2
+STUDENT_MAX_TOKENS = 12288
+"""The paper's students' sampling settings. The task imposes none (its teacher
+ran on the provider's defaults), so the matrix passes these to ``eval_set``."""
 
 # (runtime, difficulty, num, seed_start, agent) or (runtime, tasks, agent) -> Task
 TaskFactory = Callable[..., Any]
@@ -62,8 +66,11 @@ class MatrixSpec(BaseModel):
     max_samples: int | None = Field(default=None, ge=1)
     max_tasks: int | None = Field(default=None, ge=1)
     model_base_url: str | None = None
-    temperature: float | None = 0.2
-    max_tokens: int | None = 12288
+    temperature: float | None = STUDENT_TEMPERATURE
+    max_tokens: int | None = STUDENT_MAX_TOKENS
+    time_limit: int | None = Field(
+        default=None, ge=1, description="Wall-clock seconds per episode (Inspect's; the paper gave students 900)."
+    )
     retry_attempts: int | None = Field(default=None, ge=0)
     display: str | None = None
     tasks: list[str] = Field(default_factory=list)
@@ -213,6 +220,7 @@ def run_matrix(spec: MatrixSpec, task_factory: TaskFactory | None = None) -> tup
         "max_samples": spec.max_samples,
         "max_tasks": spec.max_tasks or len(tasks),
         "retry_attempts": spec.retry_attempts,
+        "time_limit": spec.time_limit,
     }
     if spec.retry_on_error is not None:
         options["retry_on_error"] = spec.retry_on_error
@@ -234,6 +242,7 @@ def describe(spec: MatrixSpec) -> str:
         "model_base_url": spec.model_base_url,
         "temperature": spec.temperature,
         "max_tokens": spec.max_tokens,
+        "time_limit": spec.time_limit,
     }
     rows.append("  " + " ".join(f"{key}={value}" for key, value in settings.items() if value is not None))
     return "\n".join(rows)
