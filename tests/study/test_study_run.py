@@ -1,0 +1,71 @@
+"""`study run` end to end with scripted teachers and the Axolotl and vLLM stand-ins."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from polling import wait_until
+from study_helpers import small_spec, write_spec
+
+from opaque_knapsack.cli import main
+from opaque_knapsack.study.context import Study
+from opaque_knapsack.study.runner import study_states
+
+pytestmark = pytest.mark.slow
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())
+
+
+def test_the_whole_study_runs_then_a_rerun_skips_every_stage(study_dir, monkeypatch, capsys):
+    pids = study_dir / "server.json"
+    monkeypatch.setenv("FAKE_VLLM_PIDS", str(pids))
+    spec = write_spec(study_dir, small_spec(serve={"max_loras": 1}))
+    assert main(["study", "run", str(spec)]) == 0
+    out = capsys.readouterr().out
+    for stage in ("tasks", "teacher", "export", "train", "matrix", "report"):
+        assert f"== {stage}: finished in" in out, out
+    study = Study.load(spec)
+    assert all(state.done for state in study_states(study))
+
+    # the server: every adapter served, at least as many LoRAs per batch as students, and stopped after
+    server = json.loads(pids.read_text())
+    argv = server["argv"]
+    assert argv[argv.index("--max-loras") + 1] == "2"
+    assert argv[argv.index("--tensor-parallel-size") + 1] == "1"
+    assert wait_until(lambda: not _running(server["server"]))
+    assert not study.folder.server_pid.exists()
+
+    # the matrix: 3 students x 2 runtimes x 1 difficulty, each condition one log with both samples
+    from inspect_ai.log import read_eval_log
+
+    logs = sorted(study.folder.matrix_logs.glob("*.eval"))
+    assert len(logs) == 6
+    for path in logs:
+        log = read_eval_log(str(path))
+        assert log.status == "success" and len(log.samples) == 2
+        assert log.eval.model.startswith("vllm/base-model")
+
+    page = (study.folder.report / "README.md").read_text()
+    for heading in ("## Results", "## Figures", "## Per-condition statistics", "## Paired comparisons", "## Logs"):
+        assert heading in page
+    assert "inspect view --log-dir ../matrix/logs" in page
+    assert all(f"({os.path.relpath(path, study.folder.report)})" in page for path in logs)
+    assert "![cost_performance](cost_performance.png)" in page
+
+    started = time.monotonic()
+    assert main(["study", "run", str(spec)]) == 0
+    again = capsys.readouterr().out
+    assert time.monotonic() - started < 30
+    assert again.count("done, skipped") == 6 and "finished in" not in again
+    assert "0 stage(s) run, 6 skipped" in again
