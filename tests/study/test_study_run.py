@@ -27,13 +27,16 @@ def _running(pid: int) -> bool:
     return not (status.exists() and "State:\tZ" in status.read_text())
 
 
-def test_the_whole_study_runs_then_a_rerun_skips_every_stage(study_dir, monkeypatch, capsys):
-    pids = study_dir / "server.json"
+def test_the_whole_study_runs_then_a_rerun_skips_every_stage(trained, monkeypatch, capsys):
+    # tasks, teacher, export and train ran in the session's fixture, with these settings but for serve's
+    pids = trained / "server.json"
     monkeypatch.setenv("FAKE_VLLM_PIDS", str(pids))
-    spec = write_spec(study_dir, small_spec(serve={"max_loras": 1}))
+    spec = write_spec(trained, small_spec(serve={"max_loras": 1}))
     assert main(["study", "run", str(spec)]) == 0
     out = capsys.readouterr().out
-    for stage in ("tasks", "teacher", "export", "train", "matrix", "report"):
+    for stage in ("tasks", "teacher", "export", "train"):
+        assert f"== {stage}: done, skipped" in out, out
+    for stage in ("matrix", "report"):
         assert f"== {stage}: finished in" in out, out
     study = Study.load(spec)
     assert all(state.done for state in study_states(study))

@@ -226,6 +226,10 @@ def _run_stage(study: Study, stage: Stage, state: StageState, options: RunOption
     except adapters.tool_errors() as error:
         _record_failure(started_path, inputs, str(error), None)
         raise StudyError(stage.name, str(error)) from None
+    except OSError as error:
+        message = _os_problem(error)
+        _record_failure(started_path, inputs, message, None)
+        raise StudyError(stage.name, message) from None
     except KeyboardInterrupt:
         write_json_atomic(started_path, {"inputs": inputs, "interrupted": time.time()})
         raise
@@ -240,6 +244,17 @@ def _run_stage(study: Study, stage: Stage, state: StageState, options: RunOption
     started_path.unlink(missing_ok=True)
     options.echo(f"== {stage.name}: finished in {seconds:.0f}s")
     return StageResult(stage.name, True, seconds)
+
+
+def _os_problem(error: OSError) -> str:
+    """A file-system failure in words: the path, what happened, and for a full disk what to do."""
+    import errno
+
+    where = f"{error.filename}: " if error.filename else ""
+    message = f"{where}{error.strerror or error}"
+    if error.errno == errno.ENOSPC:
+        message += "; free some space and re-run (finished stages are kept, this one resumes)"
+    return message
 
 
 def _record_failure(path: Path, inputs: dict[str, str], message: str, log: Path | None) -> None:
@@ -290,19 +305,39 @@ def run_eval_stage(study: Study, stage: str, inputs_hash: str, options: RunOptio
         if options.workers > 1:
             _run_workers(study, stage, set_id, log_dir(study, stage), options, server_env)
         success, logs, expected = run_definition(study, stage, set_id, display=options.display, limit=options.limit)
-    return _check_logs(stage, success, logs, expected, options)
+    details = _check_logs(stage, success, logs, expected, options)
+    _set_aside_stale_logs(study, stage, log_dir(study, stage), logs, options)
+    return details
 
 
-def _run_workers(study: Study, stage: str, set_id: str, log_dir: Path, options: RunOptions, server_env: dict[str, str]) -> None:
-    from opaque_knapsack.study.workers import capture, pending, run_workers, tidy_resumed
+def _set_aside_stale_logs(study: Study, stage: str, folder: Path, logs: list[Any], options: RunOptions) -> None:
+    """Move out of the log directory every log that is not the eval set's final one for its task.
+
+    A run killed outright leaves its logs marked started; a worker that
+    resumed a task wrote a new log beside the old one. Their finished samples
+    now live in the final logs, and a reader of the folder (the reports)
+    would count those tasks twice, so they go to superseded/.
+    """
+    final = {Path(str(log.location).removeprefix("file://")).name for log in logs}
+    stale = [path for path in sorted(folder.glob("*.eval")) if path.name not in final]
+    if not stale:
+        return
+    target = _free_slot(study.folder.superseded, f"{stage}-logs")
+    target.mkdir(parents=True)
+    for path in stale:
+        shutil.move(str(path), str(target / path.name))
+    options.echo(f"   {len(stale)} logs of interrupted runs (their samples are in the final logs) moved to {target}")
+
+
+def _run_workers(study: Study, stage: str, set_id: str, logs: Path, options: RunOptions, server_env: dict[str, str]) -> None:
+    from opaque_knapsack.study.workers import capture, pending, run_workers
 
     env = {**options.env, **server_env}
     manifest = capture(study, stage, env, limit=options.limit)
-    items = pending(manifest, log_dir)
+    items = pending(manifest, logs)
     options.echo(f"   {len(manifest.tasks)} tasks, {len(items)} to run, on {min(options.workers, max(len(items), 1))} worker processes")
     if items:
         run_workers(study, stage, items, options.workers, set_id, env, limit=options.limit)
-        tidy_resumed(items, log_dir)
 
 
 def _check_logs(stage: str, success: bool, logs: list[Any], expected: int, options: RunOptions) -> dict[str, Any]:

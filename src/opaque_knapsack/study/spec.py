@@ -344,8 +344,8 @@ class StudySpec(Section):
         return [task_set for task_set in self.tasks.eval if not chosen or task_set.label in chosen]
 
     def trained(self) -> list[Runtime]:
-        """The runtimes whose student is trained here: those the matrix evaluates."""
-        return [runtime for runtime in self.teacher.runtimes if runtime in self.matrix.students]
+        """The runtimes whose student is trained here: those the matrix evaluates, unless `matrix.models` names them."""
+        return [runtime for runtime in self.teacher.runtimes if runtime in self.matrix.students and runtime not in self.matrix.models]
 
     def served(self) -> list[str]:
         """Matrix students that the vLLM server provides (trained adapters and the base model)."""
@@ -439,7 +439,9 @@ def spec_problem(error: ValidationError) -> str:
         message = f"{item.get('input')!r} is not allowed; {message.lower()}"
     elif item["type"] == "missing":
         message = "required, and missing"
-    return f"{where}: {message}" if where else message
+    if not where or message.startswith(f"{where}."):  # a section's own check names the field itself
+        return message
+    return f"{where}: {message}"
 
 
 def _fields_at(location: tuple[Any, ...]) -> list[str]:

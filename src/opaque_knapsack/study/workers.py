@@ -23,8 +23,6 @@ nothing, and writes the eval set's metadata.
 
 from __future__ import annotations
 
-import json
-import os
 import shlex
 import signal
 import subprocess
@@ -235,22 +233,6 @@ def _interrupt(processes: Sequence[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def tidy_resumed(items: Sequence[WorkItem], log_dir: Path) -> None:
-    """Remove the logs workers resumed from, once their task has a newer finished log (its samples moved there).
-
-    A worker writes a resumed task to a new log file and leaves the old one
-    (and a ``-recovered`` copy of a crashed one); the eval set's reader would
-    otherwise count the task twice.
-    """
-    finished = {(header.eval.task, header.eval.model) for header in _headers(log_dir) if header.status == "success"}
-    for item in items:
-        if item.resume is None or (item.task.name, item.task.model) not in finished:
-            continue
-        path = Path(_local(item.resume))
-        for stale in (path, path.with_name(f"{path.stem}-recovered{path.suffix}")):
-            stale.unlink(missing_ok=True)
-
-
 def _local(location: str) -> str:
     return location.removeprefix("file://")
 
@@ -271,18 +253,9 @@ def write_cluster_commands(study: Study, stage: str, items: Sequence[WorkItem], 
     return commands
 
 
-def environment_for_workers(extra: dict[str, str]) -> dict[str, str]:
-    """This process's environment plus EXTRA (e.g. the served students' URL), for worker processes."""
-    return {**os.environ, **extra}
-
-
 def describe(items: Sequence[WorkItem]) -> list[str]:
     return [
         f"{item.task.name} ({item.task.model}): {item.task.samples * item.task.epochs - item.done} samples"
         + (f", resuming {Path(_local(item.resume)).name}" if item.resume else "")
         for item in items
     ]
-
-
-def dump(capture_: Capture) -> str:
-    return json.dumps(capture_.model_dump(), indent=2)
