@@ -6,7 +6,6 @@ import errno
 import json
 from pathlib import Path
 
-import pytest
 from study_helpers import small_spec, write_spec
 
 import opaque_knapsack

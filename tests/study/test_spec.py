@@ -50,7 +50,7 @@ def test_init_writes_a_spec_that_loads_back_the_same(tmp_path, capsys):
 def test_paths_are_relative_to_the_specs_folder(tmp_path, monkeypatch):
     spec_dir = tmp_path / "specs"
     spec_dir.mkdir()
-    path = write_spec(spec_dir, small_spec(tasks={"eval": [{"folder": "given/easy"}]}))
+    write_spec(spec_dir, small_spec(tasks={"eval": [{"folder": "given/easy"}]}))
     (spec_dir / "base-model").mkdir()
     monkeypatch.chdir(tmp_path)  # elsewhere: paths still start at the spec's folder
     study = Study.load(Path("specs") / "study.yaml")

@@ -93,7 +93,7 @@ class Marker:
             "inputs": self.inputs,
             "outputs": self.outputs,
             "seconds": self.seconds,
-            "finished": self.finished,
+            "finished_at": self.finished,
             "details": self.details,
         }
 
@@ -107,7 +107,7 @@ def read_marker(path: Path) -> Marker | None:
             inputs=dict(data["inputs"]),
             outputs=dict(data["outputs"]),
             seconds=float(data.get("seconds", 0.0)),
-            finished=float(data.get("finished", 0.0)),
+            finished=float(data.get("finished_at", 0.0)),
             details=dict(data.get("details") or {}),
         )
     except (OSError, ValueError, KeyError, TypeError):

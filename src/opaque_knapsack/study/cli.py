@@ -183,10 +183,8 @@ def _status(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     require_at_least(args, 1, "workers", *(["limit"] if args.limit is not None else []))
     study = _study(args.spec)
-    from opaque_knapsack.quickstart import progress_display
-
-    return run_and_report(study, workers=args.workers, until=args.until, limit=args.limit,
-                          display=progress_display(args.display, _console().is_terminal))
+    display = args.display if args.display != "auto" else ("rich" if _console().is_terminal else "none")
+    return run_and_report(study, workers=args.workers, until=args.until, limit=args.limit, display=display)
 
 
 def run_and_report(study: Any, *, workers: int = 1, until: str | None = None, limit: int | None = None, display: str = "none") -> int:

@@ -392,8 +392,8 @@ def _cpu_tiny(teacher: str | None) -> dict[str, Any]:
             "retry_attempts": 1,
         },
         "estimates": {
-            "teacher_prior": {"turns": 4, "input_tokens": 6_000, "output_tokens": 1_500, "seconds": 2},
-            "student_prior": {"turns": 4, "input_tokens": 4_000, "output_tokens": 1_000, "seconds": 20},
+            "teacher_prior": EpisodePrior(turns=4, input_tokens=6_000, output_tokens=1_500, seconds=2),
+            "student_prior": EpisodePrior(turns=4, input_tokens=4_000, output_tokens=1_000, seconds=20),
             "training_tokens_per_second": 1_000,
             "training_gpus": 0,
             "serving_output_tokens_per_second": 200,
