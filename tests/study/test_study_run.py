@@ -71,4 +71,4 @@ def test_the_whole_study_runs_then_a_rerun_skips_every_stage(trained, monkeypatc
     again = capsys.readouterr().out
     assert time.monotonic() - started < 30
     assert again.count("done, skipped") == 6 and "finished in" not in again
-    assert "0 stage(s) run, 6 skipped" in again
+    assert "0 stage(s) run, 6 skipped, " in again

