@@ -63,3 +63,28 @@ def test_sigkill_in_the_middle_of_the_matrix_then_rerun_finishes_each_sample_onc
         ids = Counter(sample.id for sample in log.samples)
         assert sorted(ids) == ["knapsack-0000000000", "knapsack-0000000001"] and set(ids.values()) == {1}
         assert all(sample.error is None and sample.scores for sample in log.samples)
+
+
+def test_ctrl_c_stops_cleanly_and_a_rerun_finishes(trained, monkeypatch):
+    spec = trained / "study.yaml"
+    requests, pids = trained / "requests.jsonl", trained / "server.json"
+    env = {**os.environ, "FAKE_VLLM_DELAY": "0.5", "FAKE_VLLM_REQUESTS": str(requests), "FAKE_VLLM_PIDS": str(pids),
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen([sys.executable, "-m", "opaque_knapsack.cli", "study", "run", str(spec)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert wait_until(lambda: requests.exists() and len(requests.read_text().splitlines()) >= 4, timeout=240)
+        server = json.loads(pids.read_text())["server"]
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C at a terminal sends
+        _, err = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "opaque-knapsack study: interrupted; re-run to resume" and "Traceback" not in err
+    assert not _alive(server)  # the server and its group went with the stage
+    states = {state.stage: state for state in study_states(Study.load(spec))}
+    assert states["matrix"].status == "to run" and states["matrix"].reasons == ["interrupted; resumes where it stopped"]
+    monkeypatch.setenv("FAKE_VLLM_DELAY", "0")
+    assert main(["study", "run", str(spec)]) == 0
+    assert len(list(Study.load(spec).folder.matrix_logs.glob("*.eval"))) == 6

@@ -125,9 +125,9 @@ def _unfinished(study: Study, stage: str) -> tuple[Any, list[str]]:
 
 def _running(study: Study, stage: str) -> str | None:
     started = _read_json(_started_path(study, stage))
-    if not started or started.get("error") or started.get("pid") == os.getpid():
+    pid = int((started or {}).get("pid") or 0)
+    if pid <= 0 or pid == os.getpid():  # a finished, failed or interrupted attempt records no pid
         return None
-    pid = int(started.get("pid", 0))
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, ValueError, OverflowError):
