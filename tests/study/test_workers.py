@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from opaque_knapsack.study.runner import study_states
 from opaque_knapsack.study.workers import Capture, CapturedTask, WorkItem, selection_document, split
 
 pytestmark = pytest.mark.slow
+
+SBATCH = Path(__file__).parents[2] / "examples" / "slurm" / "study-workers.sbatch"
 
 # the matrix with the scripted policies as its students: nothing to serve, every figure deterministic
 SCRIPTED = small_spec(
@@ -62,8 +65,9 @@ def test_worker_commands_run_locally_then_run_finishes_the_stage(trained, capsys
     lines = commands.read_text().splitlines()
     assert len(lines) == 4 and all(line.startswith("INSPECT_EVAL_SET_SELECTION=") for line in lines)
     assert all(" opaque-knapsack study eval matrix " in line for line in lines)
-    workers = [subprocess.Popen(["bash", "-c", line.replace(" opaque-knapsack ", " python -m opaque_knapsack.cli ")])
-               for line in lines]
+    # each line as a Slurm array task would run it, through the example script
+    workers = [subprocess.Popen(["bash", str(SBATCH), str(commands)], env={**os.environ, "SLURM_ARRAY_TASK_ID": str(number)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for number in range(len(lines))]
     assert [worker.wait(timeout=600) for worker in workers] == [0, 0, 0, 0]
     study = Study.load(spec)
     logs = {path.name: path.read_bytes() for path in study.folder.matrix_logs.glob("*.eval")}
