@@ -7,6 +7,8 @@ loads only the argument parsers.
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from opaque_knapsack._cli import add_command, require_at_least
@@ -196,11 +198,11 @@ def run_and_report(study: Any, *, workers: int = 1, until: str | None = None, li
 
     console = _console()
     options = RunOptions(workers=workers, until=until, limit=limit, display=display,
-                         echo=lambda line: console.print(line, highlight=False, markup=False))
+                         echo=lambda line: console.print(line, highlight=False, markup=False),
+                         activity=lambda label, in_inspect: _activity(console, label, in_inspect and display != "none"))
     started = time.monotonic()
     try:
-        with console.status("running the study ...", spinner="dots") if console.is_terminal and display == "none" else _nothing():
-            results = run_study(study, options)
+        results = run_study(study, options)
     except StudyError as error:
         raise CommandError(str(error)) from None
     ran = [result for result in results if result.ran]
@@ -214,10 +216,17 @@ def run_and_report(study: Any, *, workers: int = 1, until: str | None = None, li
     return 0
 
 
-def _nothing() -> Any:
-    import contextlib
+@contextlib.contextmanager
+def _activity(console: Any, label: str, inspect_shows_it: bool) -> Iterator[Any]:
+    """A spinner with the stage and its time at a terminal, unless Inspect's own display shows the stage."""
+    if not console.is_terminal or inspect_shows_it:
+        yield lambda text: None
+        return
+    import time
 
-    return contextlib.nullcontext()
+    started = time.monotonic()
+    with console.status(label, spinner="dots") as status:
+        yield lambda text: status.update(f"{text} ({time.monotonic() - started:.0f}s)")
 
 
 def _workers(args: argparse.Namespace) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,5 +84,16 @@ class RunOptions:
     display: str = "none"
     """Inspect's display for in-process evaluation stages."""
     echo: Callable[[str], None] = print
+    activity: Callable[[str, bool], AbstractContextManager[Callable[[str], None]]] = field(
+        default=lambda label, evaluation: contextlib.nullcontext(_ignore)
+    )
+    """A stage's progress at a terminal: entered with the stage's label and whether Inspect shows its own
+    progress (an evaluation stage in this process); yields a function that updates the shown text."""
+    status: Callable[[str], None] = field(default=lambda text: None)
+    """The running stage's update function (set while it runs)."""
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     """The environment worker processes start with."""
+
+
+def _ignore(text: str) -> None:
+    """No terminal: progress text goes nowhere (the stage lines still print)."""

@@ -220,8 +220,11 @@ def _run_stage(study: Study, stage: Stage, state: StageState, options: RunOption
     write_json_atomic(started_path, {"pid": os.getpid(), "since": time.time(), "inputs": inputs})
     started = time.monotonic()
     limited = options.limit is not None and stage.evaluation
+    in_inspect = stage.evaluation and options.workers == 1
     try:
-        details = stage.run(study, options, digest(inputs))
+        with options.activity(f"{stage.name}: {stage.what}", in_inspect) as update:
+            options.status = update
+            details = stage.run(study, options, digest(inputs))
     except StudyError as error:
         _record_failure(started_path, inputs, error.message, error.log)
         raise
@@ -352,7 +355,8 @@ def _run_workers(study: Study, stage: str, set_id: str, logs: Path, options: Run
     items = pending(manifest, logs)
     options.echo(f"   {len(manifest.tasks)} tasks, {len(items)} to run, on {min(options.workers, max(len(items), 1))} worker processes")
     if items:
-        run_workers(study, stage, items, options.workers, set_id, env, limit=options.limit)
+        progress = lambda done, total: options.status(f"{stage}: {done} of {total} worker processes finished")  # noqa: E731
+        run_workers(study, stage, items, options.workers, set_id, env, limit=options.limit, progress=progress)
 
 
 def _check_logs(stage: str, success: bool, logs: list[Any], expected: int, options: RunOptions) -> dict[str, Any]:

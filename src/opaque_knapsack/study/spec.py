@@ -62,7 +62,7 @@ def operational(**kwargs: Any) -> Any:
 class Section(BaseModel):
     """One section of the spec: unknown fields are refused, values never change after loading."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class TaskSet(Section):
@@ -469,11 +469,41 @@ def _model_in(annotation: Any) -> Any:
 
 
 def dump_spec(spec: StudySpec) -> str:
-    """The spec as YAML, with every field written out (the profile's values included)."""
+    """The spec as YAML, every field written out (the profile's values included) under a comment saying what it is."""
+    lines = [
+        f"# A study spec for `opaque-knapsack study` ({spec.profile} profile). Paths are relative to this file's folder;",
+        "# fields marked (operational) change how a stage runs, not what it makes, and never re-run it.",
+    ]
+    _dump_fields(spec, lines, "")
+    return "\n".join(lines) + "\n"
+
+
+def _dump_fields(model: BaseModel, lines: list[str], indent: str) -> None:
     import yaml
 
-    data = spec.model_dump(mode="json")
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120)
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if info.description:
+            mark = " (operational)" if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("operational") else ""
+            lines.append(f"{indent}# {' '.join(info.description.split())}{mark}")
+        if isinstance(value, BaseModel):
+            lines.append(f"{indent}{name}:")
+            _dump_fields(value, lines, indent + "  ")
+            continue
+        data = {name: _plain(value)}
+        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120).rstrip("\n")
+        lines += [indent + line for line in text.splitlines()]
+
+
+def _plain(value: Any) -> Any:
+    """VALUE as YAML-able data (sections inside lists and dicts dumped to mappings)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return str(value) if isinstance(value, Path) else value
 
 
 def resolve(base: Path, value: str | Path) -> Path:
