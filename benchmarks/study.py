@@ -18,7 +18,9 @@ Reported: the matrix stage's wall time at 1 and N workers and their ratio
 (goal <= 0.65 at 2 workers on 2 cores), whether every per-episode figure is
 the same in both runs (goal: all identical), and harness CPU per turn (this
 process's CPU over the one-worker matrix, kernels excluded) against the
-baseline's. The stages before the matrix (one teacher task, nothing to train)
+baseline's. The CPU of every process of each run and the machine's load
+average say whether the cores were the limit: on a machine other work keeps
+busy, more worker processes cannot go faster. The stages before the matrix (one teacher task, nothing to train)
 are not timed.
 
     python benchmarks/study.py [--num 100] [--workers 2]
@@ -62,9 +64,14 @@ def spec(num: int) -> dict[str, Any]:
     }
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+def _cpu(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
     return usage.ru_utime + usage.ru_stime
+
+
+def _all_cpu() -> float:
+    """This process's CPU and that of its finished children (worker processes, kernels, their zygote)."""
+    return _cpu() + _cpu(resource.RUSAGE_CHILDREN)
 
 
 def run_study(folder: Path, num: int, workers: int) -> dict[str, Any]:
@@ -77,9 +84,10 @@ def run_study(folder: Path, num: int, workers: int) -> dict[str, Any]:
     path.write_text(yaml.safe_dump({"folder": "study", **spec(num)}))
     study = Study.load(path)
     run(study, RunOptions(until="train", echo=lambda line: None))
-    cpu = _cpu()
+    cpu, total, load = _cpu(), _all_cpu(), os.getloadavg()[0]
     [result] = [r for r in run(study, RunOptions(workers=workers, until="matrix", echo=lambda line: None)) if r.ran]
-    return {"study": study, "wall": result.seconds, "cpu": _cpu() - cpu}
+    return {"study": study, "wall": result.seconds, "cpu": _cpu() - cpu, "all_cpu": _all_cpu() - total,
+            "load": (load + os.getloadavg()[0]) / 2}
 
 
 def figures(study: Any) -> Any:
@@ -143,6 +151,8 @@ def print_table(args: argparse.Namespace, one: dict, many: dict, base: dict, tur
     table.add_row("matrix wall time", f"{one['wall']:.1f} s", f"{many['wall']:.1f} s", f"{base['wall']:.1f} s", "")
     table.add_row(f"wall time, {args.workers} workers / 1", "", f"{ratio:.2f}", "", "<= 0.65")
     table.add_row("per-episode figures", "", "identical" if same else "DIFFERENT", "", "identical")
+    table.add_row("CPU of the run, all processes (kernels included)", f"{one['all_cpu']:.0f} s", f"{many['all_cpu']:.0f} s", "", "")
+    table.add_row("machine load average (1 min, start and end)", f"{one['load']:.1f}", f"{many['load']:.1f}", "", "")
     table.add_row("turns", str(turns), "", str(base["turns"]), "")
     table.add_row("harness CPU per turn (this process)", f"{1000 * one['cpu'] / max(turns, 1):.2f} ms", "",
                   f"{1000 * base['cpu'] / max(base['turns'], 1):.2f} ms", "")
