@@ -151,7 +151,7 @@ def print_table(args: argparse.Namespace, one: dict, many: dict, base: dict, tur
     table.add_row("matrix wall time", f"{one['wall']:.1f} s", f"{many['wall']:.1f} s", f"{base['wall']:.1f} s", "")
     table.add_row(f"wall time, {args.workers} workers / 1", "", f"{ratio:.2f}", "", "<= 0.65")
     table.add_row("per-episode figures", "", "identical" if same else "DIFFERENT", "", "identical")
-    table.add_row("CPU of the run, all processes (kernels included)", f"{one['all_cpu']:.0f} s", f"{many['all_cpu']:.0f} s", "", "")
+    table.add_row("CPU: this process + its finished child processes", f"{one['all_cpu']:.0f} s", f"{many['all_cpu']:.0f} s", "", "")
     table.add_row("machine load average (1 min, start and end)", f"{one['load']:.1f}", f"{many['load']:.1f}", "", "")
     table.add_row("turns", str(turns), "", str(base["turns"]), "")
     table.add_row("harness CPU per turn (this process)", f"{1000 * one['cpu'] / max(turns, 1):.2f} ms", "",
