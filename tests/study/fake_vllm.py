@@ -10,7 +10,6 @@ outlives the stage.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[1] / "inspect_tasks")]
 
+from fakes import vllm_arguments  # noqa: E402
 from openai_server import FakeOpenAI, _Handler  # noqa: E402
 
 
@@ -35,13 +35,7 @@ class SlowFake(FakeOpenAI):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model")
-    parser.add_argument("--served-model-name")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--lora-modules", nargs="*", default=[])
-    args, _ = parser.parse_known_args()
+    args = vllm_arguments()
     if os.environ.get("FAKE_VLLM_PIDS"):
         Path(os.environ["FAKE_VLLM_PIDS"]).write_text(json.dumps({"server": os.getpid(), "argv": sys.argv[1:]}))
     fake = SlowFake(base_model=args.served_model_name or args.model,

@@ -15,15 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fakes import write_executable
 
 HERE = Path(__file__).parent
-
-
-def write_executable(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(0o755)
-    return path
 
 
 def fake_environments(root: Path) -> dict[str, Path]:

@@ -7,7 +7,8 @@ import socket
 
 import pytest
 import yaml
-from study_helpers import small_spec, write_executable, write_spec
+from fakes import write_executable
+from study_helpers import small_spec, write_spec
 
 from opaque_knapsack.cli import main
 

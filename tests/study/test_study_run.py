@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 import pytest
+from fakes import process_alive
 from polling import wait_until
 from study_helpers import small_spec, write_spec
 
@@ -16,15 +16,6 @@ from opaque_knapsack.study.context import Study
 from opaque_knapsack.study.runner import study_states
 
 pytestmark = pytest.mark.slow
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "State:\tZ" in status.read_text())
 
 
 def test_the_whole_study_runs_then_a_rerun_skips_every_stage(trained, monkeypatch, capsys):
@@ -46,7 +37,7 @@ def test_the_whole_study_runs_then_a_rerun_skips_every_stage(trained, monkeypatc
     argv = server["argv"]
     assert argv[argv.index("--max-loras") + 1] == "2"
     assert argv[argv.index("--tensor-parallel-size") + 1] == "1"
-    assert wait_until(lambda: not _running(server["server"]))
+    assert wait_until(lambda: not process_alive(server["server"]))
     assert not study.folder.server_pid.exists()
 
     # the matrix: 3 students x 2 runtimes x 1 difficulty, each condition one log with both samples

@@ -106,7 +106,7 @@ def matrix_tasks(
     from opaque_knapsack.train.matrix import MatrixSpec, build_tasks
 
     spec = MatrixSpec(
-        students=students,
+        students={label: _fresh_model(name) for label, name in students.items()},
         runtimes=list(runtimes),  # type: ignore[arg-type]
         tasks=[str(folder) for folder in folders],
         agent=agent,  # type: ignore[arg-type]
@@ -114,6 +114,23 @@ def matrix_tasks(
         log_dir="unused",
     )
     return [task_with(task, time_limit=time_limit) for task in build_tasks(spec)]
+
+
+def _fresh_model(name: str) -> Any:
+    """A new Inspect model for NAME, knowing nothing of an earlier run in this process.
+
+    Inspect's vLLM provider remembers, for the life of the process, the server
+    it first reached for a base model; a study serves its students anew on
+    each run (on another port when the spec leaves the port free). Closing
+    a vLLM model resets that memory (it stops no server it did not start),
+    so the students are looked for at the server this run started.
+    """
+    from inspect_ai.model import get_model
+
+    model = get_model(name, memoize=False)
+    if name.startswith("vllm/"):
+        model.api.close()
+    return model
 
 
 # -- export -------------------------------------------------------------------------------------------

@@ -36,8 +36,7 @@ def register(subparsers: Any) -> None:
         ("plan", _plan, "print every stage with what is done and estimates for the rest; runs nothing"),
         ("status", _status, "print what is done, running or failed, and where each stage's logs are"),
     ):
-        sub = add_command(commands, name, handler, help=text, description=text[0].upper() + text[1:] + ".")
-        sub.add_argument("spec", metavar="SPEC", help="The study spec (YAML).")
+        _spec_command(commands, name, handler, text, text[0].upper() + text[1:] + ".")
     _register_run(commands)
     _register_workers(commands)
     _register_eval(commands)
@@ -47,6 +46,15 @@ def register(subparsers: Any) -> None:
 def _help(args: argparse.Namespace) -> int:
     args.study_parser.print_help()
     return 2
+
+
+def _spec_command(commands: Any, name: str, handler: Any, help: str, description: str, *, stage: bool = False) -> Any:
+    """A study subcommand that takes a spec (and, for the evaluation stages' commands, a STAGE before it)."""
+    parser = add_command(commands, name, handler, help=help, description=description)
+    if stage:
+        parser.add_argument("stage", choices=EVAL_STAGES, metavar="STAGE", help="teacher or matrix.")
+    parser.add_argument("spec", metavar="SPEC", help="The study spec (YAML).")
+    return parser
 
 
 def _register_init(commands: Any) -> None:
@@ -61,15 +69,12 @@ def _register_init(commands: Any) -> None:
 
 
 def _register_run(commands: Any) -> None:
-    parser = add_command(
-        commands, "run", _run, help="run every stage not done yet (re-run to resume)",
-        description=(
-            "Runs the stages in order (tasks, teacher, export, train, matrix, report), skipping each whose inputs "
-            "and outputs are unchanged since it finished. Evaluation stages go through Inspect's eval_set: Ctrl-C "
-            "stops cleanly and a re-run finishes every sample exactly once."
-        ),
+    parser = _spec_command(
+        commands, "run", _run, "run every stage not done yet (re-run to resume)",
+        "Runs the stages in order (tasks, teacher, export, train, matrix, report), skipping each whose inputs "
+        "and outputs are unchanged since it finished. Evaluation stages go through Inspect's eval_set: Ctrl-C "
+        "stops cleanly and a re-run finishes every sample exactly once.",
     )  # fmt: skip
-    parser.add_argument("spec", metavar="SPEC", help="The study spec (YAML).")
     parser.add_argument("--workers", type=int, default=1, help="Worker processes for the evaluation stages, through Inspect's eval-set worker protocol (default 1: one process).")
     parser.add_argument("--until", choices=STAGE_NAMES, help="Stop after this stage.")
     parser.add_argument("--limit", type=int, help="Run only N samples per task of the next evaluation stage and stop there (not marked done): `study plan` then estimates from its logs.")
@@ -78,31 +83,25 @@ def _register_run(commands: Any) -> None:
 
 
 def _register_workers(commands: Any) -> None:
-    parser = add_command(
-        commands, "workers", _workers, help="write one worker command per task of an evaluation stage (Slurm, Kubernetes)",
-        description=(
-            "Captures the stage's eval set (INSPECT_EVAL_SET_CAPTURE), then writes, for each task not finished in "
-            "its log directory, a selection document and one line of commands.txt that runs it "
-            "(INSPECT_EVAL_SET_SELECTION=... opaque-knapsack study eval STAGE SPEC). Run the lines anywhere that "
-            "sees the study folder (examples/slurm/study-workers.sbatch runs them as a Slurm array), then `study "
-            "run` finishes the stage. The matrix's workers need the students' server: set VLLM_BASE_URL."
-        ),
+    _spec_command(
+        commands, "workers", _workers, "write one worker command per task of an evaluation stage (Slurm, Kubernetes)",
+        "Captures the stage's eval set (INSPECT_EVAL_SET_CAPTURE), then writes, for each task not finished in "
+        "its log directory, a selection document and one line of commands.txt that runs it "
+        "(INSPECT_EVAL_SET_SELECTION=... opaque-knapsack study eval STAGE SPEC). Run the lines anywhere that "
+        "sees the study folder (examples/slurm/study-workers.sbatch runs them as a Slurm array), then `study "
+        "run` finishes the stage. The matrix's workers need the students' server: set VLLM_BASE_URL.",
+        stage=True,
     )  # fmt: skip
-    parser.add_argument("stage", choices=EVAL_STAGES, metavar="STAGE", help="teacher or matrix.")
-    parser.add_argument("spec", metavar="SPEC", help="The study spec (YAML).")
 
 
 def _register_eval(commands: Any) -> None:
-    parser = add_command(
-        commands, "eval", _eval, help="run one evaluation stage's eval set (what worker commands execute)",
-        description=(
-            "The stage's eval set definition, run with Inspect's eval_set into the stage's log directory, with no "
-            "study bookkeeping: under INSPECT_EVAL_SET_CAPTURE it enumerates the tasks, under "
-            "INSPECT_EVAL_SET_SELECTION it runs a worker's selection. Needs the stages before it done."
-        ),
+    parser = _spec_command(
+        commands, "eval", _eval, "run one evaluation stage's eval set (what worker commands execute)",
+        "The stage's eval set definition, run with Inspect's eval_set into the stage's log directory, with no "
+        "study bookkeeping: under INSPECT_EVAL_SET_CAPTURE it enumerates the tasks, under "
+        "INSPECT_EVAL_SET_SELECTION it runs a worker's selection. Needs the stages before it done.",
+        stage=True,
     )  # fmt: skip
-    parser.add_argument("stage", choices=EVAL_STAGES, metavar="STAGE", help="teacher or matrix.")
-    parser.add_argument("spec", metavar="SPEC", help="The study spec (YAML).")
     parser.add_argument("--limit", type=int, help="Samples per task.")
     parser.add_argument("--display", default="none", help="Inspect's display (default none).")
 
