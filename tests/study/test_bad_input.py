@@ -95,3 +95,16 @@ def test_student_smoke_is_the_cpu_tiny_study(tmp_path, capsys, monkeypatch):
     assert study.spec_path == tmp_path / "smoke" / "study.yaml" and study.folder.root == tmp_path / "smoke"
     assert study.spec.profile == "cpu-tiny" and study.spec.students.base_model == "tiny"
     assert os.environ["OPAQUE_KNAPSACK_ENVS"] == str(tmp_path / "envs")
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"max_turn": 3}, "teacher.task_options: 'max_turn' is not an option of opaque_knapsack/knapsack (it takes: max_turns"),
+        ({"runtime": "stateless"}, "teacher.task_options: 'runtime' is set by the stage itself"),
+        ({"max_turns": 0}, "stage teacher: knapsack task: -T max_turns=0 must be at least 1"),
+    ],
+)
+def test_bad_task_options_stop_the_stage_in_one_line(tmp_path, capsys, options, expected):
+    spec = write_spec(tmp_path, small_spec(teacher={"task_options": options}))
+    assert expected in run_error(capsys, spec, "--until", "teacher")

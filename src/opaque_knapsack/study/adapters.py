@@ -77,6 +77,15 @@ def task_set_label(folder: Path) -> str:
 # -- evaluation: the knapsack task, the teachers' and the matrix's tasks ---------------------------
 
 
+def task_option_names() -> list[str]:
+    """The -T options opaque_knapsack/knapsack takes (what a spec's task_options may set)."""
+    import inspect
+
+    from opaque_knapsack.inspect_tasks.knapsack_task import knapsack
+
+    return [name for name in inspect.signature(knapsack).parameters if name != "solver"]
+
+
 def teacher_task(tasks: Path, runtime: str, model: str, options: dict[str, Any]) -> Any:
     """One teacher run: the knapsack task on the teacher set, in RUNTIME, carrying its model and limits."""
     from inspect_ai import task_with

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from opaque_knapsack.study import adapters
 from opaque_knapsack.study.context import Study, StudyError
 from opaque_knapsack.study.evalsets import SERVER_URL_ENV, eval_set_id, run_definition
 from opaque_knapsack.study.runner import ready_inputs
@@ -33,7 +34,11 @@ def _needs_server(study: Study, stage: str) -> None:
 def run_stage_definition(study: Study, stage: str, *, display: str = "none", limit: int | None = None) -> bool:
     """Run STAGE's eval set as Inspect's protocol asks (whole, captured, or a worker's selection)."""
     _needs_server(study, stage)
-    success, _, _ = run_definition(study, stage, eval_set_id(stage, ready_inputs(study, stage)), display=display, limit=limit)
+    set_id = eval_set_id(stage, ready_inputs(study, stage))
+    try:
+        success, _, _ = run_definition(study, stage, set_id, display=display, limit=limit)
+    except adapters.tool_errors() as error:
+        raise StudyError(stage, str(error)) from None
     return success
 
 

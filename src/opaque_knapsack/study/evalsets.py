@@ -42,8 +42,23 @@ class EvalSetDefinition:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+# Task options the stage sets itself, from the spec's own fields and task sets.
+STAGE_SET_OPTIONS = ("tasks", "difficulty", "num", "seed_start", "runtime", "agent")
+
+
+def _check_task_options(stage: str, section: str, options: Mapping[str, Any]) -> None:
+    known = [name for name in adapters.task_option_names() if name not in STAGE_SET_OPTIONS]
+    for name in options:
+        if name not in known:
+            why = "is set by the stage itself" if name in STAGE_SET_OPTIONS else "is not an option of opaque_knapsack/knapsack"
+            raise StudyError(stage, f"{section}.task_options: {name!r} {why} (it takes: {', '.join(known)})")
+
+
 def definition(study: Study, stage: str) -> EvalSetDefinition:
     """The eval set of STAGE (teacher or matrix), built from the spec."""
+    section = {"teacher": study.spec.teacher, "matrix": study.spec.matrix}.get(stage)
+    if section is not None:
+        _check_task_options(stage, stage, section.task_options)
     if stage == "teacher":
         return _teacher(study)
     if stage == "matrix":
