@@ -5,7 +5,13 @@ mockllm run of a task named like ours, samples built directly), then times:
 
 - baseline: ``read_eval_log`` of the same log (Inspect reading every sample);
 - ``opaque-knapsack export`` (``export_traces``), OpenAI form, with a split;
-- the same with ``--format sharegpt --exclude-errors --min-score 0.5``.
+- the same with ``--format sharegpt --exclude-errors --min-score 0.5``;
+- the same as the first, cut at 8,192 characters (every episode is cut, and
+  its tokens are counted whole and cut).
+
+Every export cuts at the paper's 57,344 characters and counts the
+conversations over 16,384 tokens (estimated: no tokenizer); the synthetic
+episodes (about 15,000 characters) are shorter than the cut.
 
 Run: ``python benchmarks/export.py [--episodes 1000] [--turns 20]``.
 Goal: the export of 1000 episodes in under 30 s on a 2-core machine.
@@ -67,7 +73,7 @@ def episode(index: int, turns: int) -> EvalSample:
         ChatMessageUser(content=f"New knapsack instance {task_id}. Capacity 120. Inspect budget 30."),
     ]
     for turn in range(turns):
-        code = "\n".join(f"info['it_{turn:02x}{k:02x}'] = json.loads(inspect('it_{turn:02x}{k:02x}'))" for k in range(6))
+        code = "\n".join(f"info['item_{turn:06x}{k:06x}'] = json.loads(inspect('item_{turn:06x}{k:06x}'))" for k in range(6))
         messages.append(ChatMessageAssistant(content=f"Step {turn}: inspect six more items.\n```python\n{code}\n```"))
         if turn < turns - 1:
             observation = "\n".join(f'{{"class": "B", "value": {10 + k}, "weight": {5 + k}}}' for k in range(6))
@@ -131,6 +137,10 @@ def main() -> None:
                         ExportOptions(format="sharegpt", exclude_errors=True, min_score=0.5),
                     )
                 ),
+            ),
+            (
+                "export, openai, cut at 8,192 characters",
+                timed(lambda: export_traces([log], directory / "c.jsonl", ExportOptions(truncate_at=8192))),
             ),
         ]
         written = (directory / "a.jsonl").stat().st_size / 2**20

@@ -132,7 +132,7 @@ import time
 t = []
 for i in range(1000):
     s = time.perf_counter()
-    inspect('it_1')
+    inspect('item_000000000001')
     t.append(time.perf_counter() - s)
 t.sort()
 print(t[500], t[990])

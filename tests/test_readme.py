@@ -25,7 +25,7 @@ def test_custom_solver_example_runs(tmp_path, monkeypatch):
         environment = sample.store["knapsack:environment"]
         assert environment["finished"] is True
         assert 1 <= len(environment["inspected"]) <= 3
-        assert "it_" in sample.metadata["transcript"]  # the block's printed output came back
+        assert "item_" in sample.metadata["transcript"]  # the block's printed output came back
         scores = sample.scores["knapsack_scorer"].value
         assert scores["items_inspected"] == len(environment["inspected"])
         # both runtime.run() calls are steps; every tool call the blocks made is counted

@@ -121,7 +121,7 @@ def test_every_usage_line_runs_as_written(tmp_path: Path):
             assert result.returncode == 0, f"{command}\n{output[-3000:]}"
         ran.append(command)
     assert len(ran) >= 20
-    assert (tmp_path / "table.tex").read_text().startswith(r"\begin{table}")
+    assert (tmp_path / "table.tex").read_text().startswith(r"\begin{table*}")
     assert (tmp_path / "traces" / "persistent.jsonl").stat().st_size > 0
     assert (tmp_path / "configs" / "persistent.yaml").is_file()
     assert (tmp_path / "reports" / "behaviour.caption.txt").is_file()

@@ -96,6 +96,7 @@ class ScoreKey(StrEnum):
     STEPS = "steps"
     TOOL_CALLS = "tool_calls"
     TOOL_CALL_SITES = "tool_call_sites"
+    AST_TOOL_CALL_SITES = "ast_tool_call_sites"
     INPUT_TOKENS = "input_tokens"
     CACHED_INPUT_TOKENS = "cached_input_tokens"
     OUTPUT_TOKENS = "output_tokens"

@@ -72,8 +72,8 @@ def test_budget_exhaustion(easy_instance: TaskInstance) -> None:
 
 def test_unknown_ids(easy_instance: TaskInstance) -> None:
     env = KnapsackEnvironment(easy_instance)
-    refused(env, env.inspect, "it_nope", match="Unknown item id 'it_nope'. Call list_items()")
-    refused(env, env.take_item, "it_nope", match="Unknown item id")
+    refused(env, env.inspect, "item_nope", match="Unknown item id 'item_nope'. Call list_items()")
+    refused(env, env.take_item, "item_nope", match="Unknown item id")
     refused(env, env.inspect, 3, match="Item ids are strings")  # type: ignore[arg-type]
 
 
@@ -136,4 +136,4 @@ def test_finish_and_state_round_trip(easy_instance: TaskInstance) -> None:
         env.budget_left, env.total_weight, env.total_value, True)
     again.take_item(good[1])  # tools still work within the finishing step
     with pytest.raises(ValueError, match="unknown item id"):
-        KnapsackEnvironment.from_state(easy_instance, {"inspected": ["it_nope"], "taken": []})
+        KnapsackEnvironment.from_state(easy_instance, {"inspected": ["item_nope"], "taken": []})

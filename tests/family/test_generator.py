@@ -33,17 +33,17 @@ from opaque_knapsack.family.solver import (
 
 # Pinned digests: a change here means every published task set changes.
 GOLDEN = {
-    "easy": "aa006a30ae072bccda78aeb9c6799e1c847cb30d51d32b2763e96c5e82eb065e",
-    "medium": "199a59f1e23aa708bb276ea7c034aedc5884c9a6a03ba4800c06986750121836",
-    "hard": "353bd6c131fb3d7d84ea66517aa67dbb575a8bb177fdf8940216fdc2b132c40a",
+    "easy": "98e37910366271fded4f1934b78272956ee9ef8f91df765550d9e064b619a033",
+    "medium": "7124513b95c1f767f4bfdcedbdbf58f5da1743205885cda6f3659e4fe8c164b5",
+    "hard": "eb8d765f8a41a8b21c0fb09b82d1a4d0375c98a5734b26c563a3b430a61bfbff",
 }
 # Digest of the concatenated files for indices/seeds 0..49.
 GOLDEN_BATCH = {
-    "easy": "2a276d960e834e5e4837619e8df1645d576abeb06557187074f8fc77086acf7f",
-    "medium": "4e4dc3cb39fd580e2b89e0601247c8cf8bc2ed8e47a9b3e8d7cbea7bee1dec0b",
-    "hard": "2cff6124707e1a94011a8e93e84821bc189f00a79e99c86b2ed83e318077bea1",
+    "easy": "3381d6896c1db213fe8246ea2dd3a2d5e3b0deb3fce44370f152b4b7def56a64",
+    "medium": "6bfc03f7c3ff08b528b87f624b4fdf73ed17635f2ef911907ff95d58f8d14abc",
+    "hard": "beea86409c23d7956b305ae18064f1681920151abdeb02de5eb844420ad54315",
 }
-ID_PATTERN = re.compile(r"^it_[0-9a-f]{6}$")
+ID_PATTERN = re.compile(r"^item_[0-9a-f]{12}$")  # the paper's form, 17 characters
 
 
 def digest(instance: TaskInstance) -> str:
@@ -173,6 +173,24 @@ def test_golden_bytes(preset: str) -> None:
     for index in range(50):
         batch.update(instance_json(generate_instance(PRESETS[preset], index, index)).encode())
     assert batch.hexdigest() == GOLDEN_BATCH[preset]
+
+
+def test_item_ids_are_the_papers_form_and_unique_even_when_draws_repeat() -> None:
+    from opaque_knapsack.family.generator import _draw_ids
+
+    ids = generate_instance(PRESETS["medium"], 0, 123456789).public.item_ids
+    assert all(ID_PATTERN.match(i) and len(i) == 17 for i in ids)
+
+    class Repeating:
+        """Draws 0.5 three times, then 0.25: a collision the generator must redraw past."""
+
+        def __init__(self) -> None:
+            self.values = [0.5, 0.5, 0.5, 0.25]
+
+        def random(self) -> float:
+            return self.values.pop(0)
+
+    assert _draw_ids(Repeating(), 2) == ["item_800000000000", "item_400000000000"]  # type: ignore[arg-type]
 
 
 def test_same_seed_same_bytes_and_index_only_names_the_task() -> None:

@@ -42,3 +42,18 @@ def test_duplicate_task_ids(tmp_path: Path) -> None:
     (tmp_path / "copy.json").write_bytes(path.read_bytes())
     with pytest.raises(TaskFileError, match="task_id: 'knapsack-0000000004' is also the task id of"):
         load_tasks(tmp_path)
+
+
+@pytest.mark.parametrize("old_form", ["it_{:06x}", "{:d}", "Item-{:04d}"])
+def test_files_with_any_item_id_form_load_unchanged(tmp_path: Path, old_form: str) -> None:
+    """Generated files use the paper's ``item_`` + 12 hex; the paper's files and our older ``it_`` ones load too."""
+    instance = generate_instance(PRESETS["easy"], 3, 3)
+    text = instance_json(instance)
+    renamed = {item_id: old_form.format(n) for n, item_id in enumerate(instance.public.item_ids)}
+    for new, old in renamed.items():
+        text = text.replace(f'"{new}"', f'"{old}"')
+    path = tmp_path / "knapsack-0000000003.json"
+    path.write_text(text, encoding="ascii")
+    [loaded] = load_tasks(path, verify_optimum=True)
+    assert loaded.public.item_ids == list(renamed.values())
+    assert loaded.reference.optimal_item_ids == [renamed[i] for i in instance.reference.optimal_item_ids]

@@ -92,10 +92,10 @@ def test_budget_larger_than_items(tmp_path: Path, easy_data: dict[str, Any]) -> 
 def test_ids_mismatch(tmp_path: Path, easy_data: dict[str, Any]) -> None:
     items = easy_data["private"]["items"]
     victim = easy_data["public"]["item_ids"][5]
-    items["it_zzzzzz"] = items.pop(victim)
+    items["item_zzzzzzzzzzzz"] = items.pop(victim)
     error = bad(tmp_path, easy_data)
     assert error.field == "private.items"
-    assert victim in str(error) and "it_zzzzzz" in str(error)
+    assert victim in str(error) and "item_zzzzzzzzzzzz" in str(error)
 
 
 def test_negative_weight(tmp_path: Path, easy_data: dict[str, Any]) -> None:
@@ -116,7 +116,7 @@ def test_wrong_type(tmp_path: Path, easy_data: dict[str, Any]) -> None:
     [
         (lambda d: d["reference"].__setitem__("optimal_value", d["reference"]["optimal_value"] + 1), "reference.optimal_value"),
         (lambda d: d["reference"].__setitem__("optimal_weight", 1), "reference.optimal_weight"),
-        (lambda d: d["reference"]["optimal_item_ids"].append("it_nope00"), "reference.optimal_item_ids"),
+        (lambda d: d["reference"]["optimal_item_ids"].append("item_nope"), "reference.optimal_item_ids"),
         (lambda d: d["difficulty"].__setitem__("n_items", 3), "difficulty.n_items"),
         (lambda d: d["public"].__setitem__("capacity", 0), "public.capacity"),
         (lambda d: d["public"].__setitem__("inspect_budget", 0), "public.inspect_budget"),

@@ -19,9 +19,11 @@ from inspect_ai.model import (
     ModelUsage,
     get_model,
 )
+from inspect_ai.util import SandboxEnvironmentSpec
 
 from opaque_knapsack.family import PRESETS, generate_instance
 from opaque_knapsack.inspect_tasks import knapsack
+from opaque_knapsack.sandboxes import RuntimeConfig
 
 
 def scores(sample) -> dict[str, float]:
@@ -79,6 +81,44 @@ def test_codeact_with_mockllm_scores_match_environment_truth(runtime, tmp_path):
         ChatMessageSystem, ChatMessageUser, ChatMessageAssistant, ChatMessageUser,
         ChatMessageAssistant, ChatMessageUser, ChatMessageAssistant,
     ]
+
+
+def run_persistent(tmp_path, *steps: str, config: RuntimeConfig | None = None):
+    """One scored persistent episode of the given code blocks, then ``finish()``; its only sample."""
+    replies = [f"```python\n{code}\n```" for code in (*steps, "finish()")]
+    sandbox = SandboxEnvironmentSpec("persistent_python", config) if config is not None else None
+    [log] = inspect_eval(
+        knapsack(num=1, runtime="persistent"), model=mock_model(*replies), log_dir=str(tmp_path), sandbox=sandbox
+    )
+    assert log.status == "success", log.error
+    return log.samples[0]
+
+
+def test_a_global_bound_to_none_is_state_the_interpreter_serves(tmp_path):
+    sample = run_persistent(tmp_path, "best = None; count = 0", "count += 1\nprint(best, count)")
+    assert scores(sample)["state_utilization"] == 2
+    assert "Globals: best, count" in sample.messages[3].text
+    assert "None 1" in sample.messages[5].text
+
+
+def test_an_imported_module_is_carried_but_not_on_the_globals_line(tmp_path):
+    sample = run_persistent(tmp_path, "import math\nroot = 2", "print(math.floor(root * 1.5))")
+    assert scores(sample)["state_utilization"] == 2  # `math` and `root` served by the interpreter
+    assert "Globals: root" in sample.messages[3].text and "math" not in sample.messages[3].text
+
+
+def test_a_bare_final_expression_shows_nothing_and_the_prompt_says_so(tmp_path):
+    sample = run_persistent(tmp_path, "x = 1\nx + 41")
+    observation = sample.messages[3].text
+    assert "42" not in observation and "(no output)" in observation
+    assert "shows only what it printed" in sample.messages[0].text
+    assert "final expression" not in sample.messages[0].text
+
+
+def test_the_notebook_echo_is_a_runtime_option_and_the_prompt_says_so(tmp_path):
+    sample = run_persistent(tmp_path / "echo", "x = 1\nx + 41", config=RuntimeConfig(echo_last_expression=True))
+    assert "42" in sample.messages[3].text
+    assert "the value of a bare final expression" in sample.messages[0].text
 
 
 def test_the_environment_enters_the_log_as_one_change(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -139,3 +140,35 @@ def test_metric_names(name: str, key: str) -> None:
 def test_unknown_metric_names_the_choices() -> None:
     with pytest.raises(ValueError, match="unknown metric 'flops'.*optimality"):
         resolve_metric("flops")
+
+
+def test_the_papers_formula_by_hand_with_ties_and_a_zero() -> None:
+    # A - B = [1, -2, 2, 3, 0, -1]. scipy's wilcoxon drops zero differences by default
+    # (zero_method="wilcox"), so W = min(W+, W-) over the five non-zero ones: ranks of
+    # |d| = 1, 2, 2, 3, 1 are 1.5, 3.5, 3.5, 5, 1.5; W+ = 10, W- = 5, W = 5. The paper's
+    # n is the number of pairs, the zero included: 1 - 2 * 5 / (6 * 7) = 16/21.
+    a, b = [3.0, 0.0, 4.0, 5.0, 2.0, 1.0], [2.0] * 6
+    assert float(wilcoxon(a, b).statistic) == 5.0
+    c = compare_values(_ids(a), _ids(b), metric="steps")
+    assert c.paper_formula_r == pytest.approx(16 / 21)
+    assert c.rank_biserial == pytest.approx(1 / 3)
+    # without the zero pair (n = 5) it is (1 + |r|) / 2: 1 - 10 / 30 = 2/3
+    no_zero = compare_values(_ids(a[:4] + a[5:]), _ids(b[:5]), metric="steps")
+    assert no_zero.paper_formula_r == pytest.approx(2 / 3) == pytest.approx((1 + abs(no_zero.rank_biserial)) / 2)
+    # unsigned: swapping A and B flips r, not the paper's figure
+    swapped = compare_values(_ids(b), _ids(a), metric="steps")
+    assert swapped.rank_biserial == pytest.approx(-1 / 3) and swapped.paper_formula_r == c.paper_formula_r
+    # no non-zero difference: scipy has no statistic, and neither figure exists
+    assert math.isnan(compare_values(_ids(a), _ids(a), metric="steps").paper_formula_r)
+
+
+def test_every_output_shows_the_papers_formula_labelled_and_the_stds_ddof() -> None:
+    c = compare_values(_ids([3.0, 0.0, 4.0, 5.0, 2.0, 1.0]), _ids([2.0] * 6), metric="steps")
+    text = render_comparison(c)
+    assert "Paper's formula 1 - 2W/(n(n+1)) (W = min(W+, W-) = 5, n = 6 pairs): 0.762" in text
+    assert "r = +0.333" in text and "std(ddof=1)" in text and "sample standard deviation (ddof = 1)" in text
+    assert "r = +0.33 [paper's formula: 0.76]" in c.verdict
+    data = json.loads(render_comparison(c, "json"))
+    assert data["paper_formula_r"] == pytest.approx(16 / 21) and data["rank_biserial"] == pytest.approx(1 / 3)
+    assert data["paper_formula"] == "1 - 2W/(n(n+1)), W = min(W+, W-), n = pairs" and data["std_ddof"] == 1
+    assert data["a"]["std"] == pytest.approx(np.std([3.0, 0.0, 4.0, 5.0, 2.0, 1.0], ddof=1))

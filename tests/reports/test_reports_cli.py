@@ -45,12 +45,14 @@ def test_compare_text_and_json(capsys: pytest.CaptureFixture[str], matrix_paths:
     code, out, _ = run(capsys, "compare", a, b)
     assert code == 0
     assert "only in A: 1" in out and "Verdict:" in out and "Rank-biserial" in out
+    assert "Paper's formula 1 - 2W/(n(n+1))" in out and "std(ddof=1)" in out
     code, out, _ = run(capsys, "compare", a, b, "--metric", "total_tokens", "--format", "json")
     data = json.loads(out)
     assert data["metric"] == "total_tokens" and data["n_pairs"] == 5 and data["only_a"] == 1
     # A - B per task: 11 * (100 - 300, 200 - 600, ...) = -2200 * (1..5); all negative
     assert data["difference"]["mean"] == pytest.approx(-2200 * 3)
     assert data["rank_biserial"] == -1.0 and data["p_value"] == pytest.approx(0.0625)
+    assert data["paper_formula_r"] == 1.0 and data["std_ddof"] == 1  # W = 0: the paper's figure is 1
     for key in ("a", "b", "difference", "ci_low", "ci_high", "w_plus", "w_minus", "verdict", "alpha"):
         assert key in data
 
@@ -72,7 +74,7 @@ def test_compare_selects_conditions_from_a_directory(capsys: pytest.CaptureFixtu
 def test_table_spec_and_from_logs(capsys: pytest.CaptureFixture[str], matrix_dir: Path, tmp_path: Path) -> None:
     spec_out = tmp_path / "built.json"
     code, latex, _ = run(capsys, "table", "--from-logs", matrix_dir, "--emit-spec", spec_out)
-    assert code == 0 and latex.startswith(r"\begin{table}") and r"\bottomrule" in latex
+    assert code == 0 and latex.startswith(r"\begin{table*}") and r"\bottomrule" in latex
     code, again, _ = run(capsys, "table", spec_out)
     assert code == 0 and again == latex
     code, markdown, _ = run(capsys, "table", spec_out, "--format", "markdown")
@@ -125,7 +127,9 @@ def test_report_writes_everything(capsys: pytest.CaptureFixture[str], matrix_dir
         "cost_performance.png", "cost_performance.pdf", "behaviour.png", "behaviour.pdf",
         "cost_performance.caption.txt", "behaviour.caption.txt",
     ])
-    assert (tmp_path / "all" / "table.tex").read_text().startswith(r"\begin{table}")
+    assert (tmp_path / "all" / "table.tex").read_text().startswith(r"\begin{table*}")
+    assert "Paper's formula" in (tmp_path / "all" / "compare.txt").read_text()
+    assert all("paper_formula_r" in record for record in json.loads((tmp_path / "all" / "compare.json").read_text()))
 
 
 def test_step_timeouts_and_kernel_restarts_are_warned_per_condition(

@@ -1,4 +1,5 @@
-"""The LaTeX results table: structure, bold best, missing values, spec errors."""
+"""The LaTeX results table: the paper's layout and the compact one, bold best, missing values,
+per-episode result directories, spec errors."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from opaque_knapsack.reports import ReportError, build_rows, load_spec, render_latex, render_markdown, table_from_logs
 from opaque_knapsack.reports.bootstrap import bootstrap_mean_ci
 from opaque_knapsack.reports.results_table import latex_escape
+from opaque_knapsack.reports.table_layout import COMPACT
 
 from .logfactory import OPTIMALITY, condition_episodes, write_log, write_matrix
 
@@ -32,9 +34,9 @@ def _write_spec(tmp_path: Path, spec: dict[str, Any]) -> Path:
     return path
 
 
-def test_latex_structure_from_logs(matrix_dir: Path) -> None:
+def test_compact_latex_structure_from_logs(matrix_dir: Path) -> None:
     spec, rows = table_from_logs(matrix_dir)
-    latex = render_latex(spec, rows)
+    latex = render_latex(spec, rows, COMPACT)
     for env in ("table", "tabular"):
         assert latex.count(rf"\begin{{{env}}}") == latex.count(rf"\end{{{env}}}") == 1
     assert latex.index(r"\toprule") < latex.index(r"\midrule") < latex.index(r"\bottomrule")
@@ -77,7 +79,7 @@ def test_summary_json_cells_scales_overrides_and_missing(tmp_path: Path, matrix_
     })
     spec = load_spec(spec_path)
     rows = build_rows(spec)
-    latex = render_latex(spec, rows)
+    latex = render_latex(spec, rows, COMPACT)
     body = [_cells(r) for r in _body_rows(latex)]
     assert len(body) == 3
     assert body[0][1] == r"base\_model"
@@ -99,14 +101,14 @@ def test_solved_percent_and_fraction_scale(tmp_path: Path) -> None:
         "cells": [{"difficulty": "hard", "train": "t", "runtime": "r", "path": "a.json"}],
     })
     spec = load_spec(spec_path)
-    row = _cells(_body_rows(render_latex(spec, build_rows(spec)))[0])
+    row = _cells(_body_rows(render_latex(spec, build_rows(spec), COMPACT))[0])
     assert row[3] == "1.2"  # percent scale: taken as is
     assert row[4] == r"75.0\%"
 
 
 def test_markdown_format(matrix_dir: Path) -> None:
     spec, rows = table_from_logs(matrix_dir)
-    markdown = render_markdown(spec, rows)
+    markdown = render_markdown(spec, rows, COMPACT)
     lines = markdown.strip().splitlines()
     assert len(lines) == 2 + 4
     assert "**80.0** ± " in lines[2]
@@ -176,7 +178,7 @@ def test_a_missing_cell_file_prints_question_marks_in_its_row(tmp_path: Path, ma
     assert "?" not in present[3:]
     assert main(["table", str(spec_path)]) == 0
     captured = capsys.readouterr()
-    assert "gone.eval: cell file not found" in captured.err and r"\end{table}" in captured.out
+    assert "gone.eval: cell file not found" in captured.err and r"\end{table*}" in captured.out
     assert main(["table", str(spec_path), "--strict"]) == 2
     assert "gone.eval: cell file not found" in capsys.readouterr().err
 
@@ -217,3 +219,167 @@ def test_directory_cell_picks_its_condition(matrix_dir: Path, tmp_path: Path) ->
 def test_latex_escape() -> None:
     assert latex_escape("a_b & 50% #1 {x} $") == r"a\_b \& 50\% \#1 \{x\} \$"
     assert re.fullmatch(r"[^_]*", latex_escape("___").replace(r"\_", ""))
+
+
+# --- the paper's layout -----------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_example_spec_prints_the_pinned_paper_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from opaque_knapsack.cli import main
+
+    assert main(["table", str(ROOT / "examples" / "table_spec.json")]) == 0
+    assert capsys.readouterr().out == (Path(__file__).parent / "golden" / "table_spec.tex").read_text()
+
+
+def _summary(path: Path, score: float, solved: int, steps: float, tokens: float, time_s: float) -> str:
+    path.write_text(json.dumps({
+        "metrics": {"score": {"mean": score}}, "num_tasks_solved": solved, "num_tasks_executed": 20,
+        "average_steps": steps, "average_total_tokens": tokens, "average_runtime": time_s,
+    }))
+    return path.name
+
+
+def write_episode_dir(root: Path, results: list[dict[str, Any]]) -> Path:
+    """The paper's per-episode result directory: <episode>.json (result) beside <episode>.trace.json."""
+    folder = root / "knapsack"
+    folder.mkdir(parents=True)
+    for index, result in enumerate(results):
+        name = f"knapsack-{index:010d}"
+        (folder / f"{name}.json").write_text(json.dumps({"task_id": name, "model": "qwen3-8b", **result}))
+        (folder / f"{name}.trace.json").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}))
+    return root
+
+
+@pytest.fixture
+def two_difficulty_spec(tmp_path: Path) -> Path:
+    """Cells interleaved by difficulty; steps 4.001 and 4.004 print alike at two decimals."""
+    cells = [
+        ("easy", "persistent", "persistent", 0.80, 12, 4.001, 3000, 10.0),
+        ("medium", "persistent", "persistent", 0.50, 3, 9.0, 9000, 30.0),
+        ("easy", "stateless", "stateless", 0.80, 16, 4.004, 6000, 12.0),
+        ("medium", "stateless", "stateless", 0.55, 2, 9.5, 8000, 31.0),
+    ]
+    spec_cells = []
+    for difficulty, train, runtime, *figures in cells:
+        name = _summary(tmp_path / f"{difficulty}_{train}.json", *figures)
+        spec_cells.append({"difficulty": difficulty, "train": train, "runtime": runtime, "path": name})
+    write_episode_dir(tmp_path / "episodes", [{"score": s} for s in (0.6, 0.9, 1.0, 0.7)])
+    spec_cells[0]["metrics_path"] = "episodes"
+    return _write_spec(tmp_path, {"score_scale": "fraction", "cells": spec_cells})
+
+
+def test_paper_layout_choice_by_choice(two_difficulty_spec: Path) -> None:
+    spec = load_spec(two_difficulty_spec)
+    latex = render_latex(spec, build_rows(spec))
+    lines = latex.splitlines()
+    # the float environment and font size
+    assert lines[:3] == [r"\begin{table*}[t]", r"\centering", r"\small"] and lines[-1] == r"\end{table*}"
+    # the column specification, its last column shaded
+    assert r"\begin{tabular}{cllrrrrr>{\columncolor{gray!15}}r}" in lines
+    # bold headers
+    header = lines[lines.index(r"\toprule") + 1]
+    assert _cells(header) == [rf"\textbf{{{name}}}" for name in (
+        "Difficulty", "Train", "Runtime", r"Score (\%)", "Solved", "Steps", "Tokens", "Time (s)", "Score / 1k tok.")]
+    body = [_cells(row) for row in _body_rows(latex)]
+    # rows grouped by difficulty in order of first appearance, spec order within a group
+    assert [(row[1], row[2]) for row in body] == [
+        ("persistent", "persistent"), ("stateless", "stateless"), ("persistent", "persistent"), ("stateless", "stateless"),
+    ]
+    # the difficulty as a rotated multirow label over its group, a rule between groups
+    assert body[0][0] == r"\multirow{2}{*}{\rotatebox[origin=c]{90}{easy}}" and body[1][0] == ""
+    assert body[2][0] == r"\multirow{2}{*}{\rotatebox[origin=c]{90}{medium}}" and body[3][0] == ""
+    assert latex.count(r"\midrule") == 2
+    # Solved a plain count, never bold (16 beats 12 and 3 beats 2, unmarked)
+    assert [row[4] for row in body] == ["12", "16", "3", "2"]
+    # steps with two decimals; bold on the unrounded value: 4.001 beats 4.004 though both print 4.00
+    assert (body[0][5], body[1][5]) == (r"\textbf{4.00}", "4.00")
+    # percentages with one decimal, ± the half-width of a 5,000-resample percentile bootstrap
+    low, high = bootstrap_mean_ci([0.6, 0.9, 1.0, 0.7], resamples=5_000)
+    assert body[0][3] == rf"\textbf{{80.0}} $\pm$ {100 * (high - low) / 2:.1f}"
+    assert body[1][3] == r"\textbf{80.0}"  # a tie on the unrounded value: both bold
+    assert body[3][3] == r"\textbf{55.0}" and body[2][3] == "50.0"
+    assert body[0][6] == r"\textbf{3,000}" and body[0][7] == r"\textbf{10.0}" and body[0][8] == r"\textbf{26.67}"
+
+
+def test_compact_layout_keeps_the_earlier_table(two_difficulty_spec: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from opaque_knapsack.cli import main
+
+    assert main(["table", str(two_difficulty_spec), "--layout", "compact"]) == 0
+    latex = capsys.readouterr().out
+    lines = latex.splitlines()
+    assert lines[:2] == [r"\begin{table}[t]", r"\centering"] and lines[2].startswith(r"\caption{")
+    assert r"\begin{tabular}{lllrrrrrr}" in lines and r"\textbf{Difficulty}" not in latex
+    body = [_cells(row) for row in _body_rows(latex)]
+    assert [row[0] for row in body] == ["easy", "medium", "easy", "medium"]  # spec order, label on each change
+    assert body[1][4] == r"\textbf{3/20}" and body[2][4] == r"\textbf{16/20}"  # solved of executed, bold
+    assert (body[0][5], body[2][5]) == (r"\textbf{4.0}", r"\textbf{4.0}")  # bold on the printed value: a tie
+
+
+def test_episode_directory_as_metrics_path_and_as_path(tmp_path: Path, matrix_paths: dict) -> None:
+    results = [
+        {"score": 1.0, "solved": True, "steps": 4, "total_tokens": 1000, "extra": {"ignored": [1, 2]}},
+        {"score": 0.5, "solved": False, "steps": 6, "total_tokens": 3000},
+        {"score": 0.75, "solved": False, "steps": 5, "total_tokens": 2000, "name_errors": 3},
+    ]
+    write_episode_dir(tmp_path / "run", results)
+    log = str(matrix_paths[("persistent", "persistent")])
+    spec = load_spec(_write_spec(tmp_path, {"cells": [
+        {"difficulty": "easy", "train": "persistent", "runtime": "persistent", "path": log, "metrics_path": "run"},
+        {"difficulty": "easy", "train": "stateless", "runtime": "stateless", "path": "run"},
+    ]}))
+    (_, with_metrics), (_, from_dir) = build_rows(spec)
+    low, high = bootstrap_mean_ci([1.0, 0.5, 0.75], resamples=5_000)
+    assert with_metrics.score_ci == pytest.approx(100 * (high - low) / 2)
+    assert with_metrics.score == pytest.approx(100 * np.mean(OPTIMALITY[("persistent", "persistent")]))
+    assert from_dir.score == pytest.approx(75.0) and from_dir.score_ci == with_metrics.score_ci
+    assert (from_dir.solved, from_dir.executed, from_dir.steps, from_dir.tokens) == (1, 3, 5, 2000)
+    assert from_dir.time_s is None
+
+
+def test_episode_directory_with_a_key_missing_in_some_results_prints_question_marks(tmp_path: Path) -> None:
+    from opaque_knapsack.reports import ReportWarning
+
+    write_episode_dir(tmp_path / "run", [{"score": 1.0, "steps": 4}, {"score": 0.5}])
+    spec = load_spec(_write_spec(tmp_path, {"cells": [{"difficulty": "easy", "train": "a", "runtime": "b", "path": "run"}]}))
+    with pytest.warns(ReportWarning, match=r"1 of 2 episode results lack 'steps'"):
+        rows = build_rows(spec)
+    row = _cells(_body_rows(render_latex(spec, rows))[0])
+    assert row[3].startswith("75.0") and row[4] == "?" and row[5] == "?" and row[6] == "?"
+
+
+def test_bad_episode_results_are_one_line_naming_the_file_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from opaque_knapsack.cli import main
+
+    run = write_episode_dir(tmp_path / "run", [{"score": 1.0}, {"score": "high"}])
+    spec_path = _write_spec(tmp_path, {"cells": [{"difficulty": "easy", "train": "a", "runtime": "b", "path": "run"}]})
+    assert main(["table", str(spec_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "knapsack-0000000001.json: invalid episode result: field 'score'" in err
+    (run / "knapsack" / "knapsack-0000000001.json").unlink()
+    with pytest.raises(ReportError, match=r"knapsack-0000000001\.trace\.json: trace without its result file"):
+        build_rows(load_spec(spec_path))
+
+
+def test_a_bad_spec_field_is_one_line_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from opaque_knapsack.cli import main
+
+    spec_path = _write_spec(tmp_path, {"solved_format": "fraction", "cells": [
+        {"difficulty": "easy", "train": "a", "runtime": "b", "path": "x.json", "score_override": "lots"}]})
+    assert main(["table", str(spec_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "field 'solved_format'" in err and "field 'cells[0].score_override'" in err
+
+
+def test_a_log_cell_on_the_percent_scale_gets_its_interval_in_percent(tmp_path: Path, matrix_paths: dict) -> None:
+    log = str(matrix_paths[("persistent", "stateless")])
+    spec = load_spec(_write_spec(tmp_path, {"score_scale": "percent", "cells": [
+        {"difficulty": "easy", "train": "persistent", "runtime": "stateless", "path": log}]}))
+    [(_, values)] = build_rows(spec)
+    low, high = bootstrap_mean_ci(OPTIMALITY[("persistent", "stateless")], resamples=5_000)
+    assert values.score == pytest.approx(100 * np.mean(OPTIMALITY[("persistent", "stateless")]))
+    assert values.score_ci == pytest.approx(100 * (high - low) / 2)

@@ -120,7 +120,7 @@ print(results)
 
 
 async def test_hidden_data_is_not_in_kernel_memory(kernel: Kernel) -> None:
-    hidden_items = {"it_3f9a1c": {"weight": 13, "value": 77, "class": SECRET}}
+    hidden_items = {"item_3f9a1c0b2e4d": {"weight": 13, "value": 77, "class": SECRET}}
 
     def inspect(item_id: str) -> str:
         return json.dumps({"value": hidden_items[item_id]["value"]})
@@ -146,7 +146,7 @@ for obj in gc.get_objects():
 cells = [c.cell_contents for c in (inspect.__closure__ or ())]
 frames = [f.f_locals for f in sys._current_frames().values()]
 print(len(hits), repr(cells)[:300], needle in repr(frames).replace(repr(needle), ''))
-print(inspect('it_3f9a1c'))
+print(inspect('item_3f9a1c0b2e4d'))
 """
     result = await kernel.run_code(code, {"inspect": inspect})
     assert result.error is None, result.error
@@ -199,7 +199,9 @@ async def test_other_kernels_workdirs_are_unreachable(make_kernel) -> None:
     await victim.run_code("open('notes.txt', 'w').write('victim secret')")
     attacker = await make_kernel("persistent")
     result = await attacker.run_code(f"open({victim.workdir + '/notes.txt'!r}).read()")
-    assert result.error is not None and result.error.type == "PermissionError"
+    # Not in the attacker's private root at all where namespaces are available; else Landlock refuses it.
+    expected = "FileNotFoundError" if probe_protection().namespaces else "PermissionError"
+    assert result.error is not None and result.error.type == expected
 
 
 async def test_limits_cannot_be_raised(kernel: Kernel) -> None:
@@ -253,7 +255,7 @@ async def test_thread_bomb_is_bounded(make_kernel) -> None:
     kernel = await make_kernel("persistent", memory_mb=512)
     result = await kernel.run_code(
         "import threading, time\nn = 0\ntry:\n    while n < 5000:\n        threading.Thread(target=time.sleep, args=(5,), daemon=True).start(); n += 1\n"
-        "except (RuntimeError, MemoryError) as e:\n    print('stopped', type(e).__name__)\nn < 5000"
+        "except (RuntimeError, MemoryError) as e:\n    print('stopped', type(e).__name__)\nprint(n < 5000)"
     )
     assert result.error is None, result.error
     assert result.stdout.startswith("stopped") and result.stdout.endswith("True\n")
@@ -305,4 +307,4 @@ for attempt in range(20):
     assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
     assert bystander.pid == bystander_pid and psutil.pid_exists(bystander_pid)
     assert (await bystander.run_code("print(kept + 1)")).stdout == "42\n"
-    assert (await kernel.run_code("1 + 1")).stdout == "2\n"
+    assert (await kernel.run_code("print(1 + 1)")).stdout == "2\n"

@@ -101,7 +101,7 @@ async def test_fifty_concurrent_runtimes_do_not_cross_talk() -> None:
                 assert result.stdout == f"{i}\n", result
             assert seen == [i, i, i]
             if cls is PersistentPythonSandbox:
-                assert (await env.run_code("mine")).stdout == f"{i}\n"
+                assert (await env.run_code("print(mine)")).stdout == f"{i}\n"
         finally:
             await cls.sample_cleanup("t", None, envs, False)
 
@@ -114,7 +114,7 @@ def _run_in_runtime() -> Solver:
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         runtime = runtime_sandbox()
         taken: list[str] = []
-        first = await runtime.run_code("x = take_item('it_1')", {"take_item": lambda i: taken.append(i) or "ok"})
+        first = await runtime.run_code("x = take_item('item_3f9a1c0b2e4d')", {"take_item": lambda i: taken.append(i) or "ok"})
         second = await runtime.run_code("print(x)")
         state.metadata["semantics"] = runtime.semantics
         state.metadata["second"] = second.model_dump()
@@ -142,7 +142,7 @@ async def test_inspect_eval_with_mockllm(name: str, tmp_path) -> None:
     assert log.status == "success", log.error
     assert log.samples is not None
     meta = log.samples[0].metadata
-    assert meta["taken"] == ["it_1"]
+    assert meta["taken"] == ["item_3f9a1c0b2e4d"]
     if name == "persistent_python":
         assert meta["semantics"] == "persistent" and meta["second"]["stdout"] == "ok\n"
     else:

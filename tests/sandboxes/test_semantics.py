@@ -49,7 +49,7 @@ async def test_state_survives_only_in_persistent(kernel: Kernel, setup: str, pro
 
 
 async def test_open_files_do_not_survive_in_stateless(kernel: Kernel) -> None:
-    first = await kernel.run_code("f = open('notes.txt', 'w')\nf.fileno()")
+    first = await kernel.run_code("f = open('notes.txt', 'w')\nprint(f.fileno())")
     fd = int(first.stdout)
     probe = await kernel.run_code(f"import os\ntry:\n    os.fstat({fd}); print('open')\nexcept OSError:\n    print('closed')")
     assert probe.stdout.strip() == ("open" if kernel.semantics == "persistent" else "closed")
@@ -62,10 +62,12 @@ async def test_persistent_globals_list_user_names_not_dunders_or_tools(make_kern
         {"list_items": lambda: "[]"},
     )
     assert result.error is None
-    assert result.globals == ["Item", "_private", "helper", "j", "x"]
+    assert result.globals == ["Item", "_private", "helper", "x"]  # the module `j` is not listed, as in the paper
 
 
-async def test_print_and_last_expression_like_a_notebook(kernel: Kernel) -> None:
+@pytest.mark.parametrize("semantics", ["persistent", "stateless"])
+async def test_print_and_last_expression_like_a_notebook(make_kernel, semantics: str) -> None:  # type: ignore[no-untyped-def]
+    kernel = await make_kernel(semantics, echo_last_expression=True)
     result = await kernel.run_code("print('a')\nprint('b', end='')\n{'k': [1, 2]}")
     assert result.stdout == "a\nb{'k': [1, 2]}\n"
     assert (await kernel.run_code("x = 3\nNone")).stdout == ""
@@ -129,15 +131,15 @@ async def test_host_functions_forward_args_and_results(kernel: Kernel) -> None:
         return f"took {item_id}"
 
     result = await kernel.run_code(
-        "import json\nv = json.loads(inspect('it_1', verbose=True))['value']\nprint(v, take_item('it_2'))",
+        "import json\nv = json.loads(inspect('item_000000000001', verbose=True))['value']\nprint(v, take_item('item_000000000002'))",
         {"inspect": inspect, "take_item": take_item},
     )
     assert result.error is None, result.error
-    assert result.stdout == "3 took it_2\n"
-    assert seen == [("it_1", True)]
+    assert result.stdout == "3 took item_000000000002\n"
+    assert seen == [("item_000000000001", True)]
     assert [(c.name, c.args, c.kwargs, c.result, c.error) for c in result.tool_calls] == [
-        ("inspect", ["it_1"], {"verbose": True}, '{"value": 3}', None),
-        ("take_item", ["it_2"], {}, "took it_2", None),
+        ("inspect", ["item_000000000001"], {"verbose": True}, '{"value": 3}', None),
+        ("take_item", ["item_000000000002"], {}, "took item_000000000002", None),
     ]
 
 
@@ -174,5 +176,5 @@ async def test_tool_stub_help_shows_host_docstring(kernel: Kernel) -> None:
         """Reveal an item's class, value and weight."""
         return ""
 
-    result = await kernel.run_code("inspect.__doc__", {"inspect": inspect})
+    result = await kernel.run_code("print(inspect.__doc__)", {"inspect": inspect})
     assert "Reveal an item" in result.stdout

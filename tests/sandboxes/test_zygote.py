@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -388,7 +389,7 @@ async def test_a_kernel_that_cannot_start_fails_alone(tmp_path) -> None:
     kernels = [Kernel("persistent", RuntimeConfig()) for _ in range(12)]
     (tmp_path / "gone").mkdir()
     doomed = Kernel("persistent", RuntimeConfig(), workdir=str(tmp_path / "gone"))
-    (tmp_path / "gone").rmdir()  # its working directory vanished: it cannot start
+    shutil.rmtree(tmp_path / "gone")  # its working directory (and its container) vanished: it cannot start
     kernels.insert(5, doomed)
     try:
         errors = await _start_all(kernels, [])

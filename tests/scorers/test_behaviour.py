@@ -1,6 +1,14 @@
 """Behaviour metrics on hand-made code sequences with known answers."""
 
-from opaque_knapsack.scorers.behaviour import StepCode, behaviour_metrics, block_names
+import pytest
+
+from opaque_knapsack.scorers.behaviour import (
+    StepCode,
+    ast_tool_call_sites,
+    behaviour_metrics,
+    block_names,
+    tool_call_sites,
+)
 
 TOOLS = ("list_items", "inspect", "take_item", "finish")
 
@@ -84,12 +92,49 @@ def test_served_does_not_depend_on_error_text():
     assert behaviour_metrics(unknown, TOOLS).state_utilization == 0
 
 
-def test_tool_call_sites_count_the_code_text():
-    from opaque_knapsack.scorers.behaviour import tool_call_sites
+# (code, the paper's text count, the ast count): the paper's rule is a tool name, as a whole
+# word, then optional whitespace and "(", anywhere in the text.
+CALL_SITE_CASES = {
+    "plain call": ("inspect('a')", 1, 1),
+    "spaces before the parenthesis": ("inspect  ('a')", 1, 1),
+    "call in a loop counts once": ("for i in ids:\n    inspect(i)", 1, 1),
+    "two tools, two sites": ("take_item(i)\nfinish()", 2, 2),
+    "nested calls": ("json.loads(inspect(json.loads(list_items())[0]))", 2, 2),
+    "method call": ("env.inspect('a')", 1, 0),
+    "inside a string": ("print(\"call inspect('a') first\")", 1, 0),
+    "inside a comment": ("# take_item(x) after inspecting\nx = 1", 1, 0),
+    "inside a docstring": ('def f():\n    """Calls finish() at the end."""\n    return 1', 1, 0),
+    "a def line": ("def finish():\n    return 0", 1, 0),
+    "a call split across lines": ("finish\n()", 1, 0),  # two statements to Python
+    "code that does not parse": ("inspect('a'\nfinish(", 2, 0),
+    "a longer name is another name": ("my_inspect('a')\ninspector('b')", 0, 0),
+    "a name without a call": ("f = inspect\nprint(inspect.__doc__)", 0, 0),
+    "a tool passed, then called through another name": ("g = take_item\ng('a')", 0, 0),
+    "not a tool": ("print(len('abc'))", 0, 0),
+}
 
-    code = "for i in json.loads(list_items()):\n    inspect(i)\n    inspect(i)\nfinish()\nx.inspect(1)"
-    assert tool_call_sites(code, frozenset(TOOLS)) == 4
-    assert tool_call_sites("def (", frozenset(TOOLS)) == 0
+
+@pytest.mark.parametrize("case", list(CALL_SITE_CASES), ids=list(CALL_SITE_CASES))
+def test_tool_call_sites_follow_the_papers_text_rule_and_ast_counts_calls(case: str):
+    code, paper, parsed = CALL_SITE_CASES[case]
+    assert tool_call_sites(code, frozenset(TOOLS)) == paper
+    assert ast_tool_call_sites(code, frozenset(TOOLS)) == parsed
+
+
+def test_call_sites_without_tools_are_zero():
+    assert tool_call_sites("inspect('a')", frozenset()) == 0
+
+
+def test_both_call_site_figures_reach_the_score():
+    from opaque_knapsack.scorers import step_figures
+
+    steps = [
+        {"turn": 1, "code": "# inspect(a)\nenv.inspect('a')\ninspect('b')"},
+        {"turn": 2, "code": None},
+        {"turn": 3, "code": "finish\n("},
+    ]
+    figures = step_figures(steps, TOOLS)
+    assert (figures["tool_call_sites"], figures["ast_tool_call_sites"]) == (4, 1)
 
 
 def test_reimport_rate_counts_steps_after_the_first():
@@ -147,7 +192,7 @@ def test_scorer_reports_exactly_the_contract_keys():
     assert figures["optimality"] == item.value / instance.reference.optimal_value
     assert figures["capacity_utilization"] == item.weight / instance.public.capacity
     assert (figures["steps"], figures["tool_calls"], figures["items_inspected"]) == (3, 2, 1)
-    assert figures["tool_call_sites"] == 1  # one call site in a loop that made two calls
+    assert figures["tool_call_sites"] == figures["ast_tool_call_sites"] == 1  # one site in a loop, two calls
     assert (figures["input_tokens"], figures["output_tokens"], figures["total_tokens"]) == (60, 7, 70)
     assert (figures["cached_input_tokens"], figures["reasoning_tokens"]) == (15, 3)
     assert (figures["name_error_episode"], figures["name_error_count"]) == (1, 1)

@@ -18,6 +18,7 @@ from inspect_ai import Task, eval
 from inspect_ai.dataset import Sample
 from inspect_ai.log import EvalLog
 from inspect_ai.model import (
+    ChatMessage,
     ChatMessageSystem,
     ChatMessageUser,
     ModelOutput,
@@ -49,7 +50,7 @@ def optimality_of(index: int) -> float:
 def codeact_turn(turn: int, turns: int) -> str:
     if turn == turns - 1:
         return "I have taken the best items I found. Done."
-    return f"Step {turn}: inspect the next item.\n```python\nitem_{turn} = inspect('it_{turn:04x}')\nprint(item_{turn})\n```"
+    return f"Step {turn}: inspect the next item.\n```python\nitem_{turn} = inspect('item_{turn:012x}')\nprint(item_{turn})\n```"
 
 
 def with_usage(output: ModelOutput, messages) -> ModelOutput:
@@ -76,7 +77,7 @@ def react_model(turns: int):
         turn = sum(1 for message in messages if message.role == "assistant")
         if turn < turns - 2:
             output = ModelOutput.for_tool_call(
-                "mockllm/model", "inspect", {"item_id": f"it_{turn:04x}"}, content=f"Inspecting item {turn}."
+                "mockllm/model", "inspect", {"item_id": f"item_{turn:012x}"}, content=f"Inspecting item {turn}."
             )
         elif turn == turns - 2:
             output = ModelOutput.for_tool_call("mockllm/model", "finish", {})
@@ -118,10 +119,10 @@ def inspect_tool():
         Args:
             item_id: The opaque id of the item.
         """
-        if item_id == "it_0001":
+        if item_id == "item_000000000001":
             from inspect_ai.tool import ToolError
 
-            raise ToolError("Unknown item id 'it_0001'.")
+            raise ToolError("Unknown item id 'item_000000000001'.")
         return '{"class": "A", "value": 10, "weight": 5}'
 
     return execute
@@ -180,7 +181,7 @@ def fake_task(
     samples = [
         Sample(
             id=task_id(seed_start + index),
-            input=f"Solve knapsack instance {seed_start + index}. Items: it_0000 ... it_0009. Capacity 30.",
+            input=f"Solve knapsack instance {seed_start + index}. Items: item_000000000000 ... item_000000000009. Capacity 30.",
             metadata={"task_id": task_id(seed_start + index), "difficulty": difficulty, "quality": quality},
         )
         for index in range(num)
@@ -220,3 +221,34 @@ def run_fake(
     )
     assert log.status == "success", log.error.message if log.error else log.status
     return log
+
+
+def hand_built_log(source: Path, out: Path, episodes: list[tuple[list[ChatMessage], list[dict[str, Any]]]]) -> Path:
+    """A log at OUT like the one in SOURCE, whose samples hold exactly the given (messages, step records).
+
+    For conversations no model run produces on demand: a signed thought, a
+    blocked prompt, a safety stop, an over-long trace. Sample i is task
+    ``knapsack-00000001ii``; its scores and the rest of its store are those of
+    SOURCE's first sample.
+    """
+    from inspect_ai.log import read_eval_log, write_eval_log
+
+    from opaque_knapsack.records import STEPS_KEY
+
+    [path] = sorted(source.glob("*.eval"))
+    log = read_eval_log(str(path))
+    template = log.samples[0]
+    samples = []
+    for index, (messages, steps) in enumerate(episodes):
+        sample = template.model_copy(deep=True)
+        sample.id = task_id(100 + index)
+        sample.metadata = {**sample.metadata, "task_id": sample.id}
+        sample.messages = messages
+        sample.store = {**sample.store, STEPS_KEY: steps}
+        samples.append(sample)
+    log.samples = samples
+    log.eval.dataset.samples = len(samples)
+    log.eval.dataset.sample_ids = [sample.id for sample in samples]
+    log.results = None
+    write_eval_log(log, str(out))
+    return out

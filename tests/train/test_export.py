@@ -99,8 +99,8 @@ def test_react_tool_call_form(fixture_logs, tmp_path):
         json.loads(tool_call["function"]["arguments"])
         assert result["tool_call_id"] == tool_call["id"]
         assert result["name"] == tool_call["function"]["name"]
-    assert json.loads(calls[0]["tool_calls"][0]["function"]["arguments"]) == {"item_id": "it_0000"}
-    assert results[1]["content"] == "Error: Unknown item id 'it_0001'."
+    assert json.loads(calls[0]["tool_calls"][0]["function"]["arguments"]) == {"item_id": "item_000000000000"}
+    assert results[1]["content"] == "Error: Unknown item id 'item_000000000001'."
     assert messages[-1] == {"role": "assistant", "content": "Finished."}
 
 
@@ -242,3 +242,14 @@ def test_json_format_logs_export_the_same(fixture_logs, tmp_path):
     export_traces([as_json], tmp_path / "from_json.jsonl")
     export_traces([fixture_logs.persistent], tmp_path / "from_eval.jsonl")
     assert lines(tmp_path / "from_json.jsonl") == lines(tmp_path / "from_eval.jsonl")
+
+
+def test_the_readme_exports_every_trace_as_the_paper_does_and_explains_each_filter():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Export traces", 1)[1].split("\n### ", 1)[0]
+    command = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert command.startswith("opaque-knapsack export ")
+    filters = ("--exclude-errors", "--min-score", "--solved-only", "--runtime", "--no-dedup", "--keep-unusable")
+    assert not [flag for flag in filters if flag in command]
+    prose = section.split("```", 2)[2]
+    assert all(f"`{flag}" in prose for flag in filters)

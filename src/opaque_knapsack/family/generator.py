@@ -66,12 +66,23 @@ def _draw_items(rng: random.Random, config: GeneratorConfig) -> _Draw | None:
     return _Draw(classes, weights, values, allowed)
 
 
+ID_PREFIX = "item_"
+ID_HEX_DIGITS = 12
+"""Item ids in the paper's form, ``item_`` + 12 lowercase hex digits (17 characters):
+models retype ids as literals, so their length moves tokens."""
+
+
 def _draw_ids(rng: random.Random, count: int) -> list[str]:
-    """Opaque ids: random hex, so they say nothing about an item."""
+    """Opaque ids: random hex, so they say nothing about an item; unique within the instance.
+
+    ``random()`` is k / 2**53 for a 53-bit k, so scaling by 2**48 is exact in
+    doubles and the 48-bit draw (k's top bits) is the same on every machine.
+    """
     ids: list[str] = []
     seen: set[str] = set()
+    scale = 1 << (4 * ID_HEX_DIGITS)
     while len(ids) < count:
-        item_id = f"it_{int(rng.random() * 0x1000000):06x}"
+        item_id = f"{ID_PREFIX}{int(rng.random() * scale):0{ID_HEX_DIGITS}x}"
         if item_id not in seen:
             seen.add(item_id)
             ids.append(item_id)

@@ -38,6 +38,7 @@ _EXPORTS = {
     "render_latex": "opaque_knapsack.reports.results_table",
     "render_markdown": "opaque_knapsack.reports.results_table",
     "table_from_logs": "opaque_knapsack.reports.results_table",
+    "TableLayout": "opaque_knapsack.reports.table_layout",
     "write_figures": "opaque_knapsack.reports.figures",
     "write_quickstart_reports": "opaque_knapsack.reports.quickstart",  # = write_reports
 }

@@ -14,6 +14,7 @@ from typing import Any
 from opaque_knapsack._cli import add_command
 from opaque_knapsack.errors import CommandError
 from opaque_knapsack.records import ScoreKey
+from opaque_knapsack.reports.table_layout import DEFAULT_LAYOUT, LAYOUTS
 
 SELECT_FIELDS = ("model", "train", "runtime", "difficulty", "agent")
 
@@ -60,6 +61,11 @@ def register(subparsers: Any) -> None:
     table.add_argument("--from-logs", metavar="DIR", help="build the spec from a log directory holding the 2x2 (or 3x2 with base) conditions")
     table.add_argument("--emit-spec", metavar="PATH", help="with --from-logs: also write the spec it built, to edit and reuse")
     table.add_argument("--format", choices=("latex", "markdown"), default="latex", help="output format (default: latex)")
+    table.add_argument(
+        "--layout", choices=tuple(LAYOUTS), default=DEFAULT_LAYOUT.name,
+        help=f"how the table looks (default: {DEFAULT_LAYOUT.name}, the paper's main_table.py layout; "
+        "compact: this package's one-column layout, Solved as 13/20, rows in spec order)",
+    )
     table.add_argument("--strict", action="store_true", help="a spec cell whose file is missing is an error (default: its row prints ? and a warning names the file)")
 
     figures = add_command(
@@ -179,6 +185,7 @@ def _handle_table(args: argparse.Namespace) -> int:
     if args.emit_spec and not args.from_logs:
         raise CommandError("--emit-spec only goes with --from-logs")
     render: Callable[..., str] = render_latex if args.format == "latex" else render_markdown
+    layout = LAYOUTS[args.layout]
     with _reporting():
         if args.from_logs:
             spec, rows = table_from_logs(args.from_logs)
@@ -188,7 +195,7 @@ def _handle_table(args: argparse.Namespace) -> int:
         else:
             spec = load_spec(args.spec)
             rows = build_rows(spec, strict=args.strict)
-        sys.stdout.write(render(spec, rows))
+        sys.stdout.write(render(spec, rows, layout))
     return 0
 
 

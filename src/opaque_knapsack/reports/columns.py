@@ -17,7 +17,7 @@ from collections.abc import Callable
 from inspect_ai.analysis import Column, EvalColumn, SampleColumn
 from inspect_ai.log import EvalLog, EvalSample, EvalSampleSummary
 
-from opaque_knapsack.logs import score_dict, train_semantics
+from opaque_knapsack.logs import UNKNOWN, score_dict, train_semantics
 from opaque_knapsack.records import END_REASON_METADATA_KEY, MODEL_ERROR, SCORER_NAME
 from opaque_knapsack.reports.runs import SCORE_PREFIX
 
@@ -44,6 +44,19 @@ def _usage_sum(attribute: str) -> Callable[[AnySample], int | None]:
     return extract
 
 
+def condition_train(log: EvalLog) -> str:
+    """The run's training semantics, or the model's name where it has none.
+
+    A run without a ``train`` record in its eval metadata that is not a
+    scripted policy (a teacher such as ``google/gemini-2.5-flash``, any model
+    evaluated as is) was not trained in a runtime: calling it "unknown" would
+    read as a student whose training was lost, so the reports name it by its
+    model instead.
+    """
+    train = train_semantics(log.eval.model, log.eval.metadata)
+    return log.eval.model if train == UNKNOWN else train
+
+
 def _metadata_settings(log: EvalLog) -> dict[str, str]:
     metadata = log.eval.metadata or {}
     return {k: str(metadata[k]) for k in ("runtime", "difficulty", "agent") if metadata.get(k)}
@@ -64,7 +77,7 @@ ConditionColumns: list[Column] = [
     EvalColumn("model", path="eval.model", required=True),
     EvalColumn("status", path="status", required=True),
     EvalColumn("task_arg_*", path="eval.task_args"),
-    EvalColumn("train", path=lambda log: train_semantics(log.eval.model, log.eval.metadata)),
+    EvalColumn("train", path=condition_train),
     # the task also records its resolved settings in the eval metadata
     EvalColumn("meta_*", path=_metadata_settings),
     EvalColumn("expected_samples", path=_expected_samples),

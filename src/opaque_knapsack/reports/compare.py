@@ -2,12 +2,23 @@
 
 Episodes are paired by task id (the Inspect sample id); a task run over
 several epochs counts once, with its epochs averaged. The figures: descriptive
-statistics of A, B and A-B; the two-sided Wilcoxon signed-rank test; the
+statistics of A, B and A-B (the standard deviation is the sample one,
+``ddof=1``: ``STD_DDOF``); the two-sided Wilcoxon signed-rank test; the
 matched-pairs rank-biserial correlation r = (W+ - W-) / (W+ + W-) over the
 non-zero differences (average ranks of |d| for ties), positive when A tends to
 be higher; a percentile bootstrap CI of the mean difference. Differences are
 rounded to 10 decimals first, so float noise neither breaks ties nor hides a
 zero difference.
+
+Beside the signed r, the figure the paper's compare script prints is kept
+under its own name, ``paper_formula_r`` = 1 - 2W / (n(n+1)) with W = min(W+,
+W-) (the statistic ``scipy.stats.wilcoxon`` returns; its default
+``zero_method="wilcox"`` drops zero differences before ranking) and n the
+number of pairs, zeros included (the length of the paired arrays the script
+hands to scipy). It is not a signed effect size: without zero differences it
+equals (1 + |r|) / 2, so it lies between 0.5 (no effect) and 1 and never says
+which run is higher; zero differences, dropped from W but counted in n, push it
+further toward 1. Set this output beside the paper's on that figure only.
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ from opaque_knapsack.reports.runs import Run
 # under 2 / 2**5 = 0.0625, so no result can be significant at 0.05.
 MIN_NONZERO_FOR_SIGNIFICANCE = 6
 DIFFERENCE_DECIMALS = 10
+STD_DDOF = 1  # every standard deviation printed is the sample one (n - 1 in the denominator)
+PAPER_FORMULA = "1 - 2W/(n(n+1)), W = min(W+, W-), n = pairs"
 
 
 @dataclass
@@ -37,7 +50,7 @@ class Describe:
 
     n: int
     mean: float
-    std: float  # sample standard deviation (ddof=1)
+    std: float  # sample standard deviation (ddof=STD_DDOF)
     median: float
     min: float
     max: float
@@ -47,7 +60,7 @@ class Describe:
         n = int(values.size)
         if n == 0:
             return cls(0, math.nan, math.nan, math.nan, math.nan, math.nan)
-        std = float(np.std(values, ddof=1)) if n > 1 else math.nan
+        std = float(np.std(values, ddof=STD_DDOF)) if n > 1 else math.nan
         return cls(n, float(np.mean(values)), std, float(np.median(values)), float(np.min(values)), float(np.max(values)))
 
 
@@ -74,6 +87,7 @@ class PairedComparison:
     wilcoxon_statistic: float  # min(W+, W-), as scipy reports it
     p_value: float
     rank_biserial: float
+    paper_formula_r: float  # 1 - 2W/(n(n+1)) as the paper's script computes it; see the module docstring
     ci_low: float
     ci_high: float
     confidence: float
@@ -82,6 +96,8 @@ class PairedComparison:
     significant: bool | None
     verdict: str
     notes: list[str] = field(default_factory=list)
+    std_ddof: int = STD_DDOF
+    paper_formula: str = PAPER_FORMULA
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(asdict(self))
@@ -109,6 +125,18 @@ def rank_biserial(differences: Sequence[float] | np.ndarray) -> tuple[float, flo
     w_plus = float(ranks[d > 0].sum())
     w_minus = float(ranks[d < 0].sum())
     return ((w_plus - w_minus) / (w_plus + w_minus), w_plus, w_minus)
+
+
+def paper_formula_r(w_plus: float, w_minus: float, n_pairs: int) -> float:
+    """The paper's effect-size figure 1 - 2W/(n(n+1)), W = min(W+, W-), n = pairs (zeros included).
+
+    Kept so a researcher can set this output beside the paper's; the signed
+    rank-biserial (``rank_biserial``) is the figure to interpret. NaN when no
+    difference is non-zero (scipy then has no statistic) or there are no pairs.
+    """
+    if n_pairs == 0 or w_plus + w_minus == 0:
+        return math.nan
+    return 1.0 - 2.0 * min(w_plus, w_minus) / (n_pairs * (n_pairs + 1))
 
 
 def _per_task(run: Run, metric: str) -> dict[str, float]:
@@ -202,6 +230,7 @@ def compare_values(
         wilcoxon_statistic=statistic,
         p_value=p_value,
         rank_biserial=r,
+        paper_formula_r=paper_formula_r(w_plus, w_minus, len(common)),
         ci_low=low,
         ci_high=high,
         confidence=confidence,
@@ -225,7 +254,10 @@ def _verdict(c: PairedComparison) -> str:
         return f"{what}: no task ids in common, nothing to compare"
     if c.n_nonzero == 0:
         return f"{what}: all {c.n_pairs} paired differences are zero, no difference (no test possible)"
-    stats = f"Wilcoxon p = {c.p_value:.3g}, r = {c.rank_biserial:+.2f}, n = {c.n_pairs} pairs"
+    stats = (
+        f"Wilcoxon p = {c.p_value:.3g}, r = {c.rank_biserial:+.2f} "
+        f"[paper's formula: {c.paper_formula_r:.2f}], n = {c.n_pairs} pairs"
+    )
     if c.significant:
         direction = "higher" if c.w_plus > c.w_minus else "lower"
         return (
@@ -253,11 +285,12 @@ def render_comparison(c: PairedComparison, fmt: Literal["text", "json"] = "text"
         f"Paired comparison on {c.metric}: A = {c.label_a}, B = {c.label_b}",
         f"Pairs (same task id): {c.n_pairs}; only in A: {c.only_a}; only in B: {c.only_b}",
         "",
-        f"{'':8}{'n':>6}{'mean':>12}{'std':>12}{'median':>12}{'min':>12}{'max':>12}",
+        f"{'':8}{'n':>6}{'mean':>12}{f'std(ddof={c.std_ddof})':>12}{'median':>12}{'min':>12}{'max':>12}",
     ]
     for name, d in (("A", c.a), ("B", c.b), ("A - B", c.difference)):
         cells = "".join(f"{_fmt(v):>12}" for v in (d.mean, d.std, d.median, d.min, d.max))
         lines.append(f"{name:8}{d.n:>6}{cells}")
+    lines.append(f"std: sample standard deviation (ddof = {c.std_ddof})")
     lines.append("")
     if c.n_nonzero:
         lines.append(
@@ -267,6 +300,10 @@ def render_comparison(c: PairedComparison, fmt: Literal["text", "json"] = "text"
         lines.append(
             f"Rank-biserial correlation (matched pairs): r = {c.rank_biserial:+.3f} "
             f"(W+ = {_fmt(c.w_plus)}, W- = {_fmt(c.w_minus)})"
+        )
+        lines.append(
+            f"Paper's formula 1 - 2W/(n(n+1)) (W = min(W+, W-) = {_fmt(min(c.w_plus, c.w_minus))}, "
+            f"n = {c.n_pairs} pairs): {c.paper_formula_r:.3f} (unsigned, 0.5 = no effect; not the rank-biserial)"
         )
     else:
         lines.append("Wilcoxon signed-rank: not computed (no non-zero differences)")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opaque_knapsack.family.presets import PRESET_NAMES
-from opaque_knapsack.records import BASE_TRAIN, PERSISTENT, STATELESS, ScoreKey
+from opaque_knapsack.records import BASE_TRAIN, PERSISTENT, RUNTIMES, STATELESS, ScoreKey
 from opaque_knapsack.reports.bootstrap import bootstrap_mean_ci
 from opaque_knapsack.reports.errors import ReportError
 from opaque_knapsack.reports.runs import Run
@@ -45,7 +45,8 @@ BEHAVIOUR_PANELS = (
 COST_PERFORMANCE_CAPTION = (
     "Cost-performance trade-off. Each point is one condition: mean optimality (agent value / optimal "
     "value, %) against mean output tokens per episode (log scale), with 95% percentile bootstrap "
-    "confidence intervals over episodes on both axes. Colour: the student's training semantics; "
+    "confidence intervals over episodes on both axes. Colour: the student's training semantics (a run "
+    "without them, such as a teacher, is named by its model); "
     "filled marker: persistent runtime, open marker: stateless runtime; marker shape: difficulty."
 )
 BEHAVIOUR_CAPTION = (
@@ -55,7 +56,8 @@ BEHAVIOUR_CAPTION = (
     "Re-import rate: share of the steps after the first whose code imports a module an earlier step "
     "already imported. Context symbol lifespan: mean distance, in turns, from a reference to a name "
     "an earlier turn bound back to the turn that last bound it (0 when there are none). Colour: the "
-    "student's training semantics; hatched bars: stateless runtime; one row of panels per "
+    "student's training semantics (a run without them, such as a teacher, is named by its model); "
+    "hatched bars: stateless runtime; one row of panels per "
     "difficulty. '0' marks a mean of exactly zero; 'n/a' a condition without values."
 )
 
@@ -105,7 +107,10 @@ def _mean_ci(run: Run, metric: str, scale: float = 1.0) -> tuple[float, float, f
 
 
 def _train_name(train: str) -> str:
-    return "base model" if train == BASE_TRAIN else f"{train}-trained"
+    """Legend text: a student by its training semantics; a run without them (a teacher) by its model."""
+    if train == BASE_TRAIN:
+        return "base model"
+    return f"{train}-trained" if train in RUNTIMES else train
 
 
 def _ordered(values: Sequence[str]) -> list[str]:

@@ -6,22 +6,29 @@ Spec (JSON object; unknown fields are an error):
      "score_scale": "auto" | "fraction" | "percent",
      "solved_format": "count" | "percent",
      "cells": [{"difficulty": "easy", "train": "persistent", "runtime": "stateless",
-                "path": "logs/easy", "metrics_path": "scores.jsonl", "score_override": 0.62}]}
+                "path": "logs/easy", "metrics_path": "episodes/", "score_override": 0.62}]}
 
 ``path`` is an Inspect log, a directory of logs (the cell then picks the run
-whose difficulty/train/runtime match it), or a summary JSON with
+whose difficulty/train/runtime match it), a summary JSON with
 ``metrics.score.mean``, ``num_tasks_solved``, ``num_tasks_executed``,
-``average_steps``, ``average_total_tokens``, ``average_runtime``. Relative
-paths are relative to the spec file.
+``average_steps``, ``average_total_tokens``, ``average_runtime``, or one of
+the paper's per-episode result directories (``*.trace.json`` / ``*.json``
+pairs; ``episode_results`` says which keys are read). Relative paths are
+relative to the spec file.
 
 Per-episode scores feed a 95% percentile bootstrap CI (5,000 resamples), shown
 as ± half its width. They come from ``metrics_path`` when given, else from
-``path`` when that is a log. ``metrics_path`` may be an Inspect log (optimality
-per episode), a JSON list of numbers or of objects with a ``score`` (or
+``path`` when that holds episodes (a log or a per-episode directory).
+``metrics_path`` may be an Inspect log (optimality per episode), a per-episode
+result directory, a JSON list of numbers or of objects with a ``score`` (or
 ``optimality``) key, a JSON object holding such a list under ``scores``, or
 JSONL with one number or such object per line. ``score_scale`` says whether
 scores are fractions (0-1) or percentages; ``auto`` treats values <= 1.5 as
 fractions. ``caption`` is LaTeX and is not escaped.
+
+How the table looks is a ``TableLayout`` (``table_layout.py``): the paper's
+``main_table.py`` layout by default, this package's earlier one as
+``layout=COMPACT``.
 """
 
 from __future__ import annotations
@@ -38,8 +45,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opaque_knapsack.records import ScoreKey
 from opaque_knapsack.reports.bootstrap import bootstrap_mean_ci
-from opaque_knapsack.reports.errors import ReportError, ReportWarning
+from opaque_knapsack.reports.episode_results import episode_figures, is_episode_dir, read_episode_dir
+from opaque_knapsack.reports.errors import ReportError, ReportWarning, validation_message
 from opaque_knapsack.reports.runs import Condition, Run, load_runs
+from opaque_knapsack.reports.table_layout import DEFAULT_LAYOUT, TableLayout
 
 TABLE_RESAMPLES = 5_000
 AUTO_FRACTION_LIMIT = 1.5
@@ -123,6 +132,9 @@ class CellValues:
         return self.score / (self.tokens / 1000.0)
 
 
+Row = tuple[TableCell, CellValues]
+
+
 @dataclass(frozen=True)
 class Column:
     """A table column: header, how to read and format it, which way is best."""
@@ -146,27 +158,6 @@ COLUMNS: tuple[Column, ...] = (
 # --- spec loading -----------------------------------------------------------
 
 
-def _error_location(loc: Sequence[Any]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def validation_message(source: str, error: ValidationError) -> str:
-    """One line naming every bad field of a spec."""
-    problems = []
-    for item in error.errors():
-        where = _error_location(item["loc"])
-        if item["type"] == "extra_forbidden":
-            problems.append(f"unknown field '{where}'")
-        elif item["type"] == "missing":
-            problems.append(f"missing field '{where}'")
-        else:
-            problems.append(f"field '{where}': {item['msg']}")
-    return f"{source}: invalid table spec: " + "; ".join(problems)
-
-
 def load_spec(path: str | Path) -> TableSpec:
     """Read and validate a spec file; relative cell paths become relative to it."""
     spec_path = Path(path)
@@ -184,7 +175,7 @@ def parse_spec(raw: Any, *, source: str = "spec", base: Path | None = None) -> T
     try:
         spec = TableSpec.model_validate(raw)
     except ValidationError as error:
-        raise ReportError(validation_message(source, error)) from error
+        raise ReportError(validation_message(source, error, "table spec")) from error
     if base is not None:
         for cell in spec.cells:
             cell.path = cell.path if cell.path.is_absolute() else base / cell.path
@@ -274,7 +265,7 @@ def _values_from_summary(path: Path, data: Any, scale: str) -> CellValues:
     try:
         summary = SummaryFile.model_validate(data)
     except ValidationError as error:
-        raise ReportError(validation_message(str(path), error).replace("table spec", "summary JSON")) from error
+        raise ReportError(validation_message(str(path), error, "summary JSON")) from error
     mean = summary.metrics.score.mean if summary.metrics and summary.metrics.score else None
     return CellValues(
         score=_to_percent(mean, scale),
@@ -337,12 +328,7 @@ def cell_values(
     if cell.metrics_path is not None and not cell.metrics_path.exists():
         _missing(cell.metrics_path, "metrics file", cell, strict)
         return CellValues()
-    is_log, data = _is_inspect_log(cell.path)
-    episode_scores: list[float] = []
-    if is_log:
-        values, episode_scores = _values_from_run(_cell_run(cell, cell.path, cache))
-    else:
-        values = _values_from_summary(cell.path, data, spec.score_scale)
+    values, episode_scores = _path_values(cell, spec, cache)
     if cell.metrics_path is not None:
         episode_scores = _metrics_scores(cell, spec, cache)
     if cell.score_override is not None:
@@ -357,17 +343,48 @@ def cell_values(
     return values
 
 
+def _path_values(cell: TableCell, spec: TableSpec, cache: _RunCache) -> tuple[CellValues, list[float]]:
+    """A cell's figures from its ``path``, with the per-episode scores it holds (none for a summary)."""
+    if is_episode_dir(cell.path):
+        return _values_from_episodes(cell.path, spec.score_scale)
+    is_log, data = _is_inspect_log(cell.path)
+    if is_log:
+        values, scores = _values_from_run(_cell_run(cell, cell.path, cache))
+        return values, _on_scale(scores, spec)
+    return _values_from_summary(cell.path, data, spec.score_scale), []
+
+
+def _on_scale(log_scores: list[float], spec: TableSpec) -> list[float]:
+    """A log's per-episode optimality (fractions) on the spec's score scale."""
+    return [s * 100.0 for s in log_scores] if spec.score_scale == "percent" else log_scores
+
+
+def _values_from_episodes(path: Path, scale: str) -> tuple[CellValues, list[float]]:
+    """A per-episode result directory's figures; the score scale is judged on all its scores."""
+    figures = episode_figures(path)
+    scores = figures.scores
+    reference = max(abs(score) for score in scores)
+    values = CellValues(
+        score=_to_percent(math.fsum(scores) / len(scores), scale, reference),
+        solved=figures.solved,
+        executed=float(len(scores)),
+        steps=figures.steps,
+        tokens=figures.tokens,
+    )
+    return values, scores
+
+
 def _metrics_scores(cell: TableCell, spec: TableSpec, cache: _RunCache) -> list[float]:
     path = cell.metrics_path
     assert path is not None
     if not path.exists():
         raise ReportError(f"{path}: metrics file not found (cell {cell.difficulty}/{cell.train}/{cell.runtime})")
+    if is_episode_dir(path):
+        return [result.score for result in read_episode_dir(path)]
     is_log, data = _is_inspect_log(path)
     if is_log:
         _, scores = _values_from_run(_cell_run(cell, path, cache))
-        if spec.score_scale == "percent":
-            scores = [s * 100.0 for s in scores]  # log scores are fractions
-        return scores
+        return _on_scale(scores, spec)
     return _episode_scores_from_json(path, data)
 
 
@@ -391,33 +408,41 @@ def latex_escape(text: str) -> str:
     return "".join(replacements.get(ch, ch) for ch in text)
 
 
-def _comparable(values: CellValues, key: str, by_rate: bool) -> float | None:
+def _decimals(key: str, layout: TableLayout) -> int:
+    """How many decimals a figure prints with in this layout."""
+    return {
+        "score": layout.score_decimals,
+        "steps": layout.steps_decimals,
+        "tokens": 0,
+        "time_s": layout.time_decimals,
+        "score_per_1k": layout.per_1k_decimals,
+    }[key]
+
+
+def _comparable(values: CellValues, key: str, by_rate: bool, layout: TableLayout) -> float | None:
+    """The value the bold decision compares: unrounded, or as printed, as the layout says."""
     if key == "solved":
         return values.solved_rate if by_rate else values.solved
     value = getattr(values, key)
     if value is None or math.isnan(value):
         return None
-    return _round_display(key, value)
+    return value if layout.bold_on == "unrounded" else round(value, _decimals(key, layout))
 
 
-def _round_display(key: str, value: float) -> float:
-    digits = {"score": 1, "steps": 1, "tokens": 0, "time_s": 1, "score_per_1k": 2}.get(key, 3)
-    return round(value, digits)
-
-
-def _best_flags(rows: Sequence[tuple[TableCell, CellValues]], spec: TableSpec) -> list[dict[str, bool]]:
+def _best_flags(rows: Sequence[Row], layout: TableLayout) -> list[dict[str, bool]]:
     """Per row, per column: is this the best value of its difficulty group?"""
     flags: list[dict[str, bool]] = [dict() for _ in rows]
     groups: dict[str, list[int]] = {}
     for index, (cell, _) in enumerate(rows):
         groups.setdefault(cell.difficulty, []).append(index)
+    columns = [c for c in COLUMNS if c.better != "none" and (c.key != "solved" or layout.bold_solved)]
     for members in groups.values():
         # solved compares rates when every row knows its episode count, else counts
         by_rate = all(rows[i][1].solved_rate is not None for i in members if rows[i][1].solved is not None)
-        for column in COLUMNS:
-            present = [(i, _comparable(rows[i][1], column.key, by_rate)) for i in members]
+        for column in columns:
+            present = [(i, _comparable(rows[i][1], column.key, by_rate, layout)) for i in members]
             present = [(i, v) for i, v in present if v is not None]
-            if len(present) < 2 or column.better == "none":
+            if len(present) < 2:
                 continue
             pick: Callable[..., float] = max if column.better == "higher" else min
             best = pick(v for _, v in present)
@@ -426,7 +451,7 @@ def _best_flags(rows: Sequence[tuple[TableCell, CellValues]], spec: TableSpec) -
     return flags
 
 
-def _format(values: CellValues, key: str, spec: TableSpec, latex: bool) -> str:
+def _format(values: CellValues, key: str, spec: TableSpec, layout: TableLayout, latex: bool) -> str:
     pct = r"\%" if latex else "%"
     if key == "solved":
         if values.solved is None:
@@ -434,86 +459,115 @@ def _format(values: CellValues, key: str, spec: TableSpec, latex: bool) -> str:
         if spec.solved_format == "percent":
             rate = values.solved_rate
             return "?" if rate is None else f"{rate:.1f}{pct}"
-        executed = f"/{values.executed:.0f}" if values.executed else ""
-        return f"{values.solved:.0f}{executed}"
+        show_of = layout.solved_count == "of_executed" and values.executed
+        return f"{values.solved:.0f}" + (f"/{values.executed:.0f}" if show_of else "")
     value = getattr(values, key)
     if value is None or math.isnan(value):
         return "?"
-    if key == "score":
-        return f"{value:.1f}"
-    if key == "tokens":
-        return f"{value:,.0f}"
-    if key == "score_per_1k":
-        return f"{value:.2f}"
-    return f"{value:.1f}"
+    return f"{value:,.{_decimals(key, layout)}f}"
 
 
-def _score_ci(values: CellValues, latex: bool) -> str:
+def _score_ci(values: CellValues, layout: TableLayout, latex: bool) -> str:
     if values.score_ci is None or values.score is None:
         return ""
-    return (r" $\pm$ " if latex else " ± ") + f"{values.score_ci:.1f}"
+    return (r" $\pm$ " if latex else " ± ") + f"{values.score_ci:.{layout.score_decimals}f}"
 
 
-def build_rows(
-    spec: TableSpec, preloaded: dict[str, list[Run]] | None = None, *, strict: bool = False
-) -> list[tuple[TableCell, CellValues]]:
-    """Each cell with its numbers, in spec order (``strict``: a missing file is an error)."""
-    cache = _RunCache(preloaded)
-    return [(cell, cell_values(cell, spec, cache, strict=strict)) for cell in spec.cells]
+def _figure_cells(values: CellValues, best: dict[str, bool], spec: TableSpec, layout: TableLayout, latex: bool) -> list[str]:
+    cells = []
+    for column in COLUMNS:
+        text = _format(values, column.key, spec, layout, latex)
+        if best.get(column.key):
+            text = rf"\textbf{{{text}}}" if latex else f"**{text}**"
+        if column.key == "score":
+            text += _score_ci(values, layout, latex)
+        cells.append(text)
+    return cells
 
 
-def render_latex(spec: TableSpec, rows: Sequence[tuple[TableCell, CellValues]]) -> str:
-    """A booktabs table environment: one row per cell, best per difficulty in bold."""
-    flags = _best_flags(rows, spec)
-    header = ["Difficulty", "Train", "Runtime", *(c.latex for c in COLUMNS)]
-    lines = [
-        r"\begin{table}[t]",
-        r"\centering",
+def order_rows(rows: Sequence[Row], layout: TableLayout) -> list[Row]:
+    """Rows in the layout's order: spec order, or grouped by difficulty (first appearance), stable."""
+    if layout.row_order == "spec":
+        return list(rows)
+    groups = list(dict.fromkeys(cell.difficulty for cell, _ in rows))
+    return sorted(rows, key=lambda row: groups.index(row[0].difficulty))
+
+
+def _runs_of_difficulty(rows: Sequence[Row]) -> list[list[int]]:
+    """Indices of consecutive rows sharing a difficulty."""
+    runs: list[list[int]] = []
+    for index, (cell, _) in enumerate(rows):
+        if runs and rows[runs[-1][0]][0].difficulty == cell.difficulty:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return runs
+
+
+def _difficulty_cell(difficulty: str, position: int, span: int, layout: TableLayout) -> str:
+    """The difficulty column of a group's row: the label on its first row only."""
+    if position:
+        return ""
+    text = latex_escape(difficulty)
+    if layout.difficulty_label == "rotated_multirow":
+        return rf"\multirow{{{span}}}{{*}}{{\rotatebox[origin=c]{{90}}{{{text}}}}}"
+    return text
+
+
+def _header_row(layout: TableLayout) -> str:
+    names = ["Difficulty", "Train", "Runtime", *(c.latex for c in COLUMNS)]
+    return " & ".join(rf"\textbf{{{n}}}" if layout.bold_headers else n for n in names) + r" \\"
+
+
+def render_latex(spec: TableSpec, rows: Sequence[Row], layout: TableLayout = DEFAULT_LAYOUT) -> str:
+    """The table as LaTeX in the given layout (the paper's by default); best per difficulty in bold."""
+    rows = order_rows(rows, layout)
+    flags = _best_flags(rows, layout)
+    lines = [rf"\begin{{{layout.float_env}}}[{layout.placement}]", r"\centering"]
+    lines += [layout.font_size] if layout.font_size else []
+    lines += [
         rf"\caption{{{spec.caption}}}",
         rf"\label{{{spec.label}}}",
-        r"\begin{tabular}{lll" + "r" * len(COLUMNS) + "}",
+        rf"\begin{{tabular}}{{{layout.column_spec(len(COLUMNS))}}}",
         r"\toprule",
-        " & ".join(header) + r" \\",
+        _header_row(layout),
         r"\midrule",
     ]
-    previous: str | None = None
-    for (cell, values), best in zip(rows, flags, strict=True):
-        if previous is not None and cell.difficulty != previous:
+    for group_index, members in enumerate(_runs_of_difficulty(rows)):
+        if group_index:
             lines.append(r"\midrule")
-        difficulty = latex_escape(cell.difficulty) if cell.difficulty != previous else ""
-        previous = cell.difficulty
-        cells = [difficulty, latex_escape(cell.train), latex_escape(cell.runtime)]
-        for column in COLUMNS:
-            text = _format(values, column.key, spec, latex=True)
-            if best.get(column.key):
-                text = rf"\textbf{{{text}}}"
-            if column.key == "score":
-                text += _score_ci(values, latex=True)
-            cells.append(text)
-        lines.append(" & ".join(cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+        for position, index in enumerate(members):
+            cell, values = rows[index]
+            cells = [
+                _difficulty_cell(cell.difficulty, position, len(members), layout),
+                latex_escape(cell.train),
+                latex_escape(cell.runtime),
+                *_figure_cells(values, flags[index], spec, layout, latex=True),
+            ]
+            lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\end{{{layout.float_env}}}"]
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(spec: TableSpec, rows: Sequence[tuple[TableCell, CellValues]]) -> str:
-    """The same table as GitHub markdown, for a quick look."""
-    flags = _best_flags(rows, spec)
+def render_markdown(spec: TableSpec, rows: Sequence[Row], layout: TableLayout = DEFAULT_LAYOUT) -> str:
+    """The same table as GitHub markdown, for a quick look (the layout's order, numbers and bold)."""
+    rows = order_rows(rows, layout)
+    flags = _best_flags(rows, layout)
     header = ["Difficulty", "Train", "Runtime", *(c.markdown for c in COLUMNS)]
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] * 3 + ["---:"] * len(COLUMNS)) + "|",
     ]
     for (cell, values), best in zip(rows, flags, strict=True):
-        cells = [cell.difficulty, cell.train, cell.runtime]
-        for column in COLUMNS:
-            text = _format(values, column.key, spec, latex=False)
-            if best.get(column.key):
-                text = f"**{text}**"
-            if column.key == "score":
-                text += _score_ci(values, latex=False)
-            cells.append(text)
+        cells = [cell.difficulty, cell.train, cell.runtime, *_figure_cells(values, best, spec, layout, latex=False)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def build_rows(spec: TableSpec, preloaded: dict[str, list[Run]] | None = None, *, strict: bool = False) -> list[Row]:
+    """Each cell with its numbers, in spec order (``strict``: a missing file is an error)."""
+    cache = _RunCache(preloaded)
+    return [(cell, cell_values(cell, spec, cache, strict=strict)) for cell in spec.cells]
 
 
 def spec_from_runs(runs: Sequence[Run], path: Path) -> TableSpec:
@@ -534,7 +588,7 @@ def spec_from_runs(runs: Sequence[Run], path: Path) -> TableSpec:
     return TableSpec(cells=cells)
 
 
-def table_from_logs(log_dir: str | Path) -> tuple[TableSpec, list[tuple[TableCell, CellValues]]]:
+def table_from_logs(log_dir: str | Path) -> tuple[TableSpec, list[Row]]:
     """Spec and rows for every condition in a log directory (the 2x2, or 3x2 with base)."""
     path = Path(log_dir)
     runs = load_runs([path])

@@ -229,34 +229,79 @@ NR = {
     "perf_event_open": 298, "name_to_handle_at": 303, "open_by_handle_at": 304,
     "setns": 308, "process_vm_readv": 310, "process_vm_writev": 311, "finit_module": 313,
     "bpf": 321, "execveat": 322, "userfaultfd": 323, "pidfd_send_signal": 424,
+    "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
+    "mount_setattr": 442,
     "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
     "pidfd_open": 434, "clone3": 435, "pidfd_getfd": 438,
     "sendto": 44, "sendmsg": 46, "socketpair": 53, "prctl": 157, "inotify_init": 253,
     "inotify_add_watch": 254, "inotify_init1": 294, "fanotify_init": 300, "fanotify_mark": 301,
     "sendmmsg": 307,
+    # System V IPC and POSIX message queues
+    "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66, "shmdt": 67,
+    "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "semtimedop": 220, "mq_open": 240,
+    "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
+    # sockets: naming and accepting
+    "connect": 42, "accept": 43, "bind": 49, "listen": 50, "accept4": 288,
+    # process attributes that may name another process
+    "fcntl": 72, "flock": 73, "ioctl": 16, "syslog": 103,
+    "setpriority": 141, "sched_setparam": 142, "sched_setscheduler": 144, "sched_setaffinity": 203,
+    "ioprio_set": 251, "migrate_pages": 256, "move_pages": 279, "prlimit64": 302, "sched_setattr": 314,
 }
 _AF_UNIX = 1
 _SOCK_STREAM = 1
 _SOCK_TYPE_MASK = 0xF  # the rest of socketpair's type argument is SOCK_CLOEXEC / SOCK_NONBLOCK
 _PR_SET_PDEATHSIG_ARG = 1
+_PR_SCHED_CORE = 62  # can share a core-scheduling cookie with another pid
+_PRIO_PROCESS = 0
+_IOPRIO_WHO_PROCESS = 1
 
 # Denied for every confined process (kernels and exec'd commands).
 _ALWAYS_DENIED = (
     "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open", "pidfd_getfd",
     "pidfd_send_signal", "personality", "pivot_root", "chroot", "mount", "umount2",
+    "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+    "syslog",  # the kernel log: where dmesg is open to all, a segfault's line is a note to anyone
     "init_module", "finit_module", "delete_module", "kexec_load", "add_key", "request_key",
     "keyctl", "unshare", "setns", "perf_event_open", "name_to_handle_at",
     "open_by_handle_at", "bpf", "userfaultfd", "io_uring_setup", "io_uring_enter",
     "io_uring_register",
+    # System V IPC and POSIX message queues: objects that outlive their creator and that
+    # any process of the namespace may find (a note from one step, or sample, to the next).
+    "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semctl", "semtimedop",
+    "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend",
+    "mq_timedreceive", "mq_notify", "mq_getsetattr",
 )
 # Denied additionally for the Python kernel: no new processes, no escape from its
 # process group, no sockets, signals only to itself, no message with a destination
 # or descriptors (sendmsg/sendmmsg carry theirs in memory BPF cannot read), no
 # watching other directories (inotify/fanotify would show other samples' workdirs appear).
+# A step names no socket (bind/listen: squatting an abstract name, a channel through
+# bind collisions) and reaches none by name (connect/accept): its one socket is its
+# connected channel, and socketpair() gives only connected pairs.
 _KERNEL_DENIED = (
     "socket", "fork", "vfork", "execve", "execveat", "setpgid", "setsid", "tkill",
     "sendmsg", "sendmmsg", "inotify_init", "inotify_init1", "inotify_add_watch",
-    "fanotify_init", "fanotify_mark",
+    "fanotify_init", "fanotify_mark", "bind", "listen", "connect", "accept", "accept4", "flock",
+)
+# fcntl commands denied to step processes: file locks and leases (lock state lives on the
+# inode, and the read-only files every kernel shares would carry it from one sample to
+# another), directory notification, and naming a process to get SIGIO for a descriptor.
+_FCNTL_DENIED = (6, 7, 37, 38, 1024, 1026, 8, 15, 10)  # F_SETLK(W), F_OFD_SETLK(W), F_SETLEASE, F_NOTIFY, F_SETOWN(_EX), F_SETSIG
+_IOCTL_DENIED = (0x8901, 0x8902)  # FIOSETOWN, SIOCSPGRP: F_SETOWN by another name
+# Calls that change a process's attributes, allowed only on the calling process
+# itself (pid argument 0 or its own pid): what a step changes dies with it, and never
+# reaches its kernel process, the spare step process or the harness, whose attributes
+# every later step process would inherit. (syscall, index of the pid argument).
+_SELF_ONLY = (
+    ("prlimit64", 0), ("sched_setaffinity", 0), ("sched_setscheduler", 0), ("sched_setparam", 0),
+    ("sched_setattr", 0), ("migrate_pages", 0), ("move_pages", 0),
+)
+# The same with a "which" argument that must name a single process: (syscall, which
+# index, its value, pid index). PRIO_PGRP/PRIO_USER would reach every process of the
+# group or of the uid (the harness's, where kernels share its uid).
+_SELF_ONLY_WHICH = (
+    ("setpriority", 0, _PRIO_PROCESS, 1),
+    ("ioprio_set", 0, _IOPRIO_WHO_PROCESS, 1),
 )
 
 
@@ -310,6 +355,7 @@ def _build_filter(strict: bool, own_pid: int) -> bytes:
                 _ins(_RET_K, 0, 0, _RET_ALLOW),
             ]
         prog += _argument_rules(errno | _EPERM)
+    prog += _attribute_rules(errno | _EPERM, own_pid, strict)
     prog.append(_ins(_RET_K, 0, 0, _RET_ALLOW))
     return b"".join(prog)
 
@@ -323,9 +369,7 @@ def _argument_rules(deny: int) -> list[bytes]:
 
     - socketpair: only AF_UNIX stream pairs (a datagram pair could sendto any
       path-named socket its uid may write, such as /dev/log);
-    - sendto: no destination address (the channel is connected);
-    - prctl: no PR_SET_PDEATHSIG, so a step process cannot clear the signal that
-      kills it with its kernel.
+    - sendto: no destination address (the channel is connected).
     """
     return [
         # socketpair(domain, type, protocol)
@@ -345,13 +389,52 @@ def _argument_rules(deny: int) -> list[bytes]:
         _ins(_JEQ_K, 1, 0, 0),
         _ins(_RET_K, 0, 0, deny),
         _ins(_RET_K, 0, 0, _RET_ALLOW),
-        # prctl(option, ...): not PR_SET_PDEATHSIG
-        _ins(_JEQ_K, 0, 4, NR["prctl"]),
-        _ins(_LD_W_ABS, 0, 0, _arg(0)),
-        _ins(_JEQ_K, 1, 0, _PR_SET_PDEATHSIG_ARG),
-        _ins(_RET_K, 0, 0, _RET_ALLOW),
-        _ins(_RET_K, 0, 0, deny),
     ]
+
+
+def _attribute_rules(deny: int, own_pid: int, strict: bool) -> list[bytes]:
+    """Process attributes: changed only on the calling process itself (both profiles).
+
+    - prlimit64, sched_set*, migrate_pages, move_pages: pid 0 or the caller's;
+    - setpriority, ioprio_set: PRIO_PROCESS / IOPRIO_WHO_PROCESS, and pid 0 or the caller's;
+    - prctl: no PR_SCHED_CORE (it shares a cookie with another pid); for step
+      processes no PR_SET_PDEATHSIG either, so a step process cannot clear the
+      signal that kills it with its kernel;
+    - step processes: no file locks, leases or dnotify, no SIGIO owner (fcntl, ioctl).
+    """
+    prog: list[bytes] = []
+    for name, pid_arg in _SELF_ONLY:
+        prog += [
+            _ins(_JEQ_K, 0, 5, NR[name]),
+            _ins(_LD_W_ABS, 0, 0, _arg(pid_arg)),
+            _ins(_JEQ_K, 2, 0, 0),
+            _ins(_JEQ_K, 1, 0, own_pid),
+            _ins(_RET_K, 0, 0, deny),
+            _ins(_RET_K, 0, 0, _RET_ALLOW),
+        ]
+    for name, which_arg, which, pid_arg in _SELF_ONLY_WHICH:
+        prog += [
+            _ins(_JEQ_K, 0, 7, NR[name]),
+            _ins(_LD_W_ABS, 0, 0, _arg(which_arg)),
+            _ins(_JEQ_K, 0, 3, which),
+            _ins(_LD_W_ABS, 0, 0, _arg(pid_arg)),
+            _ins(_JEQ_K, 2, 0, 0),
+            _ins(_JEQ_K, 1, 0, own_pid),
+            _ins(_RET_K, 0, 0, deny),
+            _ins(_RET_K, 0, 0, _RET_ALLOW),
+        ]
+    prog += _deny_values("prctl", 0, [_PR_SCHED_CORE] + ([_PR_SET_PDEATHSIG_ARG] if strict else []), deny)
+    if strict:
+        prog += _deny_values("fcntl", 1, list(_FCNTL_DENIED), deny)
+        prog += _deny_values("ioctl", 1, list(_IOCTL_DENIED), deny)
+    return prog
+
+
+def _deny_values(name: str, arg: int, values: list[int], deny: int) -> list[bytes]:
+    """Deny syscall ``name`` when its argument ``arg`` (low 32 bits) is one of ``values``."""
+    prog = [_ins(_JEQ_K, 0, len(values) + 3, NR[name]), _ins(_LD_W_ABS, 0, 0, _arg(arg))]
+    prog += [_ins(_JEQ_K, len(values) - i, 0, value) for i, value in enumerate(values)]
+    return prog + [_ins(_RET_K, 0, 0, _RET_ALLOW), _ins(_RET_K, 0, 0, deny)]
 
 
 class _SockFprog(ctypes.Structure):
@@ -382,3 +465,193 @@ def apply_seccomp(strict: bool, template: bytes | None = None) -> bool:
         return False
     return _libc.prctl(_PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), ctypes.byref(fprog),
                        ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
+
+
+# ---- private namespaces and root (Linux) --------------------------------------
+#
+# A kernel gets its own IPC namespace (nothing SysV or mqueue to share with the host
+# or another kernel) and its own mount namespace whose root shows only what it needs:
+# the Python install and system libraries read-only, /dev/null and /dev/urandom, and
+# its working directory. Root creates them directly; an unprivileged process through
+# its own user namespace, which maps only its own uid and gid.
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWIPC = 0x08000000
+_CLONE_NEWUSER = 0x10000000
+_MS_NOSUID = 2
+_MS_NODEV = 4
+_MS_NOEXEC = 8
+_MS_REC = 0x4000
+_MS_PRIVATE = 1 << 18
+_MNT_DETACH = 2
+_AT_FDCWD = -100
+_AT_EMPTY_PATH = 0x1000
+_AT_RECURSIVE = 0x8000
+_SYS_OPEN_TREE = 428  # these three have one number on every architecture (the unified table)
+_SYS_MOVE_MOUNT = 429
+_SYS_MOUNT_SETATTR = 442
+_SYS_PIVOT_ROOT = 155 if platform.machine() == "x86_64" else 41  # x86_64, else the unified table
+_OPEN_TREE_CLONE = 1
+_MOVE_MOUNT_F_EMPTY_PATH = 4
+_MOUNT_ATTR_RDONLY = 1
+_MOUNT_ATTR_NOSUID = 2
+_MOUNT_ATTR_NODEV = 4
+_CAPABILITY_VERSION_3 = 0x20080522
+
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def enter_namespaces(user: bool, ipc: bool) -> None:
+    """Move this (single-threaded) process into a new mount namespace (and IPC one if
+    ``ipc``); raises OSError.
+
+    ``user``: through a new user namespace that maps only this process's uid and
+    gid (no privilege needed where the machine allows unprivileged user
+    namespaces); the process then holds capabilities over its own namespaces only,
+    and is left dumpable (the caller makes it undumpable again). Mounts made
+    afterwards never propagate back to the host.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    flags = _CLONE_NEWNS | (_CLONE_NEWIPC if ipc else 0) | (_CLONE_NEWUSER if user else 0)
+    _check(_libc.unshare(flags), "unshare")
+    if user:
+        # An undumpable process's /proc files are root's: its own maps must be writable.
+        set_dumpable(True)
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    _check(_libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+
+
+def pivot_into(root: str) -> None:
+    """Make the mount at ``root`` this mount namespace's root and drop the old one (once
+    per zygote: later namespaces copied from this one hold only the new root's mounts)."""
+    os.chdir(root)
+    _check(int(_libc.syscall(_SYS_PIVOT_ROOT, b".", b".")), "pivot_root")
+    unmount(".")
+    os.chdir("/")
+
+
+def _set_attr(fd: int, path: str, flags: int, attr_set: int) -> None:
+    attr = _MountAttr(attr_set=attr_set)
+    _check(_libc.syscall(_SYS_MOUNT_SETATTR, ctypes.c_int(fd), os.fsencode(path), ctypes.c_uint(flags),
+                         ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr))), f"mount_setattr {path}")
+
+
+def bind(source: str | int, target: str, read_only: bool, recursive: bool = True) -> None:
+    """Bind ``source`` (a path, or an open descriptor of this mount namespace) onto ``target``.
+
+    Not ``recursive``: without the mounts below ``source`` (a private root mounted
+    over the directory itself would come along). ``read_only``: also nosuid, and
+    nodev unless ``source`` is itself a device (/dev/null); a writable bind keeps
+    its source's flags (a kernel's own directory: nothing to gain, one call less per kernel)."""
+    mode = os.stat(source).st_mode
+    device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+    flags = _OPEN_TREE_CLONE | (_AT_RECURSIVE if recursive else 0) | os.O_CLOEXEC
+    if isinstance(source, int):
+        tree = _libc.syscall(_SYS_OPEN_TREE, ctypes.c_int(source), b"", ctypes.c_uint(flags | _AT_EMPTY_PATH))
+    else:
+        tree = _libc.syscall(_SYS_OPEN_TREE, ctypes.c_int(_AT_FDCWD), os.fsencode(source), ctypes.c_uint(flags))
+    tree = _check(int(tree), f"open_tree {source}")
+    try:
+        if read_only:
+            attrs = _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | (0 if device else _MOUNT_ATTR_NODEV)
+            _set_attr(tree, "", _AT_EMPTY_PATH | (_AT_RECURSIVE if recursive else 0), attrs)
+        _check(_libc.syscall(_SYS_MOVE_MOUNT, ctypes.c_int(tree), b"", ctypes.c_int(_AT_FDCWD), os.fsencode(target),
+                             ctypes.c_uint(_MOVE_MOUNT_F_EMPTY_PATH)), f"move_mount {target}")
+    finally:
+        os.close(tree)
+
+
+def unmount(target: str) -> None:
+    _check(_libc.umount2(os.fsencode(target), _MNT_DETACH), f"umount {target}")
+
+
+def _mirror(root: str, path: str) -> str:
+    """Make ``path`` resolve in ``root`` as on the host: its symlinked components
+    become the same symlinks; returns the real path (where the caller binds it).
+
+    Nothing is created through a symlink already in ``root`` (whose absolute
+    target would resolve on the host while the root is built): each link is made
+    at the real path of its parent.
+    """
+    real = os.path.realpath(path)
+    prefix = ""
+    for part in path.strip("/").split("/"):
+        prefix += "/" + part
+        if os.path.islink(prefix):
+            link = root + os.path.join(os.path.realpath(os.path.dirname(prefix)), part)
+            os.makedirs(os.path.dirname(link), mode=0o755, exist_ok=True)
+            if not os.path.lexists(link):
+                os.symlink(os.readlink(prefix), link)
+    return real
+
+
+def _mount_point(target: str, is_dir: bool) -> None:
+    if is_dir:
+        os.makedirs(target, mode=0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+
+
+def mount_view(mountpoint: str, read_only: list[str], read_write: list[tuple[str | int, str]]) -> None:
+    """Mount at ``mountpoint`` a fresh read-only tmpfs that shows only the given paths.
+
+    ``read_only`` host paths appear at the same paths below it, read-only (their
+    symlinked components mirrored), with what is mounted below them;
+    ``read_write`` pairs (host path or descriptor, path below the mountpoint) are
+    bound writable, alone (``mountpoint`` itself may be below one of them).
+    The view and what is bound read-only are nosuid and nodev (devices bound
+    read-only excepted).
+    """
+    _check(_libc.mount(b"tmpfs", os.fsencode(mountpoint), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                       b"mode=0755,size=1m,nr_inodes=1024"), f"mount a view at {mountpoint}")
+    for path in read_only:
+        real = _mirror(mountpoint, path)
+        if os.path.lexists(mountpoint + real):
+            continue  # already bound (two names for one directory)
+        _mount_point(mountpoint + real, os.path.isdir(real))
+        bind(real, mountpoint + real, read_only=True)
+    for source, path in read_write:
+        is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        _mount_point(mountpoint + path, is_dir)
+        bind(source, mountpoint + path, read_only=False, recursive=False)
+    _set_attr(_AT_FDCWD, mountpoint, 0, _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV)
+
+
+def drop_capabilities() -> bool:
+    """Clear every capability set (those a user namespace granted included)."""
+    header = _CapHeader(version=_CAPABILITY_VERSION_3, pid=0)
+    data = (_CapData * 2)()
+    return _libc.capset(ctypes.byref(header), ctypes.byref(data)) == 0

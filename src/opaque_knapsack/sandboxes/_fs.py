@@ -115,6 +115,32 @@ def remove_tree(path: str) -> None:
         os.close(parent_fd)
 
 
+def scrub(path: str, keep: str, mode: int, times_ns: tuple[int, int]) -> None:
+    """Reset the directory ``path`` to what the harness made: only ``keep`` in it, ``mode``,
+    no extended attributes, ``times_ns`` as atime and mtime."""
+    fd = os.open(path, _DIR_FLAGS)
+    try:
+        os.fchmod(fd, mode)
+        with os.scandir(fd) as entries:
+            names = [entry.name for entry in entries if entry.name != keep]
+        for name in names:
+            try:
+                child = _open_dir(name, fd)
+            except OSError:  # not a directory (or gone): unlink it
+                _unlink(name, fd)
+                continue
+            try:
+                clear_directory(child)
+            finally:
+                os.close(child)
+            os.rmdir(name, dir_fd=fd)
+        for attr in os.listxattr(fd):
+            os.removexattr(fd, attr)
+        os.utime(fd, ns=times_ns)
+    finally:
+        os.close(fd)
+
+
 def is_empty(path: str) -> bool:
     """True if ``path`` has no entries (reads one directory block at most)."""
     try:

@@ -69,6 +69,7 @@ _StackSummary = traceback.StackSummary
 _parse = ast.parse
 _Expr = ast.Expr
 _Expression = ast.Expression
+_ModuleType = type(sys)
 
 _HEADER = _wire.FRAME_HEADER
 _cap_names = _wire.cap_names
@@ -322,14 +323,30 @@ _PREBOUND: dict = {}
 
 
 def user_names(ns: dict, stubs: dict) -> list:
-    """The user's global names, sorted: no dunders, tool stubs, or untouched pre-bound modules."""
+    """The user's global names, sorted: no dunders, tool stubs, or untouched pre-bound modules.
+
+    What the interpreter can serve a later step (``bound_at_start``): any value,
+    ``None`` and modules included. A name is left out only when it is the very
+    stub or pre-bound module the kernel put there, tested by membership first,
+    so a name the user bound to ``None`` is never mistaken for a missing one.
+    """
     return sorted(
         k for k, v in ns.items()
         if isinstance(k, str)
         and not (k.startswith("__") and k.endswith("__"))
-        and stubs.get(k) is not v
-        and _PREBOUND.get(k, _PREBOUND) is not v
+        and not (k in stubs and stubs[k] is v)
+        and not (k in _PREBOUND and _PREBOUND[k] is v)
     )
+
+
+def listed_names(ns: dict, names: list) -> list:
+    """The names the persistent runtime's Globals line shows, as the paper's list does.
+
+    The paper's interpreter leaves out imported modules and names that start
+    with ``__``; ``bound_at_start`` still counts them (a module imported in an
+    earlier step is state the interpreter serves).
+    """
+    return [k for k in names if not k.startswith("__") and not issubclass(type(ns.get(k)), _ModuleType)]
 
 
 def _undefined_name(exc: NameError) -> str | None:
@@ -352,7 +369,7 @@ def _on_alarm(signum, frame):
     raise StepTimeout()
 
 
-def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dict) -> dict:
+def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dict, echo: bool = False) -> dict:
     code = msg["code"]
     filename = f"<step {msg.get('step', 0)}>"
     timeout = float(msg.get("timeout", 30))
@@ -379,7 +396,9 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
     _setitimer(signal.ITIMER_REAL, timeout)
     try:
         tree = _parse(code, filename)
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], _Expr) else None
+        # The paper's interpreter only executes; a notebook's echo of a bare final
+        # expression is the runtime's echo_last_expression option.
+        last = tree.body.pop() if echo and tree.body and isinstance(tree.body[-1], _Expr) else None
         exec(compile(tree, filename, "exec"), ns)
         if last is not None:
             value = eval(compile(_Expression(last.value), filename, "eval"), ns)
@@ -406,7 +425,7 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
     user_globals = None
     omitted = 0
     if persistent:
-        user_globals, omitted = _cap_names(user_names(ns, stubs), limit)
+        user_globals, omitted = _cap_names(listed_names(ns, user_names(ns, stubs)), limit)
     return {
         "type": _wire.RESULT,
         "stdout": stdout,
@@ -463,9 +482,14 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
         os.dup2(devnull, fd)
     os.close(devnull)
     try:  # opened before Landlock: the step clock subtracts time spent waiting for a CPU
-        CLOCK.schedstat_fd = os.open("/proc/self/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+        CLOCK.schedstat_fd = open_proc("self/schedstat")
     except OSError:
         CLOCK.schedstat_fd = -1
+    _close_dir(_DIRS, "proc")
+    fresh_per_step = cfg["fresh_workdir_per_step"]
+    if not fresh_per_step:
+        _enter_workdir()
+    _confine.drop_capabilities()  # those the kernel's user namespace granted, if any
     _confine_step_process(cfg)
     channel = Channel(sock, cfg["max_message_bytes"])
     # The user's code gets its own builtins module (``import builtins`` finds it):
@@ -477,6 +501,7 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
     sys.modules["builtins"] = user_builtins
     signal.signal(signal.SIGALRM, _on_alarm)
     persistent = cfg["semantics"] == "persistent"
+    echo = bool(cfg.get("echo_last_expression", False))
     # ``import __main__`` gives the user's own namespace, as in a script, not this
     # kernel module (whatever the code does to the kernel's objects, the harness
     # and K end the step process when its step ends).
@@ -500,13 +525,116 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
             _exit(72)
         if msg is None:
             _exit(0)
-        result = run_step(msg, ns, channel, persistent, stubs)
+        if fresh_per_step:
+            _enter_workdir()  # made for this step, after the previous step's process was gone
+        result = run_step(msg, ns, channel, persistent, stubs, echo)
         try:
             channel.send(result)
         except Exception:
             _exit(73)
         if not persistent:
             _exit(0)
+
+
+_DIRS: dict[str, int] = {}
+"""Descriptors a kernel holds for its step processes: ``proc`` (/proc, opened before a
+private root hides it), ``container`` (the container as the kernel sees it), and,
+where the kernel renews stateless working directories itself, ``host`` (the
+container on the host). A step process closes them before the user's code runs."""
+
+
+def open_proc(name: str) -> int:
+    """Open a /proc file of the calling process (``"self/schedstat"``): there is no /proc
+    in a private root, so step processes open theirs, before Landlock, through the
+    kernel's descriptor of it."""
+    return os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=_DIRS.get("proc", -1))
+
+
+def _close_dir(dirs: dict[str, int], name: str) -> None:
+    fd = dirs.pop(name, -1)
+    if fd >= 0:
+        os.close(fd)
+
+
+def _enter_workdir() -> None:
+    """Change into the container's working directory, by name: a fresh one for every
+    stateless step. The container's descriptor goes with it, before the user's code."""
+    fd = os.open(_wire.WORKDIR_NAME, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=_DIRS["container"])
+    try:
+        os.fchdir(fd)
+    finally:
+        os.close(fd)
+        _close_dir(_DIRS, "container")
+
+
+def _enter_shared_root(cfg: dict) -> None:
+    """The part of a private root every kernel shares: built once, by the zygote.
+
+    A mount namespace (and, unprivileged, a user namespace) whose root is a
+    read-only tmpfs with the Python install and system libraries (read-only),
+    /dev/null and /dev/urandom, and the temp directory, where the kernels'
+    containers are; the host's root is dropped (``pivot_into``), so a kernel's
+    namespace, a copy of this one, holds only these few mounts. /proc is kept as
+    a descriptor (``open_proc``).
+    """
+    temp = cfg["temp_dir"]
+    _DIRS["proc"] = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    _confine.enter_namespaces(user=cfg["user_namespace"], ipc=False)
+    host_temp = os.open(temp, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _confine.mount_view(temp, cfg["read_only_paths"], [(host_temp, temp), ("/dev/null", "/dev/null")])
+    finally:
+        os.close(host_temp)
+    _confine.pivot_into(temp)
+    _PREPARED["shared_root"] = True
+
+
+def _enter_kernel_view(cfg: dict) -> None:
+    """The kernel's own part: its IPC and mount namespaces, and the temp directory covered
+    by a view that holds only its container: as root the container itself (root-owned,
+    so the working directory the harness renews for every stateless step is seen live);
+    in a user namespace only the working directory, bound by the kernel (it owns the
+    container there, which its steps must not reach)."""
+    temp, container = cfg["temp_dir"], cfg["container"]
+    user = cfg["user_namespace"]
+    _confine.enter_namespaces(user=False, ipc=True)  # inside the zygote's user namespace, if any
+    host = os.open(container, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    below = "/" + os.path.relpath(container, temp)
+    if user:
+        work = os.open(_wire.WORKDIR_NAME, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=host)
+        writable = [(work, os.path.join(below, _wire.WORKDIR_NAME))]
+    else:
+        work = -1
+        writable = [(host, below)]
+    try:
+        _confine.mount_view(temp, [], writable)
+    finally:
+        if work >= 0:
+            os.close(work)
+    os.chdir("/")
+    if cfg["kernel_renews_workdir"]:
+        _DIRS["host"] = host
+    else:
+        os.close(host)
+
+
+def _renew_workdir(container: str, pid: int) -> None:
+    """In a user namespace: a fresh working directory once a stateless step process is gone.
+
+    The old one is renamed for the harness to delete; a new one is made in the
+    container on the host and bound where the step processes find it by name.
+    """
+    host = _DIRS["host"]
+    name = _wire.WORKDIR_NAME
+    os.rename(name, f"{_wire.RETIRED_PREFIX}{pid}", src_dir_fd=host, dst_dir_fd=host)
+    os.mkdir(name, 0o700, dir_fd=host)
+    fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=host)
+    try:
+        target = os.path.join(container, name)
+        _confine.unmount(target)
+        _confine.bind(fd, target, read_only=False, recursive=False)
+    finally:
+        os.close(fd)
 
 
 def _status(status: int) -> dict:
@@ -516,10 +644,23 @@ def _status(status: int) -> dict:
 
 
 def _prepare_process(cfg: dict, parent_pid: int) -> None:
-    """Shared by kernels and exec'd commands: identity, limits, import paths."""
+    """Shared by kernels and exec'd commands: namespaces, identity, limits, import paths."""
     import_paths = cfg.get("import_paths", [])
-    dirfds = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in import_paths]
-    _IMPORT_FDS.update(zip(import_paths, dirfds, strict=True))
+    private_root = cfg.get("private_root", False)
+    if private_root:
+        try:  # as root, before the uid drop: it resolves the host's paths
+            if not _PREPARED.get("shared_root"):  # spawned directly, not forked by a zygote that did it
+                _enter_shared_root(cfg)
+            _enter_kernel_view(cfg)
+        except OSError as exc:
+            sys.stderr.write(f"could not enter the private root: {exc}\n")
+            _exit(77)
+        dirfds = []
+    else:
+        dirfds = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in import_paths]
+        _IMPORT_FDS.update(zip(import_paths, dirfds, strict=True))
+    if "container" in cfg:  # O_PATH: the container is searchable, not readable, by the kernel's uid
+        _DIRS["container"] = os.open(cfg["container"], os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     if cfg.get("uid") is not None:
         if not _confine.drop_privileges(cfg["uid"], cfg["gid"]):
             sys.stderr.write("could not drop privileges\n")
@@ -529,8 +670,9 @@ def _prepare_process(cfg: dict, parent_pid: int) -> None:
         _exit(75)
     _confine.set_limits(cfg["rlimits"])
     # The Python install may sit below a directory the kernel's uid cannot
-    # traverse (/root): reach it through descriptors opened before the drop.
-    sys.path[:] = [f"/proc/self/fd/{fd}" for fd in dirfds]
+    # traverse (/root): reach it through descriptors opened before the drop
+    # (a private root's own directories are traversable: the paths themselves).
+    sys.path[:] = list(import_paths) if private_root else [f"/proc/self/fd/{fd}" for fd in dirfds]
 
 
 def _preload() -> None:
@@ -547,6 +689,8 @@ def _preload() -> None:
 def kernel_main(cfg: dict, parent_pid: int) -> None:
     ctl = socket.socket(fileno=cfg["control_fd"])
     _preload()
+    if "proc" not in _DIRS:  # (a zygote in a private root passes its own)
+        _DIRS["proc"] = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     _prepare_process(cfg, parent_pid)
     _confine.set_dumpable(False)
     _prepare_confinement(cfg)
@@ -559,6 +703,7 @@ def kernel_main(cfg: dict, parent_pid: int) -> None:
             try:
                 ctl.close()
                 theirs.close()
+                _close_dir(_DIRS, "host")  # the container on the host: never in a step process
                 step_process_main(ours, cfg)
             finally:
                 _exit(76)
@@ -596,6 +741,11 @@ def kernel_main(cfg: dict, parent_pid: int) -> None:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
+        if "host" in _DIRS:
+            try:
+                _renew_workdir(cfg["container"], pid)
+            except OSError:
+                _exit(78)  # no fresh working directory for the next step: no next step
         try:
             ctl.send(_dumps({"type": _wire.EXIT, "pid": pid, "status": _status(status)}).encode())
         except OSError:
@@ -639,7 +789,14 @@ def zygote_main(cfg: dict) -> None:
     no kernel inherits anything of another.
     """
     channel = socket.socket(fileno=cfg["channel_fd"])
-    _confine.set_parent_death_signal(signal.SIGKILL)
+    _preload()
+    if cfg.get("private_root"):
+        try:
+            _enter_shared_root(cfg)
+        except OSError as exc:
+            sys.stderr.write(f"could not enter the shared private root: {exc}\n")
+            _exit(77)
+    _confine.set_parent_death_signal(signal.SIGKILL)  # after the namespaces: a new user namespace clears it
     if os.getppid() != cfg["harness_pid"]:
         _exit(75)
     _confine.set_dumpable(False)
@@ -648,7 +805,6 @@ def zygote_main(cfg: dict) -> None:
     # orphaned by a dying kernel, instead of by pid 1.
     _confine._prctl(_PR_SET_CHILD_SUBREAPER, 1)
     signal.signal(signal.SIGCHLD, _reap_children)
-    _preload()
     gc.collect()
     gc.freeze()  # forked kernels share these pages instead of copying them on the next collection
     zygote_pid = os.getpid()
@@ -724,8 +880,9 @@ def _zygote_child(channel: socket.socket, buf: bytearray, nbytes: int, control_f
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     channel.close()
-    os.closerange(3, control_fd)
-    os.closerange(control_fd + 1, 1 << 20)
+    keep = sorted({control_fd, *_DIRS.values()})  # the control socket, and /proc where the zygote hides it
+    for low, high in zip([2, *keep], [*keep, 1 << 20], strict=True):
+        os.closerange(low + 1, high)
     os.setpgid(0, 0)
     _confine.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != zygote_pid:
@@ -741,6 +898,20 @@ def _zygote_child(channel: socket.socket, buf: bytearray, nbytes: int, control_f
     kernel_main(cfg, zygote_pid)
 
 
+def probe_main(cfg: dict) -> None:
+    """Enter a private root as a kernel would (``cfg``: its start-up cfg's namespace part);
+    print whether it worked and hides the host. The harness runs it once to learn
+    whether the machine allows namespaces."""
+    try:
+        _enter_shared_root(cfg)
+        _enter_kernel_view(cfg)
+        hidden = not os.path.lexists("/etc") and os.listdir(cfg["container"]) == [_wire.WORKDIR_NAME]
+    except OSError as exc:
+        sys.stdout.write(_dumps({"private_root": False, "error": str(exc)}))
+        return
+    sys.stdout.write(_dumps({"private_root": hidden}))
+
+
 def main() -> None:
     mode, cfg = sys.argv[1], _loads(sys.argv[2])
     if mode == "kernel":
@@ -749,6 +920,8 @@ def main() -> None:
         zygote_main(cfg)
     elif mode == "exec":
         exec_main(cfg, sys.argv[4:])
+    elif mode == "probe":
+        probe_main(cfg)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

@@ -36,6 +36,13 @@ ZYGOTE_REPLY = struct.Struct(">Ii")
 MAX_ZYGOTE_REQUEST = 1 << 16
 """The zygote's request buffer: a larger start-up message is refused by the harness."""
 
+WORKDIR_NAME = "work"
+"""The kernel's working directory inside its container (a directory the harness makes per
+kernel; the kernel's code never sees the container itself where namespaces allow)."""
+RETIRED_PREFIX = ".retired-"
+"""A stateless step's working directory, renamed inside the container once its step
+process is gone, before it is deleted: the next step gets a fresh directory."""
+
 EXEC_ERROR_MARKER = "opaque-knapsack-exec-error errno="
 """Written to stderr by ``_kernel.py exec`` when the command cannot be executed."""
 

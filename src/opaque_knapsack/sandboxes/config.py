@@ -70,10 +70,17 @@ class RuntimeConfig(BaseModel):
                 raise ValueError(f"module {name!r} cannot be imported")
         return names
 
+    echo_last_expression: bool = False
+    """Show the ``repr`` of a bare final expression after the printed output, as a
+    notebook cell does (``x + 41`` as the last line shows ``42``). Off by default:
+    the paper's interpreter only executes, and the model sees what the code
+    printed; the echo changes observations, tokens and how a model recovers from
+    a missing ``print``. The CodeAct prompt says which of the two the runtime does."""
+
     stateless_keep_files: bool = False
     """Stateless runtime: keep the files a step writes for later steps (a "stateless
-    interpreter, persistent disk" condition). By default the working directory is
-    emptied after every step, so the conversation is the only memory."""
+    interpreter, persistent disk" condition). By default every step gets a fresh working
+    directory (the old one and everything in it goes), so the conversation is the only memory."""
 
     step_ceiling_factor: float = Field(default=4.0, ge=1.0)
     """Hard wall-time ceiling of a step, as a multiple of its time limit: however much

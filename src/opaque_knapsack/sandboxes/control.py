@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
+import sys
 import sysconfig
 import tempfile
 import time
@@ -33,8 +36,11 @@ from pydantic import ValidationError
 from opaque_knapsack.records import Runtime
 
 from . import _confine, _fs
+from ._wire import RETIRED_PREFIX, WORKDIR_NAME
 from .config import RuntimeConfig
 from .launcher import (
+    KERNEL_SCRIPT,
+    ZYGOTE,
     KernelLauncher,
     ZygoteDied,
     ZygoteError,
@@ -71,6 +77,10 @@ class Protection:
     """Landlock ABI used to confine the filesystem (0: none)."""
     seccomp: bool
     """The seccomp-BPF syscall filter is installed (x86_64 Linux)."""
+    namespaces: bool = False
+    """Each kernel has its own IPC and mount namespaces, and a root that shows only the
+    Python install, system libraries and its working directory (root, or an
+    unprivileged user where the machine allows user namespaces)."""
 
     def missing(self) -> list[str]:
         gaps = []
@@ -80,17 +90,48 @@ class Protection:
             gaps.append("Landlock")
         if not self.seccomp:
             gaps.append("seccomp")
+        if not self.namespaces:
+            gaps.append("namespaces (root, or unprivileged user namespaces)")
         return gaps
 
 
 @cache
 def probe_protection() -> Protection:
+    uid_drop = hasattr(os, "geteuid") and os.geteuid() == 0
     return Protection(
-        uid_drop=hasattr(os, "geteuid") and os.geteuid() == 0,
+        uid_drop=uid_drop,
         landlock_abi=_confine.landlock_abi(),
         seccomp=_confine.seccomp_available(),
+        namespaces=_probe_namespaces(user=not uid_drop),
     )
 
+
+def _probe_namespaces(user: bool) -> bool:
+    """Whether a kernel can enter its private root here: tried once, in a throwaway process."""
+    if not sys.platform.startswith("linux"):
+        return False
+    container = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-probe-", dir=temp_dir())
+    try:
+        os.mkdir(os.path.join(container, WORKDIR_NAME))
+        cfg = {**shared_root_cfg(user), "container": container, "kernel_renews_workdir": False}
+        done = subprocess.run(
+            [sys.executable, "-S", "-s", KERNEL_SCRIPT, "probe", json.dumps(cfg)],
+            capture_output=True, timeout=30, env=kernel_env("/"), cwd="/", check=False,
+        )
+        return bool(json.loads(done.stdout or b"{}").get("private_root"))
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return False
+    finally:
+        _fs.remove_tree(container)
+
+
+def _zygote_root_cfg() -> dict[str, Any]:
+    """The zygote builds the private root its kernels share, where the machine allows it."""
+    protection = probe_protection()
+    return shared_root_cfg(user=not protection.uid_drop) if protection.namespaces else {}
+
+
+ZYGOTE.root_cfg = _zygote_root_cfg
 
 _uid_counter = itertools.count()
 _uids_in_use: set[int] = set()
@@ -116,6 +157,21 @@ def existing_paths(paths: list[str]) -> list[str]:
         if p and os.path.exists(p) and p not in seen:
             seen.append(p)
     return seen
+
+
+def temp_dir() -> str:
+    """Where kernels' containers are made: the one host directory a private root shows."""
+    return os.path.realpath(tempfile.gettempdir())
+
+
+def shared_root_cfg(user: bool) -> dict[str, Any]:
+    """What the zygote builds its private root from (see ``_kernel._enter_shared_root``)."""
+    return {"private_root": True, "user_namespace": user, "temp_dir": temp_dir(), "read_only_paths": read_only_paths(True)}
+
+
+def read_only_paths(site_packages: bool) -> list[str]:
+    """What a kernel may read: the Python install, system libraries, /dev/urandom."""
+    return existing_paths(python_paths(site_packages) + ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/dev/urandom"])
 
 
 @cache
@@ -163,12 +219,25 @@ class KernelControl:
         self.protection = probe_protection()
         if config.require_isolation and self.protection.missing():
             raise KernelError("isolation required but unavailable: " + ", ".join(self.protection.missing()))
+        if workdir is not None and self.protection.namespaces and not os.path.realpath(workdir).startswith(temp_dir() + os.sep):
+            raise KernelError(f"a kernel's container must be in the temp directory {temp_dir()} (its private root shows no other): {workdir}")
         self.uid: int | None = _allocate_uid() if self.protection.uid_drop else None
-        self._own_workdir = workdir is None
-        self.workdir = os.path.realpath(workdir or tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-"))
-        if self.uid is not None:
-            os.chown(self.workdir, self.uid, self.uid)
-        os.chmod(self.workdir, 0o700)
+        self._own_container = workdir is None
+        self.container = os.path.realpath(workdir or tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-", dir=temp_dir()))
+        """Holds the working directory; the harness's, never the kernel's (root-owned, or
+        out of the kernel's sight), so nothing the kernel does to it can carry over."""
+        os.chmod(self.container, 0o711)
+        made = os.stat(self.container)
+        self._container_times = (made.st_atime_ns, made.st_mtime_ns)
+        self.workdir = os.path.join(self.container, WORKDIR_NAME)
+        self._make_workdir()
+        self.fresh_workdir_per_step = semantics != "persistent" and not config.stateless_keep_files
+        """Every stateless step gets a working directory nothing earlier touched."""
+        self.kernel_renews_workdir = (
+            self.fresh_workdir_per_step and self.protection.namespaces and not self.protection.uid_drop
+        )
+        """In a user namespace the kernel owns the container, hidden from its steps, and
+        makes each fresh directory itself; elsewhere the harness does (``renew_workdir``)."""
         self._on_start = on_start
         self._on_kill = on_kill
         self.pid: int | None = None
@@ -217,17 +286,65 @@ class KernelControl:
         cfg.update(
             semantics=self.semantics,
             prebound_modules=list(self.config.prebound_modules),
-            read_only_paths=existing_paths(
-                python_paths(self.config.allow_site_packages)
-                + ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/dev/urandom"]
-            ),
-            read_write_paths=[self.workdir, "/dev/null"],
+            echo_last_expression=self.config.echo_last_expression,
+            read_only_paths=read_only_paths(self.config.allow_site_packages),
+            # Landlock's rule is on the container, so a fresh working directory in it is covered.
+            read_write_paths=[self.container, "/dev/null"],
+            container=self.container,
+            temp_dir=temp_dir(),
+            private_root=self.protection.namespaces,
+            user_namespace=not self.protection.uid_drop,
+            fresh_workdir_per_step=self.fresh_workdir_per_step,
+            kernel_renews_workdir=self.kernel_renews_workdir,
         )
         return {"cfg": cfg, "env": kernel_env(self.workdir), "cwd": self.workdir}
+
+    def _make_workdir(self) -> None:
+        os.mkdir(self.workdir, 0o700)
+        if self.uid is not None:
+            os.chown(self.workdir, self.uid, self.uid)
+        os.chmod(self.workdir, 0o700)
+
+    async def renew_workdir(self, pid: int, by_kernel: bool) -> None:
+        """A fresh working directory for the next stateless step; the old one goes.
+
+        Run once the previous step's process is gone. ``by_kernel``: the kernel made
+        the new one itself before it reported that process's end, so only the old
+        one is left to delete. A rename and a mkdir run on the loop (constant
+        time); deleting what the step left runs in a worker thread.
+        """
+        if by_kernel:
+            retired = os.path.join(self.container, f"{RETIRED_PREFIX}{pid}")  # named by the kernel
+        else:
+            retired = os.path.join(self.container, f"{RETIRED_PREFIX}{secrets.token_hex(8)}")
+            try:
+                os.rename(self.workdir, retired)
+            except FileNotFoundError:
+                pass
+            self._make_workdir()
+        try:
+            os.rmdir(retired)  # the common case: the step left nothing
+        except FileNotFoundError:
+            pass
+        except OSError:
+            await remove_workdir(retired)
+        if not (self.protection.namespaces or self.protection.uid_drop):
+            await self._scrub_container()
+
+    async def _scrub_container(self) -> None:
+        """Unprivileged without namespaces the kernel's uid owns its container and can reach
+        it: what a step left there (entries, mode, extended attributes, times) is wiped
+        before the next step, the one place besides the fresh working directory it could write."""
+        try:
+            await asyncio.to_thread(_fs.scrub, self.container, keep=WORKDIR_NAME, mode=0o711, times_ns=self._container_times)
+        except OSError as exc:
+            logger.warning("could not scrub the kernel's container %s: %s", self.container, exc)
 
     async def spawn(self) -> None:
         self._on_start()  # before any await: a task's cleanup must not stop the zygote under us
         self._bury_exited()
+        if os.path.isdir(self.container) and not os.path.isdir(self.workdir):  # its kernel was killed renewing it
+            self._make_workdir()
         start = self._start_message()
         for attempt in range(2):
             ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -294,7 +411,9 @@ class KernelControl:
         bury(self.dying)
         if self.uid is not None:
             _uids_in_use.discard(self.uid)
-        if self._own_workdir:
+        if self._own_container:
+            await remove_workdir(self.container)
+        else:  # the caller's directory: only the working directory the runtime made in it goes
             await remove_workdir(self.workdir)
 
     def process_ids(self) -> list[int]:
@@ -463,8 +582,7 @@ class KernelControl:
             if not pidfd_exited(child.pidfd):
                 await await_pidfd(child.pidfd, EXIT_TIMEOUT)
             child.close()
-        if not _fs.is_empty(self.workdir):
-            await clear_workdir(self.workdir)
+        await self._renew_after(child.pid, await self.await_exit(child.pid) if self.kernel_renews_workdir else None)
 
     async def bury_faulted(self, child: StepProcess) -> ExitStatus | None:
         """A step process that faulted: killed, its end awaited (bounded); a stateless one's files go."""
@@ -473,9 +591,16 @@ class KernelControl:
         if child.pidfd is not None and not pidfd_exited(child.pidfd):
             await await_pidfd(child.pidfd, EXIT_TIMEOUT)
         child.close()
-        if self.semantics != "persistent" and not self.config.stateless_keep_files and not _fs.is_empty(self.workdir):
-            await clear_workdir(self.workdir)
+        if self.fresh_workdir_per_step:
+            await self._renew_after(child.pid, status)
         return status
+
+    async def _renew_after(self, pid: int, status: ExitStatus | None) -> None:
+        """Renew the working directory after the step process ``pid`` (its kernel's report: ``status``)."""
+        by_kernel = self.kernel_renews_workdir and status is not None
+        if self.kernel_renews_workdir and not by_kernel:
+            self.kill()  # no report, so perhaps no fresh directory: a fresh kernel (a stateless one holds no state)
+        await self.renew_workdir(pid, by_kernel)
 
 
 async def remove_workdir(path: str) -> None:
@@ -484,22 +609,6 @@ async def remove_workdir(path: str) -> None:
         await asyncio.to_thread(_fs.remove_tree, path)
     except (OSError, RecursionError) as exc:
         logger.warning("could not remove the kernel working directory %s: %s", path, exc)
-
-
-async def clear_workdir(path: str) -> None:
-    """Empty a stateless kernel's working directory between steps (off the loop; failures logged)."""
-
-    def clear() -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            _fs.clear_directory(fd)
-        finally:
-            os.close(fd)
-
-    try:
-        await asyncio.to_thread(clear)
-    except (OSError, RecursionError) as exc:
-        logger.warning("could not empty the kernel working directory %s: %s", path, exc)
 
 
 def describe_status(status: ExitStatus) -> str:

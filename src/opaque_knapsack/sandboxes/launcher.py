@@ -48,6 +48,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -291,6 +292,8 @@ class Zygote:
         self._progress = 0.0  # when the zygote last answered (or got its first request)
         self._zygote_cpu: int | None = None  # its CPU ticks at the last stall check
         self._exited: list[subprocess.Popen[bytes]] = []
+        self.root_cfg: Callable[[], dict[str, Any]] = dict
+        """The private root the zygote builds for its kernels (set by ``control``: the probe lives there)."""
 
     @property
     def pid(self) -> int | None:
@@ -309,7 +312,7 @@ class Zygote:
         raise_open_files_limit()
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            cfg = {"harness_pid": os.getpid(), "channel_fd": theirs.fileno()}
+            cfg = {"harness_pid": os.getpid(), "channel_fd": theirs.fileno(), **self.root_cfg()}
             # Spawned from the calling (event loop) thread: the zygote's parent-death
             # signal fires when this thread ends, so it must not be a pool thread.
             self.proc = subprocess.Popen(
@@ -670,7 +673,9 @@ def _forget_in_child() -> None:
     # parent's zygote: it starts its own if it needs one.
     if ZYGOTE._sock is not None:
         ZYGOTE._sock.close()
+    root_cfg = ZYGOTE.root_cfg
     ZYGOTE.__init__()  # type: ignore[misc]
+    ZYGOTE.root_cfg = root_cfg
 
 
 os.register_at_fork(after_in_child=_forget_in_child)

@@ -51,8 +51,9 @@ class StepResult(BaseModel):
     """What running one code block produced."""
 
     stdout: str = ""
-    """print output and stderr writes, then the repr of a bare final expression
-    (unless it is None), as a notebook cell shows it."""
+    """print output and stderr writes; with ``RuntimeConfig.echo_last_expression``,
+    then the repr of a bare final expression (unless it is None), as a notebook
+    cell shows it."""
     error: StepError | None = None
     is_name_error: bool = False
     """The step raised NameError (UnboundLocalError included: it is a subclass)."""
@@ -64,13 +65,15 @@ class StepResult(BaseModel):
     wall_time: float = 0.0
     """Seconds, measured by the harness from sending the step to its result."""
     globals: list[str] | None = None
-    """Persistent runtime only: the user's global names, sorted (dunders and
-    injected tool stubs excluded; imported modules included)."""
+    """Persistent runtime only: the user's global names as the paper's list shows
+    them, sorted: imported modules, names starting with ``__``, injected tool
+    stubs and untouched pre-bound modules left out; names bound to ``None`` kept."""
     bound_at_start: list[str] | None = None
-    """The user's global names bound in the interpreter when the step started,
-    sorted (same exclusions as ``globals``): what the runtime could serve from
-    earlier steps. Always empty in the stateless runtime; None when the step
-    process died before reporting."""
+    """The user's global names bound in the interpreter when the step started and
+    mentioned in its code, sorted: what the runtime could serve from earlier
+    steps, whatever the value (``None`` and imported modules included; only
+    dunders, tool stubs and untouched pre-bound modules left out). Always empty
+    in the stateless runtime; None when the step process died before reporting."""
     timed_out: bool = False
     kernel_restarted: bool = False
     """Persistent runtime only: the interpreter was replaced and all state is gone."""

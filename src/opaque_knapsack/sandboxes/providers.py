@@ -117,6 +117,11 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         """Stateless runtime with ``stateless_keep_files``: files survive steps (the prompt says so)."""
         return self.semantics == "stateless" and self.kernel.config.stateless_keep_files
 
+    @property
+    def echoes_last_expression(self) -> bool:
+        """``echo_last_expression``: a bare final expression's value is shown (the prompt says so)."""
+        return self.kernel.config.echo_last_expression
+
     async def run_code(
         self,
         code: str,

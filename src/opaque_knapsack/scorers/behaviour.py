@@ -16,9 +16,12 @@ the study's three behaviour signatures:
 - the context symbol lifespan is the mean distance, in turns, from a carried
   reference back to the turn that last bound the name.
 
-``tool_call_sites`` is the paper's static count of tool calls in the code text
-(a call in a loop counts once); the exact count of calls the runtime made is
-recorded separately.
+``tool_call_sites`` is the paper's static count of tool calls, by the paper's
+own text rule (see ``tool_call_sites``): the one figure here that is read with
+a regular expression, on purpose, so it can be set beside the paper's.
+``ast_tool_call_sites`` is the same idea read with ``ast`` (plain calls of a
+tool by name in code that parses); the exact count of calls the runtime made
+is recorded separately.
 
 Function bodies, lambdas and comprehensions are their own scopes: the free
 names they use count as reads of the enclosing step when they are defined,
@@ -30,6 +33,7 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -319,9 +323,38 @@ def behaviour_metrics(steps: Sequence[StepCode], tool_names: Iterable[str] = ())
     return metrics
 
 
+@functools.lru_cache(maxsize=256)
+def _tool_call_pattern(tool_names: frozenset[str]) -> re.Pattern[str] | None:
+    if not tool_names:
+        return None
+    names = "|".join(re.escape(name) for name in sorted(tool_names))
+    return re.compile(rf"\b(?:{names})\s*\(")
+
+
 @functools.lru_cache(maxsize=4096)
 def tool_call_sites(code: str, tool_names: frozenset[str]) -> int:
-    """Calls of a tool by name in the code text, counted statically (the paper's figure)."""
+    r"""The paper's figure: a tool name followed by optional whitespace and ``(``, anywhere in the text.
+
+    Deliberately a regular expression over the code text, not ``ast`` as every
+    other behaviour figure is, because this is the figure the paper's trace
+    statistics report and it is kept to be set beside theirs. So method calls
+    (``env.inspect(``), occurrences in strings, comments and docstrings, a
+    ``def finish():`` line, a call split as ``finish\n()`` and code that does not
+    parse all count; a call in a loop counts once. The name must be a whole
+    word (``\binspect\s*\(``): ``my_inspect(`` does not count, a preceding
+    ``.`` does not stop a match.
+    """
+    pattern = _tool_call_pattern(tool_names)
+    return len(pattern.findall(code)) if pattern is not None else 0
+
+
+@functools.lru_cache(maxsize=4096)
+def ast_tool_call_sites(code: str, tool_names: frozenset[str]) -> int:
+    """Calls of a tool by its plain name in the parsed code (0 for code that does not parse).
+
+    What ``tool_call_sites`` means to count, read with ``ast``: no strings,
+    comments, definitions or method calls of the same name.
+    """
     try:
         tree = ast.parse(code)
     except (SyntaxError, ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from opaque_knapsack.records import TOKEN_KEYS, ScoreKey
-from opaque_knapsack.scorers.behaviour import StepCode, behaviour_metrics, tool_call_sites
+from opaque_knapsack.scorers.behaviour import StepCode, ast_tool_call_sites, behaviour_metrics, tool_call_sites
 
 StepDict = Mapping[str, object]
 """One ``StepRecord.to_dict()`` as the store keeps it."""
@@ -39,7 +39,9 @@ def step_figures(
     figures = {
         ScoreKey.STEPS: float(len(steps)),
         ScoreKey.TOOL_CALLS: float(sum(_number(step.get(ScoreKey.TOOL_CALLS)) for step in steps)),
+        # the paper's text rule on purpose (a regex, unlike every other code figure): comparable with its tables
         ScoreKey.TOOL_CALL_SITES: float(sum(tool_call_sites(step.code, tools) for step in executed)),
+        ScoreKey.AST_TOOL_CALL_SITES: float(sum(ast_tool_call_sites(step.code, tools) for step in executed)),
         **tokens,
         ScoreKey.NAME_ERROR_EPISODE: 1.0 if name_errors else 0.0,
         ScoreKey.NAME_ERROR_COUNT: float(name_errors),

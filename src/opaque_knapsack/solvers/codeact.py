@@ -102,6 +102,7 @@ def codeact(
                 keep_files=bool(getattr(runtime, "keeps_files", False)),
                 tool_docs=tool_docs,
                 instructions=instructions,
+                echo_last_expression=bool(getattr(runtime, "echoes_last_expression", False)),
             )
             state.messages.insert(0, ChatMessageSystem(content=system))
 
@@ -205,7 +206,9 @@ def _bound_at_start(result: StepResult, semantics: str, live_globals: list[str])
     """What the interpreter held when the step began, as the runtime reported it.
 
     A step process that died before reporting leaves the previous step's
-    globals as the best knowledge (persistent); a stateless step holds nothing.
+    globals as the best knowledge (persistent; the Globals line leaves out
+    modules, so a module carried into such a step is not counted as served);
+    a stateless step holds nothing.
     """
     if result.bound_at_start is not None:
         return list(result.bound_at_start)

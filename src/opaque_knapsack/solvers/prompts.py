@@ -62,8 +62,8 @@ Answer format: think briefly, then give at most ONE fenced Python block:
 ```python
 # your code
 ```
-The block runs and you receive its output (printed text and the value of a bare
-final expression) or its error as the next message. A reply with no block runs
+The block runs and the next message shows {shown},
+or its error. A reply with no block runs
 nothing; a reply with two or more blocks runs nothing and is an error. At most
 {max_tool_calls} tool calls run per block; you have {max_turns} replies in all."""
 
@@ -94,17 +94,28 @@ def codeact_system_prompt(
     keep_files: bool = False,
     tool_docs: str | None = None,
     instructions: str | None = None,
+    echo_last_expression: bool = False,
 ) -> str:
     """The CodeAct system prompt; ``tool_docs`` and ``instructions`` replace the
-    knapsack tools' documentation and statement for another task family."""
+    knapsack tools' documentation and statement for another task family;
+    ``echo_last_expression``: the runtime shows a bare final expression's value."""
     return "\n\n".join(
         [
             SYSTEM_INTRO if instructions is None else instructions,
             runtime_note(semantics, keep_files),
             knapsack_tool_docs(strict_take) if tool_docs is None else tool_docs,
-            CODEACT_FORMAT.format(max_tool_calls=max_tool_calls, max_turns=max_turns),
+            CODEACT_FORMAT.format(
+                max_tool_calls=max_tool_calls, max_turns=max_turns, shown=shown_output(echo_last_expression)
+            ),
         ]
     )
+
+
+def shown_output(echo_last_expression: bool) -> str:
+    """What of a block's run the model is shown: what the runtime does (``RuntimeConfig.echo_last_expression``)."""
+    if echo_last_expression:
+        return "what it printed and then the value of a bare final expression"
+    return "only what it printed"
 
 
 def react_system_prompt(*, strict_take: bool, max_turns: int) -> str:

@@ -38,8 +38,10 @@ def _register_export(subparsers: Any) -> None:
         help="export Inspect knapsack logs to JSONL training conversations for Axolotl",
         description=(
             "One conversation per episode, exactly the messages the model saw, ending on its last "
-            "assistant turn. Writes OUT (train), OUT's .val.jsonl sibling when --val-fraction > 0, "
-            "and a .summary.json of what was kept and dropped."
+            "assistant turn, cut at the paper's 57,344 characters (its start kept). Every episode is kept "
+            "unless a filter says otherwise (the paper trains on every trace), except those with an "
+            "assistant turn of no usable text. Writes OUT (train), OUT's .val.jsonl sibling when "
+            "--val-fraction > 0, and a .summary.json of what was kept, cut and dropped."
         ),
     )
     parser.add_argument(
@@ -74,6 +76,48 @@ def _register_export(subparsers: Any) -> None:
         "--no-dedup",
         action="store_true",
         help="Keep every episode instead of the best one per task (highest optimality, then fewest tokens).",
+    )
+    _register_export_length(parser)
+    parser.add_argument(
+        "--keep-unusable",
+        action="store_true",
+        help=(
+            "Keep episodes with an assistant turn of no usable text (a safety stop, empty parts, a blocked "
+            "prompt, only thinking) and flag them in an 'unusable' field, instead of dropping them."
+        ),
+    )
+
+
+def _register_export_length(parser: argparse.ArgumentParser) -> None:
+    # defaults stay the options' own (argparse.SUPPRESS leaves the field out), so they are written once
+    parser.add_argument(
+        "--truncate-at",
+        type=int,
+        metavar="CHARS",
+        default=argparse.SUPPRESS,
+        help=(
+            "Cut each conversation at this many characters, keeping its start: whole messages, ending on the "
+            "last assistant turn that fits (default: the paper's 57344; 0: export conversations whole)."
+        ),
+    )
+    parser.add_argument(
+        "--sequence-len",
+        type=int,
+        metavar="TOKENS",
+        default=argparse.SUPPRESS,
+        help=(
+            "Report how many exported conversations are longer than this many tokens, which Axolotl drops "
+            "without a word (default: the Axolotl config's sequence_len, 16384)."
+        ),
+    )
+    parser.add_argument(
+        "--base-model",
+        metavar="MODEL",
+        help=(
+            "Count tokens with this model's tokenizer and chat template, when transformers is installed and "
+            "the tokenizer is on local disk (nothing is downloaded); otherwise tokens are estimated at 3.5 "
+            "characters per token. The summary says which."
+        ),
     )
 
 

@@ -11,7 +11,10 @@ prefix of it. Converting it is therefore a pure mapping, message by message:
   the message's ``reasoning_content`` field, the field Axolotl's
   ``chat_template`` datasets read by default (``field_thinking``), so a chat
   template that renders reasoning trains on what the model produced; it is
-  never dropped, and never merged into the content;
+  never dropped, and never merged into the content. A redacted block (a
+  signed Gemini thought, encrypted reasoning) holds a signature or an opaque
+  blob in ``reasoning``, never exported; its readable text, when the provider
+  gave one, is the block's ``summary``, exported the same way;
 - ReAct episodes keep their native tool calls in the OpenAI form that
   Axolotl's ``chat_template`` datasets accept: assistant ``tool_calls``
   (``{"id", "type": "function", "function": {"name", "arguments"}}`` with the
@@ -41,6 +44,8 @@ TraceFormat = Literal["openai", "sharegpt"]
 
 REASONING_FIELD = "reasoning_content"
 """Where an assistant turn's reasoning goes: Axolotl's default ``field_thinking``."""
+TOOL_CALLS_FIELD = "tool_calls"
+"""An assistant turn's native tool calls, in the OpenAI chat form."""
 
 # ShareGPT speaker names, as Axolotl's default role mapping reads them.
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt", "tool": "tool"}
@@ -82,11 +87,11 @@ def _convert(message: ChatMessage) -> dict[str, Any]:
         return {"role": "user", "content": message.text}
     if isinstance(message, ChatMessageAssistant):
         converted: dict[str, Any] = {"role": "assistant", "content": message.text}
-        reasoning = _reasoning(message)
+        reasoning = reasoning_text(message)
         if reasoning:
             converted[REASONING_FIELD] = reasoning
         if message.tool_calls:
-            converted["tool_calls"] = [
+            converted[TOOL_CALLS_FIELD] = [
                 {
                     "id": call.id,
                     "type": "function",
@@ -109,13 +114,21 @@ def _convert(message: ChatMessage) -> dict[str, Any]:
     raise ConversationError(f"unsupported message role {message.role!r}")
 
 
-def _reasoning(message: ChatMessageAssistant) -> str:
-    """The readable reasoning of an assistant turn (redacted blocks carry none)."""
+def reasoning_text(message: ChatMessageAssistant) -> str:
+    """The readable reasoning of an assistant turn, one block per line.
+
+    Inspect keeps a thought that came with a signature (Gemini) as a redacted
+    block: the signature in ``reasoning``, the thought text in ``summary``.
+    The signature means nothing to a student and is never exported; the text is.
+    """
     if isinstance(message.content, str):
         return ""
-    return "\n".join(
-        part.reasoning for part in message.content if isinstance(part, ContentReasoning) and not part.redacted
-    )
+    blocks = (_readable(part) for part in message.content if isinstance(part, ContentReasoning))
+    return "\n".join(text for text in blocks if text)
+
+
+def _readable(block: ContentReasoning) -> str:
+    return (block.summary or "") if block.redacted else block.reasoning
 
 
 def tool_definitions(tools: Sequence[Any]) -> list[dict[str, Any]]:

@@ -36,10 +36,12 @@ from opaque_knapsack.records import (
     FINISHED,
     REACT,
     RUNTIME_KEY,
+    STEPS_KEY,
     TASK_NAME,
     TASK_REGISTRY_NAME,
     ScoreKey,
 )
+from opaque_knapsack.train.unusable import unusable_kinds
 
 BATCH = 64  # samples held in memory at once
 
@@ -65,6 +67,8 @@ class Episode:
     total_tokens: int
     error_reason: str | None
     sample: EvalSample = field(repr=False)
+    unusable: list[str] = field(default_factory=list)
+    """Kinds of assistant turn with no usable text the episode holds (``train.unusable``)."""
 
     @property
     def optimality(self) -> float | None:
@@ -157,6 +161,7 @@ def _episode(path: str, header: EvalLog, sample: EvalSample, train: str, agent_d
         total_tokens=_total_tokens(sample),
         error_reason=_error_reason(sample),
         sample=sample,
+        unusable=unusable_kinds(sample.messages, store.get(STEPS_KEY) or []),
     )
 
 
