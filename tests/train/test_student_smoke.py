@@ -92,3 +92,13 @@ def test_prepared_rows_are_checked_with_the_markers_the_training_environment_wro
     rows.write_text(json.dumps(markers) + "\n" + json.dumps(leaky) + "\n")
     with pytest.raises(SmokeError, match="1 trained tokens outside the assistant turns"):
         check_prepared_rows(rows)
+
+
+def test_a_turn_cut_off_by_the_sequence_length_may_carry_no_loss():
+    start, end, header = 1, 2, [9]
+    ids = [1, 5, 6, 2, 1, 9, 7, 8, 2, 1, 9, 7, 7]  # the row ends inside the second assistant turn
+    labels = [t if i in (6, 7, 8) else -100 for i, t in enumerate(ids)]
+    check_assistant_mask([{"input_ids": ids, "labels": labels}], start, end, header)
+    finished = ids[:-1] + [2]  # the same turn, whole, must be trained
+    with pytest.raises(SmokeError, match="assistant turn at token 11 carries no loss"):
+        check_assistant_mask([{"input_ids": finished, "labels": labels}], start, end, header)
