@@ -12,7 +12,7 @@ from pathlib import Path
 import opaque_knapsack
 
 PACKAGE = Path(opaque_knapsack.__file__).parent
-AREAS = ("family", "sandboxes", "solvers", "scorers", "inspect_tasks", "models", "train", "reports")
+AREAS = ("family", "sandboxes", "solvers", "scorers", "inspect_tasks", "models", "train", "reports", "study")
 
 
 def module_name(path: Path) -> str:
@@ -94,3 +94,34 @@ def test_every_module_the_package_imports_exists():
         for module, imports in edges().items()
     }
     assert {module: names for module, names in stale.items() if names} == {}
+
+
+# What any module may import: the log contract and the leaf helpers every area shares.
+SHARED = ("opaque_knapsack.records", "opaque_knapsack.errors", "opaque_knapsack._cli", "opaque_knapsack._lazy")
+
+
+def test_the_study_reaches_the_other_areas_through_its_adapters_only():
+    # the family and the student tooling are moving; only study/adapters.py should need to follow them
+    bad = {
+        module: sorted(
+            name
+            for name in imports
+            if _in(name, "opaque_knapsack")
+            and name not in ("opaque_knapsack", "opaque_knapsack.__version__")
+            and not _in(name, "opaque_knapsack.study")
+            and not any(_in(name, shared) for shared in SHARED)
+        )
+        for module, imports in edges().items()
+        if _in(module, "opaque_knapsack.study") and module != "opaque_knapsack.study.adapters"
+    }
+    assert {module: names for module, names in bad.items() if names} == {}
+    assert any(_in(m, "opaque_knapsack.train") for m in edges()["opaque_knapsack.study.adapters"])
+
+
+def test_nothing_below_the_study_imports_it():
+    bad = {
+        module: sorted(m for m in imports if _in(m, "opaque_knapsack.study"))
+        for module, imports in edges().items()
+        if not _in(module, "opaque_knapsack.study") and module != "opaque_knapsack.cli"
+    }
+    assert {module: found for module, found in bad.items() if found} == {}

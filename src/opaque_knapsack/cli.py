@@ -19,6 +19,7 @@ __all__ = ["CommandError", "build_parser", "main"]
 
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
+    "opaque_knapsack.study.cli",
     "opaque_knapsack.family.cli",
     "opaque_knapsack.quickstart",
     "opaque_knapsack.reports.cli",
@@ -27,7 +28,7 @@ COMMAND_MODULES = (
 
 # Commands whose work survives an interruption (atomic writes, Inspect's
 # eval_set): Ctrl-C tells the user that running them again picks up.
-RESUMABLE_COMMANDS = frozenset({"generate", "quickstart", "matrix"})
+RESUMABLE_COMMANDS = frozenset({"generate", "quickstart", "matrix", "study", "student-smoke"})
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,22 +7,20 @@ stopping the server leaves neither behind.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from fakes import vllm_arguments  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model")
-    parser.add_argument("--served-model-name")
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--lora-modules", nargs="*", default=[])
-    args, _ = parser.parse_known_args()
+    args = vllm_arguments()
     names = [args.served_model_name or args.model] + [item.split("=", 1)[0] for item in args.lora_modules]
     engine = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"])
     with open(os.environ["FAKE_VLLM_PIDS"], "w") as stream:

@@ -76,6 +76,28 @@ def test_serve_command():
     assert "--enable-lora" not in serve_command(ServeSpec("Qwen/Qwen3-8B"))
 
 
+def test_serve_passes_vllms_parallelism_through_and_batches_every_student():
+    loras = {"persistent": "/a/p", "stateless": "/a/s", "react": "/a/r"}
+    command = serve_command(ServeSpec("Qwen/Qwen3-8B", loras, tensor_parallel_size=2, data_parallel_size=4, max_loras=1))
+    assert command[command.index("--tensor-parallel-size") + 1] == "2"
+    assert command[command.index("--data-parallel-size") + 1] == "4"
+    assert command[command.index("--max-loras") + 1] == "3"  # never fewer than the students: they share a batch
+    roomy = serve_command(ServeSpec("m", loras, max_loras=8))
+    assert roomy[roomy.index("--max-loras") + 1] == "8"
+    plain = serve_command(ServeSpec("Qwen/Qwen3-8B", loras))
+    assert "--tensor-parallel-size" not in plain and "--data-parallel-size" not in plain
+
+
+def test_serve_cli_takes_the_parallelism_flags(capsys):
+    argv = ["serve", "--base-model", "Qwen/Qwen3-8B", "--lora", "p=/a/p", "--tensor-parallel-size", "2",
+            "--data-parallel-size", "2", "--max-loras", "4", "--dry-run"]
+    assert main(argv) == 0
+    command = capsys.readouterr().out.splitlines()[0]
+    assert "--tensor-parallel-size 2 --data-parallel-size 2" in command and "--max-loras 4" in command
+    assert main([*argv[:-2], "0", "--dry-run"]) == 2
+    assert "--max-loras must be at least 1, got 0" in capsys.readouterr().err
+
+
 def test_eval_hints_name_models_and_env():
     hints = eval_hints(ServeSpec("Qwen/Qwen3-8B", {"persistent": "/a/p"}, port=9000, api_key="k"))
     assert "export VLLM_BASE_URL=http://127.0.0.1:9000/v1" in hints

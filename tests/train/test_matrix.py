@@ -169,6 +169,11 @@ def test_matrix_runs_on_given_task_folders_one_per_difficulty(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("2 conditions")
     assert f"-T tasks={medium}" in out and "difficulty:medium" in out
+    spec = MatrixSpec(students={"persistent": "scripted/persistent"}, tasks=[str(easy)], log_dir="l",
+                      task_options={"max_turns": 3})
+    from opaque_knapsack.train.matrix import task_args
+
+    assert task_args(spec, conditions(spec)[0])["max_turns"] == 3  # task options reach given task folders too
     assert main(argv) == 0
     runs = load_runs([log_dir])
     assert sorted(run.condition.difficulty for run in runs) == ["easy", "medium"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fakes import process_alive, write_executable
 from polling import wait_until
 
 from opaque_knapsack.cli import main
@@ -27,13 +28,6 @@ from opaque_knapsack.train.launch import (
 )
 
 HERE = Path(__file__).parent
-
-
-def write_executable(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    path.chmod(0o755)
-    return path
 
 
 @pytest.fixture
@@ -194,17 +188,8 @@ def test_serve_waits_for_every_adapter_then_stops_the_whole_group(tmp_path, fake
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    wait_until(lambda: not any(_running(recorded[key]) for key in ("server", "engine")))
-    assert not _running(recorded["server"]) and not _running(recorded["engine"])
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "State:\tZ" in status.read_text())
+    wait_until(lambda: not any(process_alive(recorded[key]) for key in ("server", "engine")))
+    assert not process_alive(recorded["server"]) and not process_alive(recorded["engine"])
 
 
 def serve_error(capsys, *argv: str) -> str:

