@@ -44,7 +44,7 @@ from inspect_ai.solver import Generate, TaskState, solver  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from opaque_knapsack.inspect_tasks import knapsack  # noqa: E402
+from opaque_knapsack.knapsack import knapsack  # noqa: E402
 
 Conversation = list[tuple[str, str | None]]  # (assistant reply, following observation)
 

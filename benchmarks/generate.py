@@ -33,8 +33,8 @@ from multiprocessing import get_context
 
 from timing import best_of
 
-from opaque_knapsack.family import PRESETS, generate_instance, instance_json
-from opaque_knapsack.family.solver import Solution
+from opaque_knapsack.knapsack import PRESETS, generate_instance, instance_json
+from opaque_knapsack.knapsack.optimum import Solution
 
 
 def plain_python_dp(weights: Sequence[int], values: Sequence[int], capacity: int) -> Solution:
@@ -69,7 +69,7 @@ def generate_range(preset: str, start: int, stop: int, baseline: bool = False) -
 # family's own cost from start-up imports made by other areas' CLI modules.
 FAMILY_ONLY_CLI = """
 import argparse, sys
-from opaque_knapsack.family.cli import register
+from opaque_knapsack.knapsack.cli import register
 parser = argparse.ArgumentParser()
 register(parser.add_subparsers())
 args = parser.parse_args(sys.argv[1:])

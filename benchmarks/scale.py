@@ -177,7 +177,7 @@ def inspect_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_harness(args: argparse.Namespace, log_dir: str, num: int | None = None) -> dict[str, Any]:
 
-    from opaque_knapsack.inspect_tasks import knapsack
+    from opaque_knapsack.knapsack import knapsack
     from opaque_knapsack.sandboxes.launcher import STATS
 
     num = args.num if num is None else num

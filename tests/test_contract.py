@@ -1,4 +1,4 @@
-"""The log contract has one home: ``records.py`` (and ``family/presets.py`` for difficulty).
+"""The log contract has one home: ``records.py`` (and ``knapsack/presets.py`` for difficulty).
 
 Every module of the package is read with ``ast``: a string literal equal to a
 contract name (store key, metadata key, score key, scorer or task name, end
@@ -18,7 +18,7 @@ from typing import get_args
 
 import opaque_knapsack
 from opaque_knapsack import records
-from opaque_knapsack.family.presets import PRESET_NAMES, PRESETS, Preset
+from opaque_knapsack.knapsack.presets import PRESET_NAMES, PRESETS, Preset
 
 PACKAGE = Path(opaque_knapsack.__file__).parent
 HOMES = {"records.py"}
@@ -62,9 +62,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("__init__.py", records.REACT): "the Python attribute the package exports lazily (the agent's function)",
     ("solvers/__init__.py", records.CODEACT): "__all__ lists the Python attribute",
     ("solvers/__init__.py", records.REACT): "__all__ lists the Python attribute",
-    ("family/environment.py", records.FINISHED): "the environment's own state field; family is the bottom layer",
-    ("family/generator.py", records.FAMILY_METADATA_KEY): "the task file's 'family' field (family/schema.py)",
-    ("family/writer.py", records.FAMILY_METADATA_KEY): "the manifest's 'family' field (family/schema.py)",
+    ("knapsack/environment.py", records.FINISHED): "the environment's own state field; family is the bottom layer",
+    ("knapsack/generator.py", records.FAMILY_METADATA_KEY): "the task file's 'family' field (knapsack/schema.py)",
+    ("knapsack/writer.py", records.FAMILY_METADATA_KEY): "the manifest's 'family' field (knapsack/schema.py)",
     ("models/scripted.py", records.ScoreKey.TOOL_CALLS): "Inspect's stop reason 'tool_calls'",
     ("solvers/turns.py", records.ScoreKey.TOOL_CALLS): "Inspect's stop reason 'tool_calls' (a normal ReAct reply)",
     ("train/conversation.py", records.ScoreKey.TOOL_CALLS): "the OpenAI chat message field 'tool_calls'",
@@ -216,7 +216,7 @@ def test_no_module_retypes_the_difficulty_presets():
     found = {
         module: lines
         for module, source in package_modules()
-        if module != "family/presets.py" and (lines := vocabulary_copies(source, PRESET_NAMES))
+        if module != "knapsack/presets.py" and (lines := vocabulary_copies(source, PRESET_NAMES))
     }
     assert found == {}
 

@@ -46,7 +46,7 @@ def test_every_difference_is_listed_with_a_reason() -> None:
 
 
 def test_the_documents_claims_hold() -> None:
-    from opaque_knapsack.family import PRESETS, KnapsackEnvironment, KnapsackToolError, generate_instance
+    from opaque_knapsack.knapsack import PRESETS, KnapsackEnvironment, KnapsackToolError, generate_instance
     from opaque_knapsack.solvers.codeact import extract_code_blocks
 
     assert 10 * 1.1 == 11.0 and 50 * 1.1 == 55.00000000000001
@@ -126,14 +126,14 @@ def test_every_difference_kept_names_the_option_or_code_it_refers_to() -> None:
 
 def test_the_resolver_tells_real_names_from_stale_ones() -> None:
     assert resolve("-T strict_take=false") and resolve("opaque-knapsack table --layout compact")
-    assert resolve("family/environment.py") and resolve("RuntimeConfig.stateless_keep_files")
+    assert resolve("knapsack/environment.py") and resolve("RuntimeConfig.stateless_keep_files")
     assert resolve("-T no_such_option=1") is False and resolve("opaque-knapsack table --no-such-flag") is False
-    assert resolve("family/no_such_file.py") is False and resolve("RuntimeConfig.no_such_field_here") is False
+    assert resolve("knapsack/no_such_file.py") is False and resolve("RuntimeConfig.no_such_field_here") is False
     assert resolve("Observation:") is None
 
 
 def test_the_tool_answers_are_as_the_doc_says() -> None:
-    from opaque_knapsack.family import PRESETS, KnapsackEnvironment, generate_instance
+    from opaque_knapsack.knapsack import PRESETS, KnapsackEnvironment, generate_instance
 
     instance = generate_instance(PRESETS["easy"], 0, 0)
     environment = KnapsackEnvironment(instance)
@@ -153,10 +153,10 @@ def test_the_tool_answers_are_as_the_doc_says() -> None:
 
 
 def test_a_reply_without_a_block_and_a_zero_optimum_are_as_the_doc_says() -> None:
-    from opaque_knapsack.family import PRESETS, generate_instance
+    from opaque_knapsack.knapsack import PRESETS, generate_instance
     from opaque_knapsack.records import ScoreKey
     from opaque_knapsack.sandboxes import RuntimeConfig
-    from opaque_knapsack.scorers.knapsack import episode_figures
+    from opaque_knapsack.knapsack.scorer import episode_figures
     from opaque_knapsack.solvers import prompts
 
     assert "No Python block" in prompts.NO_BLOCK and "finish()" in prompts.NO_BLOCK

@@ -21,9 +21,9 @@ def test_an_attribute_is_imported_from_its_module_when_first_read():
 
 def test_importing_the_package_and_its_areas_loads_no_inspect():
     code = (
-        "import sys, opaque_knapsack, opaque_knapsack.reports, opaque_knapsack.train, opaque_knapsack.inspect_tasks\n"
+        "import sys, opaque_knapsack, opaque_knapsack.reports, opaque_knapsack.train, opaque_knapsack.knapsack\n"
         "print(sorted(m for m in sys.modules if m == 'inspect_ai' or m.startswith('inspect_ai.')))\n"
-        "opaque_knapsack.inspect_tasks.knapsack\n"
+        "opaque_knapsack.knapsack.knapsack\n"
         "print('inspect_ai' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

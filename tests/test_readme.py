@@ -46,7 +46,7 @@ def test_readme_has_the_two_setup_commands():
 
 
 def test_the_teacher_section_gives_the_papers_teacher_and_how_to_run_it():
-    """Issue 17, items 8 and 14; tests/inspect_tasks/test_gemini.py checks the claims against Inspect."""
+    """Issue 17, items 8 and 14; tests/knapsack/test_gemini.py checks the claims against Inspect."""
     section = README.read_text().split("### Teacher traces", 1)[1].split("\n### ", 1)[0]
     commands = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)[1].replace("\\\n", " ")
     runs = [line for line in commands.splitlines() if line.startswith("inspect eval ")]

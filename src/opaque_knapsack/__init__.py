@@ -27,16 +27,16 @@ except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0"
 
 _EXPORTS = {
-    "knapsack": "opaque_knapsack.inspect_tasks.knapsack_task",
+    "knapsack": "opaque_knapsack.knapsack.task",
     "codeact": "opaque_knapsack.solvers.codeact",
     "react": "opaque_knapsack.solvers.react",
-    "knapsack_tools": "opaque_knapsack.solvers.tools",
-    "knapsack_runtime": "opaque_knapsack.solvers.runtime_handle",
-    "KnapsackRuntime": "opaque_knapsack.solvers.runtime_handle",
-    "knapsack_scorer": "opaque_knapsack.scorers.knapsack",
-    "load_tasks": "opaque_knapsack.family.loader",
-    "TaskInstance": "opaque_knapsack.family.schema",
-    "KnapsackEnvironment": "opaque_knapsack.family.environment",
+    "knapsack_tools": "opaque_knapsack.knapsack.tools",
+    "knapsack_runtime": "opaque_knapsack.knapsack.runtime_handle",
+    "KnapsackRuntime": "opaque_knapsack.knapsack.runtime_handle",
+    "knapsack_scorer": "opaque_knapsack.knapsack.scorer",
+    "load_tasks": "opaque_knapsack.knapsack.loader",
+    "TaskInstance": "opaque_knapsack.knapsack.schema",
+    "KnapsackEnvironment": "opaque_knapsack.knapsack.environment",
 }
 
 __all__ = ["__version__", *_EXPORTS]

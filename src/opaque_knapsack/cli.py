@@ -20,7 +20,8 @@ __all__ = ["CommandError", "build_parser", "main"]
 # Modules that contribute subcommands, in the order they appear in --help.
 COMMAND_MODULES = (
     "opaque_knapsack.study.cli",
-    "opaque_knapsack.family.cli",
+    "opaque_knapsack.generate",
+    "opaque_knapsack.knapsack.cli",
     "opaque_knapsack.quickstart",
     "opaque_knapsack.reports.cli",
     "opaque_knapsack.train.cli",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from opaque_knapsack._cli import add_command, require_at_least
-from opaque_knapsack.family.presets import DEFAULT_PRESET, PRESET_NAMES
+from opaque_knapsack.knapsack.presets import DEFAULT_PRESET, PRESET_NAMES
 from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, ScoreKey
 
 CONDITIONS = tuple(product(RUNTIMES, RUNTIMES))
@@ -122,9 +122,9 @@ def quickstart(
     """
     from inspect_ai import eval_set
 
-    from opaque_knapsack.family import PRESETS
-    from opaque_knapsack.family.writer import generate_tasks
-    from opaque_knapsack.inspect_tasks.knapsack_task import knapsack
+    from opaque_knapsack.knapsack import PRESETS
+    from opaque_knapsack.knapsack.task import knapsack
+    from opaque_knapsack.knapsack.writer import generate_tasks
 
     report = generate_tasks(PRESETS[difficulty], out, num, seed_start, run_name="quickstart")
     if console is not None:

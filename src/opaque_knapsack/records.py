@@ -13,10 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, get_args
-
-if TYPE_CHECKING:
-    from opaque_knapsack.family import TaskInstance
+from typing import Any, Literal, get_args
 
 EPISODE_KEY = "knapsack:episode"
 ENVIRONMENT_KEY = "knapsack:environment"
@@ -151,30 +148,8 @@ def fault_note(where: str, step_timeouts: float, kernel_restarts: float, episode
 # part of ``knapsack_scorer``'s (see CONTRIBUTING.md, "Add a task family").
 FAMILY_METADATA_KEY = "family"
 
-# The hidden instance rides in sample metadata as a JSON *string*: Inspect
-# deep-copies sample metadata with every score it aggregates, and a string
-# copies for free where a nested dict of a hundred items does not.
 INSTANCE_METADATA_KEY = "instance"
-
-
-def instance_metadata(instance: TaskInstance) -> str:
-    from opaque_knapsack.family import dump_instance
-
-    return dump_instance(instance)
-
-
-def instance_from_metadata(metadata: dict[str, Any]) -> TaskInstance:
-    """The hidden instance of a sample made by the opaque_knapsack/knapsack task."""
-    from opaque_knapsack.family import parse_instance
-
-    try:
-        data = metadata[INSTANCE_METADATA_KEY]
-    except KeyError:
-        raise RuntimeError(
-            "Sample metadata has no 'instance': this sample was not made by the "
-            "opaque_knapsack/knapsack task."
-        ) from None
-    return parse_instance(data)
+"""Sample metadata key of the knapsack task's hidden instance (``knapsack/schema.py`` writes and reads it)."""
 
 
 @dataclass

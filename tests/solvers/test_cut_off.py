@@ -11,7 +11,7 @@ from inspect_ai.log import EvalSample, resolve_sample_attachments
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 from inspect_ai.tool import ToolCall
 
-from opaque_knapsack.inspect_tasks import knapsack
+from opaque_knapsack.knapsack import knapsack
 from opaque_knapsack.records import END_REASON_KEY, STEPS_KEY
 from opaque_knapsack.solvers import codeact, react
 from opaque_knapsack.solvers.prompts import cut_off_notice
@@ -109,7 +109,7 @@ def test_react_drops_a_reply_whose_stop_reason_is_neither_stop_nor_tool_calls(tm
 
 
 def test_a_bad_cut_off_option_is_one_line() -> None:
-    from opaque_knapsack.inspect_tasks.options import TaskOptionError
+    from opaque_knapsack.task_options import TaskOptionError
 
     with pytest.raises(TaskOptionError, match=r"-T cut_off='keep' is not one of: drop, run"):
         knapsack(cut_off="keep")  # type: ignore[arg-type]

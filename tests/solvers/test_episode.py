@@ -6,16 +6,8 @@ import pytest
 from inspect_ai.util import Store
 
 import opaque_knapsack.solvers.episode as episode_module
-from opaque_knapsack.family import PRESETS, generate_instance
 from opaque_knapsack.records import END_REASON_KEY, EPISODE_KEY, STEPS_KEY, StepRecord
-from opaque_knapsack.solvers.episode import (
-    HostFunctionEpisode,
-    KnapsackEpisode,
-    current_episode,
-    live_episode,
-    register_episode,
-    start_episode,
-)
+from opaque_knapsack.solvers.episode import HostFunctionEpisode, live_episode, register_episode
 
 
 def test_finish_ends_the_default_episode_and_keeps_its_own_answer() -> None:
@@ -64,7 +56,7 @@ def test_default_episode_stores_steps_and_the_end_reason() -> None:
     assert [step["code"] for step in sample_store.get(STEPS_KEY)] == ["print(1)", None]
 
 
-def test_live_episode_finds_any_family_and_current_episode_only_knapsack(monkeypatch) -> None:
+def test_live_episode_finds_the_episode_of_any_family(monkeypatch) -> None:
     sample_store = Store()
     monkeypatch.setattr(episode_module, "store", lambda: sample_store)
     with pytest.raises(RuntimeError, match="No episode is active"):
@@ -72,19 +64,21 @@ def test_live_episode_finds_any_family_and_current_episode_only_knapsack(monkeyp
     other = HostFunctionEpisode({}, sample_store)
     register_episode(other, sample_store)
     assert sample_store.get(EPISODE_KEY) and live_episode() is other
-    with pytest.raises(RuntimeError, match="HostFunctionEpisode, not a knapsack episode"):
-        current_episode()
-    knapsack = start_episode(generate_instance(PRESETS["easy"], 0, 0), strict_take=True, sample_store=sample_store)
-    assert isinstance(knapsack, KnapsackEpisode)
-    assert live_episode() is knapsack and current_episode() is knapsack
 
 
-def test_knapsack_episode_finishes_through_its_environment() -> None:
-    episode = start_episode(generate_instance(PRESETS["easy"], 0, 0), strict_take=True, sample_store=Store())
-    functions = episode.host_functions()
-    assert sorted(functions) == ["finish", "inspect", "list_items", "take_item"]
-    assert not episode.finished
-    functions["finish"]()
-    assert episode.finished
-    episode.end("finished")
-    assert episode.sample_store.get(END_REASON_KEY) == "finished"
+def test_host_functions_make_a_family_of_their_own_documented_by_their_signatures() -> None:
+    def bump(by: int = 1) -> int:
+        """Add to the counter.
+
+        Args:
+            by: How much.
+        """
+        return by
+
+    family = HostFunctionEpisode({"bump": bump}, Store()).family
+    assert family.tools == ("bump", "finish")
+    assert family.codeact_tool_docs.splitlines()[1:] == [
+        "- bump(by: int = 1) -> int: Add to the counter.",
+        "- finish() -> str: End the episode after the current step.",
+    ]
+    assert "knapsack" not in (family.codeact_instructions + family.codeact_tool_docs).lower()

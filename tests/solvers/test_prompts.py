@@ -17,11 +17,10 @@ from inspect_ai.log import EvalSample, resolve_sample_attachments
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 from inspect_ai.tool import ToolCall
 
-from opaque_knapsack.family import PRESETS, generate_instance
-from opaque_knapsack.inspect_tasks import knapsack
-from opaque_knapsack.inspect_tasks.options import TaskOptionError
+from opaque_knapsack.knapsack import PRESETS, generate_instance, knapsack
 from opaque_knapsack.solvers import codeact, prompts
 from opaque_knapsack.solvers.prompts import Prompts, PromptsError, load_prompts
+from opaque_knapsack.task_options import TaskOptionError
 
 
 def test_the_runtime_notes_carry_the_papers_instructions_and_no_other_advice() -> None:

@@ -6,7 +6,7 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ChatMessageTool, ModelOutput, ModelUsage, get_model
 from inspect_ai.tool import ToolCall
 
-from opaque_knapsack.inspect_tasks import knapsack
+from opaque_knapsack.knapsack import knapsack
 from opaque_knapsack.records import END_REASON_KEY, STEPS_KEY
 from opaque_knapsack.solvers.react import NO_TOOL_CALL
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from inspect_ai import eval as inspect_eval
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
-from opaque_knapsack.inspect_tasks import knapsack
+from opaque_knapsack.knapsack import knapsack
 from opaque_knapsack.solvers.turns import usage_figures
 
 

@@ -17,7 +17,7 @@ import time
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[1] / "inspect_tasks")]
+sys.path[:0] = [str(Path(__file__).parents[1]), str(Path(__file__).parents[1] / "knapsack")]
 
 from fakes import vllm_arguments  # noqa: E402
 from openai_server import FakeOpenAI, _Handler  # noqa: E402

@@ -148,8 +148,8 @@ def test_cli_dry_run(capsys, tmp_path):
 def test_matrix_runs_on_given_task_folders_one_per_difficulty(tmp_path, capsys):
     import shutil
 
-    from opaque_knapsack.family import PRESETS
-    from opaque_knapsack.family.writer import generate_tasks
+    from opaque_knapsack.knapsack import PRESETS
+    from opaque_knapsack.knapsack.writer import generate_tasks
     from opaque_knapsack.reports import load_runs
 
     easy = tmp_path / "easy"

@@ -1,10 +1,12 @@
 """The ``scripted`` model provider: offline policies as Inspect models.
 
 ``--model scripted/persistent`` and ``--model scripted/stateless`` run the
-policies in :mod:`opaque_knapsack.models.policies`. Given no tools they answer
-as CodeAct policies (one Python block per reply); given tools (the ReAct
-agent) they answer with native tool calls. Token usage is estimated from the
-text they read and write, so cost comparisons between conditions are real.
+scripted policies of the task family whose sample they play (the family of
+the sample's live episode; outside a sample, ``-M family=NAME``): the knapsack
+ones are in :mod:`opaque_knapsack.knapsack.policies`. Given no tools they
+answer as CodeAct policies (one Python block per reply); given tools (the
+ReAct agent) they answer with native tool calls. Token usage is estimated from
+the text they read and write, so cost comparisons between conditions are real.
 
 ``-M latency=SECONDS`` makes every reply wait that long (on the event loop, like
 a served model's reply), spread by a seeded jitter (``-M jitter=0.25``: up to
@@ -24,8 +26,6 @@ from inspect_ai.model import (
     ChatCompletionChoice,
     ChatMessage,
     ChatMessageAssistant,
-    ChatMessageSystem,
-    ChatMessageTool,
     ChatMessageUser,
     GenerateConfig,
     ModelAPI,
@@ -34,19 +34,11 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolCall, ToolChoice, ToolInfo
 
-from opaque_knapsack.models.policies import (
-    CodeActPolicy,
-    Conversation,
-    ReactMemory,
-    Style,
-    TaskFacts,
-    estimate_tokens,
-    react_next_calls,
-    read_facts,
-)
-from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER
+from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, Runtime
+from opaque_knapsack.solvers.family import ScriptedPolicies, TaskFamily
 
-STYLES: tuple[Style, ...] = RUNTIMES
+STYLES: tuple[Runtime, ...] = RUNTIMES
+MODEL_ARGS = ("latency", "jitter", "seed", "family")
 
 
 class ScriptedPolicyAPI(ModelAPI):
@@ -65,14 +57,14 @@ class ScriptedPolicyAPI(ModelAPI):
             raise ValueError(
                 f"Unknown scripted policy '{model_name}': use scripted/persistent or scripted/stateless."
             )
-        self.style: Style = model_name  # type: ignore[assignment]
-        self.policy = CodeActPolicy(self.style)
+        self.style: Runtime = model_name  # type: ignore[assignment]
         self.latency = _model_arg(model_args, "latency", 0.0, float, lambda v: v >= 0, "a number of seconds >= 0")
         self.jitter = _model_arg(model_args, "jitter", 0.25, float, lambda v: 0 <= v <= 1, "a fraction from 0 to 1")
         self.seed = _model_arg(model_args, "seed", 0, int, lambda v: True, "an integer")
-        unknown = sorted(set(model_args) - {"latency", "jitter", "seed"})
+        self.family = _family_arg(model_args.get("family"))
+        unknown = sorted(set(model_args) - set(MODEL_ARGS))
         if unknown:
-            raise ValueError(f"scripted models take -M latency, jitter and seed, not {', '.join(unknown)}")
+            raise ValueError(f"scripted models take -M {', '.join(MODEL_ARGS)}, not {', '.join(unknown)}")
 
     def max_connections(self) -> int:
         return 1000  # no service behind it: never the bottleneck
@@ -86,11 +78,12 @@ class ScriptedPolicyAPI(ModelAPI):
     ) -> ModelOutput:
         if self.latency > 0:
             await asyncio.sleep(reply_delay(self.latency, self.jitter, self.seed, _reply_key(input)))
+        policies = self._policies()
         if tools:
-            message = self._react_reply(input)
+            message = self._react_reply(policies, input)
         else:
             message = ChatMessageAssistant(
-                content=self.policy.reply(_conversation(input)).text,
+                content=policies.codeact_reply(self.style, input),
                 model=f"{SCRIPTED_PROVIDER}/{self.style}",
                 source="generate",
             )
@@ -112,20 +105,47 @@ class ScriptedPolicyAPI(ModelAPI):
             ),
         )
 
-    def _react_reply(self, input: list[ChatMessage]) -> ChatMessageAssistant:
-        facts = _facts(input)
-        memory = _react_memory(input)
-        calls = react_next_calls(memory, facts, max_calls=min(10, facts.max_tool_calls))
+    def _policies(self) -> ScriptedPolicies:
+        """The scripted policies of the family this model plays: ``-M family``, else its sample's episode's."""
+        if self.family is not None:
+            return self.family.scripted_policies()
+        from opaque_knapsack.solvers.episode import live_episode
+
+        try:
+            family = live_episode().family
+        except RuntimeError:
+            raise ValueError(
+                "scripted models play a sample of a task family's task; outside one, name the family "
+                "with -M family=NAME"
+            ) from None
+        return family.scripted_policies()
+
+    def _react_reply(self, policies: ScriptedPolicies, input: list[ChatMessage]) -> ChatMessageAssistant:
+        calls = policies.react_calls(self.style, input)
         turn = sum(isinstance(m, ChatMessageAssistant) for m in input)
         return ChatMessageAssistant(
-            content=f"Next: {calls[0].function} ({len(calls)} call{'s' if len(calls) > 1 else ''}).",
+            content=f"Next: {calls[0][0]} ({len(calls)} call{'s' if len(calls) > 1 else ''}).",
             tool_calls=[
-                ToolCall(id=f"call_{turn}_{index}", function=call.function, arguments=call.arguments)
-                for index, call in enumerate(calls)
+                ToolCall(id=f"call_{turn}_{index}", function=function, arguments=arguments)
+                for index, (function, arguments) in enumerate(calls)
             ],
             model=f"{SCRIPTED_PROVIDER}/{self.style}",
             source="generate",
         )
+
+
+def _family_arg(name: object) -> TaskFamily | None:
+    """The family ``-M family=NAME`` names, if given (a name that is not registered is one line)."""
+    if name is None:
+        return None
+    from opaque_knapsack.families import task_family
+
+    return task_family(str(name), flag="-M family")
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate: about four characters per token."""
+    return max(1, (len(text) + 3) // 4) if text else 0
 
 
 def _model_arg(args: dict[str, Any], name: str, default: Any, kind: type, valid: Any, expected: str) -> Any:
@@ -156,49 +176,3 @@ def _reply_key(input: list[ChatMessage]) -> str:
     task = next((m.text for m in input if isinstance(m, ChatMessageUser)), "")
     turn = sum(isinstance(m, ChatMessageAssistant) for m in input)
     return f"{turn}\0{task}"
-
-
-def _facts(input: list[ChatMessage]) -> TaskFacts:
-    system = "\n".join(m.text for m in input if isinstance(m, ChatMessageSystem))
-    task = next((m.text for m in input if isinstance(m, ChatMessageUser)), "")
-    return read_facts(system, task)
-
-
-def _conversation(input: list[ChatMessage]) -> Conversation:
-    users = [m.text for m in input if isinstance(m, ChatMessageUser)]
-    return Conversation(
-        facts=_facts(input),
-        turns_taken=sum(isinstance(m, ChatMessageAssistant) for m in input),
-        observations=users[1:],
-        assistant_texts=[m.text for m in input if isinstance(m, ChatMessageAssistant)],
-    )
-
-
-def _react_memory(input: list[ChatMessage]) -> ReactMemory:
-    """Replays the tool results in the conversation into what the policy knows."""
-    memory = ReactMemory()
-    calls: dict[str, ToolCall] = {}
-    for message in input:
-        if isinstance(message, ChatMessageAssistant):
-            calls.update({call.id: call for call in message.tool_calls or []})
-        elif isinstance(message, ChatMessageTool):
-            call = calls.get(message.tool_call_id or "")
-            if call is None:
-                continue
-            item_id = call.arguments.get("item_id")
-            if message.error is not None:
-                text = message.error.message
-                if call.function == "inspect":
-                    memory.exhausted = True
-                elif call.function == "take_item" and "not allowed" in text and item_id in memory.info:
-                    memory.forbidden.add(memory.info[item_id]["class"])
-                elif call.function == "take_item":
-                    memory.skipped.add(item_id)
-                continue
-            if call.function == "list_items":
-                memory.items = json.loads(message.text)
-            elif call.function == "inspect":
-                memory.info[item_id] = json.loads(message.text)
-            elif call.function == "take_item":
-                memory.taken.append(item_id)
-    return memory

@@ -1,27 +1,24 @@
-"""Agents for the Opaque Knapsack tasks: CodeAct over a Python runtime, ReAct baseline."""
+"""The generic agents: CodeAct over a Python runtime, the ReAct baseline, and the seam to a task family.
 
-from opaque_knapsack.solvers.codeact import codeact
-from opaque_knapsack.solvers.episode import (
-    Episode,
-    HostFunctionEpisode,
-    KnapsackEpisode,
-    current_episode,
-    knapsack_setup,
-    live_episode,
-    register_episode,
-)
-from opaque_knapsack.solvers.react import react
-from opaque_knapsack.solvers.tools import knapsack_tools
+A family reaches the agents only through ``Episode`` (its live episode, with
+the ``TaskFamily`` it declares). Names are imported lazily, so a family's
+declaration can import ``solvers.family`` without loading Inspect.
+"""
 
-__all__ = [
-    "Episode",
-    "HostFunctionEpisode",
-    "KnapsackEpisode",
-    "codeact",
-    "current_episode",
-    "knapsack_setup",
-    "knapsack_tools",
-    "live_episode",
-    "react",
-    "register_episode",
-]
+from opaque_knapsack._lazy import lazy_attributes
+
+_EXPORTS = {
+    "codeact": "opaque_knapsack.solvers.codeact",
+    "react": "opaque_knapsack.solvers.react",
+    "Episode": "opaque_knapsack.solvers.episode",
+    "EnvironmentEpisode": "opaque_knapsack.solvers.episode",
+    "HostFunctionEpisode": "opaque_knapsack.solvers.episode",
+    "live_episode": "opaque_knapsack.solvers.episode",
+    "register_episode": "opaque_knapsack.solvers.episode",
+    "TaskFamily": "opaque_knapsack.solvers.family",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

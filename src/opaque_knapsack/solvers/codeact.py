@@ -29,7 +29,6 @@ from opaque_knapsack.records import (
     FINISHED,
     PREBOUND_KEY,
     RUNTIME_KEY,
-    STRICT_TAKE_KEY,
     TURN_LIMIT,
     EndReason,
     StepRecord,
@@ -85,9 +84,10 @@ def codeact(
             the loop). Default: the tools of the episode the task's setup
             started (the knapsack tools in the opaque_knapsack/knapsack task).
         tool_docs: Tool documentation for the system prompt. Default: the
-            knapsack tools' documentation.
+            episode's task family's (with ``host_functions``: each function's
+            signature and first docstring line).
         instructions: What the task is, opening the system prompt. Default:
-            the knapsack puzzle's statement.
+            the episode's task family's.
         prompts: A prompts file (YAML or JSON) or a ``Prompts``: the system
             prompt template, runtime notes, tool docs and few-shot turns
             (``tool_docs`` and ``instructions`` still win). Default: the
@@ -112,7 +112,8 @@ def codeact(
         if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
             system = codeact_system_prompt(
                 runtime.semantics,
-                strict_take=bool(sample_store.get(STRICT_TAKE_KEY, True)),
+                family=episode.family,
+                values=episode.prompt_values(),
                 max_tool_calls=max_tool_calls,
                 max_turns=max_turns,
                 keep_files=bool(getattr(runtime, "keeps_files", False)),

@@ -1,11 +1,12 @@
-"""One sample's episode: what an agent's turn loop drives, and the knapsack one.
+"""One sample's episode: what an agent's turn loop drives, whatever the task family.
 
-``Episode`` is the seam between the agents and a task family: the host
-functions the runtime forwards to, where step records go, whether the agent
-has finished, and how the episode ends. ``KnapsackEpisode`` is the knapsack
-family's; ``HostFunctionEpisode`` is the default for people who bring their
-own host functions to the CodeAct agent; a new family registers its own with
-``register_episode`` in its setup solver.
+``Episode`` is the seam between the agents and a task family: the family it
+belongs to (its ``TaskFamily``: tools' docs, instructions), the host functions
+the runtime forwards to, where step records go, whether the agent has
+finished, and how the episode ends. A family's setup solver registers its
+episode with ``register_episode`` (the knapsack one is in
+``knapsack/episode.py``); ``HostFunctionEpisode`` is the default for people
+who bring their own host functions to the CodeAct agent.
 
 The environment object (hidden items, budget counters) lives only here, in the
 harness process. The agent reaches it through host functions forwarded by the
@@ -19,27 +20,18 @@ mutable state and one record per step), so a log can be re-scored with
 
 from __future__ import annotations
 
+import inspect
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar
 
-from inspect_ai.solver import Generate, Solver, TaskState, solver
+from inspect_ai.solver import TaskState
 from inspect_ai.util import Store, store
 
-from opaque_knapsack.family import KnapsackEnvironment, KnapsackToolError, TaskInstance
-from opaque_knapsack.records import (
-    END_REASON_KEY,
-    ENVIRONMENT_KEY,
-    EPISODE_KEY,
-    STEPS_KEY,
-    STRICT_TAKE_KEY,
-    TOOL_NAMES,
-    EndReason,
-    StepRecord,
-    instance_from_metadata,
-)
+from opaque_knapsack.records import END_REASON_KEY, EPISODE_KEY, STEPS_KEY, StepRecord
+from opaque_knapsack.solvers.family import TaskFamily
 
 HostFunction = Callable[..., object]
 """A tool the runtime's kernel forwards its stub to: plain values in, a JSON-able value out."""
@@ -47,6 +39,15 @@ HostFunction = Callable[..., object]
 
 class Episode(Protocol):
     """What an agent's turn loop needs of one sample's episode, whatever the task family."""
+
+    @property
+    def family(self) -> TaskFamily:
+        """The task family the episode belongs to: what the agents tell the model about the task."""
+        ...
+
+    def prompt_values(self) -> Mapping[str, object]:
+        """Values of the family's text placeholders for this sample (knapsack: the take rule's clause)."""
+        ...
 
     def host_functions(self) -> Mapping[str, HostFunction]:
         """The tools, by name, bound to this sample's hidden state."""
@@ -79,6 +80,10 @@ class StoredSteps:
     sample_store: Store
     steps: list[StepRecord]
 
+    def prompt_values(self) -> Mapping[str, object]:
+        """No placeholders to fill, unless a family's episode says otherwise."""
+        return {}
+
     def record(self, step: StepRecord) -> None:
         """Keep a step's record; it reaches the store with the next ``store_steps``."""
         self.steps.append(step)
@@ -105,9 +110,11 @@ EnvironmentT = TypeVar("EnvironmentT", bound=Finishable)
 class EnvironmentEpisode(StoredSteps, Generic[EnvironmentT]):
     """An episode around one sample's hidden environment: it has finished when the environment has.
 
-    A task family's episode extends this with its host functions (and what it mirrors at the end).
+    A task family's episode extends this with its ``family`` (a class attribute, its
+    declaration) and its host functions (and what it mirrors at the end).
     """
 
+    family: ClassVar[TaskFamily]
     environment: EnvironmentT
     sample_store: Store
     steps: list[StepRecord] = field(default_factory=list)
@@ -133,6 +140,21 @@ class HostFunctionEpisode(StoredSteps):
     finish_called: bool = False
 
     @property
+    def family(self) -> TaskFamily:
+        """A family of its own: the functions' signatures and first docstring lines are its tool docs."""
+        names = tuple(dict.fromkeys([*self.functions, FINISH_TOOL]))
+        return TaskFamily(
+            name="host_functions",
+            tools=names,
+            codeact_instructions=HOST_FUNCTION_INSTRUCTIONS,
+            codeact_tool_docs=host_function_docs(self.host_functions()),
+            task_statement="",
+            task="",
+            scorer="",
+            score_keys=(),
+        )
+
+    @property
     def finished(self) -> bool:
         return self.finish_called
 
@@ -147,6 +169,7 @@ class HostFunctionEpisode(StoredSteps):
 
         finish_and_end.__name__ = FINISH_TOOL
         finish_and_end.__doc__ = finish.__doc__
+        finish_and_end.__wrapped__ = finish  # type: ignore[attr-defined]  # its signature is finish's
         functions[FINISH_TOOL] = finish_and_end
         return functions
 
@@ -160,44 +183,20 @@ def _default_finish() -> str:
     return "Episode finished."
 
 
-@dataclass
-class KnapsackEpisode(EnvironmentEpisode[KnapsackEnvironment]):
-    """The live knapsack environment of one sample plus its step records."""
+HOST_FUNCTION_INSTRUCTIONS = "You are solving the task below by writing Python code that calls the tools."
 
-    @property
-    def instance(self) -> TaskInstance:
-        return self.environment.instance
 
-    def call(self, name: str, *args: Any, **kwargs: Any) -> str:
-        """Run one tool on the hidden environment; errors raise KnapsackToolError."""
-        if name not in TOOL_NAMES:
-            raise KnapsackToolError(f"Unknown tool {name!r}.")
-        method = getattr(self.environment, name)
+def host_function_docs(functions: Mapping[str, HostFunction]) -> str:
+    """CodeAct's tool docs for functions someone brought: each one's signature and the first line of its docstring."""
+    lines = ["Tools (plain Python functions, already defined in the interpreter):"]
+    for name, function in functions.items():
         try:
-            return method(*args, **kwargs)
-        except TypeError as error:  # wrong arity from the agent's code
-            raise KnapsackToolError(f"{name}(): {error}") from None
-
-    def host_functions(self) -> dict[str, HostFunction]:
-        """Named callables the runtime's kernel forwards its tool stubs to."""
-
-        def bind(name: str) -> HostFunction:
-            def host_function(*args: Any, **kwargs: Any) -> str:
-                return self.call(name, *args, **kwargs)
-
-            host_function.__name__ = name
-            return host_function
-
-        return {name: bind(name) for name in TOOL_NAMES}
-
-    def sync(self) -> None:
-        """Mirror the environment and step records into the sample's store."""
-        self.sample_store.set(ENVIRONMENT_KEY, self.environment.to_state())
-        self.store_steps()
-
-    def end(self, reason: EndReason | str) -> None:
-        self.sample_store.set(ENVIRONMENT_KEY, self.environment.to_state())
-        super().end(reason)
+            signature = str(inspect.signature(function, eval_str=True))
+        except (TypeError, ValueError, NameError):
+            signature = "(...)"
+        summary = (inspect.getdoc(function) or "").strip().splitlines()
+        lines.append(f"- {name}{signature}" + (f": {summary[0]}" if summary else ""))
+    return "\n".join(lines)
 
 
 # Live episodes of any family, keyed by the id written into each sample's
@@ -217,19 +216,6 @@ def register_episode(episode: Episode, sample_store: Store) -> None:
     sample_store.set(EPISODE_KEY, key)
 
 
-def start_episode(instance: TaskInstance, *, strict_take: bool, sample_store: Store | None = None) -> KnapsackEpisode:
-    sample_store = sample_store if sample_store is not None else store()
-    episode = KnapsackEpisode(KnapsackEnvironment(instance, strict_take=strict_take), sample_store)
-    register_episode(episode, sample_store)
-    sample_store.set(STRICT_TAKE_KEY, strict_take)
-    # The environment and step records reach the store at the episode's end (and
-    # after each of the Inspect tools' calls), not here: an empty state written now
-    # makes Inspect log the final one as a change per list element (~100 per
-    # episode, each copied and walked again when the sample is logged) instead of
-    # one value. The scorer reads a missing environment as the empty one.
-    return episode
-
-
 def live_episode() -> Episode:
     """The episode of the sample this code runs in, whichever family started it."""
     key = store().get(EPISODE_KEY)
@@ -238,44 +224,24 @@ def live_episode() -> Episode:
         raise RuntimeError(
             "No episode is active for this sample: the agents' tools and runtime only "
             "work inside a sample whose task starts an episode in its setup step (as "
-            "opaque_knapsack/knapsack does), or give the CodeAct agent host_functions."
+            "every registered task family's task does), or give the CodeAct agent host_functions."
         )
     return episode
 
 
-def current_episode() -> KnapsackEpisode:
-    """The knapsack episode of the sample this code runs in."""
-    episode = live_episode()
-    if not isinstance(episode, KnapsackEpisode):
-        raise RuntimeError(
-            f"This sample's episode is a {type(episode).__name__}, not a knapsack episode: "
-            "the knapsack tools only work inside a sample of the opaque_knapsack/knapsack task."
-        )
-    return episode
+def note_runtime(state: TaskState, require_runtime: bool) -> None:
+    """Record the runtime a sample really got (``--sandbox`` may override the task's) in its metadata.
 
-
-@solver
-def knapsack_setup(strict_take: bool = True, require_runtime: bool = False) -> Solver:
-    """Start the sample's hidden environment (always runs, even with --solver).
-
-    Records which runtime the sample really got (``--sandbox`` may override
-    the task's ``runtime``) in the sample's metadata, and with
-    ``require_runtime`` fails before the first model call when the sandbox is
-    not one of ours.
+    Every family's setup calls this first; with ``require_runtime`` (the CodeAct
+    agent) it fails before the first model call when the sandbox is not one of ours.
     """
+    from opaque_knapsack.sandboxes import runtime_sandbox
 
-    async def solve(state: TaskState, generate: Generate) -> TaskState:
-        from opaque_knapsack.sandboxes import runtime_sandbox
-
-        try:
-            state.metadata["runtime"] = runtime_sandbox().semantics
-        except (TypeError, ValueError, RuntimeError, ProcessLookupError) as error:
-            if require_runtime:
-                raise RuntimeError(
-                    f"the CodeAct agent needs a Python runtime sandbox: {error}. Use "
-                    "-T runtime=persistent|stateless or --sandbox persistent_python|stateless_python."
-                ) from None
-        start_episode(instance_from_metadata(state.metadata), strict_take=strict_take, sample_store=state.store)
-        return state
-
-    return solve
+    try:
+        state.metadata["runtime"] = runtime_sandbox().semantics
+    except (TypeError, ValueError, RuntimeError, ProcessLookupError) as error:
+        if require_runtime:
+            raise RuntimeError(
+                f"the CodeAct agent needs a Python runtime sandbox: {error}. Use "
+                "-T runtime=persistent|stateless or --sandbox persistent_python|stateless_python."
+            ) from None

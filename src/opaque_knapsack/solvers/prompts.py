@@ -1,4 +1,4 @@
-"""What the model reads: system prompts, the task statement, observations.
+"""What the model reads: system prompts, runtime notes, observations, for any task family.
 
 The runtime note is the only place the two conditions differ in wording, so a
 model's behaviour can be traced to the semantics it was told about (and, in
@@ -13,6 +13,10 @@ YAML or JSON file (``-T prompts=FILE``, ``codeact(prompts=...)``,
 ``react(prompts=...)``) replaces without a code edit. Templates name their
 parts as ``{placeholder}``; any other brace (a JSON example, an f-string) is
 text. The placeholders each template knows are listed in ``PLACEHOLDERS``.
+
+What the task is, its tools' documentation and its task statement belong to
+the task family (``TaskFamily``): a prompts file may replace them too, and
+where it does not, the family of the sample's episode supplies its own.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from opaque_knapsack.records import PERSISTENT, STATELESS, ReActAgent, Runtime
+from opaque_knapsack.solvers.family import TaskFamily
 
 Semantics = Runtime
 
@@ -54,41 +59,6 @@ STATELESS_KEEP_FILES_NOTE = (
     "writes in the working directory are kept for later steps."
 )
 
-KNAPSACK_TOOL_DOCS = """\
-Tools (plain Python functions, already defined in the interpreter):
-- list_items() -> str: JSON list of all item ids.
-- inspect(item_id) -> str: JSON {"class": str, "value": int, "weight": int} of one item.
-  Each distinct item you inspect costs one unit of the inspect budget; inspecting
-  an item again is free and returns the same answer.
-- take_item(item_id) -> str: put the item in the knapsack. Refused (nothing changes)
-  if the id is unknown, the item is already taken, its class is not allowed, it
-  would exceed the capacity{strict_take_clause}.
-- finish() -> str: end the episode after the current step.
-A refused or failing call raises ToolError (an Exception) inside your code; you
-may catch it. Taking an item cannot be undone.
-Example:
-```python
-import json
-item_ids = json.loads(list_items())
-item = json.loads(inspect(item_ids[0]))
-print(item_ids[0], item["class"], item["value"], item["weight"])
-```"""
-
-REACT_TOOL_DOCS = """\
-Tools (call them through function calling; each returns a string):
-- list_items(): JSON list of all item ids.
-- inspect(item_id): JSON {"class": str, "value": int, "weight": int} of one item.
-  Each distinct item you inspect costs one unit of the inspect budget; inspecting
-  an item again is free and returns the same answer.
-- take_item(item_id): put the item in the knapsack. Refused (nothing changes) if
-  the id is unknown, the item is already taken, its class is not allowed, it
-  would exceed the capacity{strict_take_clause}.
-- finish(): end the episode.
-A refused or failing call returns an error instead of a result. Taking an item
-cannot be undone."""
-
-STRICT_TAKE_CLAUSE = ", or it has not been inspected first"
-
 CODEACT_FORMAT = """\
 Answer format: think briefly, then give at most ONE fenced Python block:
 ```python
@@ -103,40 +73,19 @@ REACT_FORMAT = """\
 Call one or more tools per reply. At most {max_tool_calls} tool calls run per reply;
 you have {max_turns} replies in all."""
 
-PUZZLE = """\
-Items are identified by opaque ids. Each item has a class, a value and a weight,
-all hidden until you inspect it, and the inspect budget is smaller than the
-number of items. Only some classes are allowed in the knapsack, and which ones is
-hidden too: a take of an item whose class is not allowed is refused. Maximise
-the total value of the items you take without exceeding the capacity, then call
-finish()."""
-
-SYSTEM_INTRO = "You are solving an Opaque Knapsack puzzle by writing Python code.\n" + PUZZLE
-REACT_INTRO = "You are solving an Opaque Knapsack puzzle by calling tools.\n" + PUZZLE
-
 CODEACT_SYSTEM = "\n\n".join(["{instructions}", "{runtime_note}", "{tool_docs}", CODEACT_FORMAT])
 REACT_SYSTEM = "\n\n".join(["{instructions}", "{tool_docs}", REACT_FORMAT])
-
-TASK_STATEMENT = """\
-New knapsack instance.
-Number of items: {n_items}
-Capacity: {capacity}
-Inspect budget: {inspect_budget}
-Classes an item may have: {class_names}
-Some of these classes are not allowed; which ones is hidden.
-Call list_items() to get the item ids."""
 
 PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "codeact_system": ("instructions", "runtime_note", "tool_docs", "max_tool_calls", "max_turns", "shown"),
     "react_system": ("instructions", "tool_docs", "max_tool_calls", "max_turns"),
-    "codeact_tool_docs": ("strict_take_clause",),
-    "react_tool_docs": ("strict_take_clause",),
-    "task_statement": ("n_items", "capacity", "inspect_budget", "class_names"),
 }
-"""Template field -> the placeholders it may hold. In the system prompts and the
-task statement any other ``{word}`` is an error (a misspelt placeholder would
-otherwise reach the model as text); the tool docs may hold code with braces."""
-CHECKED_TEMPLATES = ("codeact_system", "react_system", "task_statement")
+"""Template field -> the placeholders it may hold. In the system prompts any
+other ``{word}`` is an error (a misspelt placeholder would otherwise reach the
+model as text); a family's texts are checked against its own ``placeholders``
+(``check_family_texts``), and its tool docs may hold code with braces."""
+FAMILY_TEXTS = ("codeact_instructions", "react_instructions", "codeact_tool_docs", "react_tool_docs", "task_statement")
+"""The ``Prompts`` fields whose default is the sample's task family's own text."""
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -172,20 +121,21 @@ class Prompts(BaseModel):
     """CodeAct system prompt template: {instructions}, {runtime_note}, {tool_docs}, {max_tool_calls}, {max_turns}."""
     react_system: str = REACT_SYSTEM
     """ReAct system prompt template: {instructions}, {tool_docs}, {max_tool_calls}, {max_turns}."""
-    codeact_instructions: str = SYSTEM_INTRO
-    """What the task is (CodeAct's {instructions})."""
-    react_instructions: str = REACT_INTRO
-    """What the task is (ReAct's {instructions})."""
+    codeact_instructions: str | None = None
+    """What the task is (CodeAct's {instructions}); None: the task family's."""
+    react_instructions: str | None = None
+    """What the task is (ReAct's {instructions}); None: the task family's."""
     runtime_notes: dict[Runtime, str] = Field(default_factory=lambda: dict(RUNTIME_NOTES))
     """The runtime note per runtime (CodeAct's {runtime_note})."""
     stateless_keep_files_note: str = STATELESS_KEEP_FILES_NOTE
     """The stateless runtime's note when its working directory keeps files."""
-    codeact_tool_docs: str = KNAPSACK_TOOL_DOCS
-    """CodeAct's {tool_docs}: {strict_take_clause} is the strict take rule's clause, or nothing."""
-    react_tool_docs: str = REACT_TOOL_DOCS
-    """ReAct's {tool_docs}: {strict_take_clause} as for CodeAct."""
-    task_statement: str = TASK_STATEMENT
-    """The first user message: {n_items}, {capacity}, {inspect_budget}, {class_names}."""
+    codeact_tool_docs: str | None = None
+    """CodeAct's {tool_docs}, with the family's placeholders (knapsack: {strict_take_clause}); None: the family's."""
+    react_tool_docs: str | None = None
+    """ReAct's {tool_docs}, as for CodeAct; None: the family's."""
+    task_statement: str | None = None
+    """The first user message, with the family's placeholders (knapsack: {n_items}, {capacity},
+    {inspect_budget}, {class_names}); None: the family's."""
     few_shot: dict[FewShotKey, list[Turn]] = Field(default_factory=dict)
     """Messages inserted after the system prompt, per runtime (CodeAct) or under ``react``."""
 
@@ -196,11 +146,8 @@ class Prompts(BaseModel):
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> Prompts:
-        for name in CHECKED_TEMPLATES:
-            unknown = sorted(set(PLACEHOLDER.findall(getattr(self, name))) - set(PLACEHOLDERS[name]))
-            if unknown:
-                known = ", ".join("{" + p + "}" for p in PLACEHOLDERS[name])
-                raise ValueError(f"{name}: unknown placeholder {{{unknown[0]}}} (known: {known})")
+        for name, known in PLACEHOLDERS.items():
+            _check_placeholders(name, getattr(self, name), known)
         return self
 
     def runtime_note(self, semantics: Semantics, keep_files: bool = False) -> str:
@@ -211,6 +158,22 @@ class Prompts(BaseModel):
 
     def turns(self, key: FewShotKey) -> list[Turn]:
         return list(self.few_shot.get(key, ()))
+
+    def family_text(self, family: TaskFamily, name: str, values: Mapping[str, object] = {}) -> str:  # noqa: B006
+        """One of the family's texts (``FAMILY_TEXTS``): this file's if it sets it, else the family's own, filled."""
+        template = getattr(self, name)
+        if template is None:
+            template = getattr(family, name)
+        if template is None:
+            raise ValueError(f"the {family.name} task family has no {name.replace('_', ' ')}")
+        return fill(template, values)
+
+
+def _check_placeholders(name: str, template: str | None, known: Sequence[str]) -> None:
+    unknown = sorted(set(PLACEHOLDER.findall(template or "")) - set(known))
+    if unknown:
+        listed = ", ".join("{" + p + "}" for p in known) or "none"
+        raise ValueError(f"{name}: unknown placeholder {{{unknown[0]}}} (known: {listed})")
 
 
 DEFAULT_PROMPTS = Prompts()
@@ -247,6 +210,16 @@ def load_prompts(source: str | Path | Prompts | None) -> Prompts:
         raise PromptsError(path, _first_problem(error)) from None
 
 
+def check_family_texts(prompts: Prompts, family: TaskFamily, path: str | None) -> Prompts:
+    """The prompts, once the texts they set for the family hold only its placeholders (else a ``PromptsError``)."""
+    for name, known in family.placeholders.items():
+        try:
+            _check_placeholders(name, getattr(prompts, name), known)
+        except ValueError as error:
+            raise PromptsError(path or "(given in Python)", str(error)) from None
+    return prompts
+
+
 def _first_problem(error: ValidationError) -> str:
     problem = error.errors()[0]
     where = ".".join(str(part) for part in problem["loc"] if part != "[key]")  # pydantic's marker of a bad dict key
@@ -259,32 +232,29 @@ def runtime_note(semantics: Semantics, keep_files: bool = False, prompts: Prompt
     return prompts.runtime_note(semantics, keep_files)
 
 
-def knapsack_tool_docs(strict_take: bool, prompts: Prompts = DEFAULT_PROMPTS) -> str:
-    """CodeAct's documentation of the knapsack tools, with the take rule the task runs with."""
-    return fill(prompts.codeact_tool_docs, {"strict_take_clause": STRICT_TAKE_CLAUSE if strict_take else ""})
-
-
 def codeact_system_prompt(
     semantics: Semantics,
     *,
-    strict_take: bool,
+    family: TaskFamily,
     max_tool_calls: int,
     max_turns: int,
+    values: Mapping[str, object] = {},  # noqa: B006
     keep_files: bool = False,
     tool_docs: str | None = None,
     instructions: str | None = None,
     prompts: Prompts = DEFAULT_PROMPTS,
     echo_last_expression: bool = False,
 ) -> str:
-    """The CodeAct system prompt; ``tool_docs`` and ``instructions`` replace the
-    knapsack tools' documentation and statement for another task family;
-    ``echo_last_expression``: the runtime shows a bare final expression's value."""
+    """The CodeAct system prompt for a sample of ``family``; ``values`` fill the
+    family's placeholders (its episode's ``prompt_values()``); ``tool_docs`` and
+    ``instructions`` replace its texts; ``echo_last_expression``: the runtime
+    shows a bare final expression's value."""
     return fill(
         prompts.codeact_system,
         {
-            "instructions": prompts.codeact_instructions if instructions is None else instructions,
+            "instructions": prompts.family_text(family, "codeact_instructions") if instructions is None else instructions,
             "runtime_note": prompts.runtime_note(semantics, keep_files),
-            "tool_docs": knapsack_tool_docs(strict_take, prompts) if tool_docs is None else tool_docs,
+            "tool_docs": prompts.family_text(family, "codeact_tool_docs", values) if tool_docs is None else tool_docs,
             "max_tool_calls": max_tool_calls,
             "max_turns": max_turns,
             "shown": shown_output(echo_last_expression),
@@ -300,27 +270,19 @@ def shown_output(echo_last_expression: bool) -> str:
 
 
 def react_system_prompt(
-    *, strict_take: bool, max_tool_calls: int, max_turns: int, prompts: Prompts = DEFAULT_PROMPTS
-) -> str:
-    """The ReAct system prompt: its own text, not CodeAct's rewritten."""
-    docs = fill(prompts.react_tool_docs, {"strict_take_clause": STRICT_TAKE_CLAUSE if strict_take else ""})
-    values = {"instructions": prompts.react_instructions, "tool_docs": docs}
-    return fill(prompts.react_system, {**values, "max_tool_calls": max_tool_calls, "max_turns": max_turns})
-
-
-def task_statement(
     *,
-    n_items: int,
-    capacity: int,
-    inspect_budget: int,
-    class_names: Sequence[str],
+    family: TaskFamily,
+    max_tool_calls: int,
+    max_turns: int,
+    values: Mapping[str, object] = {},  # noqa: B006
     prompts: Prompts = DEFAULT_PROMPTS,
 ) -> str:
-    """The first user message. Holds only public facts: never allowed classes."""
-    return fill(
-        prompts.task_statement,
-        {"n_items": n_items, "capacity": capacity, "inspect_budget": inspect_budget, "class_names": ", ".join(class_names)},
-    )
+    """The ReAct system prompt: the family's own ReAct texts, not CodeAct's rewritten."""
+    texts = {
+        "instructions": prompts.family_text(family, "react_instructions"),
+        "tool_docs": prompts.family_text(family, "react_tool_docs", values),
+    }
+    return fill(prompts.react_system, {**texts, "max_tool_calls": max_tool_calls, "max_turns": max_turns})
 
 
 OBSERVATION_PREFIX = "Observation:"

@@ -1,12 +1,17 @@
-"""The ReAct baseline: the same four tools through native function calling.
+"""The ReAct baseline: a task family's tools through native function calling.
 
 No interpreter is involved: the model calls the tools directly and reads each
-result as a tool message. The loop mirrors the CodeAct agent's (turn limit,
+result as a tool message. The tools are the ones the family of the sample's
+episode declares (``TaskFamily.react_tools``), else its host functions, each
+wrapped as an Inspect tool. The loop mirrors the CodeAct agent's (turn limit,
 per-turn tool-call limit, finish ends the episode, a reply that did not end
 normally is dropped, errors end it cleanly).
 """
 
 from __future__ import annotations
+
+import functools
+import json
 
 from inspect_ai.agent import Agent, AgentState, agent
 from inspect_ai.model import (
@@ -16,13 +21,12 @@ from inspect_ai.model import (
     execute_tools,
     get_model,
 )
-from inspect_ai.tool import Tool, ToolCallError
+from inspect_ai.tool import Tool, ToolCallError, ToolDef, ToolError
 from inspect_ai.util import store
 
-from opaque_knapsack.records import AGENT_KEY, EPISODE_ERROR, FINISHED, REACT, STRICT_TAKE_KEY, TURN_LIMIT, EndReason
-from opaque_knapsack.solvers.episode import Episode, current_episode
+from opaque_knapsack.records import AGENT_KEY, EPISODE_ERROR, FINISHED, REACT, TURN_LIMIT, EndReason
+from opaque_knapsack.solvers.episode import Episode, HostFunction, live_episode
 from opaque_knapsack.solvers.prompts import Prompts, load_prompts, react_system_prompt
-from opaque_knapsack.solvers.tools import knapsack_tools
 from opaque_knapsack.solvers.turns import DROP, REACT_STOPS, CutOff, cut_off_mode, next_reply, open_conversation
 
 NO_TOOL_CALL = (
@@ -34,7 +38,7 @@ NO_TOOL_CALL = (
 def react(
     max_turns: int = 40, max_tool_calls: int = 25, prompts: str | Prompts | None = None, cut_off: CutOff = DROP
 ) -> Agent:
-    """ReAct baseline agent with list_items, inspect, take_item and finish as tools.
+    """ReAct baseline agent with the tools of the sample's task family (knapsack: list_items, inspect, take_item, finish).
 
     Args:
         max_turns: Assistant replies per episode.
@@ -51,16 +55,18 @@ def react(
     cut_off = cut_off_mode(cut_off)
 
     async def execute(state: AgentState) -> AgentState:
-        episode = current_episode()
-        sample_store = store()
-        sample_store.set(AGENT_KEY, REACT)
-        strict_take = bool(sample_store.get(STRICT_TAKE_KEY, True))
+        episode = live_episode()
+        store().set(AGENT_KEY, REACT)
         if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
             system = react_system_prompt(
-                strict_take=strict_take, max_tool_calls=max_tool_calls, max_turns=max_turns, prompts=prompt_set
+                family=episode.family,
+                values=episode.prompt_values(),
+                max_tool_calls=max_tool_calls,
+                max_turns=max_turns,
+                prompts=prompt_set,
             )
             open_conversation(state, system, prompt_set.turns(REACT))
-        tools = knapsack_tools()
+        tools = family_tools(episode)
         end_reason: EndReason = EPISODE_ERROR
         try:
             end_reason = await _run_turns(state, episode, tools, max_turns, max_tool_calls, cut_off)
@@ -69,6 +75,33 @@ def react(
         return state
 
     return execute
+
+
+def family_tools(episode: Episode) -> list[Tool]:
+    """The episode's tools as Inspect tools: the ones its family declares, else its host functions wrapped."""
+    family = episode.family
+    if family.react_tools is not None:
+        tools: list[Tool] = family.load(family.react_tools)()
+        return tools
+    return [host_function_tool(name, function) for name, function in episode.host_functions().items()]
+
+
+def host_function_tool(name: str, function: HostFunction) -> Tool:
+    """One host function as an Inspect tool: its signature and docstring (with ``Args:``) describe it to the model.
+
+    What it returns reaches the model as text (JSON unless it is a string); an
+    exception it raises is the call's error, with its message.
+    """
+
+    @functools.wraps(function)
+    async def execute(*args: object, **kwargs: object) -> str:
+        try:
+            value = function(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - the tool's refusal is the model's to read
+            raise ToolError(str(error)) from None
+        return value if isinstance(value, str) else json.dumps(value)
+
+    return ToolDef(execute, name=name).as_tool()
 
 
 async def _run_turns(

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from opaque_knapsack.family.presets import DEFAULT_PRESET, PRESET_NAMES, Preset
+from opaque_knapsack.knapsack.presets import DEFAULT_PRESET, PRESET_NAMES, Preset
 
 __all__ = [
     "DEFAULT_PRESET",
@@ -31,10 +31,10 @@ PAPER_EVAL_PRESETS: tuple[Preset, ...] = (DEFAULT_PRESET, "medium")
 
 def tool_errors() -> tuple[type[Exception], ...]:
     """The errors the package's tools raise for bad input or a missing tool: a stage reports them in one line."""
-    from opaque_knapsack.family import ConfigError as GeneratorConfigError
-    from opaque_knapsack.family import TaskFileError
-    from opaque_knapsack.inspect_tasks.options import TaskOptionError
+    from opaque_knapsack.knapsack import ConfigError as GeneratorConfigError
+    from opaque_knapsack.knapsack import TaskFileError
     from opaque_knapsack.reports.errors import ReportError
+    from opaque_knapsack.task_options import TaskOptionError
     from opaque_knapsack.train.axolotl_config import ConfigError
     from opaque_knapsack.train.export import ExportError
     from opaque_knapsack.train.launch import LaunchError
@@ -53,23 +53,23 @@ def tool_errors() -> tuple[type[Exception], ...]:
 
 def generate_task_set(preset: str, num: int, seed_start: int, out: Path) -> None:
     """Write NUM instances of PRESET under OUT (resumes: files already there are kept)."""
-    from opaque_knapsack.family import PRESETS
-    from opaque_knapsack.family.writer import generate_tasks
+    from opaque_knapsack.knapsack import PRESETS
+    from opaque_knapsack.knapsack.writer import generate_tasks
 
     generate_tasks(PRESETS[preset], out, num, seed_start, run_name=f"study-{out.name}")
 
 
 def task_files(folder: Path) -> list[Path]:
     """The task files of a folder (a tasks root, a folder of files, or one file)."""
-    from opaque_knapsack.family import task_files as found
+    from opaque_knapsack.knapsack import task_files as found
 
     return [Path(path) for path in found(folder)]
 
 
 def task_set_label(folder: Path) -> str:
     """The difficulty the files of FOLDER are, from their manifest or the files themselves."""
-    from opaque_knapsack.family import load_tasks
-    from opaque_knapsack.family.labels import tasks_label
+    from opaque_knapsack.knapsack import load_tasks
+    from opaque_knapsack.knapsack.labels import tasks_label
 
     return str(tasks_label(folder, load_tasks(folder)))
 
@@ -81,7 +81,7 @@ def task_option_names() -> list[str]:
     """The -T options opaque_knapsack/knapsack takes (what a spec's task_options may set)."""
     import inspect
 
-    from opaque_knapsack.inspect_tasks.knapsack_task import knapsack
+    from opaque_knapsack.knapsack.task import knapsack
 
     return [name for name in inspect.signature(knapsack).parameters if name != "solver"]
 
@@ -91,7 +91,7 @@ def teacher_task(tasks: Path, runtime: str, model: str, options: dict[str, Any])
     from inspect_ai import task_with
     from inspect_ai.model import GenerateConfig
 
-    from opaque_knapsack.inspect_tasks.knapsack_task import knapsack
+    from opaque_knapsack.knapsack.task import knapsack
     from opaque_knapsack.records import TASK_NAME
 
     task = knapsack(tasks=str(tasks), runtime=runtime, agent=options["agent"], **options["task_options"])

@@ -572,7 +572,7 @@ def _matrix(args: argparse.Namespace) -> int:
     print(describe(spec))
     if args.dry_run:
         return 0
-    from opaque_knapsack.inspect_tasks.options import TaskOptionError
+    from opaque_knapsack.task_options import TaskOptionError
 
     with user_errors(MatrixError, TaskOptionError):
         success, logs = run_matrix(spec)
@@ -608,7 +608,7 @@ def _fault_note(log: Any) -> str | None:
 
 def _check_difficulties(difficulties: list[str]) -> None:
     """Before any work: a preset name the task would refuse only after the plan is printed."""
-    from opaque_knapsack.family.presets import PRESETS
+    from opaque_knapsack.knapsack.presets import PRESETS
 
     unknown = [name for name in difficulties if name not in PRESETS]
     if unknown:

@@ -87,8 +87,8 @@ class MatrixSpec(BaseModel):
         """
         if self._task_sets or not self.tasks:
             return self._task_sets
-        from opaque_knapsack.family import TaskFileError, load_tasks
-        from opaque_knapsack.family.labels import MIXED, tasks_label
+        from opaque_knapsack.knapsack import TaskFileError, load_tasks
+        from opaque_knapsack.knapsack.labels import MIXED, tasks_label
 
         found: dict[str, str] = {}
         for folder in self.tasks:

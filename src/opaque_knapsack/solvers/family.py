@@ -1,0 +1,127 @@
+"""What a task family declares: all that the generic parts of the package know of it.
+
+The agents, the ``scripted`` model provider, ``generate`` and the quickstart
+never import a family's modules by name. An agent reaches the family of the
+sample it runs through the live episode (``Episode.family``); the command line
+finds a family by name in the registry, ``opaque_knapsack/families.py``, one
+line per family. Everything else a family brings (its task, scorer,
+generator, scripted policies) is named here as ``"module:attribute"`` and
+imported only when used, so a declaration is cheap to import and cannot
+import its own task in a cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    """A task family's declaration (see CONTRIBUTING.md, "Add a task family")."""
+
+    name: str
+    """The family's name: its registry key, its task's name (``opaque_knapsack/<name>``) and the
+    ``family`` eval metadata value that export reads."""
+    tools: tuple[str, ...]
+    """The host functions its episode offers, by name (what the shared step figures count)."""
+    codeact_instructions: str
+    """What the task is, opening CodeAct's system prompt."""
+    codeact_tool_docs: str
+    """CodeAct's documentation of the tools (a template: see ``placeholders``)."""
+    task_statement: str
+    """The first user message's template; the family's dataset fills it per sample."""
+    task: str
+    """``module:function`` of the family's ``@task``; the package's Inspect entry point imports it."""
+    scorer: str
+    """The registered name of its scorer, whose dict score readers of logs take as the episode's figures."""
+    score_keys: tuple[str, ...]
+    """The outcome figures its scorer writes before the shared step figures (``step_figures``)."""
+    react_instructions: str | None = None
+    """What the task is for the ReAct agent; None: the family has no ReAct prompt, so ReAct refuses it."""
+    react_tool_docs: str | None = None
+    react_tools: str | None = None
+    """``module:function`` returning its tools as Inspect tools; None: ReAct wraps the host functions."""
+    placeholders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Text field -> the ``{placeholders}`` its template may hold; a prompts file's other ``{word}`` is an error."""
+    generator: str | None = None
+    """``module:attribute`` of its ``TaskGenerator`` (``generate --family``, the quickstart); None: no task files."""
+    scripted: str | None = None
+    """``module:attribute`` of its ``ScriptedPolicies`` for the ``scripted`` model provider; None: none."""
+
+    def load(self, reference: str) -> Any:
+        """The object a ``module:attribute`` reference of this declaration names."""
+        module, _, attribute = reference.partition(":")
+        return getattr(import_module(module), attribute)
+
+    def task_generator(self) -> TaskGenerator:
+        if self.generator is None:
+            raise ValueError(f"the {self.name} family has no task generator")
+        generator: TaskGenerator = self.load(self.generator)
+        return generator
+
+    def scripted_policies(self) -> ScriptedPolicies:
+        if self.scripted is None:
+            raise ValueError(f"the {self.name} family has no scripted policies")
+        policies: ScriptedPolicies = self.load(self.scripted)
+        return policies
+
+
+@dataclass
+class GeneratedTasks:
+    """What a generator wrote: the folder to give the task as ``tasks``, and how each file fared."""
+
+    folder: Path
+    label: str
+    """The preset (or custom config) the files were made with: the task's difficulty."""
+    counts: Mapping[str, int]
+    """written, kept (already right) and rewritten files."""
+    manifest: Path | None = None
+
+
+class TaskGenerator(Protocol):
+    """A family's task files: deterministic per (preset, index, seed), written atomically, resumable."""
+
+    @property
+    def presets(self) -> Sequence[str]:
+        """The difficulty presets, in order; the first is the default."""
+        ...
+
+    @property
+    def errors(self) -> tuple[type[Exception], ...]:
+        """What ``write`` raises for a user's bad input (a preset, a config file): shown as one line."""
+        ...
+
+    def write(
+        self,
+        out: Path,
+        *,
+        num: int,
+        seed_start: int,
+        preset: str | None = None,
+        config: str | None = None,
+        workers: int = 1,
+        run_name: str | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> GeneratedTasks:
+        """Write ``num`` task files under ``out``; ``config``: a custom generator config file, if the family has one."""
+        ...
+
+
+class ScriptedPolicies(Protocol):
+    """A family's offline policies: what ``scripted/<style>`` answers in one of its samples.
+
+    Each reads only the conversation, as a model would: the messages so far
+    (and, for ReAct, the tools offered).
+    """
+
+    def codeact_reply(self, style: str, messages: Sequence[Any]) -> str:
+        """The next CodeAct reply (prose and one Python block) of the policy of ``style``."""
+        ...
+
+    def react_calls(self, style: str, messages: Sequence[Any]) -> list[tuple[str, dict[str, Any]]]:
+        """The next ReAct reply's tool calls, as (function, arguments)."""
+        ...
