@@ -76,7 +76,7 @@ def kept_paragraphs() -> dict[str, str]:
 
 
 def _task_parameters() -> set[str]:
-    from opaque_knapsack import knapsack
+    from opaque_knapsack.knapsack import knapsack
 
     return set(inspect.signature(knapsack).parameters)
 
@@ -154,9 +154,9 @@ def test_the_tool_answers_are_as_the_doc_says() -> None:
 
 def test_a_reply_without_a_block_and_a_zero_optimum_are_as_the_doc_says() -> None:
     from opaque_knapsack.knapsack import PRESETS, generate_instance
+    from opaque_knapsack.knapsack.scorer import episode_figures
     from opaque_knapsack.records import ScoreKey
     from opaque_knapsack.sandboxes import RuntimeConfig
-    from opaque_knapsack.knapsack.scorer import episode_figures
     from opaque_knapsack.solvers import prompts
 
     assert "No Python block" in prompts.NO_BLOCK and "finish()" in prompts.NO_BLOCK

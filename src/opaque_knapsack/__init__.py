@@ -1,10 +1,12 @@
 """opaque-knapsack: how interpreter persistence shapes what agents learn.
 
-An Inspect AI harness for the Opaque Knapsack task family with persistent and
-stateless Python runtimes. The public Python API, for people who bring their
-own solver:
+An Inspect AI harness for the Opaque Knapsack task family (and any other
+family, one folder each: ``opaque_knapsack.knapsack``, ``opaque_knapsack.guess``)
+with persistent and stateless Python runtimes. The public Python API, for
+people who bring their own solver:
 
-- ``knapsack``: the Inspect task (``opaque_knapsack/knapsack``);
+- ``opaque_knapsack.knapsack.knapsack``: the Inspect task (``opaque_knapsack/knapsack``;
+  the package ``opaque_knapsack.knapsack`` is the whole family);
 - ``codeact`` and ``react``: the two agents;
 - ``knapsack_tools()``: list_items, inspect, take_item and finish as Inspect
   tools bound to the current sample's hidden environment;
@@ -27,7 +29,6 @@ except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0"
 
 _EXPORTS = {
-    "knapsack": "opaque_knapsack.knapsack.task",
     "codeact": "opaque_knapsack.solvers.codeact",
     "react": "opaque_knapsack.solvers.react",
     "knapsack_tools": "opaque_knapsack.knapsack.tools",

@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "opaque_knapsack.quickstart",
     "opaque_knapsack.reports.cli",
     "opaque_knapsack.train.cli",
+    "opaque_knapsack.evaluate.cli",
+    "opaque_knapsack.student.cli",
 )
 
 # Commands whose work survives an interruption (atomic writes, Inspect's

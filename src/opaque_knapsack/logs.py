@@ -1,8 +1,8 @@
 """Reading the harness's logs: the helpers every reader of logs shares.
 
 The reports and the training export both find log files under a path, take
-an episode's figures from its dict score and tell which runtime a model was
-trained in. Each is one function here, over the names in ``records.py``, so
+an episode's figures from its dict score (whichever task family wrote it) and
+tell which runtime a model was trained in. Each is one function here, over the names in ``records.py``, so
 the readers cannot drift apart. ``inspect_ai.log`` is imported where it is
 used, to keep ``import opaque_knapsack.logs`` cheap.
 """
@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opaque_knapsack.records import RUNTIMES, SCORER_NAME, SCRIPTED_PROVIDER, TRAIN_METADATA_KEY
+from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, TRAIN_METADATA_KEY
 
 if TYPE_CHECKING:
     from inspect_ai.log import EvalSample, EvalSampleSummary
+    from inspect_ai.scorer import Score
 
 LOG_SUFFIXES = (".eval", ".json")
 UNKNOWN = "unknown"
@@ -49,19 +50,20 @@ def local_path(name: str) -> str:
     return name[len("file://") :] if name.startswith("file://") else name
 
 
-def score_dict(sample: EvalSample | EvalSampleSummary, any_family: bool = False) -> dict[str, float] | None:
-    """An episode's figures: the ``knapsack_scorer`` dict's numeric values as
-    floats (booleans as 0/1), or None when the sample has none.
+def episode_score(sample: EvalSample | EvalSampleSummary) -> Score | None:
+    """The sample's episode score: its first dict-valued score, or None.
 
-    ``any_family``: for a sample of another task family (no knapsack score),
-    take its one dict-valued score instead (what export reads; the reports
-    read knapsack figures only).
+    Every task family's scorer writes one dict of per-episode figures
+    (``knapsack_scorer``, ``guess_scorer``, ...), so readers of logs take the
+    figures of any family from here without knowing its scorer's name.
     """
-    scores = sample.scores or {}
-    score = scores.get(SCORER_NAME)
-    if score is None and any_family:
-        dicts = [s for s in scores.values() if isinstance(s.value, dict)]
-        score = dicts[0] if len(dicts) == 1 else None
+    return next((score for score in (sample.scores or {}).values() if isinstance(score.value, dict)), None)
+
+
+def score_dict(sample: EvalSample | EvalSampleSummary) -> dict[str, float] | None:
+    """An episode's figures: its episode score's numeric values as floats
+    (booleans as 0/1), or None when the sample has none."""
+    score = episode_score(sample)
     if score is None or not isinstance(score.value, dict):
         return None
     return {key: float(value) for key, value in score.value.items() if isinstance(value, int | float)}

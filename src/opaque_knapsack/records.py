@@ -35,6 +35,14 @@ RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 PERSISTENT: Runtime = "persistent"
 STATELESS: Runtime = "stateless"
 
+Difficulty = Literal["easy", "medium", "hard"]
+"""The difficulty labels of the task families' presets, in order: the knapsack
+family's presets are the paper's three (``Preset``), the guess family uses two.
+An eval records its label in its metadata and the reports order by it."""
+DIFFICULTIES: tuple[Difficulty, ...] = get_args(Difficulty)
+CUSTOM_DIFFICULTY = "custom"
+"""The label of task files no preset fits (a custom generator config)."""
+
 ReActAgent = Literal["react"]
 """The ReAct baseline: native tool calls, no runtime (a student of its own)."""
 Agent = Literal["codeact", ReActAgent]

@@ -407,7 +407,7 @@ def test_context_overflow_ends_the_episode_cleanly(tmp_path):
 def test_inspect_score_rescores_a_log_from_what_it_kept(tmp_path):
     from inspect_ai import score
 
-    from opaque_knapsack.scorers import knapsack_scorer
+    from opaque_knapsack.knapsack.scorer import knapsack_scorer
 
     [log] = inspect_eval(knapsack(num=2, runtime="stateless"), model="scripted/stateless", log_dir=str(tmp_path))
     before = [scores(sample) for sample in log.samples]

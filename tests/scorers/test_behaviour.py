@@ -170,8 +170,8 @@ def test_exception_names_inside_functions_are_local():
 
 def test_scorer_reports_exactly_the_contract_keys():
     from opaque_knapsack.knapsack import PRESETS, KnapsackEnvironment, generate_instance
+    from opaque_knapsack.knapsack.scorer import episode_figures
     from opaque_knapsack.records import SCORE_KEYS
-    from opaque_knapsack.scorers import episode_figures
 
     instance = generate_instance(PRESETS["easy"], 3, 3)
     environment = KnapsackEnvironment(instance)
@@ -203,7 +203,7 @@ def test_scorer_reports_exactly_the_contract_keys():
 def test_prebound_modules_are_never_carried_references():
     """json is bound by the runtime at every step, like a builtin: reading it relies on no earlier step."""
     from opaque_knapsack.knapsack import PRESETS, KnapsackEnvironment, generate_instance
-    from opaque_knapsack.scorers import episode_figures
+    from opaque_knapsack.knapsack.scorer import episode_figures
 
     instance = generate_instance(PRESETS["easy"], 3, 3)
     steps = [

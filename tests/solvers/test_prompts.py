@@ -18,6 +18,8 @@ from inspect_ai.model import ModelOutput, ModelUsage, get_model
 from inspect_ai.tool import ToolCall
 
 from opaque_knapsack.knapsack import PRESETS, generate_instance, knapsack
+from opaque_knapsack.knapsack.family import KNAPSACK
+from opaque_knapsack.knapsack.prompts import knapsack_tool_docs, strict_take_clause
 from opaque_knapsack.solvers import codeact, prompts
 from opaque_knapsack.solvers.prompts import Prompts, PromptsError, load_prompts
 from opaque_knapsack.task_options import TaskOptionError
@@ -32,13 +34,17 @@ def test_the_runtime_notes_carry_the_papers_instructions_and_no_other_advice() -
     assert stateless.endswith("nothing your code defines (variables, functions, classes, imports) survives to the next step.")
     for advice in ("literal", "copied", "print whatever", "re-create"):
         assert advice not in stateless
-    docs = prompts.knapsack_tool_docs(strict_take=True)
+    docs = knapsack_tool_docs(strict_take=True)
     assert "```python\nimport json\n" in docs  # the paper's tool docs show the import in their examples
 
 
 def test_react_has_its_own_text() -> None:
-    strict = prompts.react_system_prompt(strict_take=True, max_tool_calls=7, max_turns=12)
-    lax = prompts.react_system_prompt(strict_take=False, max_tool_calls=7, max_turns=12)
+    strict = prompts.react_system_prompt(
+        family=KNAPSACK, values={"strict_take_clause": strict_take_clause(True)}, max_tool_calls=7, max_turns=12
+    )
+    lax = prompts.react_system_prompt(
+        family=KNAPSACK, values={"strict_take_clause": strict_take_clause(False)}, max_tool_calls=7, max_turns=12
+    )
     assert "function calling" in strict and "returns an error" in strict
     for codeact_word in ("interpreter", "ToolError", "Python block", "writing Python code"):
         assert codeact_word not in strict
@@ -170,6 +176,14 @@ def test_a_bad_prompts_file_is_one_line_naming_file_and_field(tmp_path: Path, co
     assert str(raised.value).startswith(f"prompts file {path}: ") and detail in str(raised.value)
     assert "\n" not in str(raised.value)
     with pytest.raises(TaskOptionError, match="-T prompts="):
+        knapsack(prompts=str(path))
+
+
+def test_a_family_text_may_hold_only_that_familys_placeholders(tmp_path: Path) -> None:
+    path = tmp_path / "statement.yaml"
+    path.write_text("task_statement: 'Items: {n_itemz}'\n")
+    load_prompts(str(path))  # the generic fields are fine; the text is checked against the family that fills it
+    with pytest.raises(TaskOptionError, match=r"task_statement: unknown placeholder \{n_itemz\} \(known: \{n_items\}"):
         knapsack(prompts=str(path))
 
 

@@ -112,7 +112,7 @@ def test_a_base_model_without_a_local_tokenizer_falls_back_to_the_estimate(long_
 def test_tokens_are_counted_with_the_base_models_chat_template(fixture_logs, long_log, tmp_path):
     pytest.importorskip("transformers")
     pytest.importorskip("tokenizers")
-    from opaque_knapsack.train.tiny_model import TinyModelSpec, train_tokenizer
+    from opaque_knapsack.student.tiny_model import TinyModelSpec, train_tokenizer
 
     tokenizer = train_tokenizer(["Solve it. Done. Observation: step", "S U a o"], TinyModelSpec(vocab_size=512), 100_000)
     model = tmp_path / "tokenizer"

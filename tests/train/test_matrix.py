@@ -9,8 +9,8 @@ from inspect_ai.log import read_eval_log
 from inspect_ai.model import get_model
 
 from opaque_knapsack.cli import main
+from opaque_knapsack.evaluate.matrix import MatrixError, MatrixSpec, build_tasks, conditions, parse_students, run_matrix
 from opaque_knapsack.train.export import ExportOptions, export_traces
-from opaque_knapsack.train.matrix import MatrixError, MatrixSpec, build_tasks, conditions, parse_students, run_matrix
 
 
 def fake_factory(runtime, difficulty, num, seed_start, agent):
@@ -171,7 +171,7 @@ def test_matrix_runs_on_given_task_folders_one_per_difficulty(tmp_path, capsys):
     assert f"-T tasks={medium}" in out and "difficulty:medium" in out
     spec = MatrixSpec(students={"persistent": "scripted/persistent"}, tasks=[str(easy)], log_dir="l",
                       task_options={"max_turns": 3})
-    from opaque_knapsack.train.matrix import task_args
+    from opaque_knapsack.evaluate.matrix import task_args
 
     assert task_args(spec, conditions(spec)[0])["max_turns"] == 3  # task options reach given task folders too
     assert main(argv) == 0

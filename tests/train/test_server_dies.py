@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from loopback import LoopbackHTTP
 
-from opaque_knapsack.train.matrix import MatrixSpec, run_matrix
+from opaque_knapsack.evaluate.matrix import MatrixSpec, run_matrix
 
 pytestmark = pytest.mark.slow
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from opaque_knapsack.train import envs
-from opaque_knapsack.train.student_smoke import (
+from opaque_knapsack.student.smoke import (
     SmokeError,
     check_assistant_mask,
     check_loss_falls,
     check_prepared_rows,
     loss_curve,
 )
+from opaque_knapsack.train import envs
 
 TRAINER_LOG = """
 {'loss': '7.61', 'grad_norm': '1.2', 'learning_rate': '0.002', 'epoch': '0.1'}

@@ -11,8 +11,8 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
 from opaque_knapsack.cli import main  # noqa: E402
-from opaque_knapsack.train.student_smoke import SmokeError, assistant_regions, check_assistant_mask  # noqa: E402
-from opaque_knapsack.train.tiny_model import TinyModelError, TinyModelSpec, build_tiny_model  # noqa: E402
+from opaque_knapsack.student.smoke import SmokeError, assistant_regions, check_assistant_mask  # noqa: E402
+from opaque_knapsack.student.tiny_model import TinyModelError, TinyModelSpec, build_tiny_model  # noqa: E402
 
 from .peft_quiet import lora_model  # noqa: E402
 

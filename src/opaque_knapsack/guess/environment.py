@@ -41,7 +41,7 @@ class GuessEnvironment:
             A confirmation.
         """
         self.finished = True
-        return "finished"
+        return "Episode finished."
 
     def to_state(self) -> dict[str, Any]:
         """What the scorer reads back from the store."""

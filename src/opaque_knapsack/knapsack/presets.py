@@ -10,19 +10,21 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from opaque_knapsack.records import CUSTOM_DIFFICULTY, DIFFICULTIES, Difficulty
 
 IntRange = Annotated[tuple[int, int], Field(description="Inclusive [min, max].")]
 FloatRange = Annotated[tuple[float, float], Field(description="Inclusive [min, max].")]
 
-Preset = Literal["easy", "medium", "hard"]
-"""The paper's difficulty presets: every difficulty choice (task option, CLIs,
-report order) comes from here, as ``PRESET_NAMES``."""
-PRESET_NAMES: tuple[Preset, ...] = get_args(Preset)
+Preset = Difficulty
+"""The paper's difficulty presets, the log's three difficulty labels (``records.Difficulty``):
+every knapsack difficulty choice (task option, CLIs) comes from here, as ``PRESET_NAMES``."""
+PRESET_NAMES: tuple[Preset, ...] = DIFFICULTIES
 DEFAULT_PRESET: Preset = "easy"
-CUSTOM = "custom"
+CUSTOM = CUSTOM_DIFFICULTY
 """The label of instances no preset fits, or of a custom config."""
 
 

@@ -19,7 +19,7 @@ _EXPORTS = {
     "summarize": "opaque_knapsack.reports.all_reports",
     "write_reports": "opaque_knapsack.reports.all_reports",
     "episodes_df": "opaque_knapsack.reports.episodes",
-    "KnapsackScores": "opaque_knapsack.reports.columns",
+    "EpisodeScores": "opaque_knapsack.reports.columns",
     "ConditionColumns": "opaque_knapsack.reports.columns",
     "EpisodeStatus": "opaque_knapsack.reports.columns",
     "EpisodeColumns": "opaque_knapsack.reports.columns",

@@ -1,12 +1,12 @@
 """The ``inspect_ai.analysis`` columns the reports read, exported for researchers.
 
-Inspect keeps a dict score as one JSON column; ``KnapsackScores`` spreads the
-``knapsack_scorer`` dict into one float column per key, so
+Inspect keeps a dict score as one JSON column; ``EpisodeScores`` spreads the
+episode score (a task family's dict score: ``knapsack_scorer``,
+``guess_scorer``, ...) into one float column per key, so
 
-    samples_df(logs, columns=SampleSummary + KnapsackScores)
+    samples_df(logs, columns=SampleSummary + EpisodeScores)
 
-gives ``score_knapsack_scorer_optimality``, ``score_knapsack_scorer_steps``,
-and so on. ``ConditionColumns`` and ``EpisodeStatus`` are the rest of what
+gives ``episode_optimality``, ``episode_steps``, and so on, for any family. ``ConditionColumns`` and ``EpisodeStatus`` are the rest of what
 ``load_runs`` and ``episodes_df`` read; ``EpisodeColumns`` is all of them.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Callable
 from inspect_ai.analysis import Column, EvalColumn, SampleColumn
 from inspect_ai.log import EvalLog, EvalSample, EvalSampleSummary
 
-from opaque_knapsack.logs import UNKNOWN, score_dict, train_semantics
-from opaque_knapsack.records import END_REASON_METADATA_KEY, MODEL_ERROR, SCORER_NAME
-from opaque_knapsack.reports.runs import SCORE_PREFIX
+from opaque_knapsack.logs import UNKNOWN, episode_score, score_dict, train_semantics
+from opaque_knapsack.records import END_REASON_METADATA_KEY, MODEL_ERROR
+from opaque_knapsack.reports.metrics import SCORE_PREFIX
 
 AnySample = EvalSample | EvalSampleSummary
 
@@ -29,7 +29,7 @@ def errored(sample: AnySample) -> bool:
     errors errored the sample) the episode ended on a model error."""
     if sample.error is not None:
         return True
-    score = (sample.scores or {}).get(SCORER_NAME)
+    score = episode_score(sample)
     end_reason = str(((score.metadata or {}) if score is not None else {}).get(END_REASON_METADATA_KEY) or "")
     return end_reason.startswith(MODEL_ERROR)
 
@@ -70,7 +70,7 @@ def _expected_samples(log: EvalLog) -> int | None:
     return int(count) * int(log.eval.config.epochs or 1)
 
 
-KnapsackScores: list[Column] = [SampleColumn(f"{SCORE_PREFIX}*", path=score_dict)]
+EpisodeScores: list[Column] = [SampleColumn(f"{SCORE_PREFIX}*", path=score_dict)]
 
 ConditionColumns: list[Column] = [
     EvalColumn("eval_id", path="eval.eval_id", required=True),
@@ -101,6 +101,6 @@ EpisodeColumns: list[Column] = [
     SampleColumn("epoch", path="epoch", required=True, type=int),
     *ConditionColumns,
     *EpisodeStatus,
-    *KnapsackScores,
+    *EpisodeScores,
 ]
 """Everything ``load_runs`` and ``episodes_df`` read from a log."""

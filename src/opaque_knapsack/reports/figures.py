@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opaque_knapsack.knapsack.presets import PRESET_NAMES
-from opaque_knapsack.records import BASE_TRAIN, PERSISTENT, RUNTIMES, STATELESS, ScoreKey
+from opaque_knapsack.records import BASE_TRAIN, DIFFICULTIES, PERSISTENT, RUNTIMES, STATELESS, ScoreKey
 from opaque_knapsack.reports.bootstrap import bootstrap_mean_ci
 from opaque_knapsack.reports.errors import ReportError
 from opaque_knapsack.reports.runs import Run
@@ -35,7 +34,7 @@ STATELESS_HATCH = "///"
 # error bars' line style per training semantics: parts them in grey when colours do not
 TRAIN_LINESTYLES = {PERSISTENT: "-", STATELESS: "--", BASE_TRAIN: ":"}
 OTHER_LINESTYLES = ("-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
-DIFFICULTY_MARKERS = dict(zip(PRESET_NAMES, ("o", "^", "s"), strict=True))
+DIFFICULTY_MARKERS = dict(zip(DIFFICULTIES, ("o", "^", "s"), strict=True))
 OTHER_MARKERS = ("D", "v", "P", "X")
 BEHAVIOUR_PANELS = (
     (ScoreKey.STATE_UTILIZATION, "State utilization", "state reuses per episode"),

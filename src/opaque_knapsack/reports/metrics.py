@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from opaque_knapsack.records import SCORE_KEYS, SCORER_NAME, ScoreKey  # the scorer's contract
+from opaque_knapsack.records import SCORE_KEYS, ScoreKey  # the scorers' contract
+
+SCORE_PREFIX = "episode_"
+"""The data frame column of score key k is ``episode_<k>`` (``reports/columns.py``), whichever family's scorer wrote it."""
 
 # Per-episode values read from the sample rather than the score.
 SAMPLE_KEYS: tuple[str, ...] = ("total_time",)
@@ -86,7 +89,9 @@ STAT_ROWS: tuple[StatRow, ...] = (
 def resolve_metric(name: str) -> str:
     """The metric key for a name a user typed; raises ValueError naming the choices."""
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    for prefix in (f"score_{SCORER_NAME}_", "mean_", "avg_", "average_"):
+    if key.startswith("score_") and "_scorer_" in key:  # Inspect's own column of a scorer's key
+        key = key.split("_scorer_", 1)[1]
+    for prefix in (SCORE_PREFIX, "mean_", "avg_", "average_"):
         if key.startswith(prefix) and key[len(prefix):] in EPISODE_METRICS:
             key = key[len(prefix):]
     key = ALIASES.get(key, key)

@@ -16,21 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opaque_knapsack.knapsack.labels import CUSTOM
-from opaque_knapsack.knapsack.presets import PRESET_NAMES
 from opaque_knapsack.logs import UNKNOWN, LogFileError, local_path, log_files
-from opaque_knapsack.records import BASE_TRAIN, FAULT_KEYS, RUNTIMES, fault_note
+from opaque_knapsack.records import BASE_TRAIN, CUSTOM_DIFFICULTY, DIFFICULTIES, FAULT_KEYS, RUNTIMES, fault_note
 from opaque_knapsack.reports.errors import ReportError, ReportWarning
-from opaque_knapsack.reports.metrics import EPISODE_METRICS, SCORE_KEYS, SCORER_NAME
-
-SCORE_PREFIX = f"score_{SCORER_NAME}_"  # the column of score key k (reports/columns.py)
+from opaque_knapsack.reports.metrics import EPISODE_METRICS, SCORE_KEYS, SCORE_PREFIX
 
 if TYPE_CHECKING:
     import pandas as pd
 
 TRAIN_ORDER = (BASE_TRAIN, *RUNTIMES)
 RUNTIME_ORDER = RUNTIMES
-DIFFICULTY_ORDER = (*PRESET_NAMES, CUSTOM)
+DIFFICULTY_ORDER = (*DIFFICULTIES, CUSTOM_DIFFICULTY)
 
 
 
@@ -230,8 +226,8 @@ def eval_condition(row: pd.Series, samples: pd.DataFrame) -> Condition:
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:
     """Runs for each path, in path order and condition order within a path.
 
-    Raises ReportError for a path that is not a log, or a log without the
-    ``knapsack_scorer`` score; warns (ReportWarning) for unfinished evals.
+    Raises ReportError for a path that is not a log, or a log without an
+    episode score (a task family's dict score); warns (ReportWarning) for unfinished evals.
     """
     runs: list[Run] = []
     for path in paths:
@@ -255,8 +251,8 @@ def _load_path(source: str) -> list[Run]:
         if len(scorable) and not _has_scores(scorable):
             found = sorted({s for value in mine["scorers"].dropna() for s in str(value).split(",") if s})
             raise ReportError(
-                f"{log}: no '{SCORER_NAME}' scores in this log "
-                f"(scorers found: {', '.join(found) or 'none'}); is it an opaque-knapsack eval?"
+                f"{log}: no episode scores in this log (the dict score of a task family's scorer, such as "
+                f"knapsack_scorer; scorers found: {', '.join(found) or 'none'}); is it an opaque-knapsack eval?"
             )
         condition = eval_condition(row, mine)
         grouped.setdefault(condition, []).append((log, mine))

@@ -1,24 +1,28 @@
 """The generic agents: CodeAct over a Python runtime, the ReAct baseline, and the seam to a task family.
 
 A family reaches the agents only through ``Episode`` (its live episode, with
-the ``TaskFamily`` it declares). Names are imported lazily, so a family's
-declaration can import ``solvers.family`` without loading Inspect.
+the ``TaskFamily`` it declares). The agents are imported here, not lazily: a
+lazy attribute named like its module would be shadowed by the module itself.
 """
 
-from opaque_knapsack._lazy import lazy_attributes
+from opaque_knapsack.solvers.codeact import codeact
+from opaque_knapsack.solvers.episode import (
+    EnvironmentEpisode,
+    Episode,
+    HostFunctionEpisode,
+    live_episode,
+    register_episode,
+)
+from opaque_knapsack.solvers.family import TaskFamily
+from opaque_knapsack.solvers.react import react
 
-_EXPORTS = {
-    "codeact": "opaque_knapsack.solvers.codeact",
-    "react": "opaque_knapsack.solvers.react",
-    "Episode": "opaque_knapsack.solvers.episode",
-    "EnvironmentEpisode": "opaque_knapsack.solvers.episode",
-    "HostFunctionEpisode": "opaque_knapsack.solvers.episode",
-    "live_episode": "opaque_knapsack.solvers.episode",
-    "register_episode": "opaque_knapsack.solvers.episode",
-    "TaskFamily": "opaque_knapsack.solvers.family",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_attributes(__name__, _EXPORTS)
+__all__ = [
+    "EnvironmentEpisode",
+    "Episode",
+    "HostFunctionEpisode",
+    "TaskFamily",
+    "codeact",
+    "live_episode",
+    "react",
+    "register_episode",
+]

@@ -31,16 +31,16 @@ PAPER_EVAL_PRESETS: tuple[Preset, ...] = (DEFAULT_PRESET, "medium")
 
 def tool_errors() -> tuple[type[Exception], ...]:
     """The errors the package's tools raise for bad input or a missing tool: a stage reports them in one line."""
+    from opaque_knapsack.evaluate.matrix import MatrixError
     from opaque_knapsack.knapsack import ConfigError as GeneratorConfigError
     from opaque_knapsack.knapsack import TaskFileError
     from opaque_knapsack.reports.errors import ReportError
+    from opaque_knapsack.student.smoke import SmokeError
+    from opaque_knapsack.student.tiny_model import TinyModelError
     from opaque_knapsack.task_options import TaskOptionError
     from opaque_knapsack.train.axolotl_config import ConfigError
     from opaque_knapsack.train.export import ExportError
     from opaque_knapsack.train.launch import LaunchError
-    from opaque_knapsack.train.matrix import MatrixError
-    from opaque_knapsack.train.student_smoke import SmokeError
-    from opaque_knapsack.train.tiny_model import TinyModelError
 
     return (
         GeneratorConfigError, TaskFileError, TaskOptionError, ReportError, ConfigError, ExportError,
@@ -112,7 +112,7 @@ def matrix_tasks(
     """One task per student x runtime x difficulty, named and tagged as `opaque-knapsack matrix` names them."""
     from inspect_ai import task_with
 
-    from opaque_knapsack.train.matrix import MatrixSpec, build_tasks
+    from opaque_knapsack.evaluate.matrix import MatrixSpec, build_tasks
 
     spec = MatrixSpec(
         students={label: _fresh_model(name) for label, name in students.items()},
@@ -191,7 +191,7 @@ def profile_values(profile: str) -> dict[str, Any]:
 
 def managed_env(name: str, log: Path) -> Path:
     """The student-train or student-serve environment, created now if it is missing (10-15 minutes, once)."""
-    from opaque_knapsack.train.envs import ENVS, ensure_env
+    from opaque_knapsack.student.envs import ENVS, ensure_env
 
     return ensure_env(ENVS[name], log=log).path
 
@@ -218,21 +218,21 @@ def tool_env(executable: str | None) -> dict[str, str]:
 
 def build_tiny_model(python: Path, out: Path, traces: Sequence[Path], seed: int) -> dict[str, Any]:
     """Build the tiny base model with the training environment's Python (it has torch; the harness needs none)."""
-    from opaque_knapsack.train.tiny_model import TinyModelSpec, build_elsewhere
+    from opaque_knapsack.student.tiny_model import TinyModelSpec, build_elsewhere
 
     return build_elsewhere(str(python), out, traces, TinyModelSpec(seed=seed))
 
 
 def prepared_rows_command(python: Path, prepared: Path, base_model: Path, out: Path, limit: int = 50) -> list[str]:
     """Dump Axolotl's prepared rows and the chat markers' token ids, in the training environment."""
-    from opaque_knapsack.train.student_smoke import DUMP_PREPARED
+    from opaque_knapsack.student.smoke import DUMP_PREPARED
 
     return [str(python), "-c", DUMP_PREPARED, str(prepared), str(base_model), str(out), str(limit)]
 
 
 def check_training(log_text: str, rows_file: Path | None, log: Path) -> dict[str, Any]:
     """The cpu-tiny checks of what Axolotl did: the loss fell; only assistant turns carry loss."""
-    from opaque_knapsack.train.student_smoke import check_loss_falls, check_prepared_rows, loss_curve
+    from opaque_knapsack.student.smoke import check_loss_falls, check_prepared_rows, loss_curve
 
     curve = loss_curve(log_text)
     check_loss_falls(curve, log)

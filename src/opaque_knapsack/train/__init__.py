@@ -1,4 +1,4 @@
-"""Training and serving: export traces, Axolotl configs, train/serve launchers, the eval matrix.
+"""Training and serving: export traces, Axolotl configs, train/serve launchers.
 
 Reads Inspect logs and never imports the solvers. Nothing here imports the
 ``train`` or ``serve`` extras (axolotl, peft, bitsandbytes, transformers,
@@ -28,12 +28,6 @@ _EXPORTS = {
     "eval_hints": "opaque_knapsack.train.launch",
     "serve_command": "opaque_knapsack.train.launch",
     "train_command": "opaque_knapsack.train.launch",
-    "Condition": "opaque_knapsack.train.matrix",
-    "MatrixError": "opaque_knapsack.train.matrix",
-    "MatrixSpec": "opaque_knapsack.train.matrix",
-    "build_tasks": "opaque_knapsack.train.matrix",
-    "conditions": "opaque_knapsack.train.matrix",
-    "run_matrix": "opaque_knapsack.train.matrix",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -157,7 +157,7 @@ def _episode(path: str, header: EvalLog, sample: EvalSample, train: str, agent_d
         train=train,
         model=header.eval.model,
         difficulty=metadata.get("difficulty"),
-        scores=score_dict(sample, any_family=True),
+        scores=score_dict(sample),
         total_tokens=_total_tokens(sample),
         error_reason=_error_reason(sample),
         sample=sample,
@@ -166,7 +166,7 @@ def _episode(path: str, header: EvalLog, sample: EvalSample, train: str, agent_d
 
 
 def _total_tokens(sample: EvalSample) -> int:
-    scores = score_dict(sample, any_family=True)
+    scores = score_dict(sample)
     if scores and scores.get(ScoreKey.TOTAL_TOKENS):
         return int(scores[ScoreKey.TOTAL_TOKENS])
     return sum(usage.total_tokens for usage in (sample.model_usage or {}).values())

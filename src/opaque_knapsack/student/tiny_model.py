@@ -274,7 +274,7 @@ def build_elsewhere(python: str, out: Path, traces: Sequence[Path], spec: TinyMo
         link_root = Path(scratch) / "path"
         link_root.mkdir()
         os.symlink(Path(opaque_knapsack.__file__).parent, link_root / "opaque_knapsack")
-        command = [python, "-m", "opaque_knapsack.train.tiny_model", "--out", str(out), "--seed", str(spec.seed),
+        command = [python, "-m", "opaque_knapsack.student.tiny_model", "--out", str(out), "--seed", str(spec.seed),
                    "--vocab-size", str(spec.vocab_size), "--max-position-embeddings", str(spec.max_position_embeddings)]
         command += [argument for file in files for argument in ("--traces", file)]
         env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
@@ -306,14 +306,14 @@ def _as_jsonl(path: Path, scratch: Path, number: int) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m opaque_knapsack.train.tiny_model``: build it in whatever Python runs this (one with torch).
+    """``python -m opaque_knapsack.student.tiny_model``: build it in whatever Python runs this (one with torch).
 
     The study runs this in the training environment, which has torch; the
     harness's own environment needs none. Prints the summary as JSON.
     """
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m opaque_knapsack.train.tiny_model")
+    parser = argparse.ArgumentParser(prog="python -m opaque_knapsack.student.tiny_model")
     parser.add_argument("--out", required=True)
     parser.add_argument("--traces", action="append", default=[], required=True)
     parser.add_argument("--seed", type=int, default=0)

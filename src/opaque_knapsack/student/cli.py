@@ -57,7 +57,7 @@ def _register_tiny_model(subparsers: Any) -> None:
 def _tiny_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from opaque_knapsack.train.tiny_model import TinyModelSpec
+    from opaque_knapsack.student.tiny_model import TinyModelSpec
 
     spec = options_from(TinyModelSpec, args)
     traces = list(args.traces)
@@ -83,7 +83,7 @@ def _tiny_model_here(out: Any, traces: list[str], spec: Any) -> dict[str, Any]:
     import importlib.util
 
     from opaque_knapsack.errors import CommandError
-    from opaque_knapsack.train.tiny_model import TinyModelError, build_tiny_model
+    from opaque_knapsack.student.tiny_model import TinyModelError, build_tiny_model
 
     missing = [name for name in ("torch", "transformers", "tokenizers") if importlib.util.find_spec(name) is None]
     if missing:
@@ -100,8 +100,8 @@ def _tiny_model_elsewhere(python: str, out: Any, traces: list[str], spec: Any) -
     """Build it in another environment's Python (one with torch), e.g. the study's student-train environment."""
     from pathlib import Path
 
+    from opaque_knapsack.student.tiny_model import TinyModelError, build_elsewhere
     from opaque_knapsack.train.launch import LaunchError, resolve_vllm_python
-    from opaque_knapsack.train.tiny_model import TinyModelError, build_elsewhere
 
     with user_errors(LaunchError), user_errors(TinyModelError, prefix=f"--python {python}: "):
         return build_elsewhere(resolve_vllm_python(python), Path(out), [Path(trace) for trace in traces], spec)
