@@ -1,8 +1,8 @@
-"""``opaque-knapsack quickstart``: the whole 2x2 offline, in about a minute.
+"""``opaque-knapsack quickstart``: the whole 2x2 offline, in about a minute, for any task family.
 
-A top-level module because it spans the areas: it generates tasks (family),
-runs the task (inspect_tasks) and writes the reports (reports), none of which
-should import another for it.
+A top-level module because it spans the areas: it generates a family's tasks
+and runs its task (found through the registry, ``families.py``) and writes the
+reports (reports), none of which should import another for it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from opaque_knapsack._cli import add_command, require_at_least
-from opaque_knapsack.knapsack.presets import DEFAULT_PRESET, PRESET_NAMES
+from opaque_knapsack.families import DEFAULT_FAMILY, FAMILIES
 from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, ScoreKey
 
 CONDITIONS = tuple(product(RUNTIMES, RUNTIMES))
@@ -37,15 +37,18 @@ def register(subparsers: Any) -> None:
         run_quickstart,
         help="run the offline 2x2 (scripted policies x runtimes) end to end",
         description=(
-            "Generate a small easy task set, evaluate both scripted policies "
-            "(scripted/persistent, scripted/stateless) in both runtimes through "
+            "Generate a small task set of a task family (knapsack unless --family), evaluate both "
+            "scripted policies (scripted/persistent, scripted/stateless) in both runtimes through "
             "Inspect, print a per-condition summary and write the reports. Needs "
             "no API key, GPU or network."
         ),
     )
+    parser.add_argument(
+        "--family", default=DEFAULT_FAMILY, help=f"Task family: {', '.join(FAMILIES)} (default: %(default)s)."
+    )
     parser.add_argument("--out", default="runs/quickstart", help="Output folder for tasks, logs and reports (default: %(default)s).")
     parser.add_argument("--num", type=int, default=20, help="Instances to generate and evaluate per condition (default: %(default)s).")
-    parser.add_argument("--difficulty", default=DEFAULT_PRESET, choices=PRESET_NAMES, help="Preset to generate (default: %(default)s).")
+    parser.add_argument("--difficulty", default=None, help="Preset to generate (default: the family's first, knapsack's easy).")
     parser.add_argument("--seed-start", type=int, default=123456789, help="Seed of the first instance (default: %(default)s, the paper's).")
     parser.add_argument("--max-samples", type=int, default=32, help="Samples run concurrently per eval (default: %(default)s).")
     parser.add_argument(
@@ -62,7 +65,17 @@ def run_quickstart(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from opaque_knapsack.errors import CommandError
+    from opaque_knapsack.families import UnknownFamily, task_family
 
+    try:
+        family = task_family(args.family)
+    except UnknownFamily as error:
+        raise CommandError(str(error)) from None
+    presets = family.task_generator().presets
+    if args.difficulty is not None and args.difficulty not in presets:
+        raise CommandError(
+            f"--difficulty {args.difficulty!r} is not a preset of the {family.name} family (choices: {', '.join(presets)})"
+        )
     console = Console()
     if not console.is_terminal:
         console = Console(width=max(console.width, 120))
@@ -70,6 +83,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
     out = Path(args.out)
     logs = quickstart(
         out,
+        family=family.name,
         num=args.num,
         difficulty=args.difficulty,
         seed_start=args.seed_start,
@@ -82,7 +96,7 @@ def run_quickstart(args: argparse.Namespace) -> int:
         # returns; a table of nothing and reports of half a run would mislead.
         raise KeyboardInterrupt
     failed = [log for log in logs if log.status != "success"]
-    console.print(summary_table(logs))
+    console.print(summary_table(logs, family.name))
     if failed:
         raise CommandError(
             f"{len(failed)} evaluation(s) did not succeed: "
@@ -108,29 +122,31 @@ def progress_display(choice: str, is_terminal: bool) -> str:
 def quickstart(
     out: Path,
     *,
+    family: str = DEFAULT_FAMILY,
     num: int = 20,
-    difficulty: str = DEFAULT_PRESET,
+    difficulty: str | None = None,
     seed_start: int = 123456789,
     max_samples: int = 32,
     display: str = "none",
     console: Any = None,
 ) -> list[Any]:
-    """Generate tasks and run the 2x2; returns the four EvalLogs.
+    """Generate a family's tasks and run the 2x2; returns the four EvalLogs.
 
     Runs through ``eval_set``, so re-running into the same folder resumes: the
     conditions already logged are kept, not run again.
     """
     from inspect_ai import eval_set
 
-    from opaque_knapsack.knapsack import PRESETS
-    from opaque_knapsack.knapsack.task import knapsack
-    from opaque_knapsack.knapsack.writer import generate_tasks
+    from opaque_knapsack.families import task_family
 
-    report = generate_tasks(PRESETS[difficulty], out, num, seed_start, run_name="quickstart")
+    declaration = task_family(family)
+    generator = declaration.task_generator()
+    written = generator.write(out, num=num, seed_start=seed_start, preset=difficulty, run_name="quickstart")
     if console is not None:
-        console.print(f"Tasks: {out / 'tasks'} ({report.counts})")
+        console.print(f"Tasks: {written.folder} ({dict(written.counts)})")
         console.print("Running the 2x2: scripted/persistent and scripted/stateless x persistent and stateless runtimes ...")
-    tasks = [knapsack(tasks=str(out), difficulty=difficulty, runtime=runtime) for runtime in RUNTIMES]
+    task = declaration.load(declaration.task)
+    tasks = [task(tasks=str(out), difficulty=written.label, runtime=runtime) for runtime in RUNTIMES]
     _, logs = eval_set(
         tasks,
         model=[f"{SCRIPTED_PROVIDER}/{runtime}" for runtime in RUNTIMES],
@@ -163,10 +179,11 @@ def condition_means(log: Any) -> dict[str, float]:
     return means
 
 
-def summary_table(logs: list[Any]) -> Any:
+def summary_table(logs: list[Any], family: str = DEFAULT_FAMILY) -> Any:
     from rich.table import Table
 
-    table = Table(title="Opaque Knapsack 2x2: means per episode (NameError: share of episodes with one)")
+    title = "Opaque Knapsack" if family == DEFAULT_FAMILY else family
+    table = Table(title=f"{title} 2x2: means per episode (NameError: share of episodes with one)")
     table.add_column("train -> runtime", no_wrap=True)
     for _, header, _ in SUMMARY_COLUMNS:
         table.add_column(header, justify="right")
