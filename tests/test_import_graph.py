@@ -1,7 +1,13 @@
-"""The package's import graph, read with ``ast``: the layering the design asks for.
+"""The package's import graph, read with ``ast``: the layering DESIGN.md states.
 
-Imports inside functions count too (the CLI imports lazily), so an edge cannot
-hide in a handler.
+One direction of dependency: ``records`` and the shared leaves at the bottom,
+then ``sandboxes``; the generic agents and scorers (``solvers``, ``scorers``,
+and the ``scripted`` provider in ``models``) above them; the task families
+(one package each, named in ``families.py``) above those; the commands that
+span areas (``generate``, ``quickstart``, ``evaluate``, ``student``) and
+``study`` on top. ``reports`` and ``train`` read logs and import neither the
+agents nor any family. Imports inside functions count too (the CLI imports
+lazily), so an edge cannot hide in a handler.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from pathlib import Path
 import opaque_knapsack
 
 PACKAGE = Path(opaque_knapsack.__file__).parent
-AREAS = ("family", "sandboxes", "solvers", "scorers", "inspect_tasks", "models", "train", "reports", "study")
+AREAS = ("knapsack", "guess", "sandboxes", "solvers", "scorers", "models", "train", "reports", "study", "evaluate", "student")
 
 
 def module_name(path: Path) -> str:
@@ -54,13 +60,84 @@ def test_the_graph_is_read_from_every_module():
     assert any(_in(m, "opaque_knapsack.reports") for m in graph["opaque_knapsack.quickstart"])
 
 
-def test_inspect_tasks_never_import_reports():
-    bad = {
-        module: sorted(m for m in imports if _in(m, "opaque_knapsack.reports"))
+def family_packages() -> tuple[str, ...]:
+    """The registered families' packages (``opaque_knapsack.knapsack``, ...), from the registry's one line each."""
+    from opaque_knapsack.families import FAMILIES
+
+    return tuple(sorted({".".join(reference.split(":")[0].split(".")[:2]) for reference in FAMILIES.values()}))
+
+
+def forbidden_edges(importers: tuple[str, ...], forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()) -> dict:
+    """Modules under ``importers`` that import something under ``forbidden`` (and not under ``allowed``)."""
+    found = {
+        module: sorted(
+            name
+            for name in imports
+            if any(_in(name, f) for f in forbidden) and not any(_in(name, a) for a in allowed)
+        )
         for module, imports in edges().items()
-        if _in(module, "opaque_knapsack.knapsack")
+        if any(_in(module, i) for i in importers)
     }
-    assert not {module: found for module, found in bad.items() if found}
+    return {module: names for module, names in found.items() if names}
+
+
+P = "opaque_knapsack."
+ABOVE_FAMILIES = tuple(P + name for name in ("generate", "quickstart", "evaluate", "student", "study", "cli"))
+GENERIC = tuple(P + name for name in ("records", "logs", "errors", "_cli", "_lazy", "task_options", "sandboxes",
+                                      "solvers", "scorers", "models", "reports", "train"))  # fmt: skip
+
+
+def test_every_registered_family_is_a_package_of_its_own():
+    packages = family_packages()
+    assert P + "knapsack" in packages and P + "guess" in packages
+    for package in packages:
+        assert (PACKAGE / package.split(".")[1] / "__init__.py").is_file()
+
+
+def test_the_generic_parts_never_import_a_family():
+    # agents, scorers, runtimes, the scripted provider, reports and export reach a family only through
+    # the live episode's TaskFamily (or, by name, the registry)
+    assert forbidden_edges(GENERIC, family_packages()) == {}
+
+
+def test_a_family_imports_no_other_family_and_nothing_above_the_families():
+    for package in family_packages():
+        others = tuple(p for p in family_packages() if p != package)
+        above = (*others, *ABOVE_FAMILIES, P + "families", P + "reports", P + "train")
+        assert forbidden_edges((package,), above) == {}
+
+
+def test_the_runtimes_sit_below_the_agents():
+    above = (P + "solvers", P + "scorers", P + "models", P + "reports", P + "train", P + "families", *ABOVE_FAMILIES)
+    assert forbidden_edges((P + "sandboxes",), above) == {}
+
+
+def test_the_agents_and_scorers_import_nothing_above_them():
+    above = (P + "reports", P + "train", P + "families", *ABOVE_FAMILIES)
+    assert forbidden_edges((P + "solvers", P + "scorers"), (*above, P + "models")) == {}
+    assert forbidden_edges((P + "models",), above, allowed=(P + "families",)) == {}  # -M family=NAME, by name
+
+
+def test_reports_and_train_read_logs_and_never_import_agents_runtimes_or_families():
+    forbidden = (P + "solvers", P + "scorers", P + "sandboxes", P + "models", P + "families", *ABOVE_FAMILIES)
+    assert forbidden_edges((P + "reports", P + "train"), forbidden) == {}
+
+
+def test_train_and_reports_stay_apart():
+    assert forbidden_edges((P + "train",), (P + "reports",)) == {}
+    assert forbidden_edges((P + "reports",), (P + "train",)) == {}
+
+
+def test_the_log_contract_and_the_shared_leaves_import_only_each_other():
+    leaves = (P + "records", P + "errors", P + "_cli", P + "_lazy", P + "task_options")
+    graph = edges()
+    for leaf in leaves:
+        inside = {name for name in graph[leaf] if _in(name, "opaque_knapsack")}
+        assert all(any(_in(name, other) for other in leaves) for name in inside), (leaf, inside)
+
+
+def test_families_never_import_reports():
+    assert forbidden_edges(family_packages(), (P + "reports",)) == {}
 
 
 def test_no_area_imports_the_top_level_cli():
