@@ -66,10 +66,10 @@ def generate_range(preset: str, start: int, stop: int, baseline: bool = False) -
 
 
 # The `opaque-knapsack` parser with only this area's commands: isolates the
-# family's own cost from start-up imports made by other areas' CLI modules.
+# generate command's own cost from start-up imports made by other areas' CLI modules.
 FAMILY_ONLY_CLI = """
 import argparse, sys
-from opaque_knapsack.knapsack.cli import register
+from opaque_knapsack.generate import register
 parser = argparse.ArgumentParser()
 register(parser.add_subparsers())
 args = parser.parse_args(sys.argv[1:])

@@ -38,5 +38,5 @@ def test_the_registry_line_is_the_one_the_section_shows() -> None:
     [line] = blocks(section("Add a task family"), "python")
     expected = line.strip().replace("<family>", "guess").replace("<FAMILY>", "GUESS")
     source = (PACKAGE / "families.py").read_text(encoding="utf-8")
-    assert expected.split(": ", 1)[1] == f'"{FAMILIES["guess"]}",'
-    assert '"guess": "opaque_knapsack.guess.family:GUESS",' in source
+    assert expected in [line.strip() for line in source.splitlines()]
+    assert expected == f'"guess": "{FAMILIES["guess"]}",'  # the registry holds what the line says
