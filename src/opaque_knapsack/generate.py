@@ -7,6 +7,7 @@ name in the registry and asks its ``TaskGenerator`` for the files.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from opaque_knapsack._cli import add_command, progress_bar, require_at_least, user_errors
@@ -67,6 +68,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
     from opaque_knapsack.errors import CommandError
     from opaque_knapsack.families import UnknownFamily, task_family
+    from opaque_knapsack.solvers.family import TaskRequest
 
     if args.preset is not None and args.config is not None:
         raise CommandError("give --preset or --config, not both")
@@ -81,16 +83,10 @@ def run_generate(args: argparse.Namespace) -> int:
         )
     started = time.perf_counter()
     with progress_bar("generating", quiet=args.quiet, total=args.num) as bar, user_errors(*generator.errors):
-        written = generator.write(
-            args.out,
-            num=args.num,
-            seed_start=args.seed_start,
-            preset=args.preset,
-            config=args.config,
-            workers=args.workers,
-            run_name=args.run_name,
-            on_progress=bar.advance,
+        request = TaskRequest(
+            args.num, args.seed_start, args.preset, args.config, args.workers, args.run_name, bar.advance
         )
+        written = generator.write(Path(args.out), request)
     counts = written.counts
     manifest = f"; manifest {written.manifest}" if written.manifest else ""
     print(

@@ -138,10 +138,11 @@ def quickstart(
     from inspect_ai import eval_set
 
     from opaque_knapsack.families import task_family
+    from opaque_knapsack.solvers.family import TaskRequest
 
     declaration = task_family(family)
     generator = declaration.task_generator()
-    written = generator.write(out, num=num, seed_start=seed_start, preset=difficulty, run_name="quickstart")
+    written = generator.write(out, TaskRequest(num, seed_start, difficulty, run_name="quickstart"))
     if console is not None:
         console.print(f"Tasks: {written.folder} ({dict(written.counts)})")
         console.print("Running the 2x2: scripted/persistent and scripted/stateless x persistent and stateless runtimes ...")

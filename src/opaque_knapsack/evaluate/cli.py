@@ -12,13 +12,6 @@ from opaque_knapsack.records import AGENTS, CODEACT
 
 
 def register(subparsers: Any) -> None:
-    _register_matrix(subparsers)
-
-
-# -- matrix ---------------------------------------------------------------------
-
-
-def _register_matrix(subparsers: Any) -> None:
     from opaque_knapsack.evaluate.matrix import STUDENT_MAX_TOKENS, STUDENT_TEMPERATURE  # pydantic only, no Inspect
 
     parser = add_command(

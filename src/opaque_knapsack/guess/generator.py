@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from opaque_knapsack.solvers.family import GeneratedTasks
+from opaque_knapsack.solvers.family import GeneratedTasks, TaskRequest
 
 RANGES: dict[str, tuple[int, int]] = {"easy": (1, 100), "hard": (1, 1_000_000)}
 """Preset -> the range the number is drawn from, in order: the first is the default."""
@@ -67,29 +67,19 @@ class GuessGenerator:
     presets: Sequence[str] = tuple(RANGES)
     errors: tuple[type[Exception], ...] = (GuessTaskError,)
 
-    def write(
-        self,
-        out: Path,
-        *,
-        num: int,
-        seed_start: int,
-        preset: str | None = None,
-        config: str | None = None,
-        workers: int = 1,
-        run_name: str | None = None,
-        on_progress: Callable[[int], None] | None = None,
-    ) -> GeneratedTasks:
-        if config is not None:
+    def write(self, out: Path, request: TaskRequest) -> GeneratedTasks:
+        """One file per instance, in this process (``workers`` is not needed at this size)."""
+        if request.config is not None:
             raise GuessTaskError("the guess family has no generator config: give --preset")
-        preset = preset or self.presets[0]
+        preset = request.preset or self.presets[0]
         folder = Path(out) / TASKS_SUBDIR
         folder.mkdir(parents=True, exist_ok=True)
         counts = {"written": 0, "kept": 0, "rewritten": 0}
-        for index in range(num):
-            data = instance_bytes(make_instance(preset, index, seed_start + index))
+        for index in range(request.num):
+            data = instance_bytes(make_instance(preset, index, request.seed_start + index))
             counts[_store(folder / f"guess-{index:010d}.json", data)] += 1
-            if on_progress:
-                on_progress(1)
+            if request.on_progress:
+                request.on_progress(1)
         return GeneratedTasks(folder=folder, label=preset, counts=counts)
 
 

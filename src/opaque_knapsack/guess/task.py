@@ -20,19 +20,10 @@ from opaque_knapsack.task_options import TaskOptionError, checked_options, choic
 @task(version=1)
 @checked_options(GUESS.name)
 def guess(
-    tasks: str | None = None,
-    difficulty: str | None = None,
-    num: int = 10,
-    seed_start: int = 0,
-    runtime: Runtime | None = None,
-    agent: Agent = CODEACT,
-    max_turns: int = 10,
-    max_tool_calls: int = 25,
-    step_timeout: float = 30.0,
-    prompts: str | None = None,
-    cut_off: CutOff = DROP,
-    solver: Solver | None = None,
-) -> Task:
+    tasks: str | None = None, difficulty: str | None = None, num: int = 10, seed_start: int = 0,
+    runtime: Runtime | None = None, agent: Agent = CODEACT, max_turns: int = 10, max_tool_calls: int = 25,
+    step_timeout: float = 30.0, prompts: str | None = None, cut_off: CutOff = DROP, solver: Solver | None = None,
+) -> Task:  # fmt: skip
     """Guess the number: find a hidden whole number with guess(n) -> higher, lower or correct.
 
     Args:

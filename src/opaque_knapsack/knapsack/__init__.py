@@ -10,40 +10,21 @@ lazily, so importing one module does not load them all.
 
 from opaque_knapsack._lazy import lazy_attributes
 
-_EXPORTS = {
-    "KnapsackEnvironment": "opaque_knapsack.knapsack.environment",
-    "KnapsackToolError": "opaque_knapsack.knapsack.environment",
-    "GenerationError": "opaque_knapsack.knapsack.generator",
-    "generate_instance": "opaque_knapsack.knapsack.generator",
-    "instance_json": "opaque_knapsack.knapsack.generator",
-    "task_id_for": "opaque_knapsack.knapsack.generator",
-    "load_tasks": "opaque_knapsack.knapsack.loader",
-    "task_files": "opaque_knapsack.knapsack.loader",
-    "PRESETS": "opaque_knapsack.knapsack.presets",
-    "PRESET_NAMES": "opaque_knapsack.knapsack.presets",
-    "ConfigError": "opaque_knapsack.knapsack.presets",
-    "GeneratorConfig": "opaque_knapsack.knapsack.presets",
-    "Preset": "opaque_knapsack.knapsack.presets",
-    "load_config": "opaque_knapsack.knapsack.presets",
-    "TaskFileError": "opaque_knapsack.knapsack.schema",
-    "TaskInstance": "opaque_knapsack.knapsack.schema",
-    "dump_instance": "opaque_knapsack.knapsack.schema",
-    "parse_instance": "opaque_knapsack.knapsack.schema",
-    "read_instance": "opaque_knapsack.knapsack.schema",
-    "Optimum": "opaque_knapsack.knapsack.optimum",
-    "SolverMismatchError": "opaque_knapsack.knapsack.optimum",
-    "solve_instance": "opaque_knapsack.knapsack.optimum",
-    "verify_optimum": "opaque_knapsack.knapsack.optimum",
-    "knapsack": "opaque_knapsack.knapsack.task",
-    "knapsack_scorer": "opaque_knapsack.knapsack.scorer",
-    "episode_figures": "opaque_knapsack.knapsack.scorer",
-    "knapsack_tools": "opaque_knapsack.knapsack.tools",
-    "knapsack_setup": "opaque_knapsack.knapsack.episode",
-    "KnapsackEpisode": "opaque_knapsack.knapsack.episode",
-    "current_episode": "opaque_knapsack.knapsack.episode",
-    "knapsack_runtime": "opaque_knapsack.knapsack.runtime_handle",
-    "KnapsackRuntime": "opaque_knapsack.knapsack.runtime_handle",
+_NAMES = {
+    "environment": ("KnapsackEnvironment", "KnapsackToolError"),
+    "generator": ("GenerationError", "generate_instance", "instance_json", "task_id_for"),
+    "loader": ("load_tasks", "task_files"),
+    "presets": ("PRESETS", "PRESET_NAMES", "ConfigError", "GeneratorConfig", "Preset", "load_config"),
+    "schema": ("TaskFileError", "TaskInstance", "dump_instance", "parse_instance", "read_instance"),
+    "optimum": ("Optimum", "SolverMismatchError", "solve_instance", "verify_optimum"),
+    "task": ("knapsack",),
+    "scorer": ("knapsack_scorer", "episode_figures"),
+    "tools": ("knapsack_tools",),
+    "episode": ("knapsack_setup", "KnapsackEpisode", "current_episode"),
+    "runtime_handle": ("knapsack_runtime", "KnapsackRuntime"),
 }
+"""Module of the family -> the names it exports here."""
+_EXPORTS = {name: f"{__name__}.{module}" for module, names in _NAMES.items() for name in names}
 
 __all__ = sorted(_EXPORTS)
 

@@ -13,22 +13,16 @@ from opaque_knapsack.knapsack.prompts import (
 from opaque_knapsack.records import SCORER_NAME, TASK_NAME, TOOL_NAMES, ScoreKey
 from opaque_knapsack.solvers.family import TaskFamily
 
+OUTCOME_KEYS = (ScoreKey.OPTIMALITY, ScoreKey.SOLVED, ScoreKey.CAPACITY_UTILIZATION, ScoreKey.ITEMS_INSPECTED)
+
 KNAPSACK = TaskFamily(
-    name=TASK_NAME,
-    tools=TOOL_NAMES,
-    codeact_instructions=SYSTEM_INTRO,
-    codeact_tool_docs=KNAPSACK_TOOL_DOCS,
-    react_instructions=REACT_INTRO,
-    react_tool_docs=REACT_TOOL_DOCS,
-    task_statement=TASK_STATEMENT,
-    placeholders={"task_statement": STATEMENT_PLACEHOLDERS},
+    name=TASK_NAME, tools=TOOL_NAMES,
+    codeact_instructions=SYSTEM_INTRO, codeact_tool_docs=KNAPSACK_TOOL_DOCS,
+    react_instructions=REACT_INTRO, react_tool_docs=REACT_TOOL_DOCS,
+    task_statement=TASK_STATEMENT, placeholders={"task_statement": STATEMENT_PLACEHOLDERS},
     task="opaque_knapsack.knapsack.task:knapsack",
-    scorer=SCORER_NAME,
-    score_keys=tuple(
-        key.value
-        for key in (ScoreKey.OPTIMALITY, ScoreKey.SOLVED, ScoreKey.CAPACITY_UTILIZATION, ScoreKey.ITEMS_INSPECTED)
-    ),
+    scorer=SCORER_NAME, score_keys=tuple(key.value for key in OUTCOME_KEYS),
     react_tools="opaque_knapsack.knapsack.tools:knapsack_tools",
     generator="opaque_knapsack.knapsack.writer:GENERATOR",
     scripted="opaque_knapsack.knapsack.policies:POLICIES",
-)
+)  # fmt: skip

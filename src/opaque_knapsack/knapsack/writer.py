@@ -28,7 +28,7 @@ from typing import Any
 from opaque_knapsack.knapsack.generator import generate_instance, instance_json, task_id_for
 from opaque_knapsack.knapsack.loader import TASKS_SUBDIR
 from opaque_knapsack.knapsack.presets import GeneratorConfig
-from opaque_knapsack.solvers.family import GeneratedTasks
+from opaque_knapsack.solvers.family import GeneratedTasks, TaskRequest
 
 TEMP_PREFIX = ".partial-"
 MANIFEST_NAME = "manifest.json"
@@ -271,31 +271,14 @@ class KnapsackGenerator:
 
         return (ConfigError, GenerationError)
 
-    def write(
-        self,
-        out: Path,
-        *,
-        num: int,
-        seed_start: int,
-        preset: str | None = None,
-        config: str | None = None,
-        workers: int = 1,
-        run_name: str | None = None,
-        on_progress: Callable[[int], None] | None = None,
-    ) -> GeneratedTasks:
+    def write(self, out: Path, request: TaskRequest) -> GeneratedTasks:
         from opaque_knapsack.knapsack.presets import resolve_config
 
-        generator_config = resolve_config(preset, config)
+        generator_config = resolve_config(request.preset, request.config)
         report = generate_tasks(
-            generator_config,
-            out,
-            num,
-            seed_start,
-            workers=workers,
-            run_name=run_name,
-            on_progress=on_progress,
-            settings={"config_file": config},
-        )
+            generator_config, out, request.num, request.seed_start, workers=request.workers,
+            run_name=request.run_name, on_progress=request.on_progress, settings={"config_file": request.config},
+        )  # fmt: skip
         return GeneratedTasks(
             folder=report.out / TASKS_SUBDIR, label=generator_config.name, counts=report.counts,
             manifest=report.manifest_path,

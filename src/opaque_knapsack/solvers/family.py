@@ -70,6 +70,23 @@ class TaskFamily:
         return policies
 
 
+@dataclass(frozen=True)
+class TaskRequest:
+    """What ``generate`` (or the quickstart) asks of a family's generator."""
+
+    num: int
+    seed_start: int = 0
+    """Instance i has seed ``seed_start + i``."""
+    preset: str | None = None
+    """None: the family's first preset."""
+    config: str | None = None
+    """A custom generator config file, where the family has one."""
+    workers: int = 1
+    run_name: str | None = None
+    on_progress: Callable[[int], None] | None = None
+    """Called with the number of files done since the last call."""
+
+
 @dataclass
 class GeneratedTasks:
     """What a generator wrote: the folder to give the task as ``tasks``, and how each file fared."""
@@ -95,19 +112,8 @@ class TaskGenerator(Protocol):
         """What ``write`` raises for a user's bad input (a preset, a config file): shown as one line."""
         ...
 
-    def write(
-        self,
-        out: Path,
-        *,
-        num: int,
-        seed_start: int,
-        preset: str | None = None,
-        config: str | None = None,
-        workers: int = 1,
-        run_name: str | None = None,
-        on_progress: Callable[[int], None] | None = None,
-    ) -> GeneratedTasks:
-        """Write ``num`` task files under ``out``; ``config``: a custom generator config file, if the family has one."""
+    def write(self, out: Path, request: TaskRequest) -> GeneratedTasks:
+        """Write the requested task files under ``out``."""
         ...
 
 

@@ -14,13 +14,6 @@ from opaque_knapsack._cli import add_command, add_repeatable, options_from, user
 
 
 def register(subparsers: Any) -> None:
-    _register_tiny_model(subparsers)
-
-
-# -- tiny-model -------------------------------------------------------------------
-
-
-def _register_tiny_model(subparsers: Any) -> None:
     parser = add_command(
         subparsers,
         "tiny-model",

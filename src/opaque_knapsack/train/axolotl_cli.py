@@ -10,13 +10,6 @@ from opaque_knapsack.records import REACT, RUNTIMES
 
 
 def register(subparsers: Any) -> None:
-    _register_axolotl_config(subparsers)
-
-
-# -- axolotl-config -------------------------------------------------------------
-
-
-def _register_axolotl_config(subparsers: Any) -> None:
     parser = add_command(
         subparsers,
         "axolotl-config",

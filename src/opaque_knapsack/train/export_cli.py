@@ -11,13 +11,6 @@ from opaque_knapsack.records import RUNTIMES
 
 
 def register(subparsers: Any) -> None:
-    _register_export(subparsers)
-
-
-# -- export -------------------------------------------------------------------
-
-
-def _register_export(subparsers: Any) -> None:
     parser = add_command(
         subparsers,
         "export",
