@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, TRAIN_METADATA_KEY
+from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, TRAIN_METADATA_KEY, ScoreKey
 
 if TYPE_CHECKING:
     from inspect_ai.log import EvalSample, EvalSampleSummary
@@ -51,13 +51,21 @@ def local_path(name: str) -> str:
 
 
 def episode_score(sample: EvalSample | EvalSampleSummary) -> Score | None:
-    """The sample's episode score: its first dict-valued score, or None.
+    """The sample's episode score: its first dict score holding the shared step figures, or None.
 
     Every task family's scorer writes one dict of per-episode figures
-    (``knapsack_scorer``, ``guess_scorer``, ...), so readers of logs take the
-    figures of any family from here without knowing its scorer's name.
+    (``knapsack_scorer``, ``guess_scorer``, ...) that includes the step
+    figures every family shares (``steps`` among them), so readers of logs
+    take the figures of any family from here without knowing its scorer's name.
     """
-    return next((score for score in (sample.scores or {}).values() if isinstance(score.value, dict)), None)
+    return next(
+        (
+            score
+            for score in (sample.scores or {}).values()
+            if isinstance(score.value, dict) and ScoreKey.STEPS.value in score.value
+        ),
+        None,
+    )
 
 
 def score_dict(sample: EvalSample | EvalSampleSummary) -> dict[str, float] | None:

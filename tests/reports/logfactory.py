@@ -71,8 +71,10 @@ def write_log(
     dataset_size: int | None = None,
     epochs: int = 1,
     scorer: str = "knapsack_scorer",
+    episode_score: bool = True,
 ) -> Path:
-    """Write one eval log with the given episodes; returns its path."""
+    """Write one eval log with the given episodes; returns its path (``episode_score=False``: each
+    sample's score is the episode's optimality alone, as a scorer of another harness writes it)."""
     task_args: dict[str, Any] = {}
     if runtime is not None:
         task_args["runtime"] = runtime
@@ -91,7 +93,7 @@ def write_log(
         config=EvalConfig(epochs=epochs),
         metadata={"train": train} if train else None,
     )
-    samples = [_sample(e, difficulty or "custom", scorer, model) for e in episodes]
+    samples = [_sample(e, difficulty or "custom", scorer, model, episode_score) for e in episodes]
     log = EvalLog(
         status=status,  # type: ignore[arg-type]
         eval=spec,
@@ -103,8 +105,10 @@ def write_log(
     return path
 
 
-def _sample(values: Mapping[str, Any], difficulty: str, scorer: str, model: str) -> EvalSample:
-    score = {k: float(values[k]) for k in SCORE_KEYS if k in values}
+def _sample(values: Mapping[str, Any], difficulty: str, scorer: str, model: str, episode_score: bool) -> EvalSample:
+    score: Any = {k: float(values[k]) for k in SCORE_KEYS if k in values}
+    if not episode_score:
+        score = score["optimality"]
     usage = ModelUsage(
         input_tokens=int(values["input_tokens"]),
         output_tokens=int(values["output_tokens"]),

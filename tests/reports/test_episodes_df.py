@@ -10,7 +10,7 @@ from inspect_ai.analysis import SampleSummary, samples_df
 from inspect_ai.log import list_eval_logs, read_eval_log
 
 from opaque_knapsack.records import SCORE_KEYS
-from opaque_knapsack.reports import KnapsackScores, episodes_df, load_runs
+from opaque_knapsack.reports import EpisodeScores, episodes_df, load_runs
 from opaque_knapsack.reports.errors import ReportError
 
 from .logfactory import episode, write_log
@@ -74,17 +74,17 @@ def test_the_same_episodes_load_runs_reads(scripted_dir: Path) -> None:
         assert mine["optimality"].mean() == pytest.approx(run.values("optimality").mean())
 
 
-def test_samples_df_with_knapsack_scores_gives_one_column_per_key(scripted_dir: Path) -> None:
+def test_samples_df_with_episode_scores_gives_one_column_per_key(scripted_dir: Path) -> None:
     files = [info.name for info in list_eval_logs(str(scripted_dir))]
     plain = samples_df(files, columns=SampleSummary, quiet=True)
     assert "score_knapsack_scorer" in plain.columns  # Inspect's own: one JSON column
-    assert "score_knapsack_scorer_optimality" not in plain.columns
-    spread = samples_df(files, columns=SampleSummary + KnapsackScores, quiet=True)
+    assert "episode_optimality" not in plain.columns
+    spread = samples_df(files, columns=SampleSummary + EpisodeScores, quiet=True)
     for key in SCORE_KEYS:
-        assert pd.api.types.is_float_dtype(spread[f"score_knapsack_scorer_{key}"]), key
+        assert pd.api.types.is_float_dtype(spread[f"episode_{key}"]), key
     frame = episodes_df(scripted_dir)
     for key in SCORE_KEYS:  # the same values episodes_df holds (its rows carry the model; these do not)
-        assert sorted(spread[f"score_knapsack_scorer_{key}"]) == sorted(frame[key]), key
+        assert sorted(spread[f"episode_{key}"]) == sorted(frame[key]), key
 
 
 def test_errored_samples_are_rows_flagged_and_unknown_keys_still_columns(tmp_path: Path) -> None:

@@ -97,9 +97,9 @@ def test_bad_inputs_exit_2_with_one_clear_line(capsys: pytest.CaptureFixture[str
     text.write_text("hi")
     code, _, err = run(capsys, "stats", text)
     assert code == 2 and err.strip() == f"opaque-knapsack stats: error: {text}: not an Inspect log (expected a .eval or .json file)"
-    other = write_log(tmp_path / "other.eval", [episode(0, 1.0)], scorer="accuracy")
+    other = write_log(tmp_path / "other.eval", [episode(0, 1.0)], scorer="accuracy", episode_score=False)
     code, _, err = run(capsys, "compare", other, other)
-    assert code == 2 and "other.eval: no 'knapsack_scorer' scores" in err
+    assert code == 2 and "other.eval: no episode scores in this log" in err
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps({"cells": [], "colour": 1}))
     code, _, err = run(capsys, "table", spec)

@@ -121,8 +121,8 @@ def test_missing_path_and_empty_directory_are_named(tmp_path: Path) -> None:
 
 
 def test_log_without_our_scorer_is_named(tmp_path: Path) -> None:
-    path = write_log(tmp_path / "other.eval", [episode(0, 1.0)], scorer="match")
-    with pytest.raises(ReportError, match=r"other\.eval: no 'knapsack_scorer' scores.*scorers found: match"):
+    path = write_log(tmp_path / "other.eval", [episode(0, 1.0)], scorer="match", episode_score=False)
+    with pytest.raises(ReportError, match=r"other\.eval: no episode scores in this log.*scorers found: match"):
         load_runs([path])
 
 

@@ -188,7 +188,7 @@ def test_matrix_runs_on_given_task_folders_one_per_difficulty(tmp_path, capsys):
 def test_matrix_warns_about_step_timeouts_and_kernel_restarts():
     from inspect_ai.log import EvalLog, EvalMetric, EvalResults, EvalScore
 
-    from opaque_knapsack.train.cli import _fault_note
+    from opaque_knapsack.evaluate.cli import _fault_note
 
     def log(timeouts_mean: float, restarts_mean: float) -> EvalLog:
         scores = [

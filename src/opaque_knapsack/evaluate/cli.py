@@ -106,14 +106,14 @@ def _matrix(args: argparse.Namespace) -> int:
 
 def _fault_note(log: Any) -> str | None:
     """The step-timeout / kernel-restart warning for one condition's log (totals from the score means)."""
-    from opaque_knapsack.records import FAULT_KEYS, SCORER_NAME, TRAIN_METADATA_KEY, ScoreKey, fault_note
+    from opaque_knapsack.records import FAULT_KEYS, TRAIN_METADATA_KEY, ScoreKey, fault_note
 
     if log.results is None:
         return None
     totals = dict.fromkeys(FAULT_KEYS, 0.0)
     scored = 0
     for score in log.results.scores:
-        if score.scorer == SCORER_NAME and score.name in totals and "mean" in score.metrics:
+        if score.name in totals and "mean" in score.metrics:  # the family's scorer: the one with these keys
             scored = score.scored_samples or log.results.completed_samples
             totals[score.name] = round(score.metrics["mean"].value * scored)
     metadata = log.eval.metadata or {}

@@ -251,8 +251,8 @@ def _load_path(source: str) -> list[Run]:
         if len(scorable) and not _has_scores(scorable):
             found = sorted({s for value in mine["scorers"].dropna() for s in str(value).split(",") if s})
             raise ReportError(
-                f"{log}: no episode scores in this log (the dict score of a task family's scorer, such as "
-                f"knapsack_scorer; scorers found: {', '.join(found) or 'none'}); is it an opaque-knapsack eval?"
+                f"{log}: no episode scores in this log (a task family's dict score with the step figures, "
+                f"such as knapsack_scorer's; scorers found: {', '.join(found) or 'none'}); is it an opaque-knapsack eval?"
             )
         condition = eval_condition(row, mine)
         grouped.setdefault(condition, []).append((log, mine))
