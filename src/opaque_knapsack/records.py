@@ -151,9 +151,9 @@ def fault_note(where: str, step_timeouts: float, kernel_restarts: float, episode
         "kernel_restarts scores)"
     )
 
-# A task of another family marks itself for the readers of logs (export) with
-# this eval metadata key, naming its family; its scorer's dict score plays the
-# part of ``knapsack_scorer``'s (see CONTRIBUTING.md, "Add a task family").
+# Every family's task names its family in the eval metadata under this key
+# (``AgentOptions.metadata``); readers of logs take the episode's figures from
+# its scorer's dict score (see CONTRIBUTING.md, "Add a task family").
 FAMILY_METADATA_KEY = "family"
 
 INSTANCE_METADATA_KEY = "instance"

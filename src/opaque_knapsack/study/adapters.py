@@ -1,9 +1,9 @@
 """The study's one door to the rest of the package: every stage reaches tasks, the agents' task,
 export, Axolotl, vLLM and the reports through a function here.
 
-Kept in one module because the areas move (the knapsack family into its own
-folder, the student tooling beside the study): a move then changes the
-imports of this file and of nothing else in ``study/``. Imports are made
+Kept in one module so that a move of another area (the knapsack family into
+``knapsack/``, the matrix into ``evaluate/``, the student tooling into
+``student/``) changes the imports of this file and of nothing else in ``study/``. Imports are made
 inside the functions, so loading the study's command line stays instant and
 a missing optional extra matters only to the stage that needs it. The
 preset vocabulary is imported at the top: the spec's fields are typed by it.
