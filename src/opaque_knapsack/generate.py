@@ -67,8 +67,7 @@ def run_generate(args: argparse.Namespace) -> int:
     import time
 
     from opaque_knapsack.errors import CommandError
-    from opaque_knapsack.families import UnknownFamily, task_family
-    from opaque_knapsack.solvers.family import TaskRequest
+    from opaque_knapsack.families import TaskRequest, UnknownFamily, task_family
 
     if args.preset is not None and args.config is not None:
         raise CommandError("give --preset or --config, not both")

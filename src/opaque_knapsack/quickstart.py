@@ -137,8 +137,7 @@ def quickstart(
     """
     from inspect_ai import eval_set
 
-    from opaque_knapsack.families import task_family
-    from opaque_knapsack.solvers.family import TaskRequest
+    from opaque_knapsack.families import TaskRequest, task_family
 
     declaration = task_family(family)
     generator = declaration.task_generator()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from opaque_knapsack.families import TaskFamily
 from opaque_knapsack.records import ScoreKey
-from opaque_knapsack.solvers.family import TaskFamily
 
 GUESS_TOOLS = ("guess", "finish")
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from opaque_knapsack.solvers.family import GeneratedTasks, TaskRequest
+from opaque_knapsack.families import GeneratedTasks, TaskRequest
 
 RANGES: dict[str, tuple[int, int]] = {"easy": (1, 100), "hard": (1, 1_000_000)}
 """Preset -> the range the number is drawn from, in order: the first is the default."""

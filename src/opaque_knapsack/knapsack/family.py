@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from opaque_knapsack.families import TaskFamily
 from opaque_knapsack.knapsack.prompts import (
     KNAPSACK_TOOL_DOCS,
     REACT_INTRO,
@@ -11,7 +12,6 @@ from opaque_knapsack.knapsack.prompts import (
     TASK_STATEMENT,
 )
 from opaque_knapsack.records import SCORER_NAME, TASK_NAME, TOOL_NAMES, ScoreKey
-from opaque_knapsack.solvers.family import TaskFamily
 
 OUTCOME_KEYS = (ScoreKey.OPTIMALITY, ScoreKey.SOLVED, ScoreKey.CAPACITY_UTILIZATION, ScoreKey.ITEMS_INSPECTED)
 

@@ -8,8 +8,10 @@ prompts file may replace any text here too (``Prompts``' family fields).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from opaque_knapsack.solvers.prompts import DEFAULT_PROMPTS, Prompts
+if TYPE_CHECKING:  # the texts stay importable without the agents (and Inspect): the declaration imports them
+    from opaque_knapsack.solvers.prompts import Prompts
 
 KNAPSACK_TOOL_DOCS = """\
 Tools (plain Python functions, already defined in the interpreter):
@@ -77,11 +79,12 @@ def strict_take_clause(strict_take: bool) -> str:
     return STRICT_TAKE_CLAUSE if strict_take else ""
 
 
-def knapsack_tool_docs(strict_take: bool, prompts: Prompts = DEFAULT_PROMPTS) -> str:
+def knapsack_tool_docs(strict_take: bool, prompts: Prompts | None = None) -> str:
     """CodeAct's documentation of the knapsack tools, with the take rule the task runs with."""
     from opaque_knapsack.knapsack.family import KNAPSACK
+    from opaque_knapsack.solvers.prompts import DEFAULT_PROMPTS
 
-    return prompts.family_text(KNAPSACK, "codeact_tool_docs", {"strict_take_clause": strict_take_clause(strict_take)})
+    return (prompts or DEFAULT_PROMPTS).family_text(KNAPSACK, "codeact_tool_docs", {"strict_take_clause": strict_take_clause(strict_take)})
 
 
 def task_statement(
@@ -90,10 +93,11 @@ def task_statement(
     capacity: int,
     inspect_budget: int,
     class_names: Sequence[str],
-    prompts: Prompts = DEFAULT_PROMPTS,
+    prompts: Prompts | None = None,
 ) -> str:
     """The first user message. Holds only public facts: never allowed classes."""
     from opaque_knapsack.knapsack.family import KNAPSACK
+    from opaque_knapsack.solvers.prompts import DEFAULT_PROMPTS
 
     values = {"n_items": n_items, "capacity": capacity, "inspect_budget": inspect_budget}
-    return prompts.family_text(KNAPSACK, "task_statement", {**values, "class_names": ", ".join(class_names)})
+    return (prompts or DEFAULT_PROMPTS).family_text(KNAPSACK, "task_statement", {**values, "class_names": ", ".join(class_names)})

@@ -25,10 +25,10 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from opaque_knapsack.families import GeneratedTasks, TaskRequest
 from opaque_knapsack.knapsack.generator import generate_instance, instance_json, task_id_for
 from opaque_knapsack.knapsack.loader import TASKS_SUBDIR
 from opaque_knapsack.knapsack.presets import GeneratorConfig
-from opaque_knapsack.solvers.family import GeneratedTasks, TaskRequest
 
 TEMP_PREFIX = ".partial-"
 MANIFEST_NAME = "manifest.json"

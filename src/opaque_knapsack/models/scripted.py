@@ -34,8 +34,8 @@ from inspect_ai.model import (
 )
 from inspect_ai.tool import ToolCall, ToolChoice, ToolInfo
 
+from opaque_knapsack.families import ScriptedPolicies, TaskFamily
 from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, Runtime
-from opaque_knapsack.solvers.family import ScriptedPolicies, TaskFamily
 
 STYLES: tuple[Runtime, ...] = RUNTIMES
 MODEL_ARGS = ("latency", "jitter", "seed", "family")

@@ -1,7 +1,7 @@
 """The generic agents: CodeAct over a Python runtime, the ReAct baseline, and the seam to a task family.
 
 A family reaches the agents only through ``Episode`` (its live episode, with
-the ``TaskFamily`` it declares). The agents are imported here, not lazily: a
+the ``TaskFamily`` it declares, ``opaque_knapsack.families``). The agents are imported here, not lazily: a
 lazy attribute named like its module would be shadowed by the module itself.
 """
 
@@ -13,14 +13,12 @@ from opaque_knapsack.solvers.episode import (
     live_episode,
     register_episode,
 )
-from opaque_knapsack.solvers.family import TaskFamily
 from opaque_knapsack.solvers.react import react
 
 __all__ = [
     "EnvironmentEpisode",
     "Episode",
     "HostFunctionEpisode",
-    "TaskFamily",
     "codeact",
     "live_episode",
     "react",

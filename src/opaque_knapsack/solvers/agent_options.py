@@ -14,6 +14,7 @@ from typing import Any
 
 from inspect_ai.solver import Solver
 
+from opaque_knapsack.families import TaskFamily
 from opaque_knapsack.records import (
     AGENTS,
     CODEACT,
@@ -24,7 +25,6 @@ from opaque_knapsack.records import (
     Agent,
     Runtime,
 )
-from opaque_knapsack.solvers.family import TaskFamily
 from opaque_knapsack.solvers.prompts import Prompts, PromptsError, check_family_texts, load_prompts
 from opaque_knapsack.solvers.turns import CUT_OFF_MODES, CutOff
 from opaque_knapsack.task_options import TaskOptionError, choice, positive_seconds, whole_number

@@ -30,8 +30,8 @@ from typing import ClassVar, Generic, Protocol, TypeVar
 from inspect_ai.solver import TaskState
 from inspect_ai.util import Store, store
 
+from opaque_knapsack.families import TaskFamily
 from opaque_knapsack.records import END_REASON_KEY, EPISODE_KEY, STEPS_KEY, StepRecord
-from opaque_knapsack.solvers.family import TaskFamily
 
 HostFunction = Callable[..., object]
 """A tool the runtime's kernel forwards its stub to: plain values in, a JSON-able value out."""

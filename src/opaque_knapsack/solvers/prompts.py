@@ -30,8 +30,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from opaque_knapsack.families import TaskFamily
 from opaque_knapsack.records import PERSISTENT, STATELESS, ReActAgent, Runtime
-from opaque_knapsack.solvers.family import TaskFamily
 
 Semantics = Runtime
 
