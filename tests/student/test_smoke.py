@@ -14,7 +14,7 @@ from opaque_knapsack.student.smoke import (
     check_prepared_rows,
     loss_curve,
 )
-from opaque_knapsack.train import envs
+from opaque_knapsack.student import envs
 
 TRAINER_LOG = """
 {'loss': '7.61', 'grad_norm': '1.2', 'learning_rate': '0.002', 'epoch': '0.1'}
