@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from opaque_knapsack.student import envs
 from opaque_knapsack.student.smoke import (
     SmokeError,
     check_assistant_mask,
@@ -14,7 +15,6 @@ from opaque_knapsack.student.smoke import (
     check_prepared_rows,
     loss_curve,
 )
-from opaque_knapsack.student import envs
 
 TRAINER_LOG = """
 {'loss': '7.61', 'grad_norm': '1.2', 'learning_rate': '0.002', 'epoch': '0.1'}
