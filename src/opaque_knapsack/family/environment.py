@@ -17,7 +17,6 @@ from typing import Any
 
 from opaque_knapsack.family.schema import TaskInstance
 
-
 _QUOTE_CHARS = 60
 
 
