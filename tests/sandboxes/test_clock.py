@@ -1,0 +1,229 @@
+"""Issue 18, items 5 to 7: one step clock that counts every thread, on both sides.
+
+A step's time is the larger of its CPU time in all its threads and its wall
+time less tool calls and waiting for a CPU (``sandboxes/_clock.py``). These
+tests drive real kernels. Where they need load, the load is made on one CPU:
+a neighbouring kernel's threads pin themselves there and so does the step under
+test, so the step gets a known fraction of that CPU whatever the machine.
+Assertions are on CPU time the step itself reports, not on wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+
+import psutil
+import pytest
+from polling import async_wait_until
+
+from opaque_knapsack.sandboxes import Kernel
+
+SEMANTICS = ["persistent", "stateless"]
+CPU = min(os.sched_getaffinity(0))
+
+# 16 threads that release the GIL (hashlib on a 4 MiB buffer), the main thread hashing too.
+THREADED = """
+import hashlib, threading, time
+buf = b'x' * (1 << 22)
+stop = []
+def work():
+    while not stop:
+        hashlib.sha256(buf).digest()
+t0 = time.process_time()
+threads = [threading.Thread(target=work, daemon=True) for _ in range(16)]
+for t in threads:
+    t.start()
+try:
+    while True:
+        hashlib.sha256(buf).digest()
+except BaseException as exc:
+    stop.append(1)
+    for t in threads:
+        t.join()
+    print(type(exc).__name__, round(time.process_time() - t0, 2))
+"""
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+async def test_a_step_in_sixteen_threads_gets_step_timeout_at_its_cpu_limit(make_kernel, semantics: str) -> None:
+    kernel = await make_kernel(semantics)
+    await kernel.run_code("kept = 1")
+    result = await kernel.run_code(THREADED, timeout=2)
+    # The kernel's StepTimeout, raised in the code (which reports the CPU it used), not the harness's kill.
+    assert result.error is None, result.error
+    name, cpu = result.stdout.split()
+    assert name == "StepTimeout"
+    assert 1.5 <= float(cpu) < 3.5, f"{cpu} CPU-seconds under a 2 s limit"
+    assert not result.kernel_restarted
+    if semantics == "persistent":
+        assert (await kernel.run_code("print(kept)")).stdout == "1\n"
+
+
+# The same threads, and a main thread that swallows StepTimeout: only the harness
+# can stop it. It writes the CPU it has used to a file as it goes.
+STUBBORN = """
+import hashlib, os, threading, time
+buf = b'x' * (1 << 22)
+def work():
+    while True:
+        hashlib.sha256(buf).digest()
+t0 = time.process_time()
+for _ in range(16):
+    threading.Thread(target=work, daemon=True).start()
+while True:
+    try:
+        with open('cpu.tmp', 'w') as f:
+            f.write(str(time.process_time() - t0))
+        os.replace('cpu.tmp', 'cpu')
+        time.sleep(0.02)
+    except BaseException:
+        pass
+"""
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+async def test_the_harness_stops_a_threaded_step_at_its_cpu_limit_plus_grace(make_kernel, semantics: str) -> None:
+    kernel = await make_kernel(semantics, stateless_keep_files=True)
+    result = await kernel.run_code(STUBBORN, timeout=1)
+    assert result.timed_out and result.error is not None and "killed" in result.error.message
+    with open(os.path.join(kernel.workdir, "cpu")) as f:
+        cpu = float(f.read())
+    # killed at limit + grace (1 s + 1 s) of the step's time; its CPU counts in every thread
+    assert 1.5 <= cpu < 4.0, f"{cpu} CPU-seconds under a 1 s limit"
+    assert result.kernel_restarted == (semantics == "persistent")
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+    return total
+
+
+LEAVE_THREADS = """
+import hashlib, threading
+buf = b'x' * (1 << 22)
+stop = []
+def work():
+    while not stop:
+        hashlib.sha256(buf).digest()
+threads = [threading.Thread(target=work, daemon=True) for _ in range(4)]
+for t in threads:
+    t.start()
+print('left', len(threads))
+"""
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+async def test_threads_left_behind_burn_no_cpu_between_steps(make_kernel, semantics: str) -> None:
+    kernel = await make_kernel(semantics)
+    result = await kernel.run_code(LEAVE_THREADS)
+    assert result.stdout == "left 4\n"
+    pids = kernel.process_ids()
+    before = _cpu(pids)
+    await asyncio.sleep(2)
+    idle = _cpu(pids) - before
+    assert idle < 0.3, f"{idle:.2f} CPU-seconds burnt in 2 s while no step ran"
+    if semantics == "persistent":
+        # The threads are the step's state: the next step finds them and they run again.
+        again = await kernel.run_code("import time\nt = time.process_time()\ntime.sleep(0.3)\n"
+                                      "busy = time.process_time() - t\nstop.append(1)\n"
+                                      "[t.join() for t in threads]\nprint(busy > 0.1)")
+        assert again.stdout == "True\n", again
+    else:
+        assert (await kernel.run_code("print('fresh')")).stdout == "fresh\n"
+
+
+# ---- load must not change a figure ----------------------------------------------------------
+
+NEIGHBOUR_THREADS = 3
+
+NEIGHBOUR = f"""
+import hashlib, os, threading
+buf = b'x' * (1 << 22)
+stop = []
+def work(i):
+    os.sched_setaffinity(0, {{{CPU}}})
+    open(f'ready{{i}}', 'w').close()
+    while not stop:
+        hashlib.sha256(buf).digest()
+threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range({NEIGHBOUR_THREADS})]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+"""
+
+
+@contextlib.asynccontextmanager
+async def busy_neighbour(make_kernel):  # type: ignore[no-untyped-def]
+    """Another sample's kernel running busy threads pinned to one CPU, for as long as the block runs."""
+    neighbour: Kernel = await make_kernel("persistent")
+    task = asyncio.create_task(neighbour.run_code(NEIGHBOUR, timeout=300))
+    ready = lambda: sum(name.startswith("ready") for name in os.listdir(neighbour.workdir)) == NEIGHBOUR_THREADS  # noqa: E731
+    try:
+        assert await async_wait_until(ready), "the neighbour's threads never started"
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        neighbour.kill()
+
+
+WELL_BEHAVED = f"""
+import os, time
+os.sched_setaffinity(0, {{{CPU}}})
+t0 = time.process_time()
+while time.process_time() - t0 < 1.5:
+    pass
+print('done')
+"""
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+async def test_a_step_starved_by_a_busy_neighbour_still_gets_its_time(make_kernel, semantics: str) -> None:
+    # The tightest ceiling the runtime allows: even then a step is never stopped for time it waited for a CPU.
+    kernel = await make_kernel(semantics, step_ceiling_factor=1.0)
+    async with busy_neighbour(make_kernel):
+        result = await kernel.run_code(WELL_BEHAVED, timeout=3)
+    assert result.error is None, result.error
+    assert result.stdout == "done\n"
+    assert result.wall_time > 4.0, "the step was not starved: the test proves nothing"
+
+
+SPIN = f"import os\nos.sched_setaffinity(0, {{{CPU}}})\nwhile True:\n    pass"
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+async def test_under_load_the_kernels_step_timeout_comes_before_the_harness_kill(make_kernel, semantics: str) -> None:
+    kernel = await make_kernel(semantics, step_ceiling_factor=2.0)
+    await kernel.run_code("kept = 1")
+    async with busy_neighbour(make_kernel):
+        result = await kernel.run_code(SPIN, timeout=2)
+    assert result.timed_out and result.error is not None and result.error.type == "StepTimeout"
+    assert "killed" not in result.error.message, "the harness killed the step: its state was lost"
+    assert not result.kernel_restarted
+    assert result.wall_time > 3.0, "the step was not starved: the test proves nothing"
+    if semantics == "persistent":
+        assert (await kernel.run_code("print(kept)")).stdout == "1\n"
+
+
+# ---- item 7: a C-level loop cannot receive StepTimeout ------------------------------------
+
+
+@pytest.mark.parametrize("semantics", SEMANTICS)
+async def test_a_c_level_loop_is_killed_at_limit_plus_grace(make_kernel, semantics: str) -> None:
+    kernel = await make_kernel(semantics)
+    await kernel.run_code("kept = 1")
+    result = await kernel.run_code("sum(range(10**12))", timeout=1)
+    assert result.timed_out and result.error is not None and "killed" in result.error.message
+    # the harness's clock: 1 s limit + 1 s grace of the step's own time (one busy thread: its CPU time)
+    assert 1.9 <= result.wall_time < 20.0
+    if semantics == "persistent":
+        assert result.kernel_restarted
+        assert (await kernel.run_code("kept")).is_name_error
