@@ -7,7 +7,8 @@ harness process, which forks one kernel per sample on request (see
 ``zygote_main``), or ``python -S -s _kernel.py kernel <json>`` per sample (the
 benchmarks' direct-spawn baseline). Either way the kernel goes through the same
 ``kernel_main``. Its only imports beside the standard library are its siblings
-``_confine.py`` and ``_wire.py`` (what both ends of the wire agree on).
+``_confine.py``, ``_wire.py`` (what both ends of the wire agree on) and
+``_clock.py`` (the step clock, which the harness reads the same way).
 
 Process layout, per sample::
 
@@ -61,7 +62,6 @@ globals().update({k: v for k, v in vars(builtins).items() if not k.startswith("_
 _dumps = json.dumps
 _loads = json.loads
 _monotonic = time.monotonic
-_pread = os.pread
 _sigmask = signal.pthread_sigmask
 _setitimer = signal.setitimer
 _exit = os._exit
@@ -75,7 +75,7 @@ _ModuleType = type(sys)
 
 _HEADER = _wire.FRAME_HEADER
 _cap_names = _wire.cap_names
-_KERNEL_FILES = {os.path.abspath(path) for path in (__file__, _confine.__file__, _wire.__file__)}
+_KERNEL_FILES = {os.path.abspath(path) for path in (__file__, _clock.__file__, _confine.__file__, _wire.__file__)}
 _PREIMPORT = ("json", "math", "itertools", "collections", "functools", "re", "heapq", "bisect", "copy")
 
 
