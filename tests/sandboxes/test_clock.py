@@ -10,15 +10,17 @@ Assertions are on CPU time the step itself reports, not on wall time.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import os
+from pathlib import Path
 
 import psutil
 import pytest
 from polling import async_wait_until
 
-from opaque_knapsack.sandboxes import Kernel
+from opaque_knapsack.sandboxes import Kernel, _clock, protocol, step_channel
 
 SEMANTICS = ["persistent", "stateless"]
 CPU = min(os.sched_getaffinity(0))
@@ -234,3 +236,65 @@ async def test_a_c_level_loop_is_killed_at_limit_plus_grace(make_kernel, semanti
     if semantics == "persistent":
         assert result.kernel_restarted
         assert (await kernel.run_code("kept")).is_name_error
+
+
+# ---- one definition, on both sides ----------------------------------------------------------
+
+
+def test_a_steps_time_is_the_larger_of_its_cpu_and_its_uncredited_wall_time(tmp_path) -> None:
+    schedstat = tmp_path / "schedstat"
+    schedstat.write_text("0 1000000000 1\n")  # 1 s waited for a CPU so far
+    cpu = [5.0]
+    fd = os.open(schedstat, os.O_RDONLY)
+    try:
+        clock = _clock.StepClock(lambda: cpu[0], fd)
+        clock.start(10.0)
+        t0 = clock.started
+        assert clock.used(t0) == 0.0
+        schedstat.write_text("0 3000000000 1\n")  # 2 s more waited
+        cpu[0] = 6.0  # 1 CPU-second
+        clock.pause(t0 + 1.0, t0 + 2.5, now=t0 + 3.0)  # a tool call: 1.5 s of the harness's time
+        assert clock.used(t0 + 8.0) == pytest.approx(8.0 - 1.5 - 2.0)
+        cpu[0] = 5.0 + 7.0  # 7 CPU-seconds in threads: the CPU term is larger
+        assert clock.used(t0 + 8.0) == pytest.approx(7.0)
+        # a call in flight is paused up to now; an answer stamped in the future counts up to now
+        clock.call_sent = t0 + 8.0
+        cpu[0] = 6.0
+        assert clock.used(t0 + 9.0) == pytest.approx(8.0 - 1.5 - 2.0)
+        clock.pause(t0 + 8.0, t0 + 99.0, now=t0 + 9.0)
+        assert clock.paused == pytest.approx(2.5) and clock.call_sent is None
+        # a reading that fails keeps the last good one
+        cpu[0] = None  # type: ignore[call-overload]
+        assert clock.used(t0 + 9.0) == pytest.approx(9.0 - 2.5 - 2.0)
+    finally:
+        os.close(fd)
+
+
+def test_the_harness_reads_a_step_process_cpu_in_all_its_threads() -> None:
+    import threading
+    import time
+
+    clock_id = _clock.process_cpu_clock(os.getpid())
+    before = _clock.process_cpu(clock_id)
+    assert before is not None and abs(before - time.process_time()) < 0.05
+    stop = time.process_time() + 0.2
+
+    def spin() -> None:
+        while time.process_time() < stop:
+            pass
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    thread.join()
+    after = _clock.process_cpu(clock_id)
+    assert after is not None and after - before >= 0.2
+
+
+def test_the_kernel_and_the_harness_share_the_one_clock() -> None:
+    kernel_source = (Path(_clock.__file__).parent / "_kernel.py").read_text()
+    tree = ast.parse(kernel_source)
+    assert not [n.name for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and "Clock" in n.name]
+    assert "_clock.StepClock(" in kernel_source
+    assert step_channel.StepClock is _clock.StepClock
+    # the pause the harness stamps on its answer is the pause the kernel reads
+    assert "answered_at" in protocol.ToolReply.model_fields and "answered_at" in kernel_source
