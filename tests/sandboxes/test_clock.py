@@ -127,6 +127,19 @@ print('left', len(threads))
 """
 
 
+RUN_AGAIN = """
+import time
+t, end = time.process_time(), time.monotonic() + 20
+while time.process_time() - t < 0.2 and time.monotonic() < end:
+    time.sleep(0.05)
+busy = time.process_time() - t
+stop.append(1)
+for t in threads:
+    t.join()
+print(busy >= 0.2)
+"""
+
+
 @pytest.mark.parametrize("semantics", SEMANTICS)
 async def test_threads_left_behind_burn_no_cpu_between_steps(make_kernel, semantics: str) -> None:
     kernel = await make_kernel(semantics)
@@ -139,10 +152,9 @@ async def test_threads_left_behind_burn_no_cpu_between_steps(make_kernel, semant
     assert idle < 0.1, f"{idle:.2f} CPU-seconds burnt in 3 s while no step ran"
     if semantics == "persistent":
         # The threads are the step's state: the next step finds them and they run again.
-        again = await kernel.run_code("import time\nt = time.process_time()\ntime.sleep(0.3)\n"
-                                      "busy = time.process_time() - t\nstop.append(1)\n"
-                                      "[t.join() for t in threads]\nprint(busy > 0.1)")
-        assert again.stdout == "True\n", again
+        # (they get a CPU when the machine lets them: wait for their CPU time to grow, up to 20 s)
+        again = await kernel.run_code(RUN_AGAIN)
+        assert again.error is None and again.stdout == "True\n", again
     else:
         assert (await kernel.run_code("print('fresh')")).stdout == "fresh\n"
 
