@@ -87,4 +87,5 @@ class RuntimeConfig(BaseModel):
     clock (``_clock.py``) crediting only the time host functions ran as the harness
     measured it (the kernel's timestamps are not trusted for it): a step is killed
     past it whatever it claims about its tool calls. A wall cap of 8 times the
-    ceiling (wall time less host functions' time) ends a step that gets no CPU at all."""
+    ceiling, at least 5 minutes (wall time less host functions' time), ends a step
+    that gets no CPU at all."""

@@ -235,8 +235,8 @@ class Kernel:
         started = time.perf_counter()
         try:
             msg = await self.steps.exchange(child, request, host_functions, limit, deadline, keeper)
-            if persistent:
-                child.stop()  # until its next step: what the step left running burns no CPU meanwhile
+            if persistent:  # until its next step: what the step left running burns no CPU meanwhile
+                child.stop(group=not control.protection.seccomp)
         except (StepProcessGone, TimeoutError) as exc:
             wall = time.perf_counter() - started
             return await self._fault_result(child, exc, keeper, wall, step_timeout, persistent)

@@ -84,6 +84,8 @@ class StepProcess:
 
     stopped: bool = False
     """Stopped (SIGSTOP) between two steps of a persistent kernel: see ``stop``."""
+    group: bool = True
+    """``stop`` and ``resume`` signal its process group as well."""
     schedstat_fd: int = -1
     """``/proc/<pid>/schedstat``, opened for the step clock on the first step (-1: not yet, or none)."""
 
@@ -93,13 +95,16 @@ class StepProcess:
         else:
             kill_group(self.pid)
 
-    def stop(self) -> None:
-        """Stop the step process, every thread of it and its group, until the next step (``resume``).
+    def stop(self, group: bool = True) -> None:
+        """Stop the step process, every thread of it, and (``group``) its process group, until ``resume``.
 
-        Threads (or, without seccomp, children) a persistent step leaves running
-        would burn CPU while no step runs, where no clock counts it; stopped,
-        they burn none, and they run again, on the next step's clock, when it begins.
+        Threads a persistent step leaves running (or, without seccomp, child
+        processes) would burn CPU while no step runs, where no clock counts it;
+        stopped, they burn none, and they run again, on the next step's clock,
+        when it begins. ``group=False`` where seccomp denies new processes: the
+        process is all there is.
         """
+        self.group = group or self.pidfd is None
         self.stopped = self._signal(signal.SIGSTOP)
 
     def resume(self) -> None:
@@ -114,6 +119,8 @@ class StepProcess:
                 signal.pidfd_send_signal(self.pidfd, sig)
             except OSError:
                 return False
+            if not self.group:
+                return True
         try:
             os.killpg(self.pid, sig)
         except OSError:
@@ -143,7 +150,9 @@ class StepProcess:
 
 
 _WALL_CAP_FACTOR = 8
-"""The absolute wall cap of a step, as a multiple of its hard ceiling (see StepDeadline)."""
+_WALL_CAP_MIN = 300.0
+"""The absolute wall cap of a step: ``_WALL_CAP_FACTOR`` times its hard ceiling, at least
+``_WALL_CAP_MIN`` seconds (a short limit must not turn heavy load into a kill)."""
 
 
 class StepDeadline:
@@ -154,8 +163,9 @@ class StepDeadline:
       comes first and this kill is the backstop;
     - ``ceiling`` is on the same clock but credits only the time host functions
       ran as measured here (the kernel's ``sent_at`` is not trusted for it);
-    - ``wall_cap`` (``_WALL_CAP_FACTOR`` times the ceiling) is on wall time less
-      that host time alone: a step starved of any CPU for that long ends too.
+    - ``wall_cap`` (``_WALL_CAP_FACTOR`` times the ceiling, at least
+      ``_WALL_CAP_MIN``) is on wall time less that host time alone: a step
+      starved of any CPU for that long ends too.
 
     The clock is read only when its time could have run out: between readings
     it cannot grow faster than ``_clock.CPUS`` seconds per second.
@@ -164,7 +174,7 @@ class StepDeadline:
     def __init__(self, limit: float, ceiling: float, child: StepProcess) -> None:
         self.limit = limit
         self.ceiling = ceiling
-        self.wall_cap = ceiling * _WALL_CAP_FACTOR
+        self.wall_cap = max(ceiling * _WALL_CAP_FACTOR, _WALL_CAP_MIN)
         self.clock = StepClock(partial(process_cpu, process_cpu_clock(child.pid)), child.schedstat())
         self.clock.start(limit)
         self.started = self.clock.started
