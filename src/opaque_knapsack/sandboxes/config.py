@@ -83,6 +83,8 @@ class RuntimeConfig(BaseModel):
     directory (the old one and everything in it goes), so the conversation is the only memory."""
 
     step_ceiling_factor: float = Field(default=4.0, ge=1.0)
-    """Hard wall-time ceiling of a step, as a multiple of its time limit: however much
-    of its wall time went to waiting for a CPU, a step is killed past it (time spent
-    in host functions excluded)."""
+    """Hard ceiling of a step, as a multiple of its time limit plus grace, on the step
+    clock (``_clock.py``) crediting only the time host functions ran as the harness
+    measured it (the kernel's timestamps are not trusted for it): a step is killed
+    past it whatever it claims about its tool calls. A wall cap of 8 times the
+    ceiling (wall time less host functions' time) ends a step that gets no CPU at all."""

@@ -381,7 +381,7 @@ class KernelControl:
         """Kill the kernel and its step processes now (synchronous, never waits; safe to repeat)."""
         for child in list(self._ready) + [c for c in (self.child, self.retired) if c is not None]:
             child.kill()
-            child.sock.close()
+            child.close_channel()
             if child.pidfd is not None:  # close() waits for it to be gone, as for the kernel process
                 self.dying.append((child.pidfd, None))
                 child.pidfd = None
@@ -570,7 +570,7 @@ class KernelControl:
         if child is not None:
             if kill:
                 child.kill()
-            child.sock.close()
+            child.close_channel()
         return child
 
     async def settle_retired(self) -> None:

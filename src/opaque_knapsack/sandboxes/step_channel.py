@@ -19,14 +19,17 @@ import gc
 import inspect
 import json
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
 
+from ._clock import StepClock, next_check, process_cpu, process_cpu_clock
 from .launcher import kill_group, kill_pidfd
 from .protocol import (
     HEADER,
@@ -79,69 +82,114 @@ class StepProcess:
     waited: bool = True
     """The last read had to wait for the kernel (so the loop ran other tasks since)."""
 
+    stopped: bool = False
+    """Stopped (SIGSTOP) between two steps of a persistent kernel: see ``stop``."""
+    schedstat_fd: int = -1
+    """``/proc/<pid>/schedstat``, opened for the step clock on the first step (-1: not yet, or none)."""
+
     def kill(self) -> None:
         if self.pidfd is not None:
             kill_pidfd(self.pidfd)
         else:
             kill_group(self.pid)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Stop the step process, every thread of it and its group, until the next step (``resume``).
+
+        Threads (or, without seccomp, children) a persistent step leaves running
+        would burn CPU while no step runs, where no clock counts it; stopped,
+        they burn none, and they run again, on the next step's clock, when it begins.
+        """
+        self.stopped = self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.stopped:
+            self._signal(signal.SIGCONT)
+            self.stopped = False
+
+    def _signal(self, sig: int) -> bool:
+        """``sig`` to the step process (through its pidfd: never a reused pid), then to its group."""
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, sig)
+            except OSError:
+                return False
+        try:
+            os.killpg(self.pid, sig)
+        except OSError:
+            return self.pidfd is not None
+        return True
+
+    def schedstat(self) -> int:
+        if self.schedstat_fd < 0:
+            try:
+                self.schedstat_fd = os.open(f"/proc/{self.pid}/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                self.schedstat_fd = -1
+        return self.schedstat_fd
+
+    def close_channel(self) -> None:
+        """Close the channel end and the schedstat descriptor (the pidfd stays, for awaiting its end)."""
         self.sock.close()
+        if self.schedstat_fd >= 0:
+            os.close(self.schedstat_fd)
+            self.schedstat_fd = -1
+
+    def close(self) -> None:
+        self.close_channel()
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
 
 
-def _run_delay(pid: int) -> float:
-    """Seconds the process's main thread has spent runnable but waiting for a CPU."""
-    try:
-        with open(f"/proc/{pid}/schedstat", "rb") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return 0.0
+_WALL_CAP_FACTOR = 8
+"""The absolute wall cap of a step, as a multiple of its hard ceiling (see StepDeadline)."""
 
 
 class StepDeadline:
-    """The harness's deadline for a step: the step's own work, plus a hard ceiling.
+    """The harness's deadline for a step: the step's time as ``_clock`` defines it, plus a hard ceiling.
 
-    ``limit`` counts wall time minus tool round trips (from the kernel's
-    ``sent_at``, clamped) minus the time the step process waited for a CPU;
-    ``ceiling`` counts wall time minus the time host functions ran (measured
-    here, so a kernel lying about ``sent_at`` cannot stretch it).
+    - ``limit`` (the kernel's limit plus a grace) is on the step's clock, read
+      exactly as the kernel reads it, so the kernel's ``StepTimeout`` always
+      comes first and this kill is the backstop;
+    - ``ceiling`` is on the same clock but credits only the time host functions
+      ran as measured here (the kernel's ``sent_at`` is not trusted for it);
+    - ``wall_cap`` (``_WALL_CAP_FACTOR`` times the ceiling) is on wall time less
+      that host time alone: a step starved of any CPU for that long ends too.
+
+    The clock is read only when its time could have run out: between readings
+    it cannot grow faster than ``_clock.CPUS`` seconds per second.
     """
 
-    def __init__(self, limit: float, ceiling: float, pid: int) -> None:
+    def __init__(self, limit: float, ceiling: float, child: StepProcess) -> None:
         self.limit = limit
         self.ceiling = ceiling
-        self.pid = pid
-        self.started = time.monotonic()
-        self.paused = 0.0
+        self.wall_cap = ceiling * _WALL_CAP_FACTOR
+        self.clock = StepClock(partial(process_cpu, process_cpu_clock(child.pid)), child.schedstat())
+        self.clock.start(limit)
+        self.started = self.clock.started
         self.host_time = 0.0
         self.last_answer = self.started
-        self.delay0: float | None = None
+        self._next = self.started + next_check(limit)
 
     def remaining(self) -> float:
         """Seconds until the deadline must be checked again; 0 when the step is out of time."""
         now = time.monotonic()
-        active = now - self.started - self.host_time
-        if active >= self.ceiling:
+        if now < self._next:
+            return self._next - now
+        wall, cpu, waited = self.clock.read(now)
+        left = self.limit - max(cpu, wall - self.clock.paused - waited)
+        ceiling_left = self.ceiling - max(cpu, wall - self.host_time - waited)
+        cap_left = self.wall_cap - (wall - self.host_time)
+        if min(left, ceiling_left, cap_left) <= 0:
             return 0.0
-        own = now - self.started - self.paused
-        if self.delay0 is None:
-            # The CPU-wait baseline is read half way, not at every step's start (a /proc
-            # read costs as much as a trivial step): waits in the first half are not credited.
-            half = self.limit / 2
-            if own < half:
-                return half - own
-            self.delay0 = _run_delay(self.pid)
-        left = self.limit - own
-        if left <= 0:  # past the wall budget: time spent waiting for a CPU does not count
-            left = self.limit - (own - (_run_delay(self.pid) - self.delay0))
-        return max(0.0, min(left, self.ceiling - active))
+        wait = min(next_check(min(left, ceiling_left)), cap_left)
+        self._next = now + wait
+        return wait
 
     def tool_call(self, sent_at: float | None, received: float, answered: float, host_time: float) -> None:
         since = received if sent_at is None else min(max(sent_at, self.last_answer), received)
-        self.paused += max(0.0, answered - since)
+        self.clock.pause(since, answered, answered)
         self.host_time += host_time
         self.last_answer = answered
 
@@ -270,7 +318,7 @@ class StepChannel:
             if deadline.remaining() <= 0:  # frames kept coming: the deadline holds all the same
                 raise TimeoutError
             record, reply, executed = await self._call_host(msg, host_functions, calls + 1, limit)
-            answered = time.monotonic()
+            answered = reply.answered_at = time.monotonic()
             deadline.tool_call(msg.sent_at, received, answered, answered - received if executed else 0.0)
             calls += 1
             keeper.add(record, size, head, executed)
