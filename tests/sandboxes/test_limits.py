@@ -45,7 +45,10 @@ async def test_stubborn_loop_is_killed(kernel: Kernel, code: str) -> None:
     await kernel.run_code("kept = 1")
     started = time.monotonic()
     result = await kernel.run_code(code, timeout=0.5)
-    assert time.monotonic() - started < 5
+    # Killed, never hung: on a quiet machine in about limit + grace; the step clock credits
+    # waiting for a CPU, so a loaded one stretches the wall time, up to the step's absolute
+    # wall cap (8 x its 2 s ceiling).
+    assert time.monotonic() - started < 20
     assert result.timed_out and result.error is not None and result.error.type == "StepTimeout"
     assert "killed" in result.error.message
     after = await kernel.run_code("print('alive')")
