@@ -26,6 +26,7 @@ import time
 import psutil
 from direct_launch import DirectLauncher
 
+from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.sandboxes import Kernel, RuntimeConfig, probe_protection
 from opaque_knapsack.sandboxes.launcher import ZYGOTE, ZYGOTE_LAUNCHER, KernelLauncher
 
@@ -47,7 +48,7 @@ def spawn_baseline(steps: int) -> list[float]:
 
 
 async def step_times(semantics: str, steps: int) -> list[float]:
-    kernel = Kernel(semantics, RuntimeConfig())  # type: ignore[arg-type]
+    kernel = Kernel(SEMANTICS[semantics], RuntimeConfig())  # type: ignore[index]
     await kernel.start()
     try:
         for _ in range(20):
@@ -79,7 +80,7 @@ async def startup_costs(launcher: str, count: int) -> tuple[list[float], float, 
     latencies = []
     children_before, harness_before = _children_cpu(), time.process_time()
     for i in range(count + 1):
-        kernel = Kernel("persistent", RuntimeConfig(), launcher=LAUNCHERS[launcher])
+        kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig(), launcher=LAUNCHERS[launcher])
         started = time.perf_counter()
         await kernel.start()
         if i:  # the first start (the zygote's too) is in the CPU, not in the latencies
@@ -94,7 +95,7 @@ async def startup_stalls(launcher: str, count: int) -> list[float]:
     """Longest event-loop stall (time between two turns of a spinning task) during each start."""
     stalls = []
     for _ in range(count):
-        kernel = Kernel("persistent", RuntimeConfig(), launcher=LAUNCHERS[launcher])
+        kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig(), launcher=LAUNCHERS[launcher])
         done = False
         worst = 0.0
 
@@ -119,7 +120,7 @@ async def startup_stalls(launcher: str, count: int) -> list[float]:
 
 async def zygote_start_time() -> float:
     await ZYGOTE.stop_and_wait()
-    kernel = Kernel("persistent", RuntimeConfig())
+    kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig())
     started = time.perf_counter()
     await kernel.start()
     elapsed = time.perf_counter() - started
@@ -140,7 +141,7 @@ print(t[500], t[990])
 
 
 async def tool_call_times(semantics: str) -> tuple[list[float], float]:
-    kernel = Kernel(semantics, RuntimeConfig())  # type: ignore[arg-type]
+    kernel = Kernel(SEMANTICS[semantics], RuntimeConfig())  # type: ignore[index]
     await kernel.start()
     try:
         result = await kernel.run_code(_TOOL_BLOCK, {"inspect": lambda item_id: '{"value": 1}'})

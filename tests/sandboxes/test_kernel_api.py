@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import opaque_knapsack
+from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.sandboxes import Kernel, RuntimeConfig
 from opaque_knapsack.sandboxes.control import KernelControl
 from opaque_knapsack.sandboxes.step_channel import StepChannel
@@ -40,7 +41,7 @@ def test_modules_outside_the_kernel_use_only_its_public_api() -> None:
 
 
 async def test_a_kernel_is_its_control_channel_and_its_step_channel() -> None:
-    kernel = Kernel("persistent", RuntimeConfig())
+    kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig())
     try:
         assert isinstance(kernel.control, KernelControl) and isinstance(kernel.steps, StepChannel)
         assert kernel.workdir == kernel.control.workdir and kernel.pid is None  # nothing started yet

@@ -49,7 +49,7 @@ async def test_stubborn_loop_is_killed(kernel: Kernel, code: str) -> None:
     assert "killed" in result.error.message
     after = await kernel.run_code("print('alive')")
     assert after.stdout.endswith("alive\n")
-    if kernel.semantics == "persistent":
+    if kernel.semantics.persists_state:
         assert result.kernel_restarted and restart_notices(result) == 1
         again = await kernel.run_code("kept")
         assert again.is_name_error and not again.kernel_restarted
@@ -132,7 +132,7 @@ async def test_kernel_crash_is_reported_and_persistent_restarts(kernel: Kernel, 
     result = await kernel.run_code(code)
     assert result.error is not None and result.error.type == "KernelCrash"
     assert "died" in result.error.message
-    if kernel.semantics == "persistent":
+    if kernel.semantics.persists_state:
         assert result.kernel_restarted and restart_notices(result) == 1  # announced once
         assert result.stdout.startswith("[kernel restarted") and "restart" not in result.error.message
         again = await kernel.run_code("kept")

@@ -116,7 +116,7 @@ def _run_in_runtime() -> Solver:
         taken: list[str] = []
         first = await runtime.run_code("x = take_item('item_3f9a1c0b2e4d')", {"take_item": lambda i: taken.append(i) or "ok"})
         second = await runtime.run_code("print(x)")
-        state.metadata["semantics"] = runtime.semantics
+        state.metadata["semantics"] = runtime.semantics.name
         state.metadata["second"] = second.model_dump()
         state.metadata["taken"] = taken
         assert first.error is None

@@ -17,6 +17,7 @@ import psutil
 import pytest
 from polling import async_wait_until
 
+from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.sandboxes import Kernel, KernelError, RuntimeConfig, kill_all_kernels, launcher, probe_protection
 from opaque_knapsack.sandboxes.launcher import ZYGOTE, KernelLauncher
 
@@ -114,7 +115,7 @@ async def test_zygote_memory_keeps_nothing_of_the_kernels_it_started(make_kernel
     marker = "ZYGOTE-LEAK-CHECK-5c1e9b"
     workdir = tmp_path / marker
     workdir.mkdir()
-    kernel = Kernel("persistent", RuntimeConfig(), workdir=str(workdir))
+    kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig(), workdir=str(workdir))
     try:
         await kernel.start()
         assert (await kernel.run_code("print('up')")).stdout == "up\n"
@@ -149,7 +150,7 @@ async def test_a_zygote_that_cannot_start_is_a_clear_error(monkeypatch: pytest.M
     os.chmod(tmp_path, 0o755)
     ZYGOTE.stop()
     monkeypatch.setattr(launcher, "KERNEL_SCRIPT", str(broken))
-    kernel = Kernel("persistent", RuntimeConfig())
+    kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig())
     started = time.monotonic()
     try:
         with pytest.raises(KernelError, match=r"zygote.*died"):
@@ -159,7 +160,7 @@ async def test_a_zygote_that_cannot_start_is_a_clear_error(monkeypatch: pytest.M
         await ZYGOTE.stop_and_wait()
     assert time.monotonic() - started < 10
     monkeypatch.undo()
-    kernel = Kernel("persistent", RuntimeConfig())
+    kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig())
     try:
         await kernel.start()
         assert (await kernel.run_code("print('recovered')")).stdout == "recovered\n"
@@ -196,7 +197,7 @@ async def test_zygote_and_direct_kernels_behave_the_same(make_kernel) -> None:
         "sys.flags.no_site, sorted(sys.modules))"
     )
     forked = await make_kernel("stateless")
-    direct = Kernel("stateless", RuntimeConfig(), launcher=_direct_launcher())
+    direct = Kernel(SEMANTICS["stateless"], RuntimeConfig(), launcher=_direct_launcher())
     try:
         await direct.start()
         assert direct.launched_by == "direct" and psutil.Process(direct.pid).ppid() == os.getpid()
@@ -211,7 +212,7 @@ async def test_zygote_and_direct_kernels_behave_the_same(make_kernel) -> None:
 
 async def test_the_runtime_ships_one_launch_path() -> None:
     assert not hasattr(launcher, "launch_direct")
-    kernel = Kernel("persistent", RuntimeConfig())
+    kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig())
     try:
         assert kernel.control.launcher is launcher.ZYGOTE_LAUNCHER
     finally:
@@ -226,7 +227,7 @@ async def test_a_second_event_loop_gets_its_kernels_from_the_zygote(make_kernel)
     outcome: list[object] = []
 
     async def other_loop() -> None:
-        kernel = Kernel("persistent", RuntimeConfig())
+        kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig())
         try:
             other_started.set()
             await kernel.start()
@@ -240,7 +241,7 @@ async def test_a_second_event_loop_gets_its_kernels_from_the_zygote(make_kernel)
         thread.start()
         await async_wait_until(lambda: ZYGOTE.backlog() != (0, 0), timeout=30)
         assert ZYGOTE.backlog() != (0, 0)
-        here = Kernel("stateless", RuntimeConfig())
+        here = Kernel(SEMANTICS["stateless"], RuntimeConfig())
         start = asyncio.create_task(here.start())
         await async_wait_until(lambda: sum(ZYGOTE.backlog()) == 2 or start.done(), timeout=30)
         zygote.resume()
@@ -263,7 +264,7 @@ async def test_a_start_handed_to_another_loop_and_cancelled_leaves_no_kernel(mak
     release = threading.Event()
 
     async def other_loop() -> None:
-        kernel = Kernel("persistent", RuntimeConfig())
+        kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig())
         try:
             await kernel.start()
             await asyncio.to_thread(release.wait, 60)  # keeps its kernel while the other loop gives up
@@ -275,7 +276,7 @@ async def test_a_start_handed_to_another_loop_and_cancelled_leaves_no_kernel(mak
     try:
         thread.start()
         await async_wait_until(lambda: ZYGOTE.backlog() != (0, 0), timeout=30)
-        here = Kernel("persistent", RuntimeConfig())
+        here = Kernel(SEMANTICS["persistent"], RuntimeConfig())
         start = asyncio.create_task(here.start())
         await async_wait_until(lambda: sum(ZYGOTE.backlog()) == 2, timeout=30)
         assert sum(ZYGOTE.backlog()) == 2  # handed to the loop that reads the zygote
@@ -302,7 +303,7 @@ async def test_a_burst_of_starts_beyond_the_channel_queue(monkeypatch: pytest.Mo
     # senders beyond it wait for the zygote to drain it; none of them fails.
     monkeypatch.setattr(launcher, "_WINDOW", 1000)
     count = 200
-    kernels = [Kernel("persistent", RuntimeConfig()) for _ in range(count)]
+    kernels = [Kernel(SEMANTICS["persistent"], RuntimeConfig()) for _ in range(count)]
     try:
         await asyncio.gather(*(k.start() for k in kernels))
         assert len({k.pid for k in kernels}) == count and {k.launched_by for k in kernels} == {"zygote"}
@@ -325,7 +326,7 @@ async def _start_all(kernels: list[Kernel], order: list[int]) -> list[BaseExcept
 async def test_a_burst_queues_in_the_harness_and_is_served_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(launcher, "_WINDOW", 4)
     count = 60
-    kernels = [Kernel("stateless", RuntimeConfig()) for _ in range(count)]
+    kernels = [Kernel(SEMANTICS["stateless"], RuntimeConfig()) for _ in range(count)]
     launched: list[int] = []
     real_launch = ZYGOTE.launch
 
@@ -360,7 +361,7 @@ async def test_restarting_the_zygote_under_load_loses_no_queued_request(monkeypa
     monkeypatch.setattr(launcher, "_WINDOW", 4)
     count = 40
     launcher.STATS.clear()
-    kernels = [Kernel("persistent", RuntimeConfig()) for _ in range(count)]
+    kernels = [Kernel(SEMANTICS["persistent"], RuntimeConfig()) for _ in range(count)]
     seen: list[tuple[int, int]] = []
 
     async def kill_zygote_midway() -> None:
@@ -386,9 +387,9 @@ async def test_restarting_the_zygote_under_load_loses_no_queued_request(monkeypa
 
 
 async def test_a_kernel_that_cannot_start_fails_alone(tmp_path) -> None:
-    kernels = [Kernel("persistent", RuntimeConfig()) for _ in range(12)]
+    kernels = [Kernel(SEMANTICS["persistent"], RuntimeConfig()) for _ in range(12)]
     (tmp_path / "gone").mkdir()
-    doomed = Kernel("persistent", RuntimeConfig(), workdir=str(tmp_path / "gone"))
+    doomed = Kernel(SEMANTICS["persistent"], RuntimeConfig(), workdir=str(tmp_path / "gone"))
     shutil.rmtree(tmp_path / "gone")  # its working directory (and its container) vanished: it cannot start
     kernels.insert(5, doomed)
     try:
@@ -417,8 +418,8 @@ async def test_a_fork_of_the_harness_leaves_the_parents_runtime_alone(make_kerne
 
 async def test_a_stuck_zygote_is_replaced_and_its_requests_served(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(launcher, "_STALL_TIMEOUT", 1.0)
-    first = Kernel("persistent", RuntimeConfig())
-    kernels = [Kernel("persistent", RuntimeConfig()) for _ in range(5)]
+    first = Kernel(SEMANTICS["persistent"], RuntimeConfig())
+    kernels = [Kernel(SEMANTICS["persistent"], RuntimeConfig()) for _ in range(5)]
     try:
         await first.start()
         stuck, starts = ZYGOTE.pid, ZYGOTE.starts

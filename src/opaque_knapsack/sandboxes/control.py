@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from opaque_knapsack.records import Runtime
+from opaque_knapsack.records import RuntimeSemantics
 
 from . import _confine, _fs
 from ._wire import RETIRED_PREFIX, WORKDIR_NAME
@@ -52,8 +52,6 @@ from .launcher import (
 )
 from .protocol import ExitMessage, ExitStatus, ReadyMessage, control_message_adapter
 from .step_channel import StepProcess
-
-Semantics = Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -206,14 +204,14 @@ class KernelControl:
 
     def __init__(
         self,
-        semantics: Semantics,
+        semantics: RuntimeSemantics,
         config: RuntimeConfig,
         workdir: str | None,
         launcher: KernelLauncher,
         on_start: Callable[[], None],
         on_kill: Callable[[], None],
     ) -> None:
-        self.semantics: Semantics = semantics
+        self.semantics = semantics
         self.config = config
         self.launcher = launcher
         self.protection = probe_protection()
@@ -231,7 +229,7 @@ class KernelControl:
         self._container_times = (made.st_atime_ns, made.st_mtime_ns)
         self.workdir = os.path.join(self.container, WORKDIR_NAME)
         self._make_workdir()
-        self.fresh_workdir_per_step = semantics != "persistent" and not config.stateless_keep_files
+        self.fresh_workdir_per_step = not semantics.keeps_files
         """Every stateless step gets a working directory nothing earlier touched."""
         self.kernel_renews_workdir = (
             self.fresh_workdir_per_step and self.protection.namespaces and not self.protection.uid_drop
@@ -284,7 +282,7 @@ class KernelControl:
     def _start_message(self) -> dict[str, Any]:
         cfg = self.confinement_cfg()
         cfg.update(
-            semantics=self.semantics,
+            persists_state=self.semantics.persists_state,
             prebound_modules=list(self.config.prebound_modules),
             echo_last_expression=self.config.echo_last_expression,
             read_only_paths=read_only_paths(self.config.allow_site_packages),
@@ -533,7 +531,7 @@ class KernelControl:
 
     def _child_had_state(self) -> bool:
         # Steps since the last restart the runtime announced: a restart is announced once.
-        return self.semantics == "persistent" and self.steps_since_restart > 0
+        return self.semantics.persists_state and self.steps_since_restart > 0
 
     async def _await_ready(self) -> bool:
         deadline = time.monotonic() + START_TIMEOUT

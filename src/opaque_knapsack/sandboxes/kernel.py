@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from opaque_knapsack.records import RuntimeSemantics
+
 from ._wire import cap_names
 from .config import RuntimeConfig
 from .control import (
@@ -34,7 +36,6 @@ from .control import (
     KernelControl,
     KernelError,
     Protection,
-    Semantics,
     bury,
     describe_status,
     existing_paths,
@@ -51,7 +52,6 @@ __all__ = [
     "Kernel",
     "KernelError",
     "Protection",
-    "Semantics",
     "existing_paths",
     "kernel_env",
     "kill_all_kernels",
@@ -111,12 +111,12 @@ class Kernel:
 
     def __init__(
         self,
-        semantics: Semantics,
+        semantics: RuntimeSemantics,
         config: RuntimeConfig,
         workdir: str | None = None,
         launcher: KernelLauncher = ZYGOTE_LAUNCHER,
     ) -> None:
-        self.semantics: Semantics = semantics
+        self.semantics = semantics
         self.task_name: str | None = None
         self.control = KernelControl(
             semantics, config, workdir, launcher,
@@ -210,7 +210,7 @@ class Kernel:
     ) -> StepResult:
         step_timeout = float(timeout if timeout is not None else self.config.step_timeout)
         limit = max_tool_calls if max_tool_calls is not None else self.config.max_tool_calls
-        persistent = self.semantics == "persistent"
+        persistent = self.semantics.persists_state
         control = self.control
         if control.retired is not None:
             await control.settle_retired()
@@ -251,7 +251,7 @@ class Kernel:
             # Whatever the step's code did to its process (patched the kernel, forged
             # this result, cleared handlers), the process ends with its step.
             control.retire_child(kill=True)
-            if self.config.stateless_keep_files:
+            if self.semantics.keeps_files:
                 child.close()
             else:
                 control.retired = child  # its files go before the next step runs (see settle_retired)
@@ -279,7 +279,8 @@ class Kernel:
             )
         if restarted:
             stdout = _RESTART_NOTE + stdout
-        names, omitted = _cap_globals(msg.globals, cap) if self.semantics == "persistent" else (None, 0)
+        persistent = self.semantics.persists_state
+        names, omitted = _cap_globals(msg.globals, cap) if persistent else (None, 0)
         _log_records(self._step_counter, keeper)
         return StepResult(
             stdout=stdout,
@@ -290,7 +291,7 @@ class Kernel:
             wall_time=wall,
             globals=names,
             # untrusted like the rest of the frame: capped as the globals are
-            bound_at_start=(_cap_globals(msg.bound_at_start, cap)[0] or []) if self.semantics == "persistent" else [],
+            bound_at_start=(_cap_globals(msg.bound_at_start, cap)[0] or []) if persistent else [],
             timed_out=msg.timed_out,
             kernel_restarted=restarted,
             output_truncated=truncated,

@@ -1,7 +1,7 @@
 """The Inspect sandbox providers ``persistent_python`` and ``stateless_python``.
 
 Both give each sample its own kernel (see ``kernel.py``) and working directory;
-they differ only in ``semantics``. Select one with ``--sandbox persistent_python``
+they differ only in their ``RuntimeSemantics``, looked up here, once. Select one with ``--sandbox persistent_python``
 or ``--sandbox stateless_python`` (optionally with a ``RuntimeConfig``).
 """
 
@@ -31,6 +31,9 @@ from inspect_ai.util import (
 )
 from pydantic import BaseModel
 
+from opaque_knapsack.limits import EpisodeLimits
+from opaque_knapsack.records import PERSISTENT, SEMANTICS, STATELESS, RuntimeSemantics
+
 from . import _fs
 from ._wire import EXEC_ERROR_MARKER
 from .config import RuntimeConfig
@@ -40,7 +43,6 @@ from .kernel import (
     Kernel,
     KernelError,
     Protection,
-    Semantics,
     existing_paths,
     kernel_env,
     kill_all_kernels,
@@ -71,7 +73,7 @@ def _resolve_config(config: SandboxEnvironmentConfigType | None) -> RuntimeConfi
 
 
 class PythonRuntimeSandbox(SandboxEnvironment):
-    """A sample's Python runtime: ``run_code`` for the agent, plus the sandbox contract.
+    """A sample's Python runtime: a ``PythonRuntime`` for the agent, plus the sandbox contract.
 
     ``exec`` runs a command in the working directory under the same isolation as
     the kernel (scrubbed environment, private uid, Landlock, seccomp) but with a
@@ -79,7 +81,8 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     to the working directory: any path that resolves outside it is a PermissionError.
     """
 
-    semantics: ClassVar[Semantics]
+    base_semantics: ClassVar[RuntimeSemantics]
+    """The runtime this provider runs; a config's ``stateless_keep_files`` adds kept files."""
 
     def __init__(self, kernel: Kernel, starting: asyncio.Task[None] | None = None) -> None:
         super().__init__()
@@ -113,9 +116,19 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         return self.kernel.protection
 
     @property
-    def keeps_files(self) -> bool:
-        """Stateless runtime with ``stateless_keep_files``: files survive steps (the prompt says so)."""
-        return self.semantics == "stateless" and self.kernel.config.stateless_keep_files
+    def semantics(self) -> RuntimeSemantics:
+        """What this runtime keeps between steps, files included (the prompt says so)."""
+        return self.kernel.semantics
+
+    @property
+    def limits(self) -> EpisodeLimits:
+        """The config's step limits, which hold where ``run_code`` is given none."""
+        return self.kernel.config.limits()
+
+    @property
+    def prebound_names(self) -> list[str]:
+        """Global names the kernel binds before every step (the config's ``prebound_modules``)."""
+        return sorted({name.split(".")[0] for name in self.kernel.config.prebound_modules})
 
     @property
     def echoes_last_expression(self) -> bool:
@@ -162,7 +175,8 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         # the zygote's queue) overlaps the model's first reply, and the sample
         # waits for it only at its first code block. A start that fails is that
         # sample's error, raised there.
-        kernel = Kernel(cls.semantics, _resolve_config(config))
+        resolved = _resolve_config(config)
+        kernel = Kernel(resolved.semantics(cls.base_semantics), resolved)
         kernel.task_name = task_name
         starting = asyncio.get_running_loop().create_task(_start_kernel(kernel))
         _STARTING[id(kernel)] = (kernel, starting)
@@ -187,7 +201,7 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         # (only this task's: other tasks may be running in the same process).
         starting = [kernel for kernel, _task in _STARTING.values()]
         for kernel in {id(k): k for k in [*live_kernels(), *starting]}.values():
-            if kernel.semantics == cls.semantics and kernel.task_name == task_name:
+            if kernel.semantics.name == cls.base_semantics.name and kernel.task_name == task_name:
                 await _cancel_start(kernel)
                 await kernel.close()
         # The last task to finish also stops the zygote (the next kernel restarts it).
@@ -358,18 +372,18 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         return await asyncio.to_thread(self._read, file, text)
 
 
-@sandboxenv(name="persistent_python")
+@sandboxenv(name=SEMANTICS[PERSISTENT].sandbox)
 class PersistentPythonSandbox(PythonRuntimeSandbox):
     """Persistent runtime: globals, imports and definitions live on from step to step."""
 
-    semantics: ClassVar[Semantics] = "persistent"
+    base_semantics: ClassVar[RuntimeSemantics] = SEMANTICS[PERSISTENT]
 
 
-@sandboxenv(name="stateless_python")
+@sandboxenv(name=SEMANTICS[STATELESS].sandbox)
 class StatelessPythonSandbox(PythonRuntimeSandbox):
     """Stateless runtime: every step starts in a pristine interpreter."""
 
-    semantics: ClassVar[Semantics] = "stateless"
+    base_semantics: ClassVar[RuntimeSemantics] = SEMANTICS[STATELESS]
 
 
 def runtime_sandbox(name: str | None = None) -> PythonRuntimeSandbox:

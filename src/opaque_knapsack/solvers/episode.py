@@ -33,6 +33,7 @@ from opaque_knapsack.records import (
     END_REASON_KEY,
     ENVIRONMENT_KEY,
     EPISODE_KEY,
+    RUNTIME_METADATA_KEY,
     STEPS_KEY,
     STRICT_TAKE_KEY,
     TOOL_NAMES,
@@ -268,7 +269,7 @@ def knapsack_setup(strict_take: bool = True, require_runtime: bool = False) -> S
         from opaque_knapsack.sandboxes import runtime_sandbox
 
         try:
-            state.metadata["runtime"] = runtime_sandbox().semantics
+            state.metadata[RUNTIME_METADATA_KEY] = runtime_sandbox().semantics.name
         except (TypeError, ValueError, RuntimeError, ProcessLookupError) as error:
             if require_runtime:
                 raise RuntimeError(
