@@ -55,7 +55,11 @@ from .step_channel import StepProcess
 
 logger = logging.getLogger(__name__)
 
-START_TIMEOUT = 15.0
+START_TIMEOUT = 60.0
+"""Seconds a kernel may take to hand over a step process. A kernel that dies is noticed at once
+(its control socket closes); this bounds only a stuck one, so it is generous: on a loaded machine
+(a test suite beside other work, a 1,000-sample eval) a healthy start can take many seconds, and a
+start refused twice errors the sample."""
 EXIT_TIMEOUT = 3.0
 _UID_BASE = 0x40000000
 WORKDIR_PREFIX = "ok-kernel-"  # + the harness pid: `inspect sandbox cleanup` finds a dead harness's

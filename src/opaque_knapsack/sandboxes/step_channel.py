@@ -48,6 +48,11 @@ _MAX_RECORD_BYTES = 16 * 1024
 _STEP_RECORD_BYTES = 1024 * 1024
 _EPISODE_RECORD_BYTES = 16 * 1024 * 1024
 _ARGS_SAMPLE_CHARS = 256
+_MAX_ERROR_CHARS = 2048
+"""A host function's error message is cut to this many characters (head and tail) before it goes
+anywhere: the reply to the kernel (so the step's ToolError, its traceback and the observation), and
+the call record, where it also counts against the per-step and per-episode record budgets."""
+_MAX_NAME_CHARS = 128
 
 
 class StepProcessGone(Exception):
@@ -162,7 +167,8 @@ class RecordKeeper:
         if (not executed and self.refused_kept >= _REFUSED_SAMPLE) or len(self.records) >= _MAX_RECORDS_PER_STEP:
             self.omitted += 1
             return
-        cost = frame_bytes
+        error_chars = len(record.error or "")
+        cost = frame_bytes + error_chars
         if (
             frame_bytes > _MAX_RECORD_BYTES
             or self.step_bytes + cost > _STEP_RECORD_BYTES
@@ -171,13 +177,25 @@ class RecordKeeper:
             record.args = [head[:_ARGS_SAMPLE_CHARS].decode("utf-8", "replace")]
             record.kwargs = {}
             record.args_truncated = True
-            cost = _ARGS_SAMPLE_CHARS + 64
+            record.name = bound_text(record.name, _MAX_NAME_CHARS)
+            if record.error is not None:
+                record.error = bound_text(record.error, _ARGS_SAMPLE_CHARS)
+            cost = _ARGS_SAMPLE_CHARS * 2 + 64
             self.truncated += 1
         self.step_bytes += cost
         self.episode_budget[0] -= cost
         if not executed:
             self.refused_kept += 1
         self.records.append(record)
+
+
+def bound_text(text: str, limit: int) -> str:
+    """``text`` whole when it fits in ``limit`` characters, else its head and tail around a count of what was cut."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 48, 2)
+    head, tail = text[: keep // 2], text[len(text) - keep // 2 :]
+    return f"{head} ... [{len(text) - 2 * (keep // 2)} characters cut] ... {tail}"
 
 
 def _escape_surrogates(value: Any) -> Any:
@@ -350,12 +368,12 @@ class StepChannel:
         fn = host_functions.get(call.name)
         reply = ToolReply(id=call.id, ok=False)
         if fn is None:
-            reply.error = record.error = f"unknown tool {call.name!r}"
+            reply.error = record.error = f"unknown tool {bound_text(repr(call.name), _MAX_NAME_CHARS)}"
             return record, reply, False
         if limit is not None and calls_made > limit:
             reply.limit = record.limit = True
             reply.error = record.error = (
-                f"tool call limit reached: at most {limit} tool calls per code block; {call.name}() was not called"
+                f"tool call limit reached: at most {limit} tool calls per code block; {bound_text(call.name, _MAX_NAME_CHARS)}() was not called"
             )
             return record, reply, False
         try:
@@ -364,7 +382,7 @@ class StepChannel:
                 value = await value
             json.dumps(value)
         except Exception as exc:  # any host failure becomes the agent's ToolError
-            reply.error = record.error = str(exc) or type(exc).__name__
+            reply.error = record.error = bound_text(str(exc) or type(exc).__name__, _MAX_ERROR_CHARS)
         else:
             reply.ok = True
             reply.value = record.result = value
