@@ -28,7 +28,8 @@ from direct_launch import DirectLauncher
 
 from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.sandboxes import Kernel, RuntimeConfig, probe_protection
-from opaque_knapsack.sandboxes.launcher import ZYGOTE, ZYGOTE_LAUNCHER, KernelLauncher
+from opaque_knapsack.sandboxes.launcher import ZYGOTE_LAUNCHER, KernelLauncher
+from opaque_knapsack.sandboxes.registry import REGISTRY
 
 LAUNCHERS: dict[str, KernelLauncher] = {"zygote": ZYGOTE_LAUNCHER, "direct": DirectLauncher()}
 
@@ -76,7 +77,7 @@ async def startup_costs(launcher: str, count: int) -> tuple[list[float], float, 
     every process: kernels, step processes and the zygote (its own start
     included, spread over ``count + 1`` kernels) are all reaped into RUSAGE_CHILDREN.
     """
-    await ZYGOTE.stop_and_wait()
+    await REGISTRY.zygote.stop_and_wait()
     latencies = []
     children_before, harness_before = _children_cpu(), time.process_time()
     for i in range(count + 1):
@@ -86,7 +87,7 @@ async def startup_costs(launcher: str, count: int) -> tuple[list[float], float, 
         if i:  # the first start (the zygote's too) is in the CPU, not in the latencies
             latencies.append(time.perf_counter() - started)
         await kernel.close()
-    await ZYGOTE.stop_and_wait()
+    await REGISTRY.zygote.stop_and_wait()
     harness = (time.process_time() - harness_before) / (count + 1)
     return latencies, harness, (_children_cpu() - children_before) / (count + 1)
 
@@ -119,7 +120,7 @@ async def startup_stalls(launcher: str, count: int) -> list[float]:
 
 
 async def zygote_start_time() -> float:
-    await ZYGOTE.stop_and_wait()
+    await REGISTRY.zygote.stop_and_wait()
     kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig())
     started = time.perf_counter()
     await kernel.start()
@@ -169,7 +170,7 @@ async def kernel_memory(semantics: str, count: int) -> tuple[float, float, float
         await asyncio.gather(*(k.start() for k in kernels))
         await asyncio.gather(*(k.run_code("import json\nx = list(range(1000))") for k in kernels))
         await asyncio.sleep(0.2)
-        pids = [pid for k in kernels for pid in k.process_ids()]
+        pids = [pid for k in kernels for pid in k.control.process_ids()]
         rss, uss, pss = _memory(pids)
         return rss / count, uss / count, pss / count
     finally:

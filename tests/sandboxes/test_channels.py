@@ -34,7 +34,7 @@ from opaque_knapsack.sandboxes import (
     probe_protection,
 )
 from opaque_knapsack.sandboxes._wire import RETIRED_PREFIX
-from opaque_knapsack.sandboxes.launcher import ZYGOTE
+from opaque_knapsack.sandboxes.registry import REGISTRY
 
 RUNTIME_NAMES = ["persistent", "stateless"]
 
@@ -53,12 +53,12 @@ async def layers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     real = probe_protection()
     off = getattr(request, "param", "all")
     if off != "all":
-        await ZYGOTE.stop_and_wait()
+        await REGISTRY.zygote.stop_and_wait()
         layer = {"no-namespaces": "namespaces", "no-seccomp": "seccomp"}[off]
         monkeypatch.setattr(control, "probe_protection", lambda: dataclasses.replace(real, **{layer: False}))
     yield control.probe_protection()
     if off != "all":
-        await ZYGOTE.stop_and_wait()
+        await REGISTRY.zygote.stop_and_wait()
 
 
 async def _out(kernel: Kernel, code: str) -> str:

@@ -31,6 +31,7 @@ from opaque_knapsack.sandboxes import (
 )
 from opaque_knapsack.sandboxes import kernel as kernel_module
 from opaque_knapsack.sandboxes.control import KernelControl
+from opaque_knapsack.sandboxes.registry import REGISTRY
 from opaque_knapsack.solvers import prompts
 
 from .conftest import kernel_processes
@@ -157,7 +158,7 @@ async def test_refused_calls_keep_a_bounded_sample_and_a_count(make_kernel, sema
 
 
 async def test_episode_bound_on_record_bytes(make_kernel, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(step_channel, "_EPISODE_RECORD_BYTES", 60_000)
+    monkeypatch.setattr(REGISTRY.tunables, "episode_record_bytes", 60_000)
     kernel = await make_kernel("persistent")
     code = "for i in range(3):\n    inspect('y' * 10_000)"
     first = await kernel.run_code(code, {"inspect": lambda i: "ok"})
@@ -256,7 +257,7 @@ async def test_stateless_steps_get_an_empty_working_directory(make_kernel) -> No
     assert wrote.stdout == "['a', 'link', 'memory.txt']\n"
     result = await kernel.run_code("import os\nprint(os.listdir('.'), os.getcwd() == os.environ['HOME'])")
     assert result.stdout == "[] True\n"
-    assert os.path.isdir(kernel.workdir)
+    assert os.path.isdir(kernel.control.workdir)
 
 
 async def test_stateless_keep_files_keeps_them_and_the_prompt_says_so(make_kernel) -> None:
@@ -304,7 +305,7 @@ async def test_deep_and_wide_workdir_is_removed_off_the_loop(make_kernel, semant
     kernel = await make_kernel(semantics, step_timeout=60, stateless_keep_files=True)
     result = await kernel.run_code(_DEEP_TREE, timeout=60)
     assert result.stdout == "built\n", result
-    workdir = kernel.workdir
+    workdir = kernel.control.workdir
     async with LoopWatch() as watch:
         await kernel.close()
     assert not os.path.exists(workdir)
@@ -328,7 +329,7 @@ async def test_a_removal_error_is_logged_not_raised(make_kernel, monkeypatch: py
         await kernel.close()
     assert "disk on fire" in caplog.text
     monkeypatch.undo()
-    _fs.remove_tree(kernel.workdir)
+    _fs.remove_tree(kernel.control.workdir)
 
 
 def test_remove_tree_handles_depth_beyond_open_file_limits(tmp_path) -> None:

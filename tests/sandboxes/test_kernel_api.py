@@ -44,8 +44,8 @@ async def test_a_kernel_is_its_control_channel_and_its_step_channel() -> None:
     kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig())
     try:
         assert isinstance(kernel.control, KernelControl) and isinstance(kernel.steps, StepChannel)
-        assert kernel.workdir == kernel.control.workdir and kernel.pid is None  # nothing started yet
-        assert kernel.confinement_cfg()["rlimits"]["RLIMIT_AS"] == RuntimeConfig().memory_mb * 1024 * 1024
+        assert kernel.control.workdir == kernel.control.workdir and kernel.control.pid is None  # nothing started yet
+        assert kernel.control.confinement_cfg()["rlimits"]["RLIMIT_AS"] == RuntimeConfig().memory_mb * 1024 * 1024
     finally:
         await kernel.close()
-    assert not Path(kernel.workdir).exists()
+    assert not Path(kernel.control.workdir).exists()

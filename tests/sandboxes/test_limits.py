@@ -65,7 +65,7 @@ async def test_memory_limit(make_kernel) -> None:
 
 
 async def test_output_is_capped_with_a_marker(kernel: Kernel) -> None:
-    kernel.config = kernel.config.model_copy(update={"max_output_chars": 1000})
+    kernel.control.config = kernel.control.config.model_copy(update={"max_output_chars": 1000})
     result = await kernel.run_code("print('a' * 50_000)\nprint('the end')")
     assert result.output_truncated
     assert len(result.stdout) < 1200
@@ -143,7 +143,7 @@ async def test_kernel_crash_is_reported_and_persistent_restarts(kernel: Kernel, 
 async def test_state_loss_between_steps_is_reported(make_kernel) -> None:
     kernel = await make_kernel("persistent")
     await kernel.run_code("import os, threading, time\nthreading.Thread(target=lambda: (time.sleep(0.2), os._exit(0))).start()")
-    dying = kernel.process_ids()[-1]
+    dying = kernel.control.process_ids()[-1]
     assert await async_wait_until(lambda: dying not in [p.pid for p in kernel_processes()]), "the kernel never exited"
     result = await kernel.run_code("print('next')")
     assert result.kernel_restarted and restart_notices(result) == 1
@@ -180,9 +180,9 @@ async def test_channel_garbage_is_an_error_not_a_crash(kernel: Kernel, payload: 
 async def test_cancelled_step_leaves_a_working_kernel_and_no_stray_process(make_kernel) -> None:
     kernel = await make_kernel("persistent")
     step = asyncio.create_task(kernel.run_code("import time\nopen('started', 'w').close()\ntime.sleep(20)"))
-    started = os.path.join(kernel.workdir, "started")
+    started = os.path.join(kernel.control.workdir, "started")
     assert await async_wait_until(lambda: os.path.exists(started)), "the step never started"
-    old_child = kernel.process_ids()[-1]  # the step process it runs
+    old_child = kernel.control.process_ids()[-1]  # the step process it runs
     step.cancel()
     with pytest.raises(asyncio.CancelledError):
         await step
