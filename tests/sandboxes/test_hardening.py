@@ -32,6 +32,7 @@ from opaque_knapsack.sandboxes import (
 from opaque_knapsack.sandboxes import kernel as kernel_module
 from opaque_knapsack.sandboxes.control import KernelControl
 from opaque_knapsack.sandboxes.registry import REGISTRY
+from opaque_knapsack.sandboxes.runtime import PythonRuntime
 from opaque_knapsack.solvers import prompts
 
 from .conftest import kernel_processes
@@ -277,7 +278,9 @@ async def test_provider_reports_whether_files_are_kept() -> None:
         spec_config = None if config is None else kernel_module.RuntimeConfig(**config)
         envs = await StatelessPythonSandbox.sample_init("t", spec_config, {})
         try:
-            assert envs["default"].semantics.keeps_files is expected  # type: ignore[attr-defined]
+            runtime = envs["default"]
+            assert isinstance(runtime, PythonRuntime)  # what the agents use of it
+            assert runtime.semantics.keeps_files is expected and not runtime.semantics.persists_state
         finally:
             await StatelessPythonSandbox.sample_cleanup("t", spec_config, envs, False)
 

@@ -3,14 +3,13 @@
 The CodeAct agent, ``knapsack_runtime()`` and any custom solver ask a runtime
 what it keeps between steps, which limits it applies when the caller sets
 none, and what it binds before each step, and run a step in it. The sandbox
-providers implement it (``PythonRuntimeSandbox``); a test may hand an agent
-anything else that does.
+providers implement it (``PythonRuntimeSandbox``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from opaque_knapsack.limits import EpisodeLimits
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     from .protocol import StepResult
 
 
+@runtime_checkable
 class PythonRuntime(Protocol):
     """A sample's Python interpreter, as an agent sees it."""
 
