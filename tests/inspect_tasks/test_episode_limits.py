@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from inspect_ai import eval as inspect_eval
-from inspect_ai.model import ChatMessageSystem, ModelOutput, ModelUsage, get_model
+from inspect_ai.model import ChatMessageSystem
 
 from opaque_knapsack.inspect_tasks import knapsack
 from opaque_knapsack.limits import PAPER_LIMITS, EpisodeLimits
@@ -15,17 +15,10 @@ from opaque_knapsack.sandboxes import RuntimeConfig
 from opaque_knapsack.solvers import codeact, react
 from opaque_knapsack.solvers.runtime_handle import knapsack_runtime
 
+from .test_end_to_end import mock_model
+
 THREE_CALLS = "```python\nimport json\nids = json.loads(list_items())\nfor i in ids[:2]:\n    inspect(i)\n```"
 SLEEP = "```python\nimport time\ntime.sleep({seconds})\nprint('woke')\n```"
-
-
-def _model(*texts: str):
-    outputs = []
-    for text in texts:
-        output = ModelOutput.from_content("mockllm/model", text)
-        output.usage = ModelUsage(input_tokens=10, output_tokens=10, total_tokens=20)
-        outputs.append(output)
-    return get_model("mockllm/model", custom_outputs=outputs)
 
 
 def _system_prompt(sample) -> str:  # type: ignore[no-untyped-def]
@@ -38,7 +31,7 @@ def _run(tmp_path: Path, sleep: float, runtime: str = "persistent", **options: o
     config.write_text("step_timeout: 1\nmax_tool_calls: 2\n", encoding="utf-8")
     [log] = inspect_eval(
         knapsack(num=1, max_turns=2, runtime=runtime, **options),  # type: ignore[arg-type]
-        model=_model(THREE_CALLS, SLEEP.format(seconds=sleep)),
+        model=mock_model(THREE_CALLS, SLEEP.format(seconds=sleep)),
         sandbox=(f"{runtime}_python", str(config)),
         log_dir=str(tmp_path / "logs"),
     )
@@ -62,14 +55,14 @@ def test_task_options_override_the_sandbox_config(tmp_path: Path) -> None:
 
 
 def test_without_a_config_or_options_the_paper_limits_hold(tmp_path: Path) -> None:
-    [log] = inspect_eval(knapsack(num=1), model=_model("```python\nfinish()\n```"), log_dir=str(tmp_path))
+    [log] = inspect_eval(knapsack(num=1), model=mock_model("```python\nfinish()\n```"), log_dir=str(tmp_path))
     [sample] = log.samples or []
     system = _system_prompt(sample)
     assert f"At most {PAPER_LIMITS.max_tool_calls} tool calls run per block" in system
     assert f"you have {PAPER_LIMITS.max_turns} replies" in system
 
 
-def test_every_default_is_the_one_model() -> None:
+def test_every_default_is_the_onemock_model() -> None:
     # nothing re-types a default: the agents, the task and the runtime handle take None ("not set")
     for function in (knapsack, codeact, react, knapsack_runtime):
         defaults = {

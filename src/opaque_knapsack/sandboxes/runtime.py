@@ -43,12 +43,8 @@ class PythonRuntime(Protocol):
         ...
 
     async def run_code(
-        self,
-        code: str,
-        host_functions: Mapping[str, Callable[..., Any]] | None = None,
-        *,
-        max_tool_calls: int | None = None,
-        timeout: float | None = None,
+        self, code: str, host_functions: Mapping[str, Callable[..., Any]] | None = None, *,
+        max_tool_calls: int | None = None, timeout: float | None = None,
     ) -> StepResult:
         """Run one block; None for a limit means the runtime's own (``limits``)."""
         ...
