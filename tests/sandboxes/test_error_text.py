@@ -14,6 +14,7 @@ from opaque_knapsack.family import PRESETS, KnapsackEnvironment, KnapsackToolErr
 from opaque_knapsack.inspect_tasks import knapsack
 from opaque_knapsack.records import RUNTIMES
 from opaque_knapsack.sandboxes import step_channel
+from opaque_knapsack.sandboxes.registry import REGISTRY
 
 BIG = "é" * 400_000  # 800 kB of a two-byte character, just under the kernel's 1 MiB message limit
 
@@ -47,7 +48,7 @@ async def test_a_host_error_quoting_a_huge_argument_is_cut_everywhere(make_kerne
 
 
 async def test_error_text_counts_against_the_episode_record_budget(make_kernel, monkeypatch) -> None:
-    monkeypatch.setattr(step_channel, "_EPISODE_RECORD_BYTES", 20_000)
+    monkeypatch.setattr(REGISTRY.tunables, "episode_record_bytes", 20_000)
     kernel = await make_kernel("persistent")
     code = "for i in range(5):\n    try:\n        take('x' * 1500)\n    except ToolError:\n        pass\n"
     results = [await kernel.run_code(code, {"take": _quoting}) for _ in range(3)]

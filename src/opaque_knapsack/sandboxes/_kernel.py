@@ -347,8 +347,8 @@ def _on_alarm(signum, frame):
 def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dict, echo: bool = False) -> dict:
     code = msg["code"]
     filename = f"<step {msg.get('step', 0)}>"
-    timeout = float(msg.get("timeout", 30))
-    capture = Capture(int(msg.get("max_output_chars", 20000)))
+    timeout = float(msg["timeout"])  # the harness always sends the step's limit
+    capture = Capture(int(msg["max_output_chars"]))
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     for name, stub in list(stubs.items()):
         if ns.get(name) is stub:
@@ -392,7 +392,7 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
         sys.stdout = sys.__stdout__
         sys.stderr = sys.__stderr__
     stdout, cut = capture.result()
-    limit = int(msg.get("max_output_chars", 20000))
+    limit = int(msg["max_output_chars"])
     if error is not None:
         error["message"] = _bound(error["message"], limit)
         error["traceback"] = _bound(error["traceback"], limit)
@@ -475,7 +475,7 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
     user_builtins.ToolCallLimitError = ToolCallLimitError
     sys.modules["builtins"] = user_builtins
     signal.signal(signal.SIGALRM, _on_alarm)
-    persistent = cfg["semantics"] == "persistent"
+    persistent = bool(cfg["persists_state"])
     echo = bool(cfg.get("echo_last_expression", False))
     # ``import __main__`` gives the user's own namespace, as in a script, not this
     # kernel module (whatever the code does to the kernel's objects, the harness
@@ -705,7 +705,7 @@ def kernel_main(cfg: dict, parent_pid: int) -> None:
 
     # The stateless runtime keeps a spare step process ready (forked and
     # confined) while the current one runs, so a step never waits for a fork.
-    for _ in range(1 if cfg["semantics"] == "persistent" else 2):
+    for _ in range(1 if cfg["persists_state"] else 2):
         spawn()
     while True:
         pid, status = os.waitpid(-1, 0)

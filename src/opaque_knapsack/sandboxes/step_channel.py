@@ -41,6 +41,7 @@ from .protocol import (
     encode_frame,
     step_message_adapter,
 )
+from .registry import REGISTRY
 
 FRAME_HEADROOM = 64 * 1024
 _STEP_BYTES_FRAMES = 16  # a step may send at most this many maximal frames' worth of bytes
@@ -48,8 +49,7 @@ _STEP_BYTES_FRAMES = 16  # a step may send at most this many maximal frames' wor
 _REFUSED_SAMPLE = 20
 _MAX_RECORDS_PER_STEP = 1000
 _MAX_RECORD_BYTES = 16 * 1024
-_STEP_RECORD_BYTES = 1024 * 1024
-_EPISODE_RECORD_BYTES = 16 * 1024 * 1024
+_STEP_RECORD_BYTES = 1024 * 1024  # the episode's bound: registry.Tunables.episode_record_bytes
 _ARGS_SAMPLE_CHARS = 256
 _MAX_ERROR_CHARS = 2048
 """A host function's error message is cut to this many characters (head and tail) before it goes
@@ -300,7 +300,7 @@ class StepChannel:
 
     def __init__(self, frame_limit: int) -> None:
         self._frame_limit = frame_limit
-        self._record_budget = [_EPISODE_RECORD_BYTES]  # call-record bytes left for this episode
+        self._record_budget = [REGISTRY.tunables.episode_record_bytes]  # call-record bytes left for this episode
 
     def records(self) -> RecordKeeper:
         """A fresh step's call records, within what is left of the episode's budget."""
