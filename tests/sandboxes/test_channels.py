@@ -338,7 +338,7 @@ def _attributes_of(pid: int) -> dict:
 async def test_process_attributes_change_only_on_the_step_itself(make_kernel, layers: Protection, semantics: str) -> None:
     kernel = await make_kernel(semantics)
     pristine = _lines(await _out(kernel, _ATTRIBUTES + "print(json.dumps(snapshot()))"))
-    others = {"kernel": kernel.pid, "harness": os.getpid()}
+    others = {"kernel": kernel.control.pid, "harness": os.getpid()}
     if semantics == "stateless":
         # The next step takes the first ready step process; the one after it waits, spare, meanwhile.
         others["spare"] = await _spare(kernel, 2)
@@ -430,7 +430,7 @@ async def test_stat_outside_the_working_directory(make_kernel, layers: Protectio
     os.chmod(tmp_path, 0o755)
     kernel = await make_kernel(semantics)
     paths = ["/etc/passwd", "/proc/1", "/proc/self", "/home", "/var", "/usr/bin/env", "/dev/shm", "/sys",
-             str(planted), other.workdir + "/notes.txt", other.control.container]
+             str(planted), other.control.workdir + "/notes.txt", other.control.container]
     seen = _lines(await _out(kernel, _STAT.format(paths=paths)))
     host_tmp = os.stat("/tmp")
     if layers.namespaces:

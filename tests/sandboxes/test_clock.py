@@ -82,8 +82,8 @@ while True:
 
 def _reaped_cpu(kernel: Kernel) -> float:
     """CPU of the step processes the kernel process has reaped: all their threads, to the tick."""
-    assert kernel.pid is not None
-    times = psutil.Process(kernel.pid).cpu_times()
+    assert kernel.control.pid is not None
+    times = psutil.Process(kernel.control.pid).cpu_times()
     return times.children_user + times.children_system
 
 
@@ -91,7 +91,7 @@ def _reaped_cpu(kernel: Kernel) -> float:
 async def test_the_harness_stops_a_threaded_step_at_its_cpu_limit_plus_grace(make_kernel, semantics: str) -> None:
     kernel = await make_kernel(semantics)
     before = _reaped_cpu(kernel)
-    step_pid = kernel.process_ids()[-1] if semantics == "persistent" else None
+    step_pid = kernel.control.process_ids()[-1] if semantics == "persistent" else None
     result = await kernel.run_code(STUBBORN, timeout=1)
     assert result.timed_out and result.error is not None and "killed" in result.error.message
     assert result.kernel_restarted == (semantics == "persistent")
@@ -145,7 +145,7 @@ async def test_threads_left_behind_burn_no_cpu_between_steps(make_kernel, semant
     kernel = await make_kernel(semantics)
     result = await kernel.run_code(LEAVE_THREADS)
     assert result.stdout == "left 4\n"
-    pids = kernel.process_ids()
+    pids = kernel.control.process_ids()
     before = _cpu(pids)
     await asyncio.sleep(3)
     idle = _cpu(pids) - before
@@ -185,7 +185,7 @@ async def busy_neighbour(make_kernel):  # type: ignore[no-untyped-def]
     """Another sample's kernel running busy threads pinned to one CPU, for as long as the block runs."""
     neighbour: Kernel = await make_kernel("persistent")
     task = asyncio.create_task(neighbour.run_code(NEIGHBOUR, timeout=300))
-    ready = lambda: sum(name.startswith("ready") for name in os.listdir(neighbour.workdir)) == NEIGHBOUR_THREADS  # noqa: E731
+    ready = lambda: sum(name.startswith("ready") for name in os.listdir(neighbour.control.workdir)) == NEIGHBOUR_THREADS  # noqa: E731
     try:
         assert await async_wait_until(ready), "the neighbour's threads never started"
         yield

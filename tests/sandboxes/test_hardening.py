@@ -485,8 +485,8 @@ async def test_file_io_refuses_symlinks_and_escapes() -> None:
         with pytest.raises(FileNotFoundError):
             await env.read_file("missing.txt")
         if probe_protection().uid_drop:  # created through descriptors, owned by the kernel's uid
-            assert os.stat(os.path.join(env.workdir, "sub/dir")).st_uid == env.kernel.uid  # type: ignore[attr-defined]
-            assert os.stat(os.path.join(env.workdir, "sub/dir/file.txt")).st_uid == env.kernel.uid  # type: ignore[attr-defined]
+            assert os.stat(os.path.join(env.workdir, "sub/dir")).st_uid == env.kernel.control.uid  # type: ignore[attr-defined]
+            assert os.stat(os.path.join(env.workdir, "sub/dir/file.txt")).st_uid == env.kernel.control.uid  # type: ignore[attr-defined]
     finally:
         await PersistentPythonSandbox.sample_cleanup("t", None, envs, False)
 

@@ -46,7 +46,7 @@ async def test_environment_is_scrubbed(make_kernel, monkeypatch: pytest.MonkeyPa
     assert set(names) <= {"PATH", "HOME", "TMPDIR", "LANG", "LC_CTYPE", "PYTHONHASHSEED", "PYTHONIOENCODING",
                           "PYTHONDONTWRITEBYTECODE", "USER", "LOGNAME", "SHELL"}
     assert result.stdout.splitlines()[1] == "True"
-    assert os.path.realpath(kernel.workdir) != os.path.realpath(os.getcwd())
+    assert os.path.realpath(kernel.control.workdir) != os.path.realpath(os.getcwd())
 
 
 async def test_harness_proc_files_are_closed(kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
