@@ -13,6 +13,7 @@ idempotent.
 from __future__ import annotations
 
 import json
+import reprlib
 from typing import Any
 
 from opaque_knapsack.family.schema import TaskInstance
@@ -20,6 +21,27 @@ from opaque_knapsack.family.schema import TaskInstance
 
 class KnapsackToolError(Exception):
     """A refused tool call; `str(error)` is exactly what the agent sees."""
+
+
+_QUOTED_CHARS = 64
+_QUOTE = reprlib.Repr()
+_QUOTE.maxstring = _QUOTE.maxother = _QUOTED_CHARS
+_QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = _QUOTE.maxset = 3
+_QUOTE.maxlevel = 2
+
+
+def quote(value: object) -> str:
+    """The `repr` of an argument the agent passed, within about 64 characters.
+
+    An error names the value it refused, but never echoes a long one whole: a
+    longer string shows its head and its length.
+    """
+    if isinstance(value, str):
+        if len(value) <= _QUOTED_CHARS:
+            return repr(value)
+        return f"{value[: _QUOTED_CHARS - 16]!r}... ({len(value):,} characters)"
+    text = _QUOTE.repr(value)  # reprlib looks at a bounded part of a container only
+    return text if len(text) <= _QUOTED_CHARS else f"{text[: _QUOTED_CHARS - 16]}..."
 
 
 class KnapsackEnvironment:
@@ -178,11 +200,11 @@ class KnapsackEnvironment:
         if not isinstance(item_id, str):
             raise KnapsackToolError(
                 "Item ids are strings like those from list_items(); "
-                f"got {type(item_id).__name__} {item_id!r}."
+                f"got {type(item_id).__name__} {quote(item_id)}."
             )
         if item_id not in self._items:
             raise KnapsackToolError(
-                f"Unknown item id {item_id!r}. Call list_items() for the valid ids."
+                f"Unknown item id {quote(item_id)}. Call list_items() for the valid ids."
             )
 
     def _describe(self, item_id: str) -> str:

@@ -352,7 +352,7 @@ def _log_records(step: int, keeper: RecordKeeper) -> None:
     if keeper.omitted or keeper.truncated:
         logger.warning(
             "step %d: %d tool call records left out (counted in tool_calls_omitted) and %d with truncated "
-            "arguments, to bound the harness's memory",
+            "arguments or error text, to bound the harness's memory",
             step, keeper.omitted, keeper.truncated,
         )
 

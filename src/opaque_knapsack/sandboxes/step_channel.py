@@ -48,6 +48,9 @@ _MAX_RECORD_BYTES = 16 * 1024
 _STEP_RECORD_BYTES = 1024 * 1024
 _EPISODE_RECORD_BYTES = 16 * 1024 * 1024
 _ARGS_SAMPLE_CHARS = 256
+# A host function's error text, per call: at most _MAX_RECORD_BYTES of UTF-8 whatever the
+# characters, and a reply frame well within the smallest frame limit (ASCII JSON, <= 12 bytes a character).
+_MAX_ERROR_CHARS = _MAX_RECORD_BYTES // 4
 
 
 class StepProcessGone(Exception):
@@ -141,14 +144,25 @@ class StepDeadline:
         self.last_answer = answered
 
 
+def bound_error(text: str, max_chars: int = _MAX_ERROR_CHARS) -> str:
+    """A host function's error text within ``max_chars`` characters: its head, and what was cut."""
+    if len(text) <= max_chars:
+        return text
+    return f"{text[:max_chars]}... [error text cut: {len(text) - max_chars:,} more characters]"
+
+
+def _text_bytes(text: str | None) -> int:
+    return 0 if text is None else len(text.encode("utf-8", "surrogatepass"))
+
+
 @dataclass
 class RecordKeeper:
-    """Bounded call records: refused calls beyond a sample are counted, large arguments truncated.
+    """Bounded call records: refused calls beyond a sample are counted, large arguments and errors cut.
 
-    Every frame used to be kept with its parsed arguments, so refused calls could
-    grow the harness's memory by hundreds of MB in seconds. Executed calls keep a
-    record (their count is exact); their arguments are kept whole only within
-    per-call, per-step and per-episode byte bounds.
+    Executed calls each keep a record (their count is exact); the arguments and
+    the error text of a call are kept whole only within per-call, per-step and
+    per-episode byte bounds. Past a bound a record keeps the head of its
+    arguments' JSON text and of its error text.
     """
 
     episode_budget: list[int]
@@ -158,21 +172,26 @@ class RecordKeeper:
     truncated: int = 0
     step_bytes: int = 0
 
+    def _over(self, cost: int) -> bool:
+        return self.step_bytes + cost > _STEP_RECORD_BYTES or self.episode_budget[0] < cost
+
     def add(self, record: ToolCallRecord, frame_bytes: int, head: bytes, executed: bool) -> None:
         if (not executed and self.refused_kept >= _REFUSED_SAMPLE) or len(self.records) >= _MAX_RECORDS_PER_STEP:
             self.omitted += 1
             return
-        cost = frame_bytes
-        if (
-            frame_bytes > _MAX_RECORD_BYTES
-            or self.step_bytes + cost > _STEP_RECORD_BYTES
-            or self.episode_budget[0] < cost
-        ):
+        error_bytes = _text_bytes(record.error)
+        cut = False
+        if frame_bytes > _MAX_RECORD_BYTES or self._over(frame_bytes):
             record.args = [head[:_ARGS_SAMPLE_CHARS].decode("utf-8", "replace")]
             record.kwargs = {}
-            record.args_truncated = True
-            cost = _ARGS_SAMPLE_CHARS + 64
-            self.truncated += 1
+            record.args_truncated = cut = True
+            frame_bytes = _ARGS_SAMPLE_CHARS + 64
+        if record.error is not None and len(record.error) > _ARGS_SAMPLE_CHARS and self._over(frame_bytes + error_bytes):
+            record.error = bound_error(record.error, _ARGS_SAMPLE_CHARS)
+            error_bytes = _text_bytes(record.error)
+            cut = True
+        self.truncated += cut
+        cost = frame_bytes + error_bytes
         self.step_bytes += cost
         self.episode_budget[0] -= cost
         if not executed:
@@ -364,7 +383,8 @@ class StepChannel:
                 value = await value
             json.dumps(value)
         except Exception as exc:  # any host failure becomes the agent's ToolError
-            reply.error = record.error = str(exc) or type(exc).__name__
+            # Bounded per call in the reply and the record alike (a message may quote an argument).
+            reply.error = record.error = bound_error(str(exc) or type(exc).__name__)
         else:
             reply.ok = True
             reply.value = record.result = value
