@@ -19,7 +19,7 @@ from inspect_ai.log import EvalLog, EvalSample, EvalSampleSummary
 
 from opaque_knapsack.logs import UNKNOWN, score_dict, train_semantics
 from opaque_knapsack.records import END_REASON_METADATA_KEY, MODEL_ERROR, SCORER_NAME
-from opaque_knapsack.reports.runs import SCORE_PREFIX
+from opaque_knapsack.reports.metrics import SCORE_PREFIX
 
 AnySample = EvalSample | EvalSampleSummary
 
