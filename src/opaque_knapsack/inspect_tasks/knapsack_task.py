@@ -16,8 +16,6 @@ from opaque_knapsack.solvers import codeact, knapsack_setup, react
 from opaque_knapsack.solvers.prompts import Prompts, PromptsError, load_prompts
 from opaque_knapsack.solvers.turns import CUT_OFF_MODES, DROP, CutOff
 
-AgentName = Agent
-
 SANDBOX_FOR_RUNTIME: dict[Runtime, str] = {
     PERSISTENT: "persistent_python",
     STATELESS: "stateless_python",
@@ -31,7 +29,7 @@ def knapsack(
     num: int = 10,
     seed_start: int = 0,
     runtime: Runtime | None = None,
-    agent: AgentName = CODEACT,
+    agent: Agent = CODEACT,
     max_turns: int = 40,
     max_tool_calls: int = 25,
     step_timeout: float = 30.0,

@@ -53,8 +53,6 @@ from .launcher import (
 from .protocol import ExitMessage, ExitStatus, ReadyMessage, control_message_adapter
 from .step_channel import StepProcess
 
-Semantics = Runtime
-
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 15.0
@@ -206,14 +204,14 @@ class KernelControl:
 
     def __init__(
         self,
-        semantics: Semantics,
+        semantics: Runtime,
         config: RuntimeConfig,
         workdir: str | None,
         launcher: KernelLauncher,
         on_start: Callable[[], None],
         on_kill: Callable[[], None],
     ) -> None:
-        self.semantics: Semantics = semantics
+        self.semantics: Runtime = semantics
         self.config = config
         self.launcher = launcher
         self.protection = probe_protection()

@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from opaque_knapsack.records import Runtime
+
 from ._wire import cap_names
 from .config import RuntimeConfig
 from .control import (
@@ -34,7 +36,6 @@ from .control import (
     KernelControl,
     KernelError,
     Protection,
-    Semantics,
     bury,
     describe_status,
     existing_paths,
@@ -51,7 +52,6 @@ __all__ = [
     "Kernel",
     "KernelError",
     "Protection",
-    "Semantics",
     "existing_paths",
     "kernel_env",
     "kill_all_kernels",
@@ -111,12 +111,12 @@ class Kernel:
 
     def __init__(
         self,
-        semantics: Semantics,
+        semantics: Runtime,
         config: RuntimeConfig,
         workdir: str | None = None,
         launcher: KernelLauncher = ZYGOTE_LAUNCHER,
     ) -> None:
-        self.semantics: Semantics = semantics
+        self.semantics: Runtime = semantics
         self.task_name: str | None = None
         self.control = KernelControl(
             semantics, config, workdir, launcher,

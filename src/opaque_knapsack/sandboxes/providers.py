@@ -31,6 +31,8 @@ from inspect_ai.util import (
 )
 from pydantic import BaseModel
 
+from opaque_knapsack.records import Runtime
+
 from . import _fs
 from ._wire import EXEC_ERROR_MARKER
 from .config import RuntimeConfig
@@ -40,7 +42,6 @@ from .kernel import (
     Kernel,
     KernelError,
     Protection,
-    Semantics,
     existing_paths,
     kernel_env,
     kill_all_kernels,
@@ -79,7 +80,7 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     to the working directory: any path that resolves outside it is a PermissionError.
     """
 
-    semantics: ClassVar[Semantics]
+    semantics: ClassVar[Runtime]
 
     def __init__(self, kernel: Kernel, starting: asyncio.Task[None] | None = None) -> None:
         super().__init__()
@@ -362,14 +363,14 @@ class PythonRuntimeSandbox(SandboxEnvironment):
 class PersistentPythonSandbox(PythonRuntimeSandbox):
     """Persistent runtime: globals, imports and definitions live on from step to step."""
 
-    semantics: ClassVar[Semantics] = "persistent"
+    semantics: ClassVar[Runtime] = "persistent"
 
 
 @sandboxenv(name="stateless_python")
 class StatelessPythonSandbox(PythonRuntimeSandbox):
     """Stateless runtime: every step starts in a pristine interpreter."""
 
-    semantics: ClassVar[Semantics] = "stateless"
+    semantics: ClassVar[Runtime] = "stateless"
 
 
 def runtime_sandbox(name: str | None = None) -> PythonRuntimeSandbox:

@@ -28,8 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from opaque_knapsack.records import PERSISTENT, STATELESS, ReActAgent, Runtime
 
-Semantics = Runtime
-
 RUNTIME_NOTES: dict[Runtime, str] = {
     PERSISTENT: (
         "Runtime: PERSISTENT Python interpreter. Everything your code defines -- "
@@ -203,7 +201,7 @@ class Prompts(BaseModel):
                 raise ValueError(f"{name}: unknown placeholder {{{unknown[0]}}} (known: {known})")
         return self
 
-    def runtime_note(self, semantics: Semantics, keep_files: bool = False) -> str:
+    def runtime_note(self, semantics: Runtime, keep_files: bool = False) -> str:
         """The runtime note; ``keep_files`` only matters in the stateless runtime (files survive steps)."""
         if semantics == STATELESS and keep_files:
             return self.stateless_keep_files_note
@@ -254,7 +252,7 @@ def _first_problem(error: ValidationError) -> str:
     return f"field {where}: {message}" if where else message
 
 
-def runtime_note(semantics: Semantics, keep_files: bool = False, prompts: Prompts = DEFAULT_PROMPTS) -> str:
+def runtime_note(semantics: Runtime, keep_files: bool = False, prompts: Prompts = DEFAULT_PROMPTS) -> str:
     """The runtime note; ``keep_files`` only matters in the stateless runtime (files survive steps)."""
     return prompts.runtime_note(semantics, keep_files)
 
@@ -265,7 +263,7 @@ def knapsack_tool_docs(strict_take: bool, prompts: Prompts = DEFAULT_PROMPTS) ->
 
 
 def codeact_system_prompt(
-    semantics: Semantics,
+    semantics: Runtime,
     *,
     strict_take: bool,
     max_tool_calls: int,
@@ -331,7 +329,7 @@ def observation(
     *,
     output: str,
     error: str | None,
-    semantics: Semantics,
+    semantics: Runtime,
     globals_: Sequence[str] | None,
     notes: Sequence[str] = (),
 ) -> str:
