@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opaque_knapsack.family.labels import CUSTOM
-from opaque_knapsack.family.presets import PRESET_NAMES
+from opaque_knapsack.family.names import PRESET_NAMES
 from opaque_knapsack.logs import UNKNOWN, LogFileError, local_path, log_files
 from opaque_knapsack.records import BASE_TRAIN, FAULT_KEYS, RUNTIMES, fault_note
 from opaque_knapsack.reports.errors import ReportError, ReportWarning
