@@ -1,9 +1,6 @@
 """Shared test settings and fixtures: keep Inspect quiet and its logs inside the test's tmp dir."""
 
-import atexit
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,17 +10,23 @@ os.environ.setdefault("INSPECT_LOG_LEVEL", "warning")
 
 
 def _writable_home() -> None:
-    """Inspect keeps its data under the user's home (``XDG_DATA_HOME``): a user whose home does
-    not exist or cannot be written gets a scratch one for the session, and so does every
-    process the tests start (they inherit the environment)."""
-    home = os.environ.get("HOME", "")
-    if home and os.path.isdir(home) and os.access(home, os.W_OK | os.X_OK):
+    """Inspect keeps its data under the user's data folder (``$XDG_DATA_HOME`` or ``~/.local/share``).
+    A researcher's account may have no home folder, or an unwritable one: then the suite (and every
+    subprocess it starts, which inherits this environment) uses a scratch folder of its own instead of
+    failing in Inspect's start-up."""
+    import tempfile
+
+    home = os.environ.get("HOME") or os.path.expanduser("~")
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
+    probe = data
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if os.access(probe, os.W_OK | os.X_OK):
         return
-    scratch = tempfile.mkdtemp(prefix="opaque-knapsack-home-")
-    atexit.register(shutil.rmtree, scratch, True)
+    scratch = tempfile.mkdtemp(prefix="opaque-knapsack-test-home-")
     os.environ["HOME"] = scratch
-    for variable, folder in (("XDG_DATA_HOME", ".local/share"), ("XDG_CACHE_HOME", ".cache"), ("XDG_CONFIG_HOME", ".config")):
-        os.environ[variable] = os.path.join(scratch, folder)
+    os.environ["XDG_DATA_HOME"] = os.path.join(scratch, ".local", "share")
+    os.environ["XDG_CACHE_HOME"] = os.path.join(scratch, ".cache")
 
 
 _writable_home()

@@ -127,6 +127,20 @@ def test_nothing_below_the_study_imports_it():
     assert {module: found for module, found in bad.items() if found} == {}
 
 
+def test_no_module_imports_a_private_inspect_module():
+    # Inspect's public API only: a private module may move in any release
+    private = {
+        module: sorted(name for name in imports if name.startswith("inspect_ai._"))
+        for module, imports in edges().items()
+    }
+    assert {module: names for module, names in private.items() if names} == {}
+
+
+def test_the_episode_limits_are_a_leaf():
+    # the defaults' one home: the sandboxes' config, the agents and the task all read it
+    assert not any(_in(m, "opaque_knapsack") for m in imported_modules(PACKAGE / "limits.py"))
+
+
 def _cycles(modules: dict[str, set[str]]) -> list[list[str]]:
     """Groups of modules that reach each other through imports (lazy ones included)."""
     def resolve(name: str) -> str | None:

@@ -11,6 +11,7 @@ from opaque_knapsack.models.policies import (
     react_next_calls,
     read_facts,
 )
+from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.solvers import prompts
 from opaque_knapsack.solvers.codeact import extract_code_blocks
 
@@ -31,7 +32,7 @@ def code_of(reply) -> str:
 
 
 def test_facts_are_read_from_the_prompts():
-    system = prompts.codeact_system_prompt("stateless", strict_take=True, max_tool_calls=7, max_turns=12)
+    system = prompts.codeact_system_prompt(SEMANTICS["stateless"], strict_take=True, max_tool_calls=7, max_turns=12)
     task = prompts.task_statement(n_items=30, capacity=55, inspect_budget=21, class_names=["A", "B"])
     assert read_facts(system, task) == TaskFacts(n_items=30, capacity=55, budget=21, max_tool_calls=7, max_turns=12)
 
@@ -130,7 +131,7 @@ def _scripted(**model_args):
 def _task_input(task_text: str):
     from inspect_ai.model import ChatMessageSystem, ChatMessageUser
 
-    system = prompts.codeact_system_prompt("persistent", strict_take=True, max_tool_calls=25, max_turns=40)
+    system = prompts.codeact_system_prompt(SEMANTICS["persistent"], strict_take=True, max_tool_calls=25, max_turns=40)
     return [ChatMessageSystem(content=system), ChatMessageUser(content=task_text)]
 
 

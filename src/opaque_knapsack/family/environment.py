@@ -13,35 +13,24 @@ idempotent.
 from __future__ import annotations
 
 import json
-import reprlib
 from typing import Any
 
 from opaque_knapsack.family.schema import TaskInstance
 
+_QUOTE_CHARS = 60
+
+
+def _quoted(value: object) -> str:
+    """``repr(value)`` for an error message, cut to a few dozen characters: a tool's error never
+    quotes an argument whole (an argument of a megabyte would become megabytes of error text)."""
+    text = repr(value)
+    if len(text) <= _QUOTE_CHARS:
+        return text
+    return f"{text[:_QUOTE_CHARS - 12]}... ({len(text):,} characters)"
+
 
 class KnapsackToolError(Exception):
     """A refused tool call; `str(error)` is exactly what the agent sees."""
-
-
-_QUOTED_CHARS = 64
-_QUOTE = reprlib.Repr()
-_QUOTE.maxstring = _QUOTE.maxother = _QUOTED_CHARS
-_QUOTE.maxlist = _QUOTE.maxtuple = _QUOTE.maxdict = _QUOTE.maxset = 3
-_QUOTE.maxlevel = 2
-
-
-def quote(value: object) -> str:
-    """The `repr` of an argument the agent passed, within about 64 characters.
-
-    An error names the value it refused, but never echoes a long one whole: a
-    longer string shows its head and its length.
-    """
-    if isinstance(value, str):
-        if len(value) <= _QUOTED_CHARS:
-            return repr(value)
-        return f"{value[: _QUOTED_CHARS - 16]!r}... ({len(value):,} characters)"
-    text = _QUOTE.repr(value)  # reprlib looks at a bounded part of a container only
-    return text if len(text) <= _QUOTED_CHARS else f"{text[: _QUOTED_CHARS - 16]}..."
 
 
 class KnapsackEnvironment:
@@ -114,7 +103,7 @@ class KnapsackEnvironment:
             if not self.budget_left:
                 raise KnapsackToolError(
                     f"Inspect budget exhausted ({self._budget}/{self._budget} used); "
-                    f"item {item_id!r} was not inspected. Already inspected items can "
+                    f"item {_quoted(item_id)} was not inspected. Already inspected items can "
                     "still be inspected again for free."
                 )
             self._inspected.append(item_id)
@@ -125,21 +114,21 @@ class KnapsackEnvironment:
         """Put an item in the knapsack, or refuse with the state unchanged."""
         self._require_known(item_id)
         if item_id in self._taken_set:
-            raise KnapsackToolError(f"Item {item_id!r} is already in the knapsack.")
+            raise KnapsackToolError(f"Item {_quoted(item_id)} is already in the knapsack.")
         if self._strict_take and item_id not in self._inspected_set:
             raise KnapsackToolError(
-                f"Item {item_id!r} has not been inspected; inspect it before taking it."
+                f"Item {_quoted(item_id)} has not been inspected; inspect it before taking it."
             )
         item = self._items[item_id]
         if item.class_ not in self._allowed:
             raise KnapsackToolError(
-                f"Item {item_id!r} cannot be taken: its class is not allowed. It was not taken."
+                f"Item {_quoted(item_id)} cannot be taken: its class is not allowed. It was not taken."
             )
         room = self._capacity - self._weight
         if item.weight > room:
             weight = f" (weight {item.weight})" if item_id in self._inspected_set else ""
             raise KnapsackToolError(
-                f"Item {item_id!r}{weight} does not fit: {self._weight}/{self._capacity} "
+                f"Item {_quoted(item_id)}{weight} does not fit: {self._weight}/{self._capacity} "
                 f"capacity used, {room} remaining. It was not taken."
             )
         self._taken.append(item_id)
@@ -179,7 +168,7 @@ class KnapsackEnvironment:
         taken = list(state.get("taken", []))
         for item_id in inspected + taken:
             if item_id not in environment._items:
-                raise ValueError(f"state names unknown item id {item_id!r}")
+                raise ValueError(f"state names unknown item id {_quoted(item_id)}")
         if len(set(inspected)) != len(inspected) or len(set(taken)) != len(taken):
             raise ValueError("state lists an item twice")
         if len(inspected) > environment._budget:
@@ -200,11 +189,11 @@ class KnapsackEnvironment:
         if not isinstance(item_id, str):
             raise KnapsackToolError(
                 "Item ids are strings like those from list_items(); "
-                f"got {type(item_id).__name__} {quote(item_id)}."
+                f"got {type(item_id).__name__} {_quoted(item_id)}."
             )
         if item_id not in self._items:
             raise KnapsackToolError(
-                f"Unknown item id {quote(item_id)}. Call list_items() for the valid ids."
+                f"Unknown item id {_quoted(item_id)}. Call list_items() for the valid ids."
             )
 
     def _describe(self, item_id: str) -> str:

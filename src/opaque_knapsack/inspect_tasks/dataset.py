@@ -13,7 +13,7 @@ from inspect_ai.dataset import MemoryDataset, Sample
 
 from opaque_knapsack.family import PRESETS, TaskInstance, generate_instance, load_tasks
 from opaque_knapsack.family.labels import MIXED, check_label, preset_of, tasks_label
-from opaque_knapsack.records import INSTANCE_METADATA_KEY, instance_metadata
+from opaque_knapsack.records import DIFFICULTY_METADATA_KEY, INSTANCE_METADATA_KEY, instance_metadata
 from opaque_knapsack.solvers.prompts import DEFAULT_PROMPTS, Prompts, task_statement
 
 
@@ -32,7 +32,7 @@ def instance_sample(instance: TaskInstance, difficulty: str, prompts: Prompts = 
         metadata={
             "task_id": instance.task_id,
             "seed": instance.seed,
-            "difficulty": difficulty,
+            DIFFICULTY_METADATA_KEY: difficulty,
             "n_items": len(public.item_ids),
             INSTANCE_METADATA_KEY: instance_metadata(instance),
         },

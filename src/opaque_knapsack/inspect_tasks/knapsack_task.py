@@ -10,16 +10,22 @@ from opaque_knapsack.family.labels import DifficultyMismatch
 from opaque_knapsack.family.names import DEFAULT_PRESET, PRESET_NAMES
 from opaque_knapsack.inspect_tasks.dataset import dataset_from_path, generated_instances, knapsack_dataset
 from opaque_knapsack.inspect_tasks.options import TaskOptionError, choice, flag, positive_seconds, whole_number
-from opaque_knapsack.records import AGENTS, CODEACT, PERSISTENT, RUNTIMES, STATELESS, Agent, Runtime
+from opaque_knapsack.records import (
+    AGENT_METADATA_KEY,
+    AGENTS,
+    CODEACT,
+    DIFFICULTY_METADATA_KEY,
+    PERSISTENT,
+    RUNTIME_METADATA_KEY,
+    RUNTIMES,
+    SEMANTICS,
+    Agent,
+    Runtime,
+)
 from opaque_knapsack.scorers import knapsack_scorer
 from opaque_knapsack.solvers import codeact, knapsack_setup, react
 from opaque_knapsack.solvers.prompts import Prompts, PromptsError, load_prompts
 from opaque_knapsack.solvers.turns import CUT_OFF_MODES, DROP, CutOff
-
-SANDBOX_FOR_RUNTIME: dict[Runtime, str] = {
-    PERSISTENT: "persistent_python",
-    STATELESS: "stateless_python",
-}
 
 
 @task(version=1)
@@ -30,9 +36,9 @@ def knapsack(
     seed_start: int = 0,
     runtime: Runtime | None = None,
     agent: Agent = CODEACT,
-    max_turns: int = 40,
-    max_tool_calls: int = 25,
-    step_timeout: float = 30.0,
+    max_turns: int | None = None,
+    max_tool_calls: int | None = None,
+    step_timeout: float | None = None,
     strict_take: bool = True,
     prompts: str | None = None,
     cut_off: CutOff = DROP,
@@ -55,9 +61,13 @@ def knapsack(
             every step). ``--sandbox persistent_python|stateless_python`` also
             selects it; each sample records the runtime it ran in.
         agent: codeact (code blocks in the runtime) or react (native tool calls).
-        max_turns: Assistant replies per episode.
+        max_turns: Assistant replies per episode (default: the paper's, see
+            ``opaque_knapsack.limits.EpisodeLimits``).
         max_tool_calls: Tool calls per code block (per reply for react).
-        step_timeout: Wall-time limit per code block, in seconds.
+            Default: the runtime's sandbox config (``RuntimeConfig``), whose
+            own default is the paper's.
+        step_timeout: Wall-time limit per code block, in seconds. Default:
+            the runtime's sandbox config, as for ``max_tool_calls``.
         strict_take: Refuse takes of items not inspected first (false: the
             paper's lax rule).
         prompts: A YAML or JSON prompts file: system prompt templates,
@@ -75,9 +85,13 @@ def knapsack(
     agent = choice("agent", agent, AGENTS)  # type: ignore[assignment]
     num = whole_number("num", num, 1)
     seed_start = whole_number("seed_start", seed_start, 0)
-    max_turns = whole_number("max_turns", max_turns, 1)
-    max_tool_calls = whole_number("max_tool_calls", max_tool_calls, 1)
-    step_timeout = positive_seconds("step_timeout", step_timeout)
+    # a limit is passed on only when the user set it: otherwise the runtime's config holds
+    if max_turns is not None:
+        max_turns = whole_number("max_turns", max_turns, 1)
+    if max_tool_calls is not None:
+        max_tool_calls = whole_number("max_tool_calls", max_tool_calls, 1)
+    if step_timeout is not None:
+        step_timeout = positive_seconds("step_timeout", step_timeout)
     strict_take = flag("strict_take", strict_take)
     cut_off = choice("cut_off", cut_off, CUT_OFF_MODES)  # type: ignore[assignment]
     prompt_set = _prompts_option(prompts)
@@ -111,10 +125,14 @@ def knapsack(
         setup=knapsack_setup(strict_take=strict_take, require_runtime=agent == CODEACT),
         solver=solver,
         scorer=knapsack_scorer(),
-        sandbox=SANDBOX_FOR_RUNTIME[runtime or PERSISTENT] if agent == CODEACT else None,
+        sandbox=SEMANTICS[runtime or PERSISTENT].sandbox if agent == CODEACT else None,
         metadata={
             key: value
-            for key, value in (("runtime", runtime), ("agent", agent), ("difficulty", difficulty))
+            for key, value in (
+                (RUNTIME_METADATA_KEY, runtime),
+                (AGENT_METADATA_KEY, agent),
+                (DIFFICULTY_METADATA_KEY, difficulty),
+            )
             if value is not None
         },
     )

@@ -33,6 +33,7 @@ from opaque_knapsack.records import (
     END_REASON_KEY,
     ENVIRONMENT_KEY,
     EPISODE_KEY,
+    RUNTIME_METADATA_KEY,
     STEPS_KEY,
     STRICT_TAKE_KEY,
     TOOL_NAMES,
@@ -200,20 +201,18 @@ class KnapsackEpisode(EnvironmentEpisode[KnapsackEnvironment]):
         super().end(reason)
 
 
-# Live episodes of any family, keyed by the id written into each sample's
-# store; an entry is dropped when its sample's store is garbage collected.
-_LIVE: dict[str, Episode] = {}
-
-
 def register_episode(episode: Episode, sample_store: Store) -> None:
     """Make ``episode`` the live episode of the sample that owns ``sample_store``.
 
     A task family's setup solver calls this; the agents find it with
     ``live_episode``. The object itself never leaves the harness process.
     """
+    from opaque_knapsack.sandboxes.registry import REGISTRY
+
+    # kept by the id written into the sample's store, and dropped when that store is collected
     key = uuid.uuid4().hex
-    _LIVE[key] = episode
-    weakref.finalize(sample_store, _LIVE.pop, key, None)
+    REGISTRY.episodes[key] = episode
+    weakref.finalize(sample_store, REGISTRY.episodes.pop, key, None)
     sample_store.set(EPISODE_KEY, key)
 
 
@@ -232,8 +231,10 @@ def start_episode(instance: TaskInstance, *, strict_take: bool, sample_store: St
 
 def live_episode() -> Episode:
     """The episode of the sample this code runs in, whichever family started it."""
+    from opaque_knapsack.sandboxes.registry import REGISTRY
+
     key = store().get(EPISODE_KEY)
-    episode = _LIVE.get(key) if key else None
+    episode = REGISTRY.episodes.get(key) if key else None
     if episode is None:
         raise RuntimeError(
             "No episode is active for this sample: the agents' tools and runtime only "
@@ -268,7 +269,7 @@ def knapsack_setup(strict_take: bool = True, require_runtime: bool = False) -> S
         from opaque_knapsack.sandboxes import runtime_sandbox
 
         try:
-            state.metadata["runtime"] = runtime_sandbox().semantics
+            state.metadata[RUNTIME_METADATA_KEY] = runtime_sandbox().semantics.name
         except (TypeError, ValueError, RuntimeError, ProcessLookupError) as error:
             if require_runtime:
                 raise RuntimeError(

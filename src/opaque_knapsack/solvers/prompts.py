@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from opaque_knapsack.records import PERSISTENT, STATELESS, ReActAgent, Runtime
+from opaque_knapsack.records import PERSISTENT, STATELESS, ReActAgent, Runtime, RuntimeSemantics
 
 RUNTIME_NOTES: dict[Runtime, str] = {
     PERSISTENT: (
@@ -201,11 +201,11 @@ class Prompts(BaseModel):
                 raise ValueError(f"{name}: unknown placeholder {{{unknown[0]}}} (known: {known})")
         return self
 
-    def runtime_note(self, semantics: Runtime, keep_files: bool = False) -> str:
-        """The runtime note; ``keep_files`` only matters in the stateless runtime (files survive steps)."""
-        if semantics == STATELESS and keep_files:
+    def runtime_note(self, semantics: RuntimeSemantics) -> str:
+        """The note of the runtime: a fresh interpreter that keeps files has its own."""
+        if semantics.keeps_files and not semantics.persists_state:
             return self.stateless_keep_files_note
-        return self.runtime_notes[semantics]
+        return self.runtime_notes[semantics.name]
 
     def turns(self, key: FewShotKey) -> list[Turn]:
         return list(self.few_shot.get(key, ()))
@@ -252,9 +252,9 @@ def _first_problem(error: ValidationError) -> str:
     return f"field {where}: {message}" if where else message
 
 
-def runtime_note(semantics: Runtime, keep_files: bool = False, prompts: Prompts = DEFAULT_PROMPTS) -> str:
-    """The runtime note; ``keep_files`` only matters in the stateless runtime (files survive steps)."""
-    return prompts.runtime_note(semantics, keep_files)
+def runtime_note(semantics: RuntimeSemantics, prompts: Prompts = DEFAULT_PROMPTS) -> str:
+    """The note of the runtime (see ``Prompts.runtime_note``)."""
+    return prompts.runtime_note(semantics)
 
 
 def knapsack_tool_docs(strict_take: bool, prompts: Prompts = DEFAULT_PROMPTS) -> str:
@@ -263,12 +263,11 @@ def knapsack_tool_docs(strict_take: bool, prompts: Prompts = DEFAULT_PROMPTS) ->
 
 
 def codeact_system_prompt(
-    semantics: Runtime,
+    semantics: RuntimeSemantics,
     *,
     strict_take: bool,
     max_tool_calls: int,
     max_turns: int,
-    keep_files: bool = False,
     tool_docs: str | None = None,
     instructions: str | None = None,
     prompts: Prompts = DEFAULT_PROMPTS,
@@ -281,7 +280,7 @@ def codeact_system_prompt(
         prompts.codeact_system,
         {
             "instructions": prompts.codeact_instructions if instructions is None else instructions,
-            "runtime_note": prompts.runtime_note(semantics, keep_files),
+            "runtime_note": prompts.runtime_note(semantics),
             "tool_docs": knapsack_tool_docs(strict_take, prompts) if tool_docs is None else tool_docs,
             "max_tool_calls": max_tool_calls,
             "max_turns": max_turns,
@@ -329,7 +328,7 @@ def observation(
     *,
     output: str,
     error: str | None,
-    semantics: Runtime,
+    semantics: RuntimeSemantics,
     globals_: Sequence[str] | None,
     notes: Sequence[str] = (),
 ) -> str:
@@ -339,7 +338,7 @@ def observation(
     lines.append(output.rstrip("\n") if output.strip() else "(no output)")
     if error:
         lines.append(error.rstrip("\n"))
-    if semantics == PERSISTENT:
+    if semantics.persists_state:
         lines.append(f"{GLOBALS_PREFIX} {', '.join(globals_) if globals_ else '(none)'}")
     return "\n".join(lines)
 

@@ -576,12 +576,8 @@ def _matrix(args: argparse.Namespace) -> int:
 
     with user_errors(MatrixError, TaskOptionError):
         success, logs = run_matrix(spec)
-    from opaque_knapsack.records import TRAIN_METADATA_KEY
-
     for log in logs:
-        metadata = log.eval.metadata or {}
-        cell = f"{metadata.get(TRAIN_METADATA_KEY)}/{metadata.get('runtime')}/{metadata.get('difficulty')}"
-        print(f"{log.status:<9} {cell:<32} {log.location}")
+        print(f"{log.status:<9} {_cell(log):<32} {log.location}")
     for log in logs:
         note = _fault_note(log)
         if note:
@@ -589,9 +585,17 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0 if success else 1
 
 
+def _cell(log: Any) -> str:
+    """train/runtime/difficulty of a matrix cell's log."""
+    from opaque_knapsack.records import DIFFICULTY_METADATA_KEY, TRAIN_METADATA_KEY, runtime_of
+
+    metadata = log.eval.metadata or {}
+    return f"{metadata.get(TRAIN_METADATA_KEY)}/{runtime_of(None, log)}/{metadata.get(DIFFICULTY_METADATA_KEY)}"
+
+
 def _fault_note(log: Any) -> str | None:
     """The step-timeout / kernel-restart warning for one condition's log (totals from the score means)."""
-    from opaque_knapsack.records import FAULT_KEYS, SCORER_NAME, TRAIN_METADATA_KEY, ScoreKey, fault_note
+    from opaque_knapsack.records import FAULT_KEYS, SCORER_NAME, ScoreKey, fault_note
 
     if log.results is None:
         return None
@@ -601,8 +605,7 @@ def _fault_note(log: Any) -> str | None:
         if score.scorer == SCORER_NAME and score.name in totals and "mean" in score.metrics:
             scored = score.scored_samples or log.results.completed_samples
             totals[score.name] = round(score.metrics["mean"].value * scored)
-    metadata = log.eval.metadata or {}
-    where = f"{metadata.get(TRAIN_METADATA_KEY)}/{metadata.get('runtime')}/{metadata.get('difficulty')} ({log.location})"
+    where = f"{_cell(log)} ({log.location})"
     return fault_note(where, totals[ScoreKey.STEP_TIMEOUTS], totals[ScoreKey.KERNEL_RESTARTS], scored)
 
 

@@ -25,7 +25,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from opaque_knapsack.records import CODEACT, RUNTIMES, TASK_NAME, TASK_REGISTRY_NAME, TRAIN_METADATA_KEY, Agent, Runtime
+from opaque_knapsack.records import (
+    CODEACT,
+    DIFFICULTY_METADATA_KEY,
+    RUNTIME_METADATA_KEY,
+    RUNTIMES,
+    TASK_NAME,
+    TASK_REGISTRY_NAME,
+    TRAIN_METADATA_KEY,
+    Agent,
+    Runtime,
+)
 from opaque_knapsack.train.students import STUDENT_MAX_TOKENS, STUDENT_TEMPERATURE
 
 __all__ = ["Condition", "MatrixError", "MatrixSpec", "TaskFactory", "build_tasks", "conditions", "run_matrix"]
@@ -153,7 +163,11 @@ class Condition:
 
     @property
     def metadata(self) -> dict[str, str]:
-        return {TRAIN_METADATA_KEY: self.train, "runtime": self.runtime, "difficulty": self.difficulty}
+        return {
+            TRAIN_METADATA_KEY: self.train,
+            RUNTIME_METADATA_KEY: self.runtime,
+            DIFFICULTY_METADATA_KEY: self.difficulty,
+        }
 
     @property
     def model_name(self) -> str:
