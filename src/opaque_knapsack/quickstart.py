@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from opaque_knapsack._cli import add_command, require_at_least
-from opaque_knapsack.family.presets import DEFAULT_PRESET, PRESET_NAMES
+from opaque_knapsack.family.names import DEFAULT_PRESET, PRESET_NAMES
 from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, ScoreKey, runtime_of
 
 CONDITIONS = tuple(product(RUNTIMES, RUNTIMES))

@@ -348,32 +348,69 @@ def test_remove_tree_handles_depth_beyond_open_file_limits(tmp_path) -> None:
         os.symlink("/etc/passwd", "link", dir_fd=fd)
     finally:
         os.close(fd)
-    _fs.remove_tree(str(root))
-    assert not root.exists() and os.path.exists("/etc/passwd")
+    try:
+        _fs.remove_tree(str(root))
+        assert not root.exists() and os.path.exists("/etc/passwd")
+    finally:
+        # Whatever remains goes with rm, never with pytest's own cleanup: its recursive
+        # rmtree would hit a RecursionError in this process (see _DEEP_TREE_EVAL).
+        subprocess.run(["rm", "-rf", "--", str(root)], check=False)
+
+
+# The eval runs in a process of its own. Deep trees are what kernels build, and anything in
+# the harness that recursed into one would raise RecursionError; after one, CPython 3.11's
+# compile() can fail in the same process ("AST constructor recursion depth mismatch"), and
+# pytest, which compiles while it formats a failure, would crash with an INTERNALERROR that
+# hides the failure and the summary.
+_DEEP_TREE_EVAL = """
+import json, sys
+from inspect_ai import Task, eval
+from inspect_ai.dataset import Sample
+from inspect_ai.solver import Generate, Solver, TaskState, solver
+from opaque_knapsack.sandboxes import runtime_sandbox
+
+@solver
+def build() -> Solver:
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        result = await runtime_sandbox().run_code(sys.argv[2], timeout=60)
+        state.metadata["stdout"] = result.stdout
+        return state
+
+    return solve
+
+task = Task(dataset=[Sample(input="go"), Sample(input="go")], solver=build(), sandbox="persistent_python")
+[log] = eval(task, model="mockllm/model", log_dir=sys.argv[1], display="none")
+print(json.dumps({"status": log.status, "error": log.error and log.error.message,
+                  "stdout": [s.metadata.get("stdout") for s in log.samples or []]}))
+"""
+
+
+def _kernels_of(harness_pid: int) -> list[int]:
+    """Live kernel processes (zygote included) that the harness ``harness_pid`` started."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = proc.info.get("cmdline") or []
+        if kernel_module.KERNEL_SCRIPT in cmdline and proc.info.get("status") != psutil.STATUS_ZOMBIE:
+            try:
+                if json.loads(cmdline[cmdline.index(kernel_module.KERNEL_SCRIPT) + 2]).get("harness_pid") == harness_pid:
+                    found.append(proc.pid)
+            except (ValueError, IndexError, AttributeError):
+                continue
+    return found
 
 
 @pytest.mark.slow
 async def test_eval_ends_normally_after_a_deep_tree(tmp_path) -> None:
-    from inspect_ai import Task, eval_async
-    from inspect_ai.dataset import Sample
-    from inspect_ai.solver import Generate, Solver, TaskState, solver
-
-    from opaque_knapsack.sandboxes import runtime_sandbox
-
-    @solver
-    def build() -> Solver:
-        async def solve(state: TaskState, generate: Generate) -> TaskState:
-            result = await runtime_sandbox().run_code(_DEEP_TREE, timeout=60)
-            state.metadata["stdout"] = result.stdout
-            return state
-
-        return solve
-
-    task = Task(dataset=[Sample(input="go"), Sample(input="go")], solver=build(), sandbox="persistent_python")
-    [log] = await eval_async(task, model="mockllm/model", log_dir=str(tmp_path))
-    assert log.status == "success", log.error
-    assert [s.metadata["stdout"] for s in log.samples or []] == ["built\n", "built\n"]
-    assert kernel_processes() == []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    harness = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _DEEP_TREE_EVAL, str(tmp_path), _DEEP_TREE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path,
+    )
+    out, err = await asyncio.wait_for(harness.communicate(), timeout=300)
+    assert harness.returncode == 0, err.decode(errors="replace")[-3000:]
+    outcome = json.loads(out.decode().splitlines()[-1])
+    assert outcome == {"status": "success", "error": None, "stdout": ["built\n", "built\n"]}, outcome
+    assert await async_wait_until(lambda: _kernels_of(harness.pid) == []), _kernels_of(harness.pid)
 
 
 # ---- 6. sockets ---------------------------------------------------------------------------------

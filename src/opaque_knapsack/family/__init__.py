@@ -1,41 +1,39 @@
 """The Opaque Knapsack task family: schema, presets, generator, exact solver,
-and the environment that holds an episode's hidden state and tool semantics."""
+and the environment that holds an episode's hidden state and tool semantics.
 
-from opaque_knapsack.family.environment import KnapsackEnvironment, KnapsackToolError
-from opaque_knapsack.family.generator import GenerationError, generate_instance, instance_json, task_id_for
-from opaque_knapsack.family.loader import load_tasks, task_files
-from opaque_knapsack.family.presets import PRESET_NAMES, PRESETS, ConfigError, GeneratorConfig, Preset, load_config
-from opaque_knapsack.family.schema import (
-    TaskFileError,
-    TaskInstance,
-    dump_instance,
-    parse_instance,
-    read_instance,
-)
-from opaque_knapsack.family.solver import Optimum, SolverMismatchError, solve_instance, verify_optimum
+Names are exported lazily, so importing one module (the command line's
+``names``) does not load them all.
+"""
 
-__all__ = [
-    "PRESETS",
-    "PRESET_NAMES",
-    "ConfigError",
-    "GenerationError",
-    "GeneratorConfig",
-    "KnapsackEnvironment",
-    "KnapsackToolError",
-    "Optimum",
-    "Preset",
-    "SolverMismatchError",
-    "TaskFileError",
-    "TaskInstance",
-    "dump_instance",
-    "generate_instance",
-    "instance_json",
-    "load_config",
-    "load_tasks",
-    "parse_instance",
-    "read_instance",
-    "solve_instance",
-    "task_files",
-    "task_id_for",
-    "verify_optimum",
-]
+from opaque_knapsack._lazy import lazy_attributes
+
+_EXPORTS = {
+    "KnapsackEnvironment": "opaque_knapsack.family.environment",
+    "KnapsackToolError": "opaque_knapsack.family.environment",
+    "GenerationError": "opaque_knapsack.family.generator",
+    "generate_instance": "opaque_knapsack.family.generator",
+    "instance_json": "opaque_knapsack.family.generator",
+    "task_id_for": "opaque_knapsack.family.generator",
+    "load_tasks": "opaque_knapsack.family.loader",
+    "task_files": "opaque_knapsack.family.loader",
+    "PRESETS": "opaque_knapsack.family.presets",
+    "ConfigError": "opaque_knapsack.family.presets",
+    "GeneratorConfig": "opaque_knapsack.family.presets",
+    "load_config": "opaque_knapsack.family.presets",
+    "PRESET_NAMES": "opaque_knapsack.family.names",
+    "Preset": "opaque_knapsack.family.names",
+    "TaskFileError": "opaque_knapsack.family.schema",
+    "TaskInstance": "opaque_knapsack.family.schema",
+    "dump_instance": "opaque_knapsack.family.schema",
+    "parse_instance": "opaque_knapsack.family.schema",
+    "read_instance": "opaque_knapsack.family.schema",
+    "Optimum": "opaque_knapsack.family.solver",
+    "SolverMismatchError": "opaque_knapsack.family.solver",
+    "solve_instance": "opaque_knapsack.family.solver",
+    "verify_optimum": "opaque_knapsack.family.solver",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from opaque_knapsack._cli import add_command, progress_bar, require_at_least, user_errors
-from opaque_knapsack.family.presets import PRESET_NAMES
+from opaque_knapsack.family.names import PRESET_NAMES
 
 
 def register(subparsers: Any) -> None:

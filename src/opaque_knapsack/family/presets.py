@@ -10,18 +10,15 @@ from __future__ import annotations
 import json
 import string
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from opaque_knapsack.family.names import DEFAULT_PRESET
 
 IntRange = Annotated[tuple[int, int], Field(description="Inclusive [min, max].")]
 FloatRange = Annotated[tuple[float, float], Field(description="Inclusive [min, max].")]
 
-Preset = Literal["easy", "medium", "hard"]
-"""The paper's difficulty presets: every difficulty choice (task option, CLIs,
-report order) comes from here, as ``PRESET_NAMES``."""
-PRESET_NAMES: tuple[Preset, ...] = get_args(Preset)
-DEFAULT_PRESET: Preset = "easy"
 CUSTOM = "custom"
 """The label of instances no preset fits, or of a custom config."""
 

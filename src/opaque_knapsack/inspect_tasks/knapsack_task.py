@@ -7,7 +7,7 @@ from inspect_ai.solver import Solver
 
 from opaque_knapsack.family import TaskFileError
 from opaque_knapsack.family.labels import DifficultyMismatch
-from opaque_knapsack.family.presets import DEFAULT_PRESET, PRESET_NAMES
+from opaque_knapsack.family.names import DEFAULT_PRESET, PRESET_NAMES
 from opaque_knapsack.inspect_tasks.dataset import dataset_from_path, generated_instances, knapsack_dataset
 from opaque_knapsack.inspect_tasks.options import TaskOptionError, choice, flag, positive_seconds, whole_number
 from opaque_knapsack.records import (

@@ -27,7 +27,7 @@ from opaque_knapsack.records import (
     SCORER_NAME,
     runtime_of,
 )
-from opaque_knapsack.reports.runs import SCORE_PREFIX
+from opaque_knapsack.reports.metrics import SCORE_PREFIX
 
 AnySample = EvalSample | EvalSampleSummary
 

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opaque_knapsack.logs import local_path
-from opaque_knapsack.reports.metrics import EPISODE_METRICS
+from opaque_knapsack.reports.metrics import EPISODE_METRICS, SCORE_PREFIX
 from opaque_knapsack.reports.runs import (
-    SCORE_PREFIX,
     _episode_frame,
     _errored_mask,
     eval_condition,

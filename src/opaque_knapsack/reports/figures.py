@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opaque_knapsack.family.presets import PRESET_NAMES
+from opaque_knapsack.family.names import PRESET_NAMES
 from opaque_knapsack.records import BASE_TRAIN, PERSISTENT, RUNTIMES, STATELESS, ScoreKey, semantics_of
 from opaque_knapsack.reports.bootstrap import bootstrap_mean_ci
 from opaque_knapsack.reports.errors import ReportError

@@ -17,6 +17,9 @@ SAMPLE_KEYS: tuple[str, ...] = ("total_time",)
 
 EPISODE_METRICS: tuple[str, ...] = SCORE_KEYS + SAMPLE_KEYS
 
+SCORE_PREFIX = f"score_{SCORER_NAME}_"
+"""Score key ``k`` is the data-frame column ``SCORE_PREFIX + k`` (``columns.KnapsackScores``)."""
+
 # Names people type for a metric (all lower case) -> the metric key.
 ALIASES: dict[str, str] = {
     "score": ScoreKey.OPTIMALITY,
@@ -86,7 +89,7 @@ STAT_ROWS: tuple[StatRow, ...] = (
 def resolve_metric(name: str) -> str:
     """The metric key for a name a user typed; raises ValueError naming the choices."""
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    for prefix in (f"score_{SCORER_NAME}_", "mean_", "avg_", "average_"):
+    for prefix in (SCORE_PREFIX, "mean_", "avg_", "average_"):
         if key.startswith(prefix) and key[len(prefix):] in EPISODE_METRICS:
             key = key[len(prefix):]
     key = ALIASES.get(key, key)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opaque_knapsack.family.labels import CUSTOM
-from opaque_knapsack.family.presets import PRESET_NAMES
+from opaque_knapsack.family.names import PRESET_NAMES
 from opaque_knapsack.logs import UNKNOWN, LogFileError, local_path, log_files
 from opaque_knapsack.records import (
     AGENT_METADATA_KEY,
@@ -28,9 +28,7 @@ from opaque_knapsack.records import (
     fault_note,
 )
 from opaque_knapsack.reports.errors import ReportError, ReportWarning
-from opaque_knapsack.reports.metrics import EPISODE_METRICS, SCORE_KEYS, SCORER_NAME
-
-SCORE_PREFIX = f"score_{SCORER_NAME}_"  # the column of score key k (reports/columns.py)
+from opaque_knapsack.reports.metrics import EPISODE_METRICS, SCORE_KEYS, SCORE_PREFIX, SCORER_NAME
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -113,6 +111,8 @@ def _check_headers(files: Sequence[str]) -> None:
             raise ReportError(f"{file}: not a readable Inspect log ({reason[:200]})") from error
 
 
+# ``columns`` builds Inspect's analysis columns when imported: loaded when logs are read, so
+# importing this module stays cheap (``columns`` itself never imports this one).
 def _eval_columns() -> list[Any]:
     from inspect_ai.analysis import EvalColumn
 

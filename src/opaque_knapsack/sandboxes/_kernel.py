@@ -746,9 +746,6 @@ def exec_main(cfg: dict, argv: list[str]) -> None:
 
 # ---- the zygote: a pristine launcher that forks kernels ----------------------
 
-_REQUEST = _wire.ZYGOTE_REQUEST
-_REPLY = _wire.ZYGOTE_REPLY
-_MAX_REQUEST = _wire.MAX_ZYGOTE_REQUEST
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -783,9 +780,9 @@ def zygote_main(cfg: dict) -> None:
     gc.collect()
     gc.freeze()  # forked kernels share these pages instead of copying them on the next collection
     zygote_pid = os.getpid()
-    buf = bytearray(_MAX_REQUEST)
-    zeros = bytes(_MAX_REQUEST)
-    reply = bytearray(_REPLY.size)
+    buf = bytearray(_wire.MAX_ZYGOTE_REQUEST)
+    zeros = bytes(_wire.MAX_ZYGOTE_REQUEST)
+    reply = bytearray(_wire.ZYGOTE_REPLY.size)
     fd_space = socket.CMSG_SPACE(4 * 4)
     while True:
         try:
@@ -800,14 +797,14 @@ def zygote_main(cfg: dict) -> None:
                 fds += struct.unpack(f"{len(data) // 4}i", data[: len(data) - len(data) % 4])
         if nbytes == 0 and not fds:
             _exit(0)  # the harness hung up
-        request_id = _REQUEST.unpack_from(buf)[0] if nbytes >= _REQUEST.size else 0
+        request_id = _wire.ZYGOTE_REQUEST.unpack_from(buf)[0] if nbytes >= _wire.ZYGOTE_REQUEST.size else 0
         pid = -22  # EINVAL
         pidfd = -1
         # SIGCHLD held until the pidfd is open: a kernel that dies at once stays a
         # zombie till then, so its pid cannot have been reused under us.
         _sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
-            if len(fds) == 1 and nbytes > _REQUEST.size and not flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            if len(fds) == 1 and nbytes > _wire.ZYGOTE_REQUEST.size and not flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
                 try:
                     pid = os.fork()
                 except OSError as exc:
@@ -827,7 +824,7 @@ def zygote_main(cfg: dict) -> None:
         buf[:nbytes] = zeros[:nbytes]
         for fd in fds:
             os.close(fd)
-        _REPLY.pack_into(reply, 0, request_id, pid)
+        _wire.ZYGOTE_REPLY.pack_into(reply, 0, request_id, pid)
         try:
             if pidfd >= 0:
                 channel.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", pidfd))])
@@ -862,7 +859,7 @@ def _zygote_child(channel: socket.socket, buf: bytearray, nbytes: int, control_f
     _confine.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != zygote_pid:
         _exit(75)
-    start = _loads(bytes(buf[_REQUEST.size : nbytes]))
+    start = _loads(bytes(buf[_wire.ZYGOTE_REQUEST.size : nbytes]))
     buf[:] = bytes(len(buf))
     sys.argv[1:] = ["kernel"]
     os.chdir(start["cwd"])

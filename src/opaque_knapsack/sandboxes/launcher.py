@@ -1,17 +1,16 @@
 """Starting kernel processes: the zygote (fork server).
 
-A kernel used to be a fresh ``python -S -s _kernel.py kernel <cfg>`` per sample:
-an interpreter start plus imports (tens of ms of CPU) and a ``fork_exec`` on the
-event loop thread (12-19 ms during which no other sample runs). Instead, one
-zygote per harness process is started lazily, exactly like a kernel used to be
-(``python -S -s _kernel.py zygote``, scrubbed environment, its own process
-group) and before it has seen anything sample-specific; it preloads what a
-kernel needs and from then on only forks. A kernel start is one request on the
-zygote's channel (SOCK_SEQPACKET): the kernel's start-up message (cfg,
-environment, working directory) plus the kernel's end of its control socket
-(SCM_RIGHTS); the reply is the kernel's pid plus a pidfd for it. The fork then
-applies exactly the per-kernel setup a spawned kernel does (see
-``_kernel.zygote_main``).
+Kernels are forked from a zygote: one per harness process, started lazily as
+``python -S -s _kernel.py zygote`` (scrubbed environment, its own process
+group) before it has seen anything sample-specific. It preloads what a kernel
+needs and from then on only forks, so a kernel start costs neither an
+interpreter start and its imports (tens of ms of CPU) nor a ``fork_exec`` on
+the event loop thread (12-19 ms during which no other sample runs). A kernel
+start is one request on the zygote's channel (SOCK_SEQPACKET): the kernel's
+start-up message (cfg, environment, working directory) plus the kernel's end
+of its control socket (SCM_RIGHTS); the reply is the kernel's pid plus a pidfd
+for it. The fork then applies exactly the per-kernel setup a spawned kernel
+does (see ``_kernel.zygote_main``).
 
 Nothing here blocks the event loop in the common path: the channel is
 non-blocking and read through the loop's selector; kernels are killed through
@@ -29,7 +28,7 @@ event loop (another thread) while the first has requests on the zygote is
 handed to the first loop, which alone reads the zygote's channel, and its
 answer comes back thread-safely. ``KernelLauncher`` is the seam a benchmark
 uses to measure its baseline (``benchmarks/direct_launch.py`` spawns a fresh
-interpreter per kernel, as the runtime once did).
+interpreter per kernel: the cost the zygote saves).
 """
 
 from __future__ import annotations
@@ -58,9 +57,6 @@ from .registry import REGISTRY
 
 KERNEL_SCRIPT = str(Path(__file__).with_name("_kernel.py").resolve())
 
-_REQUEST = ZYGOTE_REQUEST  # request id; the start-up message follows (see _kernel.zygote_main)
-_REPLY = ZYGOTE_REPLY  # request id, pid or -errno
-_MAX_REQUEST = MAX_ZYGOTE_REQUEST  # the zygote's request buffer
 _MAX_ATTEMPTS = 2  # zygote deaths a request may be in flight through before it fails
 
 
@@ -428,19 +424,19 @@ class Zygote:
     def _on_readable(self) -> None:
         while self._sock is not None:
             try:
-                data, ancdata, flags, _addr = self._sock.recvmsg(_REPLY.size, socket.CMSG_SPACE(4 * 4))
+                data, ancdata, flags, _addr = self._sock.recvmsg(ZYGOTE_REPLY.size, socket.CMSG_SPACE(4 * 4))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 data, ancdata, flags = b"", [], 0
             fds = _fds(ancdata)
-            if len(data) != _REPLY.size:
+            if len(data) != ZYGOTE_REPLY.size:
                 for fd in fds:
                     os.close(fd)
                 self._died()
                 return
             self._progress = time.monotonic()
-            request_id, pid = _REPLY.unpack(data)
+            request_id, pid = ZYGOTE_REPLY.unpack(data)
             request = self._pending.pop(request_id, None)
             fut = request.fut if request is not None else None
             if fut is None or fut.done():  # its requester gave up: the kernel is not wanted
@@ -545,7 +541,7 @@ class Zygote:
         The request waits its turn in the queue without a deadline.
         """
         data = json.dumps(start).encode()
-        if len(data) + _REQUEST.size > _MAX_REQUEST:
+        if len(data) + ZYGOTE_REQUEST.size > MAX_ZYGOTE_REQUEST:
             raise ZygoteError(f"kernel start-up message too large ({len(data)} bytes)")
         loop = asyncio.get_running_loop()
         owner = self._loop
@@ -566,7 +562,7 @@ class Zygote:
         self._queue_loop = loop
         self._next_id = (self._next_id + 1) & 0xFFFFFFFF
         fut: asyncio.Future[tuple[int, int]] = loop.create_future()
-        request = _Request(self._next_id, _REQUEST.pack(self._next_id) + data, control.fileno(), fut)
+        request = _Request(self._next_id, ZYGOTE_REQUEST.pack(self._next_id) + data, control.fileno(), fut)
         self._queue.append(request)
         queued = time.monotonic()
         self._pump()

@@ -206,12 +206,12 @@ class StepDeadline:
 
 @dataclass
 class RecordKeeper:
-    """Bounded call records: refused calls beyond a sample are counted, large arguments truncated.
+    """Bounded call records: refused calls beyond a sample are counted, large arguments and errors cut.
 
-    Every frame used to be kept with its parsed arguments, so refused calls could
-    grow the harness's memory by hundreds of MB in seconds. Executed calls keep a
-    record (their count is exact); their arguments are kept whole only within
-    per-call, per-step and per-episode byte bounds.
+    Refused calls cost no memory past a sample of them, however many a step
+    makes. Executed calls each keep a record (their count is exact); their
+    arguments and error text are kept whole only within per-call, per-step and
+    per-episode byte bounds, past which a record keeps the head of each.
     """
 
     episode_budget: list[int]

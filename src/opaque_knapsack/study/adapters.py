@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from opaque_knapsack.family.presets import DEFAULT_PRESET, PRESET_NAMES, Preset
+from opaque_knapsack.family.names import DEFAULT_PRESET, PRESET_NAMES, Preset
 
 __all__ = [
     "DEFAULT_PRESET",

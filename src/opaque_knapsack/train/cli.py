@@ -497,7 +497,7 @@ def _run_server(spec: Any, command: list[str], ready_timeout: float) -> int:
 
 
 def _register_matrix(subparsers: Any) -> None:
-    from opaque_knapsack.train.matrix import STUDENT_MAX_TOKENS, STUDENT_TEMPERATURE  # pydantic only, no Inspect
+    from opaque_knapsack.train.students import STUDENT_MAX_TOKENS, STUDENT_TEMPERATURE
 
     parser = add_command(
         subparsers,

@@ -36,14 +36,11 @@ from opaque_knapsack.records import (
     Agent,
     Runtime,
 )
+from opaque_knapsack.train.students import STUDENT_MAX_TOKENS, STUDENT_TEMPERATURE
 
 __all__ = ["Condition", "MatrixError", "MatrixSpec", "TaskFactory", "build_tasks", "conditions", "run_matrix"]
 
 PAPER_SEED_START = 123456789
-STUDENT_TEMPERATURE = 0.2
-STUDENT_MAX_TOKENS = 12288
-"""The paper's students' sampling settings. The task imposes none (its teacher
-ran on the provider's defaults), so the matrix passes these to ``eval_set``."""
 
 # (runtime, difficulty, num, seed_start, agent) or (runtime, tasks, agent) -> Task
 TaskFactory = Callable[..., Any]
