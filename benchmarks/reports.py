@@ -132,14 +132,14 @@ def main() -> int:
             summarize_runs,
             table_from_logs,
             write_figures,
-            write_quickstart_reports,
+            write_reports,
         )
 
         def compare() -> None:
             compare_runs(load_runs([pp])[0], load_runs([ss])[0], "optimality")
 
         def report(out: Path) -> None:
-            write_quickstart_reports(log_dir, out)
+            write_reports(log_dir, out)
             render_latex(*table_from_logs(log_dir))
 
         def table() -> None:

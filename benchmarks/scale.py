@@ -178,10 +178,10 @@ def inspect_options(args: argparse.Namespace) -> dict[str, Any]:
 def run_harness(args: argparse.Namespace, log_dir: str, num: int | None = None) -> dict[str, Any]:
 
     from opaque_knapsack.knapsack import knapsack
-    from opaque_knapsack.sandboxes.launcher import STATS
+    from opaque_knapsack.sandboxes.registry import REGISTRY
 
     num = args.num if num is None else num
-    STATS.clear()
+    REGISTRY.launch_stats.clear()
     monitor_ = Monitor(args.sample_every)
     cpu, started = _cpu(), time.perf_counter()
     [log], lags = eval_with_lag(
@@ -196,8 +196,8 @@ def run_harness(args: argparse.Namespace, log_dir: str, num: int | None = None) 
     )
     wall, cpu = time.perf_counter() - started, _cpu() - cpu
     memory = monitor_.stop()
-    return {"log": log, "wall": wall, "cpu": cpu, "memory": memory, "lags": lags, "starts": list(STATS.starts),
-            "launches": list(STATS.launches), "waits": list(STATS.waits)}
+    return {"log": log, "wall": wall, "cpu": cpu, "memory": memory, "lags": lags, "starts": list(REGISTRY.launch_stats.starts),
+            "launches": list(REGISTRY.launch_stats.launches), "waits": list(REGISTRY.launch_stats.waits)}
 
 
 def ideal_and_turns(log: Any, latency: float, jitter: float, seed: int) -> tuple[float, int, int]:

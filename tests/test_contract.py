@@ -31,6 +31,14 @@ TOO_COMMON = {
     records.TRAIN_METADATA_KEY: "also the training split's name, argparse dests and condition fields",
     records.EPISODE_ERROR: "also the kernel wire's error field and many unrelated messages",
 }
+# The condition's metadata keys are also -T option names, report columns and
+# Condition fields: they are checked where they key metadata or task arguments
+# (``metadata_literals``), not wherever the word occurs.
+METADATA_WORDS = {
+    records.RUNTIME_METADATA_KEY: "RUNTIME_METADATA_KEY",
+    records.DIFFICULTY_METADATA_KEY: "DIFFICULTY_METADATA_KEY",
+    records.AGENT_METADATA_KEY: "AGENT_METADATA_KEY",
+}
 
 
 def contract_names() -> dict[str, str]:
@@ -51,7 +59,7 @@ def contract_names() -> dict[str, str]:
         value: name for name, value in vars(records).items() if name.isupper() and value in get_args(records.EndReason)
     }
     names.update(end_reasons)
-    return {literal: home for literal, home in names.items() if literal not in TOO_COMMON}
+    return {literal: home for literal, home in names.items() if literal not in TOO_COMMON and literal not in METADATA_WORDS}
 
 
 # (module under the package, literal) -> why the literal stays
@@ -112,6 +120,56 @@ def contract_literals(source: str, names: Mapping[str, str]) -> list[tuple[int, 
         and node.value in names
         and id(node) not in docstrings
     )
+
+
+def _keys_metadata(node: ast.expr) -> bool:
+    """The expression is a metadata or task-arguments mapping (``state.metadata``, ``task_args``, ...)."""
+    name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+    return name.endswith(("metadata", "task_args"))
+
+
+def metadata_literals(source: str, words: Mapping[str, str]) -> list[tuple[int, str]]:
+    """(line, literal) of each word written out where it keys metadata or task arguments:
+    ``metadata["runtime"]``, ``task_args.get("agent")``, ``metadata={"difficulty": ...}``."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        keys: list[ast.expr | None] = []
+        if isinstance(node, ast.Subscript) and _keys_metadata(node.value):
+            keys = [node.slice]
+        elif (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("get", "pop")
+            and _keys_metadata(node.func.value) and node.args
+        ):
+            keys = [node.args[0]]
+        elif isinstance(node, ast.keyword) and node.arg is not None and node.arg.endswith("metadata") and isinstance(node.value, ast.Dict):
+            keys = list(node.value.keys)
+        elif isinstance(node, ast.Dict) and any(isinstance(k, ast.Constant) and k.value in words for k in node.keys):
+            # a dict that holds a metadata key beside another contract key is metadata
+            if any(isinstance(k, ast.Name) and k.id.endswith("_KEY") for k in node.keys):
+                keys = list(node.keys)
+        found.update((key.lineno, key.value) for key in keys if isinstance(key, ast.Constant) and key.value in words)
+    return sorted(found)
+
+
+RUNTIME_CONSTANTS = {"PERSISTENT", "STATELESS"}
+
+
+def runtime_comparisons(source: str) -> list[int]:
+    """Lines that compare something with a runtime's name (``== "persistent"``, ``!= STATELESS``)."""
+    names = set(records.RUNTIMES)
+    lines = set()
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        if any(
+            (isinstance(o, ast.Constant) and o.value in names)
+            or (isinstance(o, ast.Name) and o.id in RUNTIME_CONSTANTS)
+            or (isinstance(o, ast.Attribute) and o.attr in RUNTIME_CONSTANTS)
+            for o in operands
+        ):
+            lines.add(node.lineno)
+    return sorted(lines)
 
 
 def _is_literal_type(node: ast.expr) -> bool:
@@ -201,6 +259,44 @@ def test_the_contract_covers_the_names_logs_are_read_by():
     assert set(records.SCORE_KEYS) <= set(names)
     assert {records.INSTANCE_METADATA_KEY, records.END_REASON_METADATA_KEY, records.FAMILY_METADATA_KEY} <= set(names)
     assert set(records.AGENTS) | {records.SCRIPTED_PROVIDER, records.BASE_TRAIN} <= set(names)
+
+
+def test_the_metadata_scanner_finds_keys_and_leaves_other_words():
+    source = '''
+state.metadata["runtime"] = name
+args = log.eval.task_args.get("agent", "codeact")
+task = Task(metadata={"difficulty": d}, name="runtime")
+choice("runtime", runtime, RUNTIMES)
+row = {"runtime": r, "label": x}
+meta = {TRAIN_METADATA_KEY: t, "runtime": r}
+'''
+    assert metadata_literals(source, METADATA_WORDS) == [(2, "runtime"), (3, "agent"), (4, "difficulty"), (7, "runtime")]
+
+
+def test_no_module_writes_out_a_metadata_key():
+    found = {
+        module: lines
+        for module, source in package_modules()
+        if module not in HOMES and (lines := metadata_literals(source, METADATA_WORDS))
+    }
+    assert found == {}
+
+
+def test_the_comparison_scanner_finds_runtime_names():
+    assert runtime_comparisons('if kernel.semantics == "persistent": pass') == [1]
+    assert runtime_comparisons("ok = c.train == c.runtime == records.STATELESS") == [1]
+    assert runtime_comparisons('ok = x != PERSISTENT\ny = mode == "drop"') == [1]
+    assert runtime_comparisons("if semantics.persists_state: pass") == []
+
+
+def test_no_module_compares_runtime_names():
+    # a runtime is asked (RuntimeSemantics.persists_state, .keeps_files), never compared by name
+    found = {
+        module: lines
+        for module, source in package_modules()
+        if module not in HOMES and (lines := runtime_comparisons(source))
+    }
+    assert found == {}
 
 
 def test_no_module_retypes_the_runtime_vocabulary():

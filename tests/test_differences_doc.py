@@ -169,9 +169,10 @@ def test_a_reply_without_a_block_and_a_zero_optimum_are_as_the_doc_says() -> Non
 
 
 async def test_output_and_stateless_steps_are_as_the_doc_says() -> None:
+    from opaque_knapsack.records import SEMANTICS
     from opaque_knapsack.sandboxes import Kernel, RuntimeConfig
 
-    kernel = Kernel("stateless", RuntimeConfig(step_timeout=10))
+    kernel = Kernel(SEMANTICS["stateless"], RuntimeConfig(step_timeout=10))
     await kernel.start()
     try:
         shown = await kernel.run_code(

@@ -203,3 +203,41 @@ def test_nothing_below_the_study_imports_it():
         if not _in(module, "opaque_knapsack.study") and module != "opaque_knapsack.cli"
     }
     assert {module: found for module, found in bad.items() if found} == {}
+
+
+def test_no_module_imports_a_private_inspect_module():
+    # Inspect's public API only: a private module may move in any release
+    private = {
+        module: sorted(name for name in imports if name.startswith("inspect_ai._"))
+        for module, imports in edges().items()
+    }
+    assert {module: names for module, names in private.items() if names} == {}
+
+
+def test_the_episode_limits_are_a_leaf():
+    # the defaults' one home: the sandboxes' config, the agents and the task all read it
+    assert not any(_in(m, "opaque_knapsack") for m in imported_modules(PACKAGE / "limits.py"))
+
+
+def _cycles(modules: dict[str, set[str]]) -> list[list[str]]:
+    """Groups of modules that reach each other through imports (lazy ones included)."""
+    def resolve(name: str) -> str | None:
+        for candidate in (name, name.rpartition(".")[0]):
+            if candidate in modules:
+                return candidate
+        return None
+
+    reach = {m: {r for n in imports if (r := resolve(n)) and r != m} for m, imports in modules.items()}
+    for middle in reach:  # transitive closure: the graphs are small
+        for start in reach:
+            if middle in reach[start]:
+                reach[start] |= reach[middle]
+    found = {tuple(sorted({m, *(o for o in reach[m] if m in reach[o])})) for m in reach if m in reach[m]}
+    return [list(group) for group in sorted(found)]
+
+
+def test_the_reports_modules_import_no_cycle():
+    reports = {m: imports for m, imports in edges().items() if _in(m, "opaque_knapsack.reports") and m != "opaque_knapsack.reports"}
+    assert "opaque_knapsack.reports.columns" in reports
+    assert _cycles(reports) == []
+    assert _cycles({"a": {"b"}, "b": {"c.x"}, "c": {"a"}}) == [["a", "b", "c"]]  # the reader finds one

@@ -14,19 +14,16 @@ people who bring their own solver:
   bound, to run code blocks in;
 - ``load_tasks``: read task files.
 
-Names are imported lazily so ``import opaque_knapsack`` stays cheap.
+Names are imported lazily so ``import opaque_knapsack`` stays cheap; so is
+``__version__`` (reading the installed metadata costs more than the command
+line's parsers).
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from opaque_knapsack._lazy import lazy_attributes
-
-try:
-    __version__ = version("opaque-knapsack")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0"
 
 _EXPORTS = {
     "codeact": "opaque_knapsack.solvers.codeact",
@@ -43,4 +40,17 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-__getattr__ = lazy_attributes(__name__, _EXPORTS)
+_exported = lazy_attributes(__name__, _EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name != "__version__":
+        return _exported(name)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("opaque-knapsack")
+    except PackageNotFoundError:  # running from a source tree without install
+        found = "0.0.0"
+    globals()["__version__"] = found
+    return found

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from opaque_knapsack.errors import CommandError
 
@@ -34,9 +35,20 @@ COMMAND_MODULES = (
 RESUMABLE_COMMANDS = frozenset({"generate", "quickstart", "matrix", "study", "student-smoke"})
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from opaque_knapsack import __version__
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, read only when asked for (not to build the parser)."""
 
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: str | None = None) -> None:
+        from opaque_knapsack import __version__
+
+        print(f"{parser.prog} {__version__}")
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="opaque-knapsack",
         description=(
@@ -45,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
             "students, and report the 2x2 comparison."
         ),
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         try:

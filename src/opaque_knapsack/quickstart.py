@@ -14,7 +14,7 @@ from typing import Any
 
 from opaque_knapsack._cli import add_command, require_at_least
 from opaque_knapsack.families import DEFAULT_FAMILY, FAMILIES
-from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, ScoreKey
+from opaque_knapsack.records import RUNTIMES, SCRIPTED_PROVIDER, ScoreKey, runtime_of
 
 CONDITIONS = tuple(product(RUNTIMES, RUNTIMES))
 """(train, runtime) of the 2x2: scripted/<train> in the <runtime> runtime."""
@@ -166,7 +166,7 @@ def quickstart(
 
 def _condition(log: Any) -> tuple[str, str]:
     train = log.eval.model.split("/")[-1]
-    return train, log.eval.task_args.get("runtime", "?")
+    return train, runtime_of(log.samples[0] if log.samples else None, log) or "?"
 
 
 def condition_means(log: Any) -> dict[str, float]:

@@ -11,7 +11,7 @@ name is written out here once and imported everywhere else;
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any, Literal, get_args
 
@@ -42,6 +42,44 @@ An eval records its label in its metadata and the reports order by it."""
 DIFFICULTIES: tuple[Difficulty, ...] = get_args(Difficulty)
 CUSTOM_DIFFICULTY = "custom"
 """The label of task files no preset fits (a custom generator config)."""
+
+
+@dataclass(frozen=True)
+class RuntimeSemantics:
+    """What a Python runtime keeps from one step to the next: the one value its users ask.
+
+    Looked up once, where the sandbox is chosen (``SEMANTICS[name]``); the
+    kernel, the prompts and the reports ask it ("does state persist?", "are
+    files kept?") instead of comparing runtime names.
+    """
+
+    name: Runtime
+    """The runtime's name, as logs record it (``RUNTIME_KEY``)."""
+    persists_state: bool
+    """Globals, imports and definitions live on from one step to the next."""
+    keeps_files: bool
+    """Files a step writes are still there at the next step."""
+
+    @property
+    def sandbox(self) -> str:
+        """The name of the Inspect sandbox that runs this runtime (``--sandbox``)."""
+        return f"{self.name}_python"
+
+    def keeping_files(self) -> RuntimeSemantics:
+        """The same runtime with its working directory kept between steps."""
+        return replace(self, keeps_files=True)
+
+
+SEMANTICS: dict[Runtime, RuntimeSemantics] = {
+    PERSISTENT: RuntimeSemantics(PERSISTENT, persists_state=True, keeps_files=True),
+    STATELESS: RuntimeSemantics(STATELESS, persists_state=False, keeps_files=False),
+}
+"""Each runtime's semantics, by name: the one place a name becomes a value."""
+
+
+def semantics_of(name: object) -> RuntimeSemantics | None:
+    """The semantics of a runtime name read from a log (None: not a runtime, e.g. ``unknown``)."""
+    return SEMANTICS.get(name) if isinstance(name, str) else None  # type: ignore[call-overload]
 
 ReActAgent = Literal["react"]
 """The ReAct baseline: native tool calls, no runtime (a student of its own)."""
@@ -75,6 +113,14 @@ END_REASON_METADATA_KEY = "end_reason"
 TRAIN_METADATA_KEY = "train"
 """Eval metadata key naming the runtime a student model was trained in (see
 ``opaque_knapsack.logs.train_semantics``)."""
+RUNTIME_METADATA_KEY = "runtime"
+"""The runtime's name: a task argument and eval metadata key (the task's
+choice) and a sample metadata key (the sandbox the sample really got, which
+``--sandbox`` may have overridden). Read through ``runtime_of``."""
+DIFFICULTY_METADATA_KEY = "difficulty"
+"""The difficulty preset: eval metadata (the task's) and sample metadata (the task file's label)."""
+AGENT_METADATA_KEY = "agent"
+"""The agent: a task argument and eval metadata key (each sample's is under ``AGENT_KEY``)."""
 BASE_TRAIN = "base"
 """The ``TRAIN_METADATA_KEY`` value of an untrained base model."""
 SCRIPTED_PROVIDER = "scripted"
@@ -150,6 +196,25 @@ def fault_note(where: str, step_timeouts: float, kernel_restarts: float, episode
         "figures may measure the load (re-run with lower --max-samples, or see the step_timeouts and "
         "kernel_restarts scores)"
     )
+
+def runtime_of(sample: Any = None, header: Any = None) -> str | None:
+    """The runtime an episode ran in: the one order in which every reader of logs looks.
+
+    ``sample`` is an ``EvalSample`` or its summary (or None), ``header`` an
+    ``EvalLog`` or its ``EvalSpec`` (or None). First what the agent recorded
+    in the sample's store (``RUNTIME_KEY``), then what the task's setup
+    recorded in its metadata (the sandbox it really got), then the task's
+    choice (eval metadata, then the task argument). None when nothing says,
+    as for a ReAct episode.
+    """
+    store = getattr(sample, "store", None) or {}
+    metadata = getattr(sample, "metadata", None) or {}
+    spec = getattr(header, "eval", header)
+    found = [store.get(RUNTIME_KEY), metadata.get(RUNTIME_METADATA_KEY)]
+    if spec is not None:
+        found += [(spec.metadata or {}).get(RUNTIME_METADATA_KEY), (spec.task_args or {}).get(RUNTIME_METADATA_KEY)]
+    return next((str(value) for value in found if value), None)
+
 
 # Every family's task names its family in the eval metadata under this key
 # (``AgentOptions.metadata``); readers of logs take the episode's figures from

@@ -1,26 +1,22 @@
 """Checking the ``-T`` options of a task family's task, with one-line errors.
 
-A bad option is the user's mistake, not the harness's: Inspect prints a
-``PrerequisiteError``'s message alone, without the exception group and its
-250-line traceback, and exits 1. Inspect exports no public name for that
-class (0.3.x keeps it in ``inspect_ai._util.error``), so it is imported here,
-in one place, with a plain ``ValueError`` base when it is not there; the test
-of this module fails if Inspect moves it.
+A bad option is the user's mistake, not the harness's. Inspect's command
+line is a click application, and click prints a ``ClickException`` as its
+message alone, without a traceback, and exits 1; so ``TaskOptionError`` is
+one (public API of click, which Inspect's CLI is built on), and a
+``ValueError`` for code that calls the task from Python.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
-try:  # no public export; see the module docstring
-    from inspect_ai._util.error import PrerequisiteError as _PrintedWithoutTraceback
-except ImportError:  # pragma: no cover - a future Inspect without it
-    _PrintedWithoutTraceback = ValueError  # type: ignore[assignment,misc]
+import click
 
 
-class TaskOptionError(_PrintedWithoutTraceback, ValueError):  # type: ignore[misc,valid-type]
+class TaskOptionError(click.ClickException, ValueError):
     """A ``-T`` option with a bad value: names the option, the value and what it accepts."""
 
     def __init__(self, name: str, value: object, expected: str, task: str | None = None) -> None:
@@ -31,6 +27,10 @@ class TaskOptionError(_PrintedWithoutTraceback, ValueError):  # type: ignore[mis
 
     def __str__(self) -> str:
         return self.message
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """What ``inspect eval`` prints: the one line, on stderr."""
+        click.echo(self.message, file=file, err=True)
 
 
 TaskFunction = TypeVar("TaskFunction", bound=Callable[..., object])

@@ -13,6 +13,7 @@ from opaque_knapsack.knapsack.policies import (
     react_next_calls,
     read_facts,
 )
+from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.solvers import prompts
 from opaque_knapsack.solvers.codeact import extract_code_blocks
 
@@ -33,7 +34,7 @@ def code_of(reply) -> str:
 
 
 def test_facts_are_read_from_the_prompts():
-    system = prompts.codeact_system_prompt("stateless", family=KNAPSACK, max_tool_calls=7, max_turns=12)
+    system = prompts.codeact_system_prompt(SEMANTICS["stateless"], family=KNAPSACK, max_tool_calls=7, max_turns=12)
     task = knapsack_prompts.task_statement(n_items=30, capacity=55, inspect_budget=21, class_names=["A", "B"])
     assert read_facts(system, task) == TaskFacts(n_items=30, capacity=55, budget=21, max_tool_calls=7, max_turns=12)
 

@@ -47,11 +47,15 @@ def test_numbers_given_as_text_are_read():
     assert len(task.dataset) == 2
 
 
-def test_inspect_prints_it_as_one_message_without_a_traceback():
-    """Inspect prints a PrerequisiteError alone; this fails if Inspect moves or drops the class."""
-    from inspect_ai._util.error import PrerequisiteError
+def test_the_error_is_a_click_exception_that_shows_its_one_line(capsys):
+    """Inspect's command line is click's: a ClickException is printed by its ``show()`` and exits 1."""
+    import click
 
-    assert issubclass(TaskOptionError, PrerequisiteError)
+    error = TaskOptionError("num", "x", "is not a whole number", task="knapsack")
+    assert isinstance(error, click.ClickException) and isinstance(error, ValueError)
+    assert error.exit_code == 1
+    error.show()
+    assert capsys.readouterr().err == "knapsack task: -T num='x' is not a whole number\n"
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from opaque_knapsack.knapsack import prompts as knapsack_prompts
 from opaque_knapsack.knapsack.family import KNAPSACK
+from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.solvers import prompts
 
 
@@ -14,7 +15,7 @@ def _scripted(**model_args):
 def _task_input(task_text: str):
     from inspect_ai.model import ChatMessageSystem, ChatMessageUser
 
-    system = prompts.codeact_system_prompt("persistent", family=KNAPSACK, max_tool_calls=25, max_turns=40)
+    system = prompts.codeact_system_prompt(SEMANTICS["persistent"], family=KNAPSACK, max_tool_calls=25, max_turns=40)
     return [ChatMessageSystem(content=system), ChatMessageUser(content=task_text)]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from opaque_knapsack.cli import main
-from opaque_knapsack.reports import load_runs, summarize, write_quickstart_reports
+from opaque_knapsack.reports import load_runs, summarize, write_reports
 
 pytestmark = pytest.mark.slow
 EPISODES = 3
@@ -71,5 +71,5 @@ def test_every_command_runs(scripted_dir: Path, tmp_path: Path, capsys: pytest.C
     assert latex.count("easy") == 1  # the difficulty shows once, on its group's first row
     assert main(["figures", str(scripted_dir), "--out", str(tmp_path / "figs")]) == 0
     assert len(capsys.readouterr().out.split()) == 6  # two figures: png, pdf and the caption text
-    written = write_quickstart_reports(scripted_dir, tmp_path / "quick")
+    written = write_reports(scripted_dir, tmp_path / "quick")
     assert len(json.loads(written["compare_json"].read_text())) == 2

@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 import opaque_knapsack.sandboxes  # noqa: F401  (registers the providers)
+from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.sandboxes import Kernel, RuntimeConfig
 from opaque_knapsack.sandboxes.kernel import KERNEL_SCRIPT
 
@@ -53,8 +54,9 @@ KernelFactory = Callable[..., "Kernel"]
 async def make_kernel() -> AsyncIterator[Callable[..., object]]:
     kernels: list[Kernel] = []
 
-    async def make(semantics: str = "persistent", **config: object) -> Kernel:
-        kernel = Kernel(semantics, RuntimeConfig(**config))  # type: ignore[arg-type]
+    async def make(runtime: str = "persistent", **config: object) -> Kernel:
+        settings = RuntimeConfig(**config)  # type: ignore[arg-type]
+        kernel = Kernel(settings.semantics(SEMANTICS[runtime]), settings)  # type: ignore[index]
         kernels.append(kernel)
         await kernel.start()
         return kernel

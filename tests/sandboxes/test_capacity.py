@@ -18,10 +18,11 @@ def test_the_soft_descriptor_limit_is_raised_to_the_hard_one_when_the_zygote_sta
         """
         import asyncio, resource
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 4096))
+        from opaque_knapsack.records import SEMANTICS
         from opaque_knapsack.sandboxes import Kernel, RuntimeConfig
 
         async def main():
-            kernels = [Kernel("stateless", RuntimeConfig()) for _ in range(40)]  # ~160 descriptors
+            kernels = [Kernel(SEMANTICS["stateless"], RuntimeConfig()) for _ in range(40)]  # ~160 descriptors
             await asyncio.gather(*(k.start() for k in kernels))
             outs = await asyncio.gather(*(k.run_code("print(1)") for k in kernels))
             for k in kernels:

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.sandboxes import (
     Kernel,
     Protection,
@@ -33,9 +34,9 @@ from opaque_knapsack.sandboxes import (
     probe_protection,
 )
 from opaque_knapsack.sandboxes._wire import RETIRED_PREFIX
-from opaque_knapsack.sandboxes.launcher import ZYGOTE
+from opaque_knapsack.sandboxes.registry import REGISTRY
 
-SEMANTICS = ["persistent", "stateless"]
+RUNTIME_NAMES = ["persistent", "stateless"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -52,12 +53,12 @@ async def layers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     real = probe_protection()
     off = getattr(request, "param", "all")
     if off != "all":
-        await ZYGOTE.stop_and_wait()
+        await REGISTRY.zygote.stop_and_wait()
         layer = {"no-namespaces": "namespaces", "no-seccomp": "seccomp"}[off]
         monkeypatch.setattr(control, "probe_protection", lambda: dataclasses.replace(real, **{layer: False}))
     yield control.probe_protection()
     if off != "all":
-        await ZYGOTE.stop_and_wait()
+        await REGISTRY.zygote.stop_and_wait()
 
 
 async def _out(kernel: Kernel, code: str) -> str:
@@ -108,7 +109,7 @@ def host_segment() -> Iterator[int]:
 
 
 @pytest.mark.parametrize("layers", ["all", "no-namespaces"], indirect=True)
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_ipc_and_the_kernel_log_are_denied(make_kernel, layers: Protection, semantics: str, host_segment: int) -> None:
     kernel = await make_kernel(semantics)
     for _step in range(2):  # a stateless step's note would be read by the next
@@ -153,7 +154,7 @@ def _host_segment_keys() -> list[int]:
         return [int(line.split()[0]) for line in table.readlines()[1:]]
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_no_ipc_object_outlives_its_kernel(make_kernel, semantics: str) -> None:
     key = 0x4F4D0000 + (os.getpid() & 0xFFFF)
     kernel = await make_kernel(semantics, memory_mb=128)
@@ -222,7 +223,7 @@ async def test_every_stateless_step_gets_a_fresh_working_directory(make_kernel, 
 
 
 @pytest.mark.parametrize("layers", ["all", "no-namespaces"], indirect=True)
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_the_container_of_the_working_directory_is_out_of_reach(make_kernel, layers: Protection, semantics: str) -> None:
     kernel = await make_kernel(semantics)
     container = kernel.control.container
@@ -266,7 +267,7 @@ print(json.dumps(done))
 
 
 @pytest.mark.parametrize("layers", ["all", "no-namespaces"], indirect=True)
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_no_file_locks_on_what_kernels_share(make_kernel, layers: Protection, semantics: str) -> None:
     # Two samples running at once would otherwise signal each other through the lock
     # state of the read-only files they both open (a lock on a read-only descriptor is allowed).
@@ -333,11 +334,11 @@ def _attributes_of(pid: int) -> dict:
 
 
 @pytest.mark.parametrize("layers", ["all", "no-namespaces"], indirect=True)
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_process_attributes_change_only_on_the_step_itself(make_kernel, layers: Protection, semantics: str) -> None:
     kernel = await make_kernel(semantics)
     pristine = _lines(await _out(kernel, _ATTRIBUTES + "print(json.dumps(snapshot()))"))
-    others = {"kernel": kernel.pid, "harness": os.getpid()}
+    others = {"kernel": kernel.control.pid, "harness": os.getpid()}
     if semantics == "stateless":
         # The next step takes the first ready step process; the one after it waits, spare, meanwhile.
         others["spare"] = await _spare(kernel, 2)
@@ -376,7 +377,7 @@ print(json.dumps(done))
 
 
 @pytest.mark.parametrize("layers", ["all", "no-namespaces"], indirect=True)
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_steps_name_no_socket_and_squat_none(make_kernel, layers: Protection, semantics: str) -> None:
     if not layers.seccomp:
         pytest.skip("bind() is denied by seccomp, which this machine lacks (x86_64 Linux only)")
@@ -420,7 +421,7 @@ print(json.dumps({{'found': found, 'tmp': [tmp.st_dev, tmp.st_ino], 'dir_fds': d
 
 
 @pytest.mark.parametrize("layers", ["all", "no-namespaces"], indirect=True)
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_stat_outside_the_working_directory(make_kernel, layers: Protection, semantics: str, tmp_path) -> None:
     other = await make_kernel("persistent")
     await other.run_code("open('notes.txt', 'w').write('x')")
@@ -429,7 +430,7 @@ async def test_stat_outside_the_working_directory(make_kernel, layers: Protectio
     os.chmod(tmp_path, 0o755)
     kernel = await make_kernel(semantics)
     paths = ["/etc/passwd", "/proc/1", "/proc/self", "/home", "/var", "/usr/bin/env", "/dev/shm", "/sys",
-             str(planted), other.workdir + "/notes.txt", other.control.container]
+             str(planted), other.control.workdir + "/notes.txt", other.control.container]
     seen = _lines(await _out(kernel, _STAT.format(paths=paths)))
     host_tmp = os.stat("/tmp")
     if layers.namespaces:
@@ -449,7 +450,7 @@ async def test_a_machine_without_namespaces_is_reported(monkeypatch: pytest.Monk
     gaps = control.probe_protection().missing()
     assert any(gap.startswith("namespaces") for gap in gaps)
     with pytest.raises(control.KernelError, match="namespaces"):
-        Kernel("persistent", control.RuntimeConfig(require_isolation=True))
+        Kernel(SEMANTICS["persistent"], control.RuntimeConfig(require_isolation=True))
 
 
 async def test_commands_beside_the_kernel_share_no_ipc_either() -> None:
@@ -473,4 +474,4 @@ async def test_a_container_outside_the_temp_directory_is_refused(tmp_path_factor
     if outside is None:
         pytest.skip("needs a writable directory outside the temp directory")
     with pytest.raises(control.KernelError, match="temp directory"):
-        Kernel("persistent", control.RuntimeConfig(), workdir=outside)
+        Kernel(SEMANTICS["persistent"], control.RuntimeConfig(), workdir=outside)

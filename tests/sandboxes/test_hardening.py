@@ -21,6 +21,7 @@ import psutil
 import pytest
 from polling import async_wait_until
 
+from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.sandboxes import (
     PersistentPythonSandbox,
     StatelessPythonSandbox,
@@ -30,11 +31,13 @@ from opaque_knapsack.sandboxes import (
 )
 from opaque_knapsack.sandboxes import kernel as kernel_module
 from opaque_knapsack.sandboxes.control import KernelControl
+from opaque_knapsack.sandboxes.registry import REGISTRY
+from opaque_knapsack.sandboxes.runtime import PythonRuntime
 from opaque_knapsack.solvers import prompts
 
 from .conftest import kernel_processes
 
-SEMANTICS = ["persistent", "stateless"]
+RUNTIME_NAMES = ["persistent", "stateless"]
 
 
 class LoopWatch:
@@ -95,7 +98,7 @@ _FLOOD_SMALL = _FLOOD.format(args="[]", copies=64)
 _FLOOD_BIG = _FLOOD.format(args="[[[{}]] * 40000]", copies=1)
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 @pytest.mark.parametrize("flood", [_FLOOD_SMALL, _FLOOD_BIG], ids=["small-frames", "big-frames"])
 async def test_frame_flood_neither_stalls_the_loop_nor_times_out_another_sample(make_kernel, semantics: str, flood: str) -> None:
     attacker = await make_kernel(semantics)
@@ -138,7 +141,7 @@ print('sent')
 """
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_refused_calls_keep_a_bounded_sample_and_a_count(make_kernel, semantics: str, caplog: pytest.LogCaptureFixture) -> None:
     kernel = await make_kernel(semantics)
     calls: list[str] = []
@@ -156,7 +159,7 @@ async def test_refused_calls_keep_a_bounded_sample_and_a_count(make_kernel, sema
 
 
 async def test_episode_bound_on_record_bytes(make_kernel, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(step_channel, "_EPISODE_RECORD_BYTES", 60_000)
+    monkeypatch.setattr(REGISTRY.tunables, "episode_record_bytes", 60_000)
     kernel = await make_kernel("persistent")
     code = "for i in range(3):\n    inspect('y' * 10_000)"
     first = await kernel.run_code(code, {"inspect": lambda i: "ok"})
@@ -204,14 +207,14 @@ async def test_a_patched_kernel_does_not_outlive_its_stateless_step(make_kernel)
     assert (await kernel.run_code("print('fine')")).stdout == "fine\n"
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_user_main_is_the_users_namespace(make_kernel, semantics: str) -> None:
     kernel = await make_kernel(semantics)
     result = await kernel.run_code("import __main__\nx = 5\nprint(__main__.x, hasattr(__main__, 'Channel'), __name__)")
     assert result.stdout == "5 False __main__\n"
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_parent_death_signal_cannot_be_cleared(make_kernel, semantics: str) -> None:
     kernel = await make_kernel(semantics)
     result = await kernel.run_code(
@@ -255,7 +258,7 @@ async def test_stateless_steps_get_an_empty_working_directory(make_kernel) -> No
     assert wrote.stdout == "['a', 'link', 'memory.txt']\n"
     result = await kernel.run_code("import os\nprint(os.listdir('.'), os.getcwd() == os.environ['HOME'])")
     assert result.stdout == "[] True\n"
-    assert os.path.isdir(kernel.workdir)
+    assert os.path.isdir(kernel.control.workdir)
 
 
 async def test_stateless_keep_files_keeps_them_and_the_prompt_says_so(make_kernel) -> None:
@@ -263,10 +266,11 @@ async def test_stateless_keep_files_keeps_them_and_the_prompt_says_so(make_kerne
     await kernel.run_code("open('memory.txt', 'w').write('x = 42')")
     assert (await kernel.run_code("print(open('memory.txt').read())")).stdout == "x = 42\n"
     assert (await kernel.run_code("print(x)")).is_name_error  # the interpreter is still fresh
-    keep = prompts.codeact_system_prompt("stateless", strict_take=True, max_tool_calls=25, max_turns=40, keep_files=True)
-    default = prompts.codeact_system_prompt("stateless", strict_take=True, max_tool_calls=25, max_turns=40)
+    assert kernel.semantics == SEMANTICS["stateless"].keeping_files()
+    keep = prompts.codeact_system_prompt(kernel.semantics, strict_take=True, max_tool_calls=25, max_turns=40)
+    default = prompts.codeact_system_prompt(SEMANTICS["stateless"], strict_take=True, max_tool_calls=25, max_turns=40)
     assert "files your code writes in the working directory are kept" in keep
-    assert "kept" not in prompts.runtime_note("stateless") and prompts.RUNTIME_NOTES["stateless"] in default
+    assert "kept" not in prompts.runtime_note(SEMANTICS["stateless"]) and prompts.RUNTIME_NOTES["stateless"] in default
 
 
 async def test_provider_reports_whether_files_are_kept() -> None:
@@ -274,7 +278,9 @@ async def test_provider_reports_whether_files_are_kept() -> None:
         spec_config = None if config is None else kernel_module.RuntimeConfig(**config)
         envs = await StatelessPythonSandbox.sample_init("t", spec_config, {})
         try:
-            assert envs["default"].keeps_files is expected  # type: ignore[attr-defined]
+            runtime = envs["default"]
+            assert isinstance(runtime, PythonRuntime)  # what the agents use of it
+            assert runtime.semantics.keeps_files is expected and not runtime.semantics.persists_state
         finally:
             await StatelessPythonSandbox.sample_cleanup("t", spec_config, envs, False)
 
@@ -297,12 +303,12 @@ print('built')
 """
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_deep_and_wide_workdir_is_removed_off_the_loop(make_kernel, semantics: str) -> None:
     kernel = await make_kernel(semantics, step_timeout=60, stateless_keep_files=True)
     result = await kernel.run_code(_DEEP_TREE, timeout=60)
     assert result.stdout == "built\n", result
-    workdir = kernel.workdir
+    workdir = kernel.control.workdir
     async with LoopWatch() as watch:
         await kernel.close()
     assert not os.path.exists(workdir)
@@ -326,7 +332,7 @@ async def test_a_removal_error_is_logged_not_raised(make_kernel, monkeypatch: py
         await kernel.close()
     assert "disk on fire" in caplog.text
     monkeypatch.undo()
-    _fs.remove_tree(kernel.workdir)
+    _fs.remove_tree(kernel.control.workdir)
 
 
 def test_remove_tree_handles_depth_beyond_open_file_limits(tmp_path) -> None:
@@ -342,32 +348,69 @@ def test_remove_tree_handles_depth_beyond_open_file_limits(tmp_path) -> None:
         os.symlink("/etc/passwd", "link", dir_fd=fd)
     finally:
         os.close(fd)
-    _fs.remove_tree(str(root))
-    assert not root.exists() and os.path.exists("/etc/passwd")
+    try:
+        _fs.remove_tree(str(root))
+        assert not root.exists() and os.path.exists("/etc/passwd")
+    finally:
+        # Whatever remains goes with rm, never with pytest's own cleanup: its recursive
+        # rmtree would hit a RecursionError in this process (see _DEEP_TREE_EVAL).
+        subprocess.run(["rm", "-rf", "--", str(root)], check=False)
+
+
+# The eval runs in a process of its own. Deep trees are what kernels build, and anything in
+# the harness that recursed into one would raise RecursionError; after one, CPython 3.11's
+# compile() can fail in the same process ("AST constructor recursion depth mismatch"), and
+# pytest, which compiles while it formats a failure, would crash with an INTERNALERROR that
+# hides the failure and the summary.
+_DEEP_TREE_EVAL = """
+import json, sys
+from inspect_ai import Task, eval
+from inspect_ai.dataset import Sample
+from inspect_ai.solver import Generate, Solver, TaskState, solver
+from opaque_knapsack.sandboxes import runtime_sandbox
+
+@solver
+def build() -> Solver:
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        result = await runtime_sandbox().run_code(sys.argv[2], timeout=60)
+        state.metadata["stdout"] = result.stdout
+        return state
+
+    return solve
+
+task = Task(dataset=[Sample(input="go"), Sample(input="go")], solver=build(), sandbox="persistent_python")
+[log] = eval(task, model="mockllm/model", log_dir=sys.argv[1], display="none")
+print(json.dumps({"status": log.status, "error": log.error and log.error.message,
+                  "stdout": [s.metadata.get("stdout") for s in log.samples or []]}))
+"""
+
+
+def _kernels_of(harness_pid: int) -> list[int]:
+    """Live kernel processes (zygote included) that the harness ``harness_pid`` started."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = proc.info.get("cmdline") or []
+        if kernel_module.KERNEL_SCRIPT in cmdline and proc.info.get("status") != psutil.STATUS_ZOMBIE:
+            try:
+                if json.loads(cmdline[cmdline.index(kernel_module.KERNEL_SCRIPT) + 2]).get("harness_pid") == harness_pid:
+                    found.append(proc.pid)
+            except (ValueError, IndexError, AttributeError):
+                continue
+    return found
 
 
 @pytest.mark.slow
 async def test_eval_ends_normally_after_a_deep_tree(tmp_path) -> None:
-    from inspect_ai import Task, eval_async
-    from inspect_ai.dataset import Sample
-    from inspect_ai.solver import Generate, Solver, TaskState, solver
-
-    from opaque_knapsack.sandboxes import runtime_sandbox
-
-    @solver
-    def build() -> Solver:
-        async def solve(state: TaskState, generate: Generate) -> TaskState:
-            result = await runtime_sandbox().run_code(_DEEP_TREE, timeout=60)
-            state.metadata["stdout"] = result.stdout
-            return state
-
-        return solve
-
-    task = Task(dataset=[Sample(input="go"), Sample(input="go")], solver=build(), sandbox="persistent_python")
-    [log] = await eval_async(task, model="mockllm/model", log_dir=str(tmp_path))
-    assert log.status == "success", log.error
-    assert [s.metadata["stdout"] for s in log.samples or []] == ["built\n", "built\n"]
-    assert kernel_processes() == []
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    harness = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _DEEP_TREE_EVAL, str(tmp_path), _DEEP_TREE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=tmp_path,
+    )
+    out, err = await asyncio.wait_for(harness.communicate(), timeout=300)
+    assert harness.returncode == 0, err.decode(errors="replace")[-3000:]
+    outcome = json.loads(out.decode().splitlines()[-1])
+    assert outcome == {"status": "success", "error": None, "stdout": ["built\n", "built\n"]}, outcome
+    assert await async_wait_until(lambda: _kernels_of(harness.pid) == []), _kernels_of(harness.pid)
 
 
 # ---- 6. sockets ---------------------------------------------------------------------------------
@@ -394,7 +437,7 @@ print(out)
 """
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_only_stream_socketpairs_and_no_addressed_sends(make_kernel, semantics: str) -> None:
     kernel = await make_kernel(semantics)
     result = await kernel.run_code(_SOCKETS)
@@ -430,7 +473,7 @@ print(swaps)
 """
 
 
-@pytest.mark.parametrize("cls", [PersistentPythonSandbox, StatelessPythonSandbox], ids=SEMANTICS)
+@pytest.mark.parametrize("cls", [PersistentPythonSandbox, StatelessPythonSandbox], ids=RUNTIME_NAMES)
 async def test_file_io_cannot_be_raced_outside_the_workdir(cls, tmp_path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -479,8 +522,8 @@ async def test_file_io_refuses_symlinks_and_escapes() -> None:
         with pytest.raises(FileNotFoundError):
             await env.read_file("missing.txt")
         if probe_protection().uid_drop:  # created through descriptors, owned by the kernel's uid
-            assert os.stat(os.path.join(env.workdir, "sub/dir")).st_uid == env.kernel.uid  # type: ignore[attr-defined]
-            assert os.stat(os.path.join(env.workdir, "sub/dir/file.txt")).st_uid == env.kernel.uid  # type: ignore[attr-defined]
+            assert os.stat(os.path.join(env.workdir, "sub/dir")).st_uid == env.kernel.control.uid  # type: ignore[attr-defined]
+            assert os.stat(os.path.join(env.workdir, "sub/dir/file.txt")).st_uid == env.kernel.control.uid  # type: ignore[attr-defined]
     finally:
         await PersistentPythonSandbox.sample_cleanup("t", None, envs, False)
 
@@ -488,7 +531,7 @@ async def test_file_io_refuses_symlinks_and_escapes() -> None:
 # ---- 8. lower severity -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_inotify_is_denied_and_stat_shows_metadata_only(make_kernel, semantics: str) -> None:
     kernel = await make_kernel(semantics)
     parent = os.path.dirname(kernel.control.container)  # where other samples' working directories are
@@ -509,7 +552,7 @@ async def test_inotify_is_denied_and_stat_shows_metadata_only(make_kernel, seman
         assert lines[2:] == ["denied", "denied", "denied"]
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_error_text_and_globals_are_bounded(make_kernel, semantics: str) -> None:
     kernel = await make_kernel(semantics, max_output_chars=1000)
     result = await kernel.run_code("raise ValueError('x' * 3_000_000)")
@@ -523,7 +566,7 @@ async def test_error_text_and_globals_are_bounded(make_kernel, semantics: str) -
         assert (await kernel.run_code("print(v99999)")).stdout == "99999\n"
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_lone_surrogates_are_escaped_not_fatal(make_kernel, semantics: str) -> None:
     kernel = await make_kernel(semantics)
     await kernel.run_code("kept = 1")
@@ -547,7 +590,7 @@ async def test_lone_surrogates_are_escaped_not_fatal(make_kernel, semantics: str
 # ---- issue 11 item 5: the deadline measures the step's own work ------------------------------
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_tool_round_trips_do_not_count_against_the_deadline(make_kernel, semantics: str) -> None:
     kernel = await make_kernel(semantics)
 
@@ -560,7 +603,7 @@ async def test_tool_round_trips_do_not_count_against_the_deadline(make_kernel, s
     assert result.stdout == "done\n" and result.wall_time > 2.0
 
 
-@pytest.mark.parametrize("semantics", SEMANTICS)
+@pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_waiting_for_a_cpu_does_not_count_against_the_deadline(make_kernel, semantics: str) -> None:
     if not os.path.exists("/proc/self/schedstat") or 0 not in os.sched_getaffinity(0):
         pytest.skip("needs /proc/<pid>/schedstat and CPU 0")

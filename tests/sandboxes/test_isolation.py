@@ -46,7 +46,7 @@ async def test_environment_is_scrubbed(make_kernel, monkeypatch: pytest.MonkeyPa
     assert set(names) <= {"PATH", "HOME", "TMPDIR", "LANG", "LC_CTYPE", "PYTHONHASHSEED", "PYTHONIOENCODING",
                           "PYTHONDONTWRITEBYTECODE", "USER", "LOGNAME", "SHELL"}
     assert result.stdout.splitlines()[1] == "True"
-    assert os.path.realpath(kernel.workdir) != os.path.realpath(os.getcwd())
+    assert os.path.realpath(kernel.control.workdir) != os.path.realpath(os.getcwd())
 
 
 async def test_harness_proc_files_are_closed(kernel: Kernel, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,7 +198,7 @@ async def test_other_kernels_workdirs_are_unreachable(make_kernel) -> None:
     victim = await make_kernel("persistent")
     await victim.run_code("open('notes.txt', 'w').write('victim secret')")
     attacker = await make_kernel("persistent")
-    result = await attacker.run_code(f"open({victim.workdir + '/notes.txt'!r}).read()")
+    result = await attacker.run_code(f"open({victim.control.workdir + '/notes.txt'!r}).read()")
     # Not in the attacker's private root at all where namespaces are available; else Landlock refuses it.
     expected = "FileNotFoundError" if probe_protection().namespaces else "PermissionError"
     assert result.error is not None and result.error.type == expected
@@ -283,7 +283,7 @@ async def test_harness_survives_all_of_it(kernel: Kernel, make_kernel) -> None:
     # sample's kernel keeps its process and its variables, the attacker still answers.
     bystander = await make_kernel("persistent")
     await bystander.run_code("kept = 41")
-    bystander_pid = bystander.pid
+    bystander_pid = bystander.control.pid
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)}
     harness = os.getpid()
     await kernel.run_code(
@@ -305,6 +305,6 @@ for attempt in range(20):
     )
     assert psutil.Process(harness).status() not in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE)
     assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
-    assert bystander.pid == bystander_pid and psutil.pid_exists(bystander_pid)
+    assert bystander.control.pid == bystander_pid and psutil.pid_exists(bystander_pid)
     assert (await bystander.run_code("print(kept + 1)")).stdout == "42\n"
     assert (await kernel.run_code("print(1 + 1)")).stdout == "2\n"

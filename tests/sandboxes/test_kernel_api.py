@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import opaque_knapsack
+from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.sandboxes import Kernel, RuntimeConfig
 from opaque_knapsack.sandboxes.control import KernelControl
 from opaque_knapsack.sandboxes.step_channel import StepChannel
@@ -40,11 +41,11 @@ def test_modules_outside_the_kernel_use_only_its_public_api() -> None:
 
 
 async def test_a_kernel_is_its_control_channel_and_its_step_channel() -> None:
-    kernel = Kernel("persistent", RuntimeConfig())
+    kernel = Kernel(SEMANTICS["persistent"], RuntimeConfig())
     try:
         assert isinstance(kernel.control, KernelControl) and isinstance(kernel.steps, StepChannel)
-        assert kernel.workdir == kernel.control.workdir and kernel.pid is None  # nothing started yet
-        assert kernel.confinement_cfg()["rlimits"]["RLIMIT_AS"] == RuntimeConfig().memory_mb * 1024 * 1024
+        assert kernel.control.workdir == kernel.control.workdir and kernel.control.pid is None  # nothing started yet
+        assert kernel.control.confinement_cfg()["rlimits"]["RLIMIT_AS"] == RuntimeConfig().memory_mb * 1024 * 1024
     finally:
         await kernel.close()
-    assert not Path(kernel.workdir).exists()
+    assert not Path(kernel.control.workdir).exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 
 import pytest
@@ -44,12 +45,15 @@ async def test_stubborn_loop_is_killed(kernel: Kernel, code: str) -> None:
     await kernel.run_code("kept = 1")
     started = time.monotonic()
     result = await kernel.run_code(code, timeout=0.5)
-    assert time.monotonic() - started < 5
+    # Killed, never hung: on a quiet machine in about limit + grace (1.5 s) of the step's time;
+    # the step clock credits waiting for a CPU, so a loaded machine stretches the wall time
+    # (test_clock.py bounds the CPU; the absolute wall cap is at least 5 minutes).
+    assert time.monotonic() - started < 30
     assert result.timed_out and result.error is not None and result.error.type == "StepTimeout"
     assert "killed" in result.error.message
     after = await kernel.run_code("print('alive')")
     assert after.stdout.endswith("alive\n")
-    if kernel.semantics == "persistent":
+    if kernel.semantics.persists_state:
         assert result.kernel_restarted and restart_notices(result) == 1
         again = await kernel.run_code("kept")
         assert again.is_name_error and not again.kernel_restarted
@@ -65,7 +69,7 @@ async def test_memory_limit(make_kernel) -> None:
 
 
 async def test_output_is_capped_with_a_marker(kernel: Kernel) -> None:
-    kernel.config = kernel.config.model_copy(update={"max_output_chars": 1000})
+    kernel.control.config = kernel.control.config.model_copy(update={"max_output_chars": 1000})
     result = await kernel.run_code("print('a' * 50_000)\nprint('the end')")
     assert result.output_truncated
     assert len(result.stdout) < 1200
@@ -132,7 +136,7 @@ async def test_kernel_crash_is_reported_and_persistent_restarts(kernel: Kernel, 
     result = await kernel.run_code(code)
     assert result.error is not None and result.error.type == "KernelCrash"
     assert "died" in result.error.message
-    if kernel.semantics == "persistent":
+    if kernel.semantics.persists_state:
         assert result.kernel_restarted and restart_notices(result) == 1  # announced once
         assert result.stdout.startswith("[kernel restarted") and "restart" not in result.error.message
         again = await kernel.run_code("kept")
@@ -142,8 +146,11 @@ async def test_kernel_crash_is_reported_and_persistent_restarts(kernel: Kernel, 
 
 async def test_state_loss_between_steps_is_reported(make_kernel) -> None:
     kernel = await make_kernel("persistent")
-    await kernel.run_code("import os, threading, time\nthreading.Thread(target=lambda: (time.sleep(0.2), os._exit(0))).start()")
-    dying = kernel.process_ids()[-1]
+    await kernel.run_code("kept = 1")
+    dying = kernel.control.process_ids()[-1]
+    # Between steps the step process is stopped, so nothing of its own can end it: a
+    # kill from outside (the OOM killer, an operator) does.
+    os.kill(dying, signal.SIGKILL)
     assert await async_wait_until(lambda: dying not in [p.pid for p in kernel_processes()]), "the kernel never exited"
     result = await kernel.run_code("print('next')")
     assert result.kernel_restarted and restart_notices(result) == 1
@@ -180,9 +187,9 @@ async def test_channel_garbage_is_an_error_not_a_crash(kernel: Kernel, payload: 
 async def test_cancelled_step_leaves_a_working_kernel_and_no_stray_process(make_kernel) -> None:
     kernel = await make_kernel("persistent")
     step = asyncio.create_task(kernel.run_code("import time\nopen('started', 'w').close()\ntime.sleep(20)"))
-    started = os.path.join(kernel.workdir, "started")
+    started = os.path.join(kernel.control.workdir, "started")
     assert await async_wait_until(lambda: os.path.exists(started)), "the step never started"
-    old_child = kernel.process_ids()[-1]  # the step process it runs
+    old_child = kernel.control.process_ids()[-1]  # the step process it runs
     step.cancel()
     with pytest.raises(asyncio.CancelledError):
         await step

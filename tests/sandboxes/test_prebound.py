@@ -62,7 +62,7 @@ async def test_bound_at_start_reports_the_interpreters_names(kernel: Kernel) -> 
     first = await kernel.run_code("a = 1\ndef f(): return a")
     assert first.bound_at_start == []
     second = await kernel.run_code("b = a + f()")
-    if kernel.semantics == "persistent":
+    if kernel.semantics.persists_state:
         assert second.bound_at_start == ["a", "f"]
         # only names the step's code mentions (bounded by the code, not the namespace)
         third = await kernel.run_code("print(b, f, not_bound_anywhere)")

@@ -116,7 +116,7 @@ def _run_in_runtime() -> Solver:
         taken: list[str] = []
         first = await runtime.run_code("x = take_item('item_3f9a1c0b2e4d')", {"take_item": lambda i: taken.append(i) or "ok"})
         second = await runtime.run_code("print(x)")
-        state.metadata["semantics"] = runtime.semantics
+        state.metadata["semantics"] = runtime.semantics.name
         state.metadata["second"] = second.model_dump()
         state.metadata["taken"] = taken
         assert first.error is None
@@ -182,17 +182,17 @@ async def test_task_cleanup_only_touches_its_own_task() -> None:
 
 
 async def test_the_kernel_starts_in_the_background_and_the_first_block_waits_for_it() -> None:
-    from opaque_knapsack.sandboxes.launcher import STATS
+    from opaque_knapsack.sandboxes.registry import REGISTRY
 
-    STATS.clear()
+    REGISTRY.launch_stats.clear()
     envs = await PersistentPythonSandbox.sample_init("t", None, {})
     env = envs["default"]
     try:
-        assert env.kernel.pid is None  # sample_init did not wait for the kernel
+        assert env.kernel.control.pid is None  # sample_init did not wait for the kernel
         assert (await env.run_code("x = 41\nprint(x + 1)")).stdout == "42\n"
-        assert env.kernel.pid is not None and len(STATS.starts) == 1 and len(STATS.waits) == 1
+        assert env.kernel.control.pid is not None and len(REGISTRY.launch_stats.starts) == 1 and len(REGISTRY.launch_stats.waits) == 1
         assert (await env.run_code("print(x)")).stdout == "41\n"
-        assert len(STATS.waits) == 1  # only the first block waited
+        assert len(REGISTRY.launch_stats.waits) == 1  # only the first block waited
     finally:
         await PersistentPythonSandbox.sample_cleanup("t", None, envs, False)
     # a sample cleaned up before its kernel ever started leaves nothing behind

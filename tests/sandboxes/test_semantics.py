@@ -11,7 +11,7 @@ async def test_name_bound_in_step_one_is_visible_in_step_two_only_when_persisten
     first = await kernel.run_code("budget_left = 7")
     assert first.error is None
     second = await kernel.run_code("print(budget_left)")
-    if kernel.semantics == "persistent":
+    if kernel.semantics.persists_state:
         assert second.error is None and second.stdout == "7\n"
         assert not second.is_name_error
         assert second.globals == ["budget_left"]
@@ -42,7 +42,7 @@ async def test_state_survives_only_in_persistent(kernel: Kernel, setup: str, pro
     assert (await kernel.run_code(setup)).error is None
     result = await kernel.run_code(probe)
     assert result.error is None, result.error
-    if kernel.semantics == "persistent":
+    if kernel.semantics.persists_state:
         assert result.stdout.strip() == persistent_value
     else:
         assert result.stdout.strip() != persistent_value
@@ -52,7 +52,7 @@ async def test_open_files_do_not_survive_in_stateless(kernel: Kernel) -> None:
     first = await kernel.run_code("f = open('notes.txt', 'w')\nprint(f.fileno())")
     fd = int(first.stdout)
     probe = await kernel.run_code(f"import os\ntry:\n    os.fstat({fd}); print('open')\nexcept OSError:\n    print('closed')")
-    assert probe.stdout.strip() == ("open" if kernel.semantics == "persistent" else "closed")
+    assert probe.stdout.strip() == ("open" if kernel.semantics.persists_state else "closed")
 
 
 async def test_persistent_globals_list_user_names_not_dunders_or_tools(make_kernel) -> None:

@@ -7,7 +7,16 @@ from inspect_ai import eval as inspect_eval
 from inspect_ai.dataset import Sample
 from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
-from opaque_knapsack.records import AGENT_KEY, END_REASON_KEY, RUNTIME_KEY, STEPS_KEY, StepRecord
+from opaque_knapsack.records import (
+    AGENT_KEY,
+    END_REASON_KEY,
+    PERSISTENT,
+    RUNTIME_KEY,
+    SEMANTICS,
+    STATELESS,
+    STEPS_KEY,
+    StepRecord,
+)
 from opaque_knapsack.sandboxes import StepResult, ToolCallRecord
 from opaque_knapsack.solvers.codeact import _bound_at_start, codeact, extract_code_blocks, mentioned, record_step
 
@@ -32,9 +41,9 @@ def test_step_bookkeeping_helpers() -> None:
     assert mentioned("total = price * 2", ["price", "cost", "total"]) == ["price", "total"]
     reported = StepResult(bound_at_start=["a"])
     died = StepResult(bound_at_start=None)
-    assert _bound_at_start(reported, "persistent", ["x"]) == ["a"]
-    assert _bound_at_start(died, "persistent", ["x"]) == ["x"]  # the last step's globals: the best knowledge
-    assert _bound_at_start(died, "stateless", ["x"]) == []
+    assert _bound_at_start(reported, SEMANTICS[PERSISTENT], ["x"]) == ["a"]
+    assert _bound_at_start(died, SEMANTICS[PERSISTENT], ["x"]) == ["x"]  # the last step's globals: the best knowledge
+    assert _bound_at_start(died, SEMANTICS[STATELESS], ["x"]) == []
 
 
 def _model(*texts: str):

@@ -12,7 +12,7 @@ from opaque_knapsack.records import AGENTS, CODEACT
 
 
 def register(subparsers: Any) -> None:
-    from opaque_knapsack.evaluate.matrix import STUDENT_MAX_TOKENS, STUDENT_TEMPERATURE  # pydantic only, no Inspect
+    from opaque_knapsack.train.students import STUDENT_MAX_TOKENS, STUDENT_TEMPERATURE
 
     parser = add_command(
         subparsers,
@@ -91,12 +91,8 @@ def _matrix(args: argparse.Namespace) -> int:
 
     with user_errors(MatrixError, TaskOptionError):
         success, logs = run_matrix(spec)
-    from opaque_knapsack.records import TRAIN_METADATA_KEY
-
     for log in logs:
-        metadata = log.eval.metadata or {}
-        cell = f"{metadata.get(TRAIN_METADATA_KEY)}/{metadata.get('runtime')}/{metadata.get('difficulty')}"
-        print(f"{log.status:<9} {cell:<32} {log.location}")
+        print(f"{log.status:<9} {_cell(log):<32} {log.location}")
     for log in logs:
         note = _fault_note(log)
         if note:
@@ -104,9 +100,17 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0 if success else 1
 
 
+def _cell(log: Any) -> str:
+    """train/runtime/difficulty of a matrix cell's log."""
+    from opaque_knapsack.records import DIFFICULTY_METADATA_KEY, TRAIN_METADATA_KEY, runtime_of
+
+    metadata = log.eval.metadata or {}
+    return f"{metadata.get(TRAIN_METADATA_KEY)}/{runtime_of(None, log)}/{metadata.get(DIFFICULTY_METADATA_KEY)}"
+
+
 def _fault_note(log: Any) -> str | None:
     """The step-timeout / kernel-restart warning for one condition's log (totals from the score means)."""
-    from opaque_knapsack.records import FAULT_KEYS, TRAIN_METADATA_KEY, ScoreKey, fault_note
+    from opaque_knapsack.records import FAULT_KEYS, ScoreKey, fault_note
 
     if log.results is None:
         return None
@@ -116,8 +120,7 @@ def _fault_note(log: Any) -> str | None:
         if score.name in totals and "mean" in score.metrics:  # the family's scorer: the one with these keys
             scored = score.scored_samples or log.results.completed_samples
             totals[score.name] = round(score.metrics["mean"].value * scored)
-    metadata = log.eval.metadata or {}
-    where = f"{metadata.get(TRAIN_METADATA_KEY)}/{metadata.get('runtime')}/{metadata.get('difficulty')} ({log.location})"
+    where = f"{_cell(log)} ({log.location})"
     return fault_note(where, totals[ScoreKey.STEP_TIMEOUTS], totals[ScoreKey.KERNEL_RESTARTS], scored)
 
 

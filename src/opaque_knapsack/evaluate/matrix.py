@@ -25,15 +25,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from opaque_knapsack.records import CODEACT, RUNTIMES, TASK_NAME, TASK_REGISTRY_NAME, TRAIN_METADATA_KEY, Agent, Runtime
+from opaque_knapsack.records import (
+    CODEACT,
+    DIFFICULTY_METADATA_KEY,
+    RUNTIME_METADATA_KEY,
+    RUNTIMES,
+    TASK_NAME,
+    TASK_REGISTRY_NAME,
+    TRAIN_METADATA_KEY,
+    Agent,
+    Runtime,
+)
+from opaque_knapsack.train.students import STUDENT_MAX_TOKENS, STUDENT_TEMPERATURE
 
 __all__ = ["Condition", "MatrixError", "MatrixSpec", "TaskFactory", "build_tasks", "conditions", "run_matrix"]
 
 PAPER_SEED_START = 123456789
-STUDENT_TEMPERATURE = 0.2
-STUDENT_MAX_TOKENS = 12288
-"""The paper's students' sampling settings. The task imposes none (its teacher
-ran on the provider's defaults), so the matrix passes these to ``eval_set``."""
 
 # (runtime, difficulty, num, seed_start, agent) or (runtime, tasks, agent) -> Task
 TaskFactory = Callable[..., Any]
@@ -156,7 +163,11 @@ class Condition:
 
     @property
     def metadata(self) -> dict[str, str]:
-        return {TRAIN_METADATA_KEY: self.train, "runtime": self.runtime, "difficulty": self.difficulty}
+        return {
+            TRAIN_METADATA_KEY: self.train,
+            RUNTIME_METADATA_KEY: self.runtime,
+            DIFFICULTY_METADATA_KEY: self.difficulty,
+        }
 
     @property
     def model_name(self) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from inspect_ai.model import ChatMessage, ChatMessageAssistant, ChatMessageTool, ChatMessageUser
 
-from opaque_knapsack.records import PERSISTENT
+from opaque_knapsack.records import semantics_of
 
 GUESSES_PER_STEP = 3
 RANGE = re.compile(r"from (-?\d+) to (-?\d+)")
@@ -64,7 +64,9 @@ class GuessPolicies:
     def codeact_reply(self, style: str, messages: Sequence[ChatMessage]) -> str:
         observations = [m.text for m in messages if isinstance(m, ChatMessageUser)][1:]
         replies = [m.text for m in messages if isinstance(m, ChatMessageAssistant)]
-        if style == PERSISTENT and not any("NameError" in text for text in observations):
+        semantics = semantics_of(style)
+        keeps_state = semantics is not None and semantics.persists_state
+        if keeps_state and not any("NameError" in text for text in observations):
             if any("def bisect" in text for text in replies):
                 return _code("I continue the bisection with the bounds I kept.", f"bisect({GUESSES_PER_STEP})\n" + REPORT)
             state = _bounds(messages)

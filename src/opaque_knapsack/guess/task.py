@@ -10,7 +10,7 @@ from opaque_knapsack.guess.episode import guess_setup
 from opaque_knapsack.guess.family import GUESS
 from opaque_knapsack.guess.generator import RANGES, GuessInstance, GuessTaskError, make_instance, read_instances
 from opaque_knapsack.guess.scorer import guess_scorer
-from opaque_knapsack.records import CODEACT, Agent, Runtime
+from opaque_knapsack.records import CODEACT, DIFFICULTY_METADATA_KEY, Agent, Runtime
 from opaque_knapsack.solvers.agent_options import AgentOptions
 from opaque_knapsack.solvers.prompts import Prompts
 from opaque_knapsack.solvers.turns import DROP, CutOff
@@ -21,8 +21,8 @@ from opaque_knapsack.task_options import TaskOptionError, checked_options, choic
 @checked_options(GUESS.name)
 def guess(
     tasks: str | None = None, difficulty: str | None = None, num: int = 10, seed_start: int = 0,
-    runtime: Runtime | None = None, agent: Agent = CODEACT, max_turns: int = 10, max_tool_calls: int = 25,
-    step_timeout: float = 30.0, prompts: str | None = None, cut_off: CutOff = DROP, solver: Solver | None = None,
+    runtime: Runtime | None = None, agent: Agent = CODEACT, max_turns: int = 10, max_tool_calls: int | None = None,
+    step_timeout: float | None = None, prompts: str | None = None, cut_off: CutOff = DROP, solver: Solver | None = None,
 ) -> Task:  # fmt: skip
     """Guess the number: find a hidden whole number with guess(n) -> higher, lower or correct.
 
@@ -36,8 +36,8 @@ def guess(
         runtime: persistent (the default) or stateless, for the CodeAct agent.
         agent: codeact (code blocks in the runtime) or react (native tool calls).
         max_turns: Assistant replies per episode.
-        max_tool_calls: Tool calls per code block (per reply for react).
-        step_timeout: Wall-time limit per code block, in seconds.
+        max_tool_calls: Tool calls per code block (per reply for react; default: the sandbox config's).
+        step_timeout: Wall-time limit per code block, in seconds (default: the sandbox config's).
         prompts: A YAML or JSON prompts file (see ``opaque_knapsack.solvers.prompts.Prompts``).
         cut_off: A reply that did not end normally: ``drop`` (the paper's loop) or ``run``.
         solver: Replace the agent (the hidden number is still set up).
@@ -69,7 +69,7 @@ def _sample(instance: GuessInstance, prompts: Prompts) -> Sample:
         id=instance.task_id,
         input=prompts.family_text(GUESS, "task_statement", {"low": instance.low, "high": instance.high}),
         target=str(instance.secret),
-        metadata={"difficulty": instance.preset, "seed": instance.seed, "low": instance.low,
+        metadata={DIFFICULTY_METADATA_KEY: instance.preset, "seed": instance.seed, "low": instance.low,
                   "high": instance.high, "secret": instance.secret},
     )  # fmt: skip
 

@@ -15,7 +15,7 @@ from opaque_knapsack.knapsack import PRESETS, TaskInstance, generate_instance, l
 from opaque_knapsack.knapsack.labels import MIXED, check_label, preset_of, tasks_label
 from opaque_knapsack.knapsack.prompts import task_statement
 from opaque_knapsack.knapsack.schema import instance_metadata
-from opaque_knapsack.records import INSTANCE_METADATA_KEY
+from opaque_knapsack.records import DIFFICULTY_METADATA_KEY, INSTANCE_METADATA_KEY
 from opaque_knapsack.solvers.prompts import DEFAULT_PROMPTS, Prompts
 
 
@@ -34,7 +34,7 @@ def instance_sample(instance: TaskInstance, difficulty: str, prompts: Prompts = 
         metadata={
             "task_id": instance.task_id,
             "seed": instance.seed,
-            "difficulty": difficulty,
+            DIFFICULTY_METADATA_KEY: difficulty,
             "n_items": len(public.item_ids),
             INSTANCE_METADATA_KEY: instance_metadata(instance),
         },

@@ -17,6 +17,17 @@ from typing import Any
 
 from opaque_knapsack.knapsack.schema import TaskInstance
 
+_QUOTE_CHARS = 60
+
+
+def _quoted(value: object) -> str:
+    """``repr(value)`` for an error message, cut to a few dozen characters: a tool's error never
+    quotes an argument whole (an argument of a megabyte would become megabytes of error text)."""
+    text = repr(value)
+    if len(text) <= _QUOTE_CHARS:
+        return text
+    return f"{text[:_QUOTE_CHARS - 12]}... ({len(text):,} characters)"
+
 
 class KnapsackToolError(Exception):
     """A refused tool call; `str(error)` is exactly what the agent sees."""
@@ -92,7 +103,7 @@ class KnapsackEnvironment:
             if not self.budget_left:
                 raise KnapsackToolError(
                     f"Inspect budget exhausted ({self._budget}/{self._budget} used); "
-                    f"item {item_id!r} was not inspected. Already inspected items can "
+                    f"item {_quoted(item_id)} was not inspected. Already inspected items can "
                     "still be inspected again for free."
                 )
             self._inspected.append(item_id)
@@ -103,21 +114,21 @@ class KnapsackEnvironment:
         """Put an item in the knapsack, or refuse with the state unchanged."""
         self._require_known(item_id)
         if item_id in self._taken_set:
-            raise KnapsackToolError(f"Item {item_id!r} is already in the knapsack.")
+            raise KnapsackToolError(f"Item {_quoted(item_id)} is already in the knapsack.")
         if self._strict_take and item_id not in self._inspected_set:
             raise KnapsackToolError(
-                f"Item {item_id!r} has not been inspected; inspect it before taking it."
+                f"Item {_quoted(item_id)} has not been inspected; inspect it before taking it."
             )
         item = self._items[item_id]
         if item.class_ not in self._allowed:
             raise KnapsackToolError(
-                f"Item {item_id!r} cannot be taken: its class is not allowed. It was not taken."
+                f"Item {_quoted(item_id)} cannot be taken: its class is not allowed. It was not taken."
             )
         room = self._capacity - self._weight
         if item.weight > room:
             weight = f" (weight {item.weight})" if item_id in self._inspected_set else ""
             raise KnapsackToolError(
-                f"Item {item_id!r}{weight} does not fit: {self._weight}/{self._capacity} "
+                f"Item {_quoted(item_id)}{weight} does not fit: {self._weight}/{self._capacity} "
                 f"capacity used, {room} remaining. It was not taken."
             )
         self._taken.append(item_id)
@@ -157,7 +168,7 @@ class KnapsackEnvironment:
         taken = list(state.get("taken", []))
         for item_id in inspected + taken:
             if item_id not in environment._items:
-                raise ValueError(f"state names unknown item id {item_id!r}")
+                raise ValueError(f"state names unknown item id {_quoted(item_id)}")
         if len(set(inspected)) != len(inspected) or len(set(taken)) != len(taken):
             raise ValueError("state lists an item twice")
         if len(inspected) > environment._budget:
@@ -178,11 +189,11 @@ class KnapsackEnvironment:
         if not isinstance(item_id, str):
             raise KnapsackToolError(
                 "Item ids are strings like those from list_items(); "
-                f"got {type(item_id).__name__} {item_id!r}."
+                f"got {type(item_id).__name__} {_quoted(item_id)}."
             )
         if item_id not in self._items:
             raise KnapsackToolError(
-                f"Unknown item id {item_id!r}. Call list_items() for the valid ids."
+                f"Unknown item id {_quoted(item_id)}. Call list_items() for the valid ids."
             )
 
     def _describe(self, item_id: str) -> str:

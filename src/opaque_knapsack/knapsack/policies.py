@@ -32,7 +32,8 @@ from typing import Any, Literal
 from inspect_ai.model import ChatMessage, ChatMessageAssistant, ChatMessageSystem, ChatMessageTool, ChatMessageUser
 from inspect_ai.tool import ToolCall
 
-from opaque_knapsack.records import Runtime
+from opaque_knapsack.limits import PAPER_LIMITS
+from opaque_knapsack.records import SEMANTICS, Runtime
 
 Style = Runtime
 
@@ -92,8 +93,8 @@ class TaskFacts:
     n_items: int = 0
     capacity: int = 0
     budget: int = 0
-    max_tool_calls: int = 25
-    max_turns: int = 40
+    max_tool_calls: int = PAPER_LIMITS.max_tool_calls
+    max_turns: int = PAPER_LIMITS.max_turns
 
 
 @dataclass
@@ -137,8 +138,8 @@ def read_facts(system: str, task: str) -> TaskFacts:
         n_items=_number(r"Number of items:\s*(\d+)", task, 0),
         capacity=_number(r"Capacity:\s*(\d+)", task, 0),
         budget=_number(r"Inspect budget:\s*(\d+)", task, 0),
-        max_tool_calls=_number(r"At most\s+(\d+)\s+tool calls", system, 25),
-        max_turns=_number(r"you have\s+(\d+)\s+replies", system, 40),
+        max_tool_calls=_number(r"At most\s+(\d+)\s+tool calls", system, PAPER_LIMITS.max_tool_calls),
+        max_turns=_number(r"you have\s+(\d+)\s+replies", system, PAPER_LIMITS.max_turns),
     )
 
 
@@ -162,13 +163,15 @@ class CodeActPolicy:
 
     def __init__(self, style: Style) -> None:
         self.style = style
+        self.keeps_state = SEMANTICS[style].persists_state
+        """Trained where state persists: keeps its state in variables."""
 
     def reply(self, conversation: Conversation) -> Reply:
         if conversation.turns_left <= 0:
             return Reply("I have no replies left.")
         # A persistent-trained policy keeps its state in variables until the
         # runtime shows it that state does not survive; then it re-derives it.
-        if self.style == "persistent" and not conversation.saw_name_error():
+        if self.keeps_state and not conversation.saw_name_error():
             return self._persistent(conversation)
         return self._stateless(conversation)
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opaque_knapsack.knapsack.episode import KnapsackEpisode, current_episode
-from opaque_knapsack.records import StepRecord
+from opaque_knapsack.records import RuntimeSemantics, StepRecord
 
 if TYPE_CHECKING:
-    from opaque_knapsack.sandboxes import StepResult
+    from opaque_knapsack.sandboxes import PythonRuntime, StepResult
 
 
 @dataclass
@@ -17,24 +17,25 @@ class KnapsackRuntime:
     """Run code blocks in the current sample's interpreter, tools included.
 
     ``semantics`` says whether the interpreter keeps state between ``run``
-    calls (persistent) or starts fresh for each (stateless). Each ``run`` is
+    calls (persistent) or starts fresh for each (stateless). A limit left
+    None is the runtime's own (its config's, see ``EpisodeLimits``). Each ``run`` is
     one step of the episode and is recorded as the CodeAct agent records its
     steps, so the scorer's steps, tool calls and NameErrors count a custom
     solver's work too.
     """
 
-    sandbox: object
+    sandbox: PythonRuntime
     episode: KnapsackEpisode
-    max_tool_calls: int = 25
-    step_timeout: float = 30.0
+    max_tool_calls: int | None = None
+    step_timeout: float | None = None
 
     @property
-    def semantics(self) -> str:
-        return self.sandbox.semantics  # type: ignore[attr-defined]
+    def semantics(self) -> RuntimeSemantics:
+        return self.sandbox.semantics
 
-    async def run(self, code: str):  # type: ignore[no-untyped-def]
+    async def run(self, code: str) -> StepResult:
         """Run one block; returns the runtime's StepResult (stdout, error, tool calls, ...)."""
-        result = await self.sandbox.run_code(  # type: ignore[attr-defined]
+        result = await self.sandbox.run_code(
             code,
             self.episode.host_functions(),
             max_tool_calls=self.max_tool_calls,
@@ -53,7 +54,7 @@ def step_record(turn: int, code: str, result: StepResult) -> StepRecord:
     return record_step(StepRecord(turn=turn, code=code), code, result, list(result.bound_at_start or []))
 
 
-def knapsack_runtime(max_tool_calls: int = 25, step_timeout: float = 30.0) -> KnapsackRuntime:
+def knapsack_runtime(max_tool_calls: int | None = None, step_timeout: float | None = None) -> KnapsackRuntime:
     """The current sample's runtime handle (inside an opaque_knapsack/knapsack sample)."""
     from opaque_knapsack.sandboxes import runtime_sandbox
 

@@ -27,9 +27,9 @@ def knapsack(
     seed_start: int = 0,
     runtime: Runtime | None = None,
     agent: Agent = CODEACT,
-    max_turns: int = 40,
-    max_tool_calls: int = 25,
-    step_timeout: float = 30.0,
+    max_turns: int | None = None,
+    max_tool_calls: int | None = None,
+    step_timeout: float | None = None,
     strict_take: bool = True,
     prompts: str | None = None,
     cut_off: CutOff = DROP,
@@ -52,9 +52,13 @@ def knapsack(
             every step). ``--sandbox persistent_python|stateless_python`` also
             selects it; each sample records the runtime it ran in.
         agent: codeact (code blocks in the runtime) or react (native tool calls).
-        max_turns: Assistant replies per episode.
+        max_turns: Assistant replies per episode (default: the paper's, see
+            ``opaque_knapsack.limits.EpisodeLimits``).
         max_tool_calls: Tool calls per code block (per reply for react).
-        step_timeout: Wall-time limit per code block, in seconds.
+            Default: the runtime's sandbox config (``RuntimeConfig``), whose
+            own default is the paper's.
+        step_timeout: Wall-time limit per code block, in seconds. Default:
+            the runtime's sandbox config, as for ``max_tool_calls``.
         strict_take: Refuse takes of items not inspected first (false: the
             paper's lax rule).
         prompts: A YAML or JSON prompts file: system prompt templates,

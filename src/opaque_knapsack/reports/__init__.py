@@ -40,7 +40,6 @@ _EXPORTS = {
     "table_from_logs": "opaque_knapsack.reports.results_table",
     "TableLayout": "opaque_knapsack.reports.table_layout",
     "write_figures": "opaque_knapsack.reports.figures",
-    "write_quickstart_reports": "opaque_knapsack.reports.quickstart",  # = write_reports
 }
 
 __all__ = sorted(_EXPORTS)

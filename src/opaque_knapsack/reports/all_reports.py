@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opaque_knapsack.records import ScoreKey
+from opaque_knapsack.records import ScoreKey, semantics_of
 from opaque_knapsack.reports.compare import compare_runs, render_comparison
 from opaque_knapsack.reports.errors import ReportError, ReportWarning
 from opaque_knapsack.reports.figures import write_figures
-from opaque_knapsack.reports.runs import Run, load_runs
+from opaque_knapsack.reports.runs import Condition, Run, load_runs
 from opaque_knapsack.reports.stats import render_stats, summarize_runs
 
 if TYPE_CHECKING:
@@ -36,15 +36,21 @@ def aligned_pairs(runs: Sequence[Run]) -> list[tuple[Run, Run]]:
     pairs = []
     for run in runs:
         c = run.condition
-        if c.train == c.runtime == "persistent":
+        if _aligned(c, persists_state=True):
             partner = [
                 r for r in runs
-                if r.condition.train == r.condition.runtime == "stateless"
+                if _aligned(r.condition, persists_state=False)
                 and (r.condition.difficulty, r.condition.agent) == (c.difficulty, c.agent)
             ]
             if partner:
                 pairs.append((run, partner[0]))
     return pairs
+
+
+def _aligned(condition: Condition, *, persists_state: bool) -> bool:
+    """Trained in the runtime it runs in, one that does (or does not) keep state between steps."""
+    semantics = semantics_of(condition.runtime)
+    return condition.aligned and semantics is not None and semantics.persists_state == persists_state
 
 
 def write_reports(log_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:

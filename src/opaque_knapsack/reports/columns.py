@@ -18,7 +18,14 @@ from inspect_ai.analysis import Column, EvalColumn, SampleColumn
 from inspect_ai.log import EvalLog, EvalSample, EvalSampleSummary
 
 from opaque_knapsack.logs import UNKNOWN, episode_score, score_dict, train_semantics
-from opaque_knapsack.records import END_REASON_METADATA_KEY, MODEL_ERROR
+from opaque_knapsack.records import (
+    AGENT_METADATA_KEY,
+    DIFFICULTY_METADATA_KEY,
+    END_REASON_METADATA_KEY,
+    MODEL_ERROR,
+    RUNTIME_METADATA_KEY,
+    runtime_of,
+)
 from opaque_knapsack.reports.metrics import SCORE_PREFIX
 
 AnySample = EvalSample | EvalSampleSummary
@@ -59,7 +66,8 @@ def condition_train(log: EvalLog) -> str:
 
 def _metadata_settings(log: EvalLog) -> dict[str, str]:
     metadata = log.eval.metadata or {}
-    return {k: str(metadata[k]) for k in ("runtime", "difficulty", "agent") if metadata.get(k)}
+    keys = (RUNTIME_METADATA_KEY, DIFFICULTY_METADATA_KEY, AGENT_METADATA_KEY)
+    return {k: str(metadata[k]) for k in keys if metadata.get(k)}
 
 
 def _expected_samples(log: EvalLog) -> int | None:
@@ -81,8 +89,10 @@ ConditionColumns: list[Column] = [
     # the task also records its resolved settings in the eval metadata
     EvalColumn("meta_*", path=_metadata_settings),
     EvalColumn("expected_samples", path=_expected_samples),
-    SampleColumn("sample_difficulty", path=lambda s: (s.metadata or {}).get("difficulty")),
-    SampleColumn("sample_runtime", path=lambda s: (s.metadata or {}).get("runtime")),
+    # the runtime as every reader of logs resolves it (records.runtime_of): the sample's, else the task's
+    EvalColumn("eval_runtime", path=lambda log: runtime_of(None, log)),
+    SampleColumn("sample_difficulty", path=lambda s: (s.metadata or {}).get(DIFFICULTY_METADATA_KEY)),
+    SampleColumn("sample_runtime", path=runtime_of),
 ]
 """What an episode was produced under (model, train, runtime, difficulty, agent), raw."""
 

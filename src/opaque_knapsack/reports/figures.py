@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opaque_knapsack.records import BASE_TRAIN, DIFFICULTIES, PERSISTENT, RUNTIMES, STATELESS, ScoreKey
+from opaque_knapsack.records import BASE_TRAIN, DIFFICULTIES, PERSISTENT, RUNTIMES, STATELESS, ScoreKey, semantics_of
 from opaque_knapsack.reports.bootstrap import bootstrap_mean_ci
 from opaque_knapsack.reports.errors import ReportError
 from opaque_knapsack.reports.runs import Run
@@ -116,6 +116,12 @@ def _ordered(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
+def _fresh_each_step(runtime: str) -> bool:
+    """Drawn open or hatched: a runtime whose state does not persist (an unknown one is drawn filled)."""
+    semantics = semantics_of(runtime)
+    return semantics is not None and not semantics.persists_state
+
+
 def _legend_handles(runs: Sequence[Run], styles: _Styles, *, bars: bool) -> list:  # noqa: ANN401
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -128,7 +134,7 @@ def _legend_handles(runs: Sequence[Run], styles: _Styles, *, bars: bool) -> list
             handles.append(Line2D([], [], color=styles.colour(train), linestyle=styles.linestyle(train),
                                   linewidth=2, label=_train_name(train)))
     for runtime in _ordered([r.condition.runtime for r in runs]):
-        stateless = runtime == "stateless"
+        stateless = _fresh_each_step(runtime)
         if bars:
             handles.append(Patch(facecolor="white", edgecolor="black", hatch=STATELESS_HATCH if stateless else "",
                                  label=f"{runtime} runtime"))
@@ -169,7 +175,7 @@ def _plot_condition(ax: Axes, run: Run, styles: _Styles) -> bool:
     if math.isnan(y) or math.isnan(x) or x <= 0:
         return False
     colour = styles.colour(run.condition.train)
-    stateless = run.condition.runtime == "stateless"
+    stateless = _fresh_each_step(run.condition.runtime)
     container = ax.errorbar(
         x, y,
         xerr=[[x - x_low], [x_high - x]], yerr=[[y - y_low], [y_high - y]],
@@ -210,7 +216,7 @@ def behaviour_figure(runs: Sequence[Run]) -> Figure:
 
 
 def _behaviour_panel(ax: Axes, runs: Sequence[Run], trains: list[str], metric: str, styles: _Styles) -> None:
-    runtimes = _ordered([r.condition.runtime for r in runs]) or ["persistent"]
+    runtimes = _ordered([r.condition.runtime for r in runs]) or [PERSISTENT]
     width = 0.8 / len(runtimes)
     top = 0.0
     marks: list[tuple[float, str]] = []
@@ -223,7 +229,7 @@ def _behaviour_panel(ax: Axes, runs: Sequence[Run], trains: list[str], metric: s
                 marks.append((position, "n/a" if match else ""))
                 continue
             ax.bar(position, mean, width=width * 0.92, color=styles.colour(train), edgecolor="black",
-                   hatch=STATELESS_HATCH if runtime == "stateless" else "",
+                   hatch=STATELESS_HATCH if _fresh_each_step(runtime) else "",
                    yerr=[[mean - low], [high - mean]], capsize=3, error_kw={"elinewidth": 1.2})
             top = max(top, high)
             if mean == 0:

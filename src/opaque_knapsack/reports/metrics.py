@@ -1,6 +1,6 @@
 """The per-episode metrics the reports know about, with their labels and aliases.
 
-The scorer contract puts every metric in the ``knapsack_scorer`` score dict, so
+A family's scorer puts every metric in its dict score (``records.ScoreKey``), so
 the metric names here are the dict's keys; ``total_time`` comes from the
 sample itself (Inspect's wall time for the episode).
 """

@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opaque_knapsack.logs import UNKNOWN, LogFileError, local_path, log_files
-from opaque_knapsack.records import BASE_TRAIN, CUSTOM_DIFFICULTY, DIFFICULTIES, FAULT_KEYS, RUNTIMES, fault_note
+from opaque_knapsack.records import (
+    AGENT_METADATA_KEY,
+    BASE_TRAIN,
+    CUSTOM_DIFFICULTY,
+    DIFFICULTIES,
+    DIFFICULTY_METADATA_KEY,
+    FAULT_KEYS,
+    RUNTIMES,
+    fault_note,
+)
 from opaque_knapsack.reports.errors import ReportError, ReportWarning
 from opaque_knapsack.reports.metrics import EPISODE_METRICS, SCORE_KEYS, SCORE_PREFIX
 
@@ -102,6 +111,8 @@ def _check_headers(files: Sequence[str]) -> None:
             raise ReportError(f"{file}: not a readable Inspect log ({reason[:200]})") from error
 
 
+# ``columns`` builds Inspect's analysis columns when imported: loaded when logs are read, so
+# importing this module stays cheap (``columns`` itself never imports this one).
 def _eval_columns() -> list[Any]:
     from inspect_ai.analysis import EvalColumn
 
@@ -192,17 +203,18 @@ def _episode_frame(samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def _runtime(row: pd.Series, samples: pd.DataFrame) -> str:
-    """The runtime that ran: recorded per sample (a --sandbox override shows
-    there), else the task argument."""
+    """The runtime that ran, as ``records.runtime_of`` resolves it: the
+    samples' (a --sandbox override shows there), else the task's."""
     if "sample_runtime" in samples.columns:
         values = samples["sample_runtime"].dropna().astype(str)
         if len(values):
             return str(values.mode().iloc[0])
-    return _task_arg(row, "runtime") or UNKNOWN
+    value = row.get("eval_runtime")
+    return UNKNOWN if value is None or _isna(value) else str(value)
 
 
 def _difficulty(row: pd.Series, samples: pd.DataFrame) -> str:
-    difficulty = _task_arg(row, "difficulty")
+    difficulty = _task_arg(row, DIFFICULTY_METADATA_KEY)
     if difficulty:
         return difficulty
     if "sample_difficulty" in samples.columns:
@@ -219,7 +231,7 @@ def eval_condition(row: pd.Series, samples: pd.DataFrame) -> Condition:
         train=str(row["train"]),
         runtime=_runtime(row, samples),
         difficulty=_difficulty(row, samples),
-        agent=_task_arg(row, "agent") or "",
+        agent=_task_arg(row, AGENT_METADATA_KEY) or "",
     )
 
 

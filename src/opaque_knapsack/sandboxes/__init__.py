@@ -16,12 +16,14 @@ from .providers import (
     StatelessPythonSandbox,
     runtime_sandbox,
 )
+from .runtime import PythonRuntime
 
 __all__ = [
     "Kernel",
     "KernelError",
     "PersistentPythonSandbox",
     "Protection",
+    "PythonRuntime",
     "PythonRuntimeSandbox",
     "RuntimeConfig",
     "StatelessPythonSandbox",

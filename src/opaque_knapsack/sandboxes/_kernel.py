@@ -7,7 +7,8 @@ harness process, which forks one kernel per sample on request (see
 ``zygote_main``), or ``python -S -s _kernel.py kernel <json>`` per sample (the
 benchmarks' direct-spawn baseline). Either way the kernel goes through the same
 ``kernel_main``. Its only imports beside the standard library are its siblings
-``_confine.py`` and ``_wire.py`` (what both ends of the wire agree on).
+``_confine.py``, ``_wire.py`` (what both ends of the wire agree on) and
+``_clock.py`` (the step clock, which the harness reads the same way).
 
 Process layout, per sample::
 
@@ -50,6 +51,7 @@ import sys
 import time
 import traceback
 
+import _clock
 import _confine
 import _wire
 
@@ -60,10 +62,10 @@ globals().update({k: v for k, v in vars(builtins).items() if not k.startswith("_
 _dumps = json.dumps
 _loads = json.loads
 _monotonic = time.monotonic
-_pread = os.pread
 _sigmask = signal.pthread_sigmask
 _setitimer = signal.setitimer
 _exit = os._exit
+_next_check = _clock.next_check
 _format_exc = traceback.TracebackException
 _StackSummary = traceback.StackSummary
 _parse = ast.parse
@@ -73,7 +75,7 @@ _ModuleType = type(sys)
 
 _HEADER = _wire.FRAME_HEADER
 _cap_names = _wire.cap_names
-_KERNEL_FILES = {os.path.abspath(path) for path in (__file__, _confine.__file__, _wire.__file__)}
+_KERNEL_FILES = {os.path.abspath(path) for path in (__file__, _clock.__file__, _confine.__file__, _wire.__file__)}
 _PREIMPORT = ("json", "math", "itertools", "collections", "functools", "re", "heapq", "bisect", "copy")
 
 
@@ -97,42 +99,9 @@ class ProtocolError(Exception):
     pass
 
 
-class StepClock:
-    """How much of its time limit a step has used: its own work only.
-
-    Wall time since the step began, minus the time spent waiting for the harness
-    to answer tool calls, minus the time the step's thread was runnable but
-    waiting for a CPU (``/proc/self/schedstat``), so a loaded machine or a busy
-    harness does not turn into a ``StepTimeout``.
-    """
-
-    def __init__(self, schedstat_fd: int) -> None:
-        self.schedstat_fd = schedstat_fd
-        self.limit = 0.0
-        self.started = 0.0
-        self.paused = 0.0
-        self.delay0 = 0.0
-
-    def run_delay(self) -> float:
-        if self.schedstat_fd < 0:
-            return 0.0
-        try:
-            return int(_pread(self.schedstat_fd, 128, 0).split()[1]) / 1e9
-        except (OSError, ValueError, IndexError):
-            return 0.0
-
-    def start(self, limit: float) -> None:
-        self.limit = limit
-        self.paused = 0.0
-        self.delay0 = self.run_delay()
-        self.started = _monotonic()
-
-    def remaining(self) -> float:
-        used = _monotonic() - self.started - self.paused - (self.run_delay() - self.delay0)
-        return self.limit - used
-
-
-CLOCK = StepClock(-1)
+CLOCK = _clock.StepClock(_clock.self_cpu)
+"""The running step's time (``_clock.py``: the one definition, which the harness reads too);
+its schedstat descriptor is opened by each step process before it is confined."""
 
 
 class Channel:
@@ -185,19 +154,25 @@ class Channel:
             payload_kwargs = _loads(_dumps(kwargs))
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name}(): arguments must be JSON values (str, int, float, bool, None, list, dict): {exc}") from None
-        # The wall-time alarm must not cut a message in half: hold it until the answer is in.
-        # The round trip is the harness's time, not the step's: the clock stops meanwhile.
+        # The alarm must not cut a message in half: hold it until the answer is in.
+        # The round trip is the harness's time, not the step's: the clock is paused from
+        # the moment the call is sent to the harness's answer (``answered_at``), as the
+        # harness counts it; one call at a time (the lock), so no moment is paused twice.
         _sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-        sent_at = _monotonic()
+        reply = None
         try:
             with self.lock:
                 self.next_id += 1
                 call_id = self.next_id
-                self.send({"type": _wire.TOOL_CALL, "id": call_id, "name": name, "args": payload_args,
-                           "kwargs": payload_kwargs, "sent_at": sent_at})
-                reply = self.recv_op(_wire.TOOL_RESULT, call_id)
+                sent_at = CLOCK.call_sent = _monotonic()
+                try:
+                    self.send({"type": _wire.TOOL_CALL, "id": call_id, "name": name, "args": payload_args,
+                               "kwargs": payload_kwargs, "sent_at": sent_at})
+                    reply = self.recv_op(_wire.TOOL_RESULT, call_id)
+                finally:
+                    answered_at = reply.get("answered_at") if reply is not None else None
+                    CLOCK.pause(sent_at, answered_at if isinstance(answered_at, float) else None)
         finally:
-            CLOCK.paused += _monotonic() - sent_at
             _sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
         if reply is None:
             _exit(0)  # the harness hung up: nothing more to do
@@ -363,8 +338,8 @@ def _undefined_name(exc: NameError) -> str | None:
 
 def _on_alarm(signum, frame):
     remaining = CLOCK.remaining()
-    if remaining > 0.001:  # time waiting for the harness or for a CPU does not count: re-arm
-        _setitimer(signal.ITIMER_REAL, remaining)
+    if remaining > 0.001:  # not yet: look again before the step's time can reach its limit
+        _setitimer(signal.ITIMER_REAL, _next_check(remaining))
         return
     raise StepTimeout()
 
@@ -372,8 +347,8 @@ def _on_alarm(signum, frame):
 def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dict, echo: bool = False) -> dict:
     code = msg["code"]
     filename = f"<step {msg.get('step', 0)}>"
-    timeout = float(msg.get("timeout", 30))
-    capture = Capture(int(msg.get("max_output_chars", 20000)))
+    timeout = float(msg["timeout"])  # the harness always sends the step's limit
+    capture = Capture(int(msg["max_output_chars"]))
     linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     for name, stub in list(stubs.items()):
         if ns.get(name) is stub:
@@ -393,7 +368,7 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
     timed_out = False
     sys.stdout = sys.stderr = capture
     CLOCK.start(timeout)
-    _setitimer(signal.ITIMER_REAL, timeout)
+    _setitimer(signal.ITIMER_REAL, _next_check(timeout))
     try:
         tree = _parse(code, filename)
         # The paper's interpreter only executes; a notebook's echo of a bare final
@@ -417,7 +392,7 @@ def run_step(msg: dict, ns: dict, channel: Channel, persistent: bool, stubs: dic
         sys.stdout = sys.__stdout__
         sys.stderr = sys.__stderr__
     stdout, cut = capture.result()
-    limit = int(msg.get("max_output_chars", 20000))
+    limit = int(msg["max_output_chars"])
     if error is not None:
         error["message"] = _bound(error["message"], limit)
         error["traceback"] = _bound(error["traceback"], limit)
@@ -500,7 +475,7 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
     user_builtins.ToolCallLimitError = ToolCallLimitError
     sys.modules["builtins"] = user_builtins
     signal.signal(signal.SIGALRM, _on_alarm)
-    persistent = cfg["semantics"] == "persistent"
+    persistent = bool(cfg["persists_state"])
     echo = bool(cfg.get("echo_last_expression", False))
     # ``import __main__`` gives the user's own namespace, as in a script, not this
     # kernel module (whatever the code does to the kernel's objects, the harness
@@ -730,7 +705,7 @@ def kernel_main(cfg: dict, parent_pid: int) -> None:
 
     # The stateless runtime keeps a spare step process ready (forked and
     # confined) while the current one runs, so a step never waits for a fork.
-    for _ in range(1 if cfg["semantics"] == "persistent" else 2):
+    for _ in range(1 if cfg["persists_state"] else 2):
         spawn()
     while True:
         pid, status = os.waitpid(-1, 0)
@@ -771,9 +746,6 @@ def exec_main(cfg: dict, argv: list[str]) -> None:
 
 # ---- the zygote: a pristine launcher that forks kernels ----------------------
 
-_REQUEST = _wire.ZYGOTE_REQUEST
-_REPLY = _wire.ZYGOTE_REPLY
-_MAX_REQUEST = _wire.MAX_ZYGOTE_REQUEST
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -808,9 +780,9 @@ def zygote_main(cfg: dict) -> None:
     gc.collect()
     gc.freeze()  # forked kernels share these pages instead of copying them on the next collection
     zygote_pid = os.getpid()
-    buf = bytearray(_MAX_REQUEST)
-    zeros = bytes(_MAX_REQUEST)
-    reply = bytearray(_REPLY.size)
+    buf = bytearray(_wire.MAX_ZYGOTE_REQUEST)
+    zeros = bytes(_wire.MAX_ZYGOTE_REQUEST)
+    reply = bytearray(_wire.ZYGOTE_REPLY.size)
     fd_space = socket.CMSG_SPACE(4 * 4)
     while True:
         try:
@@ -825,14 +797,14 @@ def zygote_main(cfg: dict) -> None:
                 fds += struct.unpack(f"{len(data) // 4}i", data[: len(data) - len(data) % 4])
         if nbytes == 0 and not fds:
             _exit(0)  # the harness hung up
-        request_id = _REQUEST.unpack_from(buf)[0] if nbytes >= _REQUEST.size else 0
+        request_id = _wire.ZYGOTE_REQUEST.unpack_from(buf)[0] if nbytes >= _wire.ZYGOTE_REQUEST.size else 0
         pid = -22  # EINVAL
         pidfd = -1
         # SIGCHLD held until the pidfd is open: a kernel that dies at once stays a
         # zombie till then, so its pid cannot have been reused under us.
         _sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
-            if len(fds) == 1 and nbytes > _REQUEST.size and not flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+            if len(fds) == 1 and nbytes > _wire.ZYGOTE_REQUEST.size and not flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
                 try:
                     pid = os.fork()
                 except OSError as exc:
@@ -852,7 +824,7 @@ def zygote_main(cfg: dict) -> None:
         buf[:nbytes] = zeros[:nbytes]
         for fd in fds:
             os.close(fd)
-        _REPLY.pack_into(reply, 0, request_id, pid)
+        _wire.ZYGOTE_REPLY.pack_into(reply, 0, request_id, pid)
         try:
             if pidfd >= 0:
                 channel.sendmsg([reply], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", pidfd))])
@@ -887,7 +859,7 @@ def _zygote_child(channel: socket.socket, buf: bytearray, nbytes: int, control_f
     _confine.set_parent_death_signal(signal.SIGKILL)
     if os.getppid() != zygote_pid:
         _exit(75)
-    start = _loads(bytes(buf[_REQUEST.size : nbytes]))
+    start = _loads(bytes(buf[_wire.ZYGOTE_REQUEST.size : nbytes]))
     buf[:] = bytes(len(buf))
     sys.argv[1:] = ["kernel"]
     os.chdir(start["cwd"])

@@ -6,6 +6,9 @@ import importlib.util
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from opaque_knapsack.limits import PAPER_LIMITS, EpisodeLimits
+from opaque_knapsack.records import RuntimeSemantics
+
 
 class RuntimeConfig(BaseModel):
     """Limits and isolation settings of a persistent or stateless Python runtime.
@@ -16,8 +19,9 @@ class RuntimeConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    step_timeout: float = Field(default=30.0, gt=0)
-    """Wall-time limit of one code block, in seconds (run_code may lower or raise it per call)."""
+    step_timeout: float = Field(default=PAPER_LIMITS.step_timeout, gt=0)
+    """Wall-time limit of one code block, in seconds (run_code may lower or raise it per call;
+    the agents do only when the user set ``-T step_timeout``)."""
 
     memory_mb: int = Field(default=1024, ge=64)
     """Address-space limit of the kernel's processes (RLIMIT_AS), in MiB."""
@@ -25,8 +29,9 @@ class RuntimeConfig(BaseModel):
     max_output_chars: int = Field(default=20_000, ge=100)
     """Longest stdout a step returns; beyond it the middle is cut and a marker says how much."""
 
-    max_tool_calls: int | None = Field(default=None, ge=0)
-    """Default per-block limit on host-function calls (run_code's max_tool_calls overrides it)."""
+    max_tool_calls: int = Field(default=PAPER_LIMITS.max_tool_calls, ge=0)
+    """Per-block limit on host-function calls (run_code's max_tool_calls overrides it; the
+    agents pass one only when the user set ``-T max_tool_calls``)."""
 
     max_message_bytes: int = Field(default=1024 * 1024, ge=64 * 1024)
     """Largest frame either side accepts on a kernel channel; a larger one is a protocol violation.
@@ -83,6 +88,17 @@ class RuntimeConfig(BaseModel):
     directory (the old one and everything in it goes), so the conversation is the only memory."""
 
     step_ceiling_factor: float = Field(default=4.0, ge=1.0)
-    """Hard wall-time ceiling of a step, as a multiple of its time limit: however much
-    of its wall time went to waiting for a CPU, a step is killed past it (time spent
-    in host functions excluded)."""
+    """Hard ceiling of a step, as a multiple of its time limit plus grace, on the step
+    clock (``_clock.py``) crediting only the time host functions ran as the harness
+    measured it (the kernel's timestamps are not trusted for it): a step is killed
+    past it whatever it claims about its tool calls. A wall cap of 8 times the
+    ceiling, at least 5 minutes (wall time less host functions' time), ends a step
+    that gets no CPU at all."""
+
+    def semantics(self, runtime: RuntimeSemantics) -> RuntimeSemantics:
+        """What ``runtime`` keeps between steps under this config (``stateless_keep_files`` keeps files)."""
+        return runtime.keeping_files() if self.stateless_keep_files else runtime
+
+    def limits(self) -> EpisodeLimits:
+        """The episode limits a runtime with this config applies when its caller sets none."""
+        return PAPER_LIMITS.updated(step_timeout=self.step_timeout, max_tool_calls=self.max_tool_calls)

@@ -13,7 +13,6 @@ What runs on a step process's own channel is ``step_channel.py``'s; ``Kernel``
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import os
@@ -33,14 +32,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from opaque_knapsack.records import Runtime
+from opaque_knapsack.records import RuntimeSemantics
 
 from . import _confine, _fs
 from ._wire import RETIRED_PREFIX, WORKDIR_NAME
 from .config import RuntimeConfig
 from .launcher import (
     KERNEL_SCRIPT,
-    ZYGOTE,
     KernelLauncher,
     ZygoteDied,
     ZygoteError,
@@ -51,13 +49,16 @@ from .launcher import (
     pidfd_exited,
 )
 from .protocol import ExitMessage, ExitStatus, ReadyMessage, control_message_adapter
+from .registry import REGISTRY
 from .step_channel import StepProcess
-
-Semantics = Runtime
 
 logger = logging.getLogger(__name__)
 
-START_TIMEOUT = 15.0
+START_TIMEOUT = 60.0
+"""Seconds a kernel may take to hand over a step process. A kernel that dies is noticed at once
+(its control socket closes); this bounds only a stuck one, so it is generous: on a loaded machine
+(a test suite beside other work, a 1,000-sample eval) a healthy start can take many seconds, and a
+start refused twice errors the sample."""
 EXIT_TIMEOUT = 3.0
 _UID_BASE = 0x40000000
 WORKDIR_PREFIX = "ok-kernel-"  # + the harness pid: `inspect sandbox cleanup` finds a dead harness's
@@ -125,16 +126,10 @@ def _probe_namespaces(user: bool) -> bool:
         _fs.remove_tree(container)
 
 
-def _zygote_root_cfg() -> dict[str, Any]:
+def zygote_root_cfg() -> dict[str, Any]:
     """The zygote builds the private root its kernels share, where the machine allows it."""
     protection = probe_protection()
     return shared_root_cfg(user=not protection.uid_drop) if protection.namespaces else {}
-
-
-ZYGOTE.root_cfg = _zygote_root_cfg
-
-_uid_counter = itertools.count()
-_uids_in_use: set[int] = set()
 
 
 def _allocate_uid() -> int:
@@ -143,9 +138,9 @@ def _allocate_uid() -> int:
     # harnesses on one machine do not collide.
     base = _UID_BASE + ((os.getpid() & 0xFFFFF) << 10)
     for _ in range(1024):
-        uid = base + (next(_uid_counter) & 0x3FF)
-        if uid not in _uids_in_use:
-            _uids_in_use.add(uid)
+        uid = base + (next(REGISTRY.uid_sequence) & 0x3FF)
+        if uid not in REGISTRY.uids_in_use:
+            REGISTRY.uids_in_use.add(uid)
             return uid
     raise KernelError("no free kernel uid")
 
@@ -206,14 +201,14 @@ class KernelControl:
 
     def __init__(
         self,
-        semantics: Semantics,
+        semantics: RuntimeSemantics,
         config: RuntimeConfig,
         workdir: str | None,
         launcher: KernelLauncher,
         on_start: Callable[[], None],
         on_kill: Callable[[], None],
     ) -> None:
-        self.semantics: Semantics = semantics
+        self.semantics = semantics
         self.config = config
         self.launcher = launcher
         self.protection = probe_protection()
@@ -231,7 +226,7 @@ class KernelControl:
         self._container_times = (made.st_atime_ns, made.st_mtime_ns)
         self.workdir = os.path.join(self.container, WORKDIR_NAME)
         self._make_workdir()
-        self.fresh_workdir_per_step = semantics != "persistent" and not config.stateless_keep_files
+        self.fresh_workdir_per_step = not semantics.keeps_files
         """Every stateless step gets a working directory nothing earlier touched."""
         self.kernel_renews_workdir = (
             self.fresh_workdir_per_step and self.protection.namespaces and not self.protection.uid_drop
@@ -284,7 +279,7 @@ class KernelControl:
     def _start_message(self) -> dict[str, Any]:
         cfg = self.confinement_cfg()
         cfg.update(
-            semantics=self.semantics,
+            persists_state=self.semantics.persists_state,
             prebound_modules=list(self.config.prebound_modules),
             echo_last_expression=self.config.echo_last_expression,
             read_only_paths=read_only_paths(self.config.allow_site_packages),
@@ -377,7 +372,7 @@ class KernelControl:
         """Kill the kernel and its step processes now (synchronous, never waits; safe to repeat)."""
         for child in list(self._ready) + [c for c in (self.child, self.retired) if c is not None]:
             child.kill()
-            child.sock.close()
+            child.close_channel()
             if child.pidfd is not None:  # close() waits for it to be gone, as for the kernel process
                 self.dying.append((child.pidfd, None))
                 child.pidfd = None
@@ -410,7 +405,7 @@ class KernelControl:
             await await_pidfd(pidfd, EXIT_TIMEOUT)
         bury(self.dying)
         if self.uid is not None:
-            _uids_in_use.discard(self.uid)
+            REGISTRY.uids_in_use.discard(self.uid)
         if self._own_container:
             await remove_workdir(self.container)
         else:  # the caller's directory: only the working directory the runtime made in it goes
@@ -533,7 +528,7 @@ class KernelControl:
 
     def _child_had_state(self) -> bool:
         # Steps since the last restart the runtime announced: a restart is announced once.
-        return self.semantics == "persistent" and self.steps_since_restart > 0
+        return self.semantics.persists_state and self.steps_since_restart > 0
 
     async def _await_ready(self) -> bool:
         deadline = time.monotonic() + START_TIMEOUT
@@ -560,13 +555,61 @@ class KernelControl:
                 return None
         return self._exits.pop(pid)
 
+    # ---- one step's bookkeeping: restarts, lost state, retired step processes ---------
+
+    async def begin_step(self) -> tuple[StepProcess, bool]:
+        """The step process the next step runs in, and whether state was lost getting it.
+
+        The previous stateless step's process is settled first (its files gone).
+        A kernel that cannot give one raises (``KernelError``, ``TimeoutError``,
+        ``OSError``); that failed step is the runtime's one announcement of the loss.
+        """
+        if self.retired is not None:
+            await self.settle_retired()
+        try:
+            lost = await self.acquire_child()
+        except (KernelError, TimeoutError, OSError):
+            self.state_lost = False
+            self.steps_since_restart = 0
+            raise
+        assert self.child is not None
+        return self.child, lost
+
+    def end_step(self, child: StepProcess, lost: bool) -> None:
+        """A step ran to its result in ``child`` (``lost``: as ``begin_step`` said)."""
+        child.steps += 1
+        self.steps_since_restart = 1 if lost else self.steps_since_restart + 1
+        if self.semantics.persists_state:
+            return
+        # Whatever the step's code did to its process (patched the kernel, forged
+        # its result, cleared handlers), the process ends with its step.
+        self.retire_child(kill=True)
+        if self.semantics.keeps_files:
+            child.close()
+        else:
+            self.retired = child  # its files go before the next step runs (see settle_retired)
+
+    def abandon_step(self, child: StepProcess) -> None:
+        """The step was cancelled (or the harness failed) mid-step: the channel is out of
+        step, so its process goes; a persistent runtime reports the loss at the next step."""
+        self.retire_child(kill=True)
+        child.close()
+        self.state_lost = self.semantics.persists_state
+
+    async def fault_step(self, child: StepProcess) -> ExitStatus | None:
+        """The step faulted (timed out, crashed, broke the protocol): ``bury_faulted``; the
+        result says so, so the next step starts counting afresh."""
+        status = await self.bury_faulted(child)
+        self.steps_since_restart = 0
+        return status
+
     def retire_child(self, kill: bool) -> StepProcess | None:
         """The current step process is done with (killed first if ``kill``); the next step gets another."""
         child, self.child = self.child, None
         if child is not None:
             if kill:
                 child.kill()
-            child.sock.close()
+            child.close_channel()
         return child
 
     async def settle_retired(self) -> None:

@@ -11,21 +11,21 @@ working directory and its private uid. It composes two parts:
 
 Every wait on the kernel has a deadline, every frame a size limit, every
 message is validated; whatever the agent's code does to its channel, the
-harness sees a ``StepResult``. All live kernels are in a registry, killed (with
-the zygote) at interpreter exit (atexit), by ``kill_all_kernels()`` and on
+harness sees a ``StepResult``. All live kernels are in ``registry.REGISTRY``,
+killed (with the zygote) at interpreter exit, by ``kill_all_kernels()`` and on
 every cleanup path of the providers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import inspect
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from opaque_knapsack.records import RuntimeSemantics
 
 from ._wire import cap_names
 from .config import RuntimeConfig
@@ -34,15 +34,15 @@ from .control import (
     KernelControl,
     KernelError,
     Protection,
-    Semantics,
     bury,
     describe_status,
     existing_paths,
     probe_protection,
     python_paths,
 )
-from .launcher import KERNEL_SCRIPT, ZYGOTE, ZYGOTE_LAUNCHER, KernelLauncher, kernel_env, wait_pidfds
+from .launcher import KERNEL_SCRIPT, ZYGOTE_LAUNCHER, KernelLauncher, kernel_env, wait_pidfds
 from .protocol import ResultMessage, StepError, StepRequest, StepResult, ToolSpec
+from .registry import REGISTRY
 from .step_channel import FRAME_HEADROOM, RecordKeeper, StepChannel, StepDeadline, StepProcess, StepProcessGone
 
 __all__ = [
@@ -51,7 +51,6 @@ __all__ = [
     "Kernel",
     "KernelError",
     "Protection",
-    "Semantics",
     "existing_paths",
     "kernel_env",
     "kill_all_kernels",
@@ -65,40 +64,34 @@ logger = logging.getLogger(__name__)
 
 _TIMEOUT_GRACE = 1.0
 
-_LIVE: dict[int, Kernel] = {}
-
-
 def kill_all_kernels(wait: float = 2.0) -> int:
     """Kill every kernel this process started, and the zygote (cancel, Ctrl+C, interpreter exit).
 
     Blocks (at most ``wait`` seconds) until they are gone: not for the event loop's common path.
     """
-    kernels = list(_LIVE.values())
+    kernels = list(REGISTRY.kernels.values())
+    zygote = REGISTRY.zygote
     for kernel in kernels:
         kernel.kill()
-    ZYGOTE.stop()
+    zygote.stop()
     dying = [kernel.control.dying for kernel in kernels]
     wait_pidfds([pidfd for entries in dying for pidfd, _ in entries], wait)
     for entries in dying:
         bury(entries)
-    ZYGOTE.wait_stopped(wait)
+    zygote.wait_stopped(wait)
     return len(kernels)
 
 
 async def stop_zygote_if_idle() -> bool:
     """Stop the zygote when no kernel is alive (a task's cleanup); the next kernel restarts it."""
-    if _LIVE:
+    if REGISTRY.kernels:
         return False
-    await ZYGOTE.stop_and_wait()
+    await REGISTRY.zygote.stop_and_wait()
     return True
 
 
-atexit.register(kill_all_kernels)
-os.register_at_fork(after_in_child=_LIVE.clear)  # a fork of the harness must not kill the parent's kernels
-
-
 def live_kernels() -> list[Kernel]:
-    return list(_LIVE.values())
+    return list(REGISTRY.kernels.values())
 
 
 class Kernel:
@@ -111,61 +104,24 @@ class Kernel:
 
     def __init__(
         self,
-        semantics: Semantics,
+        semantics: RuntimeSemantics,
         config: RuntimeConfig,
         workdir: str | None = None,
         launcher: KernelLauncher = ZYGOTE_LAUNCHER,
     ) -> None:
-        self.semantics: Semantics = semantics
+        self.semantics = semantics
         self.task_name: str | None = None
         self.control = KernelControl(
             semantics, config, workdir, launcher,
-            on_start=lambda: _LIVE.__setitem__(id(self), self),
-            on_kill=lambda: _LIVE.pop(id(self), None),
+            on_start=lambda: REGISTRY.kernels.__setitem__(id(self), self),
+            on_kill=lambda: REGISTRY.kernels.pop(id(self), None),
         )
         self.steps = StepChannel(max(config.max_message_bytes, 8 * config.max_output_chars + FRAME_HEADROOM))
         self._lock = asyncio.Lock()
         self._step_counter = 0
         self._closed = False
 
-    # ---- the kernel process (control channel) ----------------------------------------
-
-    @property
-    def config(self) -> RuntimeConfig:
-        return self.control.config
-
-    @config.setter
-    def config(self, config: RuntimeConfig) -> None:
-        self.control.config = config
-
-    @property
-    def workdir(self) -> str:
-        return self.control.workdir
-
-    @property
-    def uid(self) -> int | None:
-        return self.control.uid
-
-    @property
-    def protection(self) -> Protection:
-        return self.control.protection
-
-    @property
-    def launched_by(self) -> str | None:
-        """The name of the launcher that started the kernel process (``"zygote"``)."""
-        return self.control.launched_by
-
-    @property
-    def pid(self) -> int | None:
-        return self.control.pid
-
-    def process_ids(self) -> list[int]:
-        """Pids of the kernel process and its known step processes."""
-        return self.control.process_ids()
-
-    def confinement_cfg(self) -> dict[str, Any]:
-        """Identity, limits and confinement layers of this kernel, for a command run beside it (``exec``)."""
-        return self.control.confinement_cfg()
+    # ---- the kernel process (control channel: config, workdir, uid, pid, ... are ``control``'s) ----
 
     async def start(self) -> None:
         # A kernel forked just before its zygote died dies with it before it is
@@ -208,59 +164,44 @@ class Kernel:
     async def _run(
         self, code: str, host_functions: dict[str, Callable[..., Any]], max_tool_calls: int | None, timeout: float | None
     ) -> StepResult:
-        step_timeout = float(timeout if timeout is not None else self.config.step_timeout)
-        limit = max_tool_calls if max_tool_calls is not None else self.config.max_tool_calls
-        persistent = self.semantics == "persistent"
         control = self.control
-        if control.retired is not None:
-            await control.settle_retired()
+        config = control.config
+        step_timeout = float(timeout if timeout is not None else config.step_timeout)
+        limit = max_tool_calls if max_tool_calls is not None else config.max_tool_calls
+        persistent = self.semantics.persists_state
         try:
-            lost = await control.acquire_child()
+            child, lost = await control.begin_step()
         except (KernelError, TimeoutError, OSError) as exc:
             return self._unavailable_result(exc, persistent)
-        child = control.child
-        assert child is not None
         self._step_counter += 1
         request = StepRequest(
             step=self._step_counter,
             code=code,
             tools=[ToolSpec(name=name, doc=inspect.getdoc(fn)) for name, fn in host_functions.items()],
             timeout=step_timeout,
-            max_output_chars=self.config.max_output_chars,
+            max_output_chars=config.max_output_chars,
         )
         keeper = self.steps.records()
         limit_s = step_timeout + max(_TIMEOUT_GRACE, 0.1 * step_timeout)
-        deadline = StepDeadline(limit_s, limit_s * self.config.step_ceiling_factor, child.pid)
+        child.resume()  # stopped since its last step (persistent)
+        deadline = StepDeadline(limit_s, limit_s * config.step_ceiling_factor, child)
         started = time.perf_counter()
         try:
             msg = await self.steps.exchange(child, request, host_functions, limit, deadline, keeper)
+            if persistent:  # until its next step: what the step left running burns no CPU meanwhile
+                child.stop(group=not control.protection.seccomp)
         except (StepProcessGone, TimeoutError) as exc:
             wall = time.perf_counter() - started
             return await self._fault_result(child, exc, keeper, wall, step_timeout, persistent)
         except BaseException:
-            # Cancelled (or the harness failed) mid-step: the channel is out of
-            # step, so the step process goes; a persistent runtime reports the loss next time.
-            control.retire_child(kill=True)
-            child.close()
-            control.state_lost = persistent
+            control.abandon_step(child)  # cancelled (or the harness failed) mid-step
             raise
         wall = time.perf_counter() - started
-        child.steps += 1
-        control.steps_since_restart = 1 if lost else control.steps_since_restart + 1
-        if not persistent:
-            # Whatever the step's code did to its process (patched the kernel, forged
-            # this result, cleared handlers), the process ends with its step.
-            control.retire_child(kill=True)
-            if self.config.stateless_keep_files:
-                child.close()
-            else:
-                control.retired = child  # its files go before the next step runs (see settle_retired)
+        control.end_step(child, lost)
         return self._result(msg, keeper, wall, lost and persistent)
 
     def _unavailable_result(self, exc: BaseException, persistent: bool) -> StepResult:
         message = f"the runtime could not run this step: {exc}"
-        self.control.state_lost = False
-        self.control.steps_since_restart = 0
         return StepResult(
             stdout=_RESTART_NOTE if persistent else "",
             error=StepError(type="KernelError", message=message, traceback=f"KernelError: {message}\n"),
@@ -269,7 +210,7 @@ class Kernel:
         )
 
     def _result(self, msg: ResultMessage, keeper: RecordKeeper, wall: float, restarted: bool) -> StepResult:
-        cap = self.config.max_output_chars
+        cap = self.control.config.max_output_chars
         stdout, truncated = _cap(msg.stdout, cap)
         truncated = truncated or msg.truncated_chars > 0
         error = msg.error
@@ -279,7 +220,8 @@ class Kernel:
             )
         if restarted:
             stdout = _RESTART_NOTE + stdout
-        names, omitted = _cap_globals(msg.globals, cap) if self.semantics == "persistent" else (None, 0)
+        persistent = self.semantics.persists_state
+        names, omitted = _cap_globals(msg.globals, cap) if persistent else (None, 0)
         _log_records(self._step_counter, keeper)
         return StepResult(
             stdout=stdout,
@@ -290,7 +232,7 @@ class Kernel:
             wall_time=wall,
             globals=names,
             # untrusted like the rest of the frame: capped as the globals are
-            bound_at_start=(_cap_globals(msg.bound_at_start, cap)[0] or []) if self.semantics == "persistent" else [],
+            bound_at_start=(_cap_globals(msg.bound_at_start, cap)[0] or []) if persistent else [],
             timed_out=msg.timed_out,
             kernel_restarted=restarted,
             output_truncated=truncated,
@@ -307,7 +249,7 @@ class Kernel:
         step_timeout: float,
         persistent: bool,
     ) -> StepResult:
-        status = await self.control.bury_faulted(child)
+        status = await self.control.fault_step(child)
         timed_out = isinstance(exc, TimeoutError)
         if timed_out:
             kind = "StepTimeout"
@@ -318,7 +260,6 @@ class Kernel:
             if status is not None and kind == "KernelCrash":
                 detail += f" ({describe_status(status)})"
         restarted = persistent  # the step process held the state: killing it lost everything
-        self.control.steps_since_restart = 0
         _log_records(self._step_counter, keeper)
         return StepResult(
             stdout=_RESTART_NOTE if restarted else "",

@@ -1,17 +1,16 @@
 """Starting kernel processes: the zygote (fork server).
 
-A kernel used to be a fresh ``python -S -s _kernel.py kernel <cfg>`` per sample:
-an interpreter start plus imports (tens of ms of CPU) and a ``fork_exec`` on the
-event loop thread (12-19 ms during which no other sample runs). Instead, one
-zygote per harness process is started lazily, exactly like a kernel used to be
-(``python -S -s _kernel.py zygote``, scrubbed environment, its own process
-group) and before it has seen anything sample-specific; it preloads what a
-kernel needs and from then on only forks. A kernel start is one request on the
-zygote's channel (SOCK_SEQPACKET): the kernel's start-up message (cfg,
-environment, working directory) plus the kernel's end of its control socket
-(SCM_RIGHTS); the reply is the kernel's pid plus a pidfd for it. The fork then
-applies exactly the per-kernel setup a spawned kernel does (see
-``_kernel.zygote_main``).
+Kernels are forked from a zygote: one per harness process, started lazily as
+``python -S -s _kernel.py zygote`` (scrubbed environment, its own process
+group) before it has seen anything sample-specific. It preloads what a kernel
+needs and from then on only forks, so a kernel start costs neither an
+interpreter start and its imports (tens of ms of CPU) nor a ``fork_exec`` on
+the event loop thread (12-19 ms during which no other sample runs). A kernel
+start is one request on the zygote's channel (SOCK_SEQPACKET): the kernel's
+start-up message (cfg, environment, working directory) plus the kernel's end
+of its control socket (SCM_RIGHTS); the reply is the kernel's pid plus a pidfd
+for it. The fork then applies exactly the per-kernel setup a spawned kernel
+does (see ``_kernel.zygote_main``).
 
 Nothing here blocks the event loop in the common path: the channel is
 non-blocking and read through the loop's selector; kernels are killed through
@@ -19,7 +18,7 @@ their pidfd and their end is awaited through it too. Starting the zygote itself
 (one ``fork_exec``, once per harness process) is the exception.
 
 Start requests queue in the harness and are served in order, at most
-``_WINDOW`` on the zygote's channel at a time: a burst waits, it does not fail.
+``launch_window`` (see ``registry.Tunables``) on the zygote's channel at a time: a burst waits, it does not fail.
 If the zygote dies, the requests it had not answered go back to the head of
 the queue and a fresh zygote serves them; only a request caught in two zygote
 deaths fails (``ZygoteDied``), and alone.
@@ -29,7 +28,7 @@ event loop (another thread) while the first has requests on the zygote is
 handed to the first loop, which alone reads the zygote's channel, and its
 answer comes back thread-safely. ``KernelLauncher`` is the seam a benchmark
 uses to measure its baseline (``benchmarks/direct_launch.py`` spawns a fresh
-interpreter per kernel, as the runtime once did).
+interpreter per kernel: the cost the zygote saves).
 """
 
 from __future__ import annotations
@@ -54,14 +53,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ._wire import MAX_ZYGOTE_REQUEST, ZYGOTE_REPLY, ZYGOTE_REQUEST
+from .registry import REGISTRY
 
 KERNEL_SCRIPT = str(Path(__file__).with_name("_kernel.py").resolve())
 
-_REQUEST = ZYGOTE_REQUEST  # request id; the start-up message follows (see _kernel.zygote_main)
-_REPLY = ZYGOTE_REPLY  # request id, pid or -errno
-_MAX_REQUEST = MAX_ZYGOTE_REQUEST  # the zygote's request buffer
-_WINDOW = 256  # requests on the zygote's channel (or waiting to fit in it) at once; the rest wait in the harness's queue
-_STALL_TIMEOUT = 60.0  # a live zygote that answers nothing for this long is stuck
 _MAX_ATTEMPTS = 2  # zygote deaths a request may be in flight through before it fails
 
 
@@ -79,26 +74,6 @@ class _Request:
 
 
 _SEQ = itertools.count()
-
-
-@dataclass
-class LaunchStats:
-    """Seconds from each kernel start request to the zygote's answer (queue wait included)."""
-
-    launches: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
-    starts: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
-    """Seconds from a sample's kernel start to its first step process being ready (``sample_init``)."""
-
-    waits: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
-    """Seconds a sample's first code block waited for its kernel to be ready."""
-
-    def clear(self) -> None:
-        self.launches.clear()
-        self.starts.clear()
-        self.waits.clear()
-
-
-STATS = LaunchStats()
 
 
 HARNESS_FDS_PER_KERNEL = 4
@@ -276,7 +251,7 @@ class KernelLauncher(Protocol):
 
 
 class Zygote:
-    """The harness's handle on its zygote; one per harness process (``ZYGOTE``)."""
+    """The harness's handle on its zygote; one per harness process (``REGISTRY.zygote``)."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
@@ -292,8 +267,8 @@ class Zygote:
         self._progress = 0.0  # when the zygote last answered (or got its first request)
         self._zygote_cpu: int | None = None  # its CPU ticks at the last stall check
         self._exited: list[subprocess.Popen[bytes]] = []
-        self.root_cfg: Callable[[], dict[str, Any]] = dict
-        """The private root the zygote builds for its kernels (set by ``control``: the probe lives there)."""
+        self.root_cfg: Callable[[], dict[str, Any]] = _root_cfg
+        """The private root the zygote builds for its kernels (``control``'s: the probe lives there)."""
 
     @property
     def pid(self) -> int | None:
@@ -361,6 +336,13 @@ class Zygote:
         self._exited = [p for p in self._exited if p.poll() is None]
         return proc
 
+    def forget(self) -> None:
+        """In a fork of the harness (a fork-started worker): let go of the parent's zygote
+        without using or killing it (the fork starts its own if it needs one)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
     def wait_stopped(self, timeout: float) -> None:
         """Reap zygotes stopped earlier (blocking, bounded)."""
         deadline = time.monotonic() + timeout
@@ -410,11 +392,11 @@ class Zygote:
 
     # ---- requests ------------------------------------------------------------------
     #
-    # Requests wait in ``_queue`` (FIFO) and at most ``_WINDOW`` of them are on the
+    # Requests wait in ``_queue`` (FIFO) and at most ``launch_window`` of them are on the
     # zygote's channel at once: a burst of a thousand starts queues here, in the
     # harness, instead of overflowing the channel, and no request times out for
     # waiting its turn. Only a zygote that makes no progress at all for
-    # ``_STALL_TIMEOUT`` while it has requests is declared stuck. When the zygote
+    # ``zygote_stall_timeout`` while it has requests is declared stuck. When the zygote
     # dies, the requests it had not answered go back to the head of the queue and
     # a fresh zygote serves them; a request that was in flight through
     # ``_MAX_ATTEMPTS`` zygote deaths fails alone, as ``ZygoteDied``.
@@ -442,19 +424,19 @@ class Zygote:
     def _on_readable(self) -> None:
         while self._sock is not None:
             try:
-                data, ancdata, flags, _addr = self._sock.recvmsg(_REPLY.size, socket.CMSG_SPACE(4 * 4))
+                data, ancdata, flags, _addr = self._sock.recvmsg(ZYGOTE_REPLY.size, socket.CMSG_SPACE(4 * 4))
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 data, ancdata, flags = b"", [], 0
             fds = _fds(ancdata)
-            if len(data) != _REPLY.size:
+            if len(data) != ZYGOTE_REPLY.size:
                 for fd in fds:
                     os.close(fd)
                 self._died()
                 return
             self._progress = time.monotonic()
-            request_id, pid = _REPLY.unpack(data)
+            request_id, pid = ZYGOTE_REPLY.unpack(data)
             request = self._pending.pop(request_id, None)
             fut = request.fut if request is not None else None
             if fut is None or fut.done():  # its requester gave up: the kernel is not wanted
@@ -482,7 +464,7 @@ class Zygote:
 
     def _pump(self) -> None:
         """Send queued requests while the window has room; never blocks."""
-        while self._queue and len(self._pending) < _WINDOW:
+        while self._queue and len(self._pending) < REGISTRY.tunables.launch_window:
             request = self._queue[0]
             if request.fut.done():  # cancelled while queued
                 self._queue.popleft()
@@ -532,20 +514,21 @@ class Zygote:
     def _arm_watchdog(self) -> None:
         if self._watchdog is not None or not self._pending or self._loop is None:
             return
-        self._watchdog = self._loop.call_later(_STALL_TIMEOUT / 4, self._check_stall)
+        self._watchdog = self._loop.call_later(REGISTRY.tunables.zygote_stall_timeout / 4, self._check_stall)
 
     def _check_stall(self) -> None:
         self._watchdog = None
         if not self._pending:
             return
+        stall = REGISTRY.tunables.zygote_stall_timeout
         cpu = _cpu_ticks(self.proc.pid) if self.proc is not None else None
         if cpu is not None and cpu != self._zygote_cpu:
             # Slow, not stuck: a zygote starved of CPU on a loaded machine is still
             # working, and restarting it would kill every kernel it started.
             self._zygote_cpu = cpu
-            self._progress = max(self._progress, time.monotonic() - _STALL_TIMEOUT / 2)
-        if time.monotonic() - self._progress >= _STALL_TIMEOUT:
-            self._died(f"the kernel launcher (zygote) answered nothing and used no CPU in {_STALL_TIMEOUT:g} s")
+            self._progress = max(self._progress, time.monotonic() - stall / 2)
+        if time.monotonic() - self._progress >= stall:
+            self._died(f"the kernel launcher (zygote) answered nothing and used no CPU in {stall:g} s")
             return
         self._arm_watchdog()
 
@@ -558,7 +541,7 @@ class Zygote:
         The request waits its turn in the queue without a deadline.
         """
         data = json.dumps(start).encode()
-        if len(data) + _REQUEST.size > _MAX_REQUEST:
+        if len(data) + ZYGOTE_REQUEST.size > MAX_ZYGOTE_REQUEST:
             raise ZygoteError(f"kernel start-up message too large ({len(data)} bytes)")
         loop = asyncio.get_running_loop()
         owner = self._loop
@@ -579,13 +562,13 @@ class Zygote:
         self._queue_loop = loop
         self._next_id = (self._next_id + 1) & 0xFFFFFFFF
         fut: asyncio.Future[tuple[int, int]] = loop.create_future()
-        request = _Request(self._next_id, _REQUEST.pack(self._next_id) + data, control.fileno(), fut)
+        request = _Request(self._next_id, ZYGOTE_REQUEST.pack(self._next_id) + data, control.fileno(), fut)
         self._queue.append(request)
         queued = time.monotonic()
         self._pump()
         try:
             result = await fut
-            STATS.launches.append(time.monotonic() - queued)
+            REGISTRY.launch_stats.launches.append(time.monotonic() - queued)
             return result
         except BaseException:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
@@ -660,22 +643,14 @@ class ZygoteLauncher:
     name = "zygote"
 
     async def launch(self, start: dict[str, Any], control: socket.socket) -> LaunchedKernel:
-        pid, pidfd = await ZYGOTE.launch(start, control)
+        pid, pidfd = await REGISTRY.zygote.launch(start, control)
         return LaunchedKernel(pid, pidfd)
 
 
-ZYGOTE = Zygote()
 ZYGOTE_LAUNCHER = ZygoteLauncher()
 
 
-def _forget_in_child() -> None:
-    # A fork of the harness (a fork-started worker) must not use or kill the
-    # parent's zygote: it starts its own if it needs one.
-    if ZYGOTE._sock is not None:
-        ZYGOTE._sock.close()
-    root_cfg = ZYGOTE.root_cfg
-    ZYGOTE.__init__()  # type: ignore[misc]
-    ZYGOTE.root_cfg = root_cfg
+def _root_cfg() -> dict[str, Any]:
+    from .control import zygote_root_cfg  # control probes what the machine allows
 
-
-os.register_at_fork(after_in_child=_forget_in_child)
+    return zygote_root_cfg()

@@ -165,6 +165,8 @@ class ToolReply(BaseModel):
     value: Any = None
     error: str | None = None
     limit: bool = False
+    answered_at: float | None = None
+    """When the harness sent this answer (``time.monotonic()``): the step clock's pause ends there, on both sides."""
 
 
 def encode_frame(message: BaseModel | dict[str, Any]) -> bytes:

@@ -1,7 +1,7 @@
 """The Inspect sandbox providers ``persistent_python`` and ``stateless_python``.
 
 Both give each sample its own kernel (see ``kernel.py``) and working directory;
-they differ only in ``semantics``. Select one with ``--sandbox persistent_python``
+they differ only in their ``RuntimeSemantics``, looked up here, once. Select one with ``--sandbox persistent_python``
 or ``--sandbox stateless_python`` (optionally with a ``RuntimeConfig``).
 """
 
@@ -31,6 +31,9 @@ from inspect_ai.util import (
 )
 from pydantic import BaseModel
 
+from opaque_knapsack.limits import EpisodeLimits
+from opaque_knapsack.records import PERSISTENT, SEMANTICS, STATELESS, RuntimeSemantics
+
 from . import _fs
 from ._wire import EXEC_ERROR_MARKER
 from .config import RuntimeConfig
@@ -40,7 +43,6 @@ from .kernel import (
     Kernel,
     KernelError,
     Protection,
-    Semantics,
     existing_paths,
     kernel_env,
     kill_all_kernels,
@@ -48,9 +50,9 @@ from .kernel import (
     python_paths,
     stop_zygote_if_idle,
 )
-from .launcher import STATS as LAUNCH_STATS
 from .launcher import open_files_advice
 from .protocol import StepResult
+from .registry import REGISTRY
 
 _EXEC_READ_ONLY = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/proc", "/dev/urandom", "/dev/zero"]
 
@@ -71,7 +73,7 @@ def _resolve_config(config: SandboxEnvironmentConfigType | None) -> RuntimeConfi
 
 
 class PythonRuntimeSandbox(SandboxEnvironment):
-    """A sample's Python runtime: ``run_code`` for the agent, plus the sandbox contract.
+    """A sample's Python runtime: a ``PythonRuntime`` for the agent, plus the sandbox contract.
 
     ``exec`` runs a command in the working directory under the same isolation as
     the kernel (scrubbed environment, private uid, Landlock, seccomp) but with a
@@ -79,7 +81,8 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     to the working directory: any path that resolves outside it is a PermissionError.
     """
 
-    semantics: ClassVar[Semantics]
+    base_semantics: ClassVar[RuntimeSemantics]
+    """The runtime this provider runs; a config's ``stateless_keep_files`` adds kept files."""
 
     def __init__(self, kernel: Kernel, starting: asyncio.Task[None] | None = None) -> None:
         super().__init__()
@@ -102,25 +105,35 @@ class PythonRuntimeSandbox(SandboxEnvironment):
             raise
         finally:
             if task.done():
-                LAUNCH_STATS.waits.append(time.monotonic() - waited)
+                REGISTRY.launch_stats.waits.append(time.monotonic() - waited)
 
     @property
     def workdir(self) -> str:
-        return self.kernel.workdir
+        return self.kernel.control.workdir
 
     @property
     def protection(self) -> Protection:
-        return self.kernel.protection
+        return self.kernel.control.protection
 
     @property
-    def keeps_files(self) -> bool:
-        """Stateless runtime with ``stateless_keep_files``: files survive steps (the prompt says so)."""
-        return self.semantics == "stateless" and self.kernel.config.stateless_keep_files
+    def semantics(self) -> RuntimeSemantics:
+        """What this runtime keeps between steps, files included (the prompt says so)."""
+        return self.kernel.semantics
+
+    @property
+    def limits(self) -> EpisodeLimits:
+        """The config's step limits, which hold where ``run_code`` is given none."""
+        return self.kernel.control.config.limits()
+
+    @property
+    def prebound_names(self) -> list[str]:
+        """Global names the kernel binds before every step (the config's ``prebound_modules``)."""
+        return sorted({name.split(".")[0] for name in self.kernel.control.config.prebound_modules})
 
     @property
     def echoes_last_expression(self) -> bool:
         """``echo_last_expression``: a bare final expression's value is shown (the prompt says so)."""
-        return self.kernel.config.echo_last_expression
+        return self.kernel.control.config.echo_last_expression
 
     async def run_code(
         self,
@@ -162,11 +175,12 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         # the zygote's queue) overlaps the model's first reply, and the sample
         # waits for it only at its first code block. A start that fails is that
         # sample's error, raised there.
-        kernel = Kernel(cls.semantics, _resolve_config(config))
+        resolved = _resolve_config(config)
+        kernel = Kernel(resolved.semantics(cls.base_semantics), resolved)
         kernel.task_name = task_name
         starting = asyncio.get_running_loop().create_task(_start_kernel(kernel))
-        _STARTING[id(kernel)] = (kernel, starting)
-        starting.add_done_callback(lambda _t: _STARTING.pop(id(kernel), None))
+        REGISTRY.starting[id(kernel)] = (kernel, starting)
+        starting.add_done_callback(lambda _t: REGISTRY.starting.pop(id(kernel), None))
         return {"default": cls(kernel, starting)}
 
     @classmethod
@@ -185,9 +199,9 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     async def task_cleanup(cls, task_name: str, config: SandboxEnvironmentConfigType | None, cleanup: bool) -> None:
         # Samples clean up after themselves; this catches any a crash left behind
         # (only this task's: other tasks may be running in the same process).
-        starting = [kernel for kernel, _task in _STARTING.values()]
+        starting = [kernel for kernel, _task in REGISTRY.starting.values()]
         for kernel in {id(k): k for k in [*live_kernels(), *starting]}.values():
-            if kernel.semantics == cls.semantics and kernel.task_name == task_name:
+            if kernel.semantics.name == cls.base_semantics.name and kernel.task_name == task_name:
                 await _cancel_start(kernel)
                 await kernel.close()
         # The last task to finish also stops the zygote (the next kernel restarts it).
@@ -221,11 +235,11 @@ class PythonRuntimeSandbox(SandboxEnvironment):
     ) -> ExecResult[str]:
         if user is not None:
             raise SandboxUserUnsupportedError(f"{type(self).__name__} runs commands only as its own unprivileged user")
-        workdir = self.kernel.workdir
+        workdir = self.kernel.control.workdir
         run_cwd = workdir if cwd is None else os.path.join(workdir, cwd)
-        cfg = self.kernel.confinement_cfg()
+        cfg = self.kernel.control.confinement_cfg()
         cfg.update(
-            read_only_paths=existing_paths(python_paths(self.kernel.config.allow_site_packages) + _EXEC_READ_ONLY),
+            read_only_paths=existing_paths(python_paths(self.kernel.control.config.allow_site_packages) + _EXEC_READ_ONLY),
             read_write_paths=[workdir, "/dev/null"],
         )
         proc = await asyncio.create_subprocess_exec(
@@ -239,7 +253,7 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         )
         self._exec_pids.add(proc.pid)
         data = input.encode() if isinstance(input, str) else input
-        limit = timeout if timeout is not None else self.kernel.config.exec_timeout
+        limit = timeout if timeout is not None else self.kernel.control.config.exec_timeout
         try:
             async with asyncio.timeout(limit):
                 out, err = await proc.communicate(data)
@@ -269,7 +283,7 @@ class PythonRuntimeSandbox(SandboxEnvironment):
 
     def _may(self, st: os.stat_result, bit: int) -> bool:
         """Access as the kernel's user would have it (the harness may be root)."""
-        uid = self.kernel.uid if self.kernel.uid is not None else os.geteuid()
+        uid = self.kernel.control.uid if self.kernel.control.uid is not None else os.geteuid()
         if uid == 0:
             return True
         if st.st_uid == uid:
@@ -279,8 +293,8 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         return bool(st.st_mode & bit)
 
     def _fchown(self, fd: int) -> None:
-        if self.kernel.uid is not None:
-            os.fchown(fd, self.kernel.uid, self.kernel.uid)
+        if self.kernel.control.uid is not None:
+            os.fchown(fd, self.kernel.control.uid, self.kernel.control.uid)
 
     def _open(self, file: str, flags: int, make_parents: bool = False) -> int:
         """Open ``file`` inside the working directory through descriptors (see ``_fs.open_beneath``).
@@ -289,8 +303,8 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         resolution never leaves the directory and never follows a symlink, so the
         harness (perhaps root) neither reads nor creates anything outside it.
         """
-        parts = _fs.split_beneath(self.kernel.workdir, file)
-        root = os.open(self.kernel.workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        parts = _fs.split_beneath(self.kernel.control.workdir, file)
+        root = os.open(self.kernel.control.workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             return _fs.open_beneath(
                 root, parts, flags | os.O_NONBLOCK, 0o644, make_parents=make_parents, on_created_dir=self._fchown
@@ -358,18 +372,18 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         return await asyncio.to_thread(self._read, file, text)
 
 
-@sandboxenv(name="persistent_python")
+@sandboxenv(name=SEMANTICS[PERSISTENT].sandbox)
 class PersistentPythonSandbox(PythonRuntimeSandbox):
     """Persistent runtime: globals, imports and definitions live on from step to step."""
 
-    semantics: ClassVar[Semantics] = "persistent"
+    base_semantics: ClassVar[RuntimeSemantics] = SEMANTICS[PERSISTENT]
 
 
-@sandboxenv(name="stateless_python")
+@sandboxenv(name=SEMANTICS[STATELESS].sandbox)
 class StatelessPythonSandbox(PythonRuntimeSandbox):
     """Stateless runtime: every step starts in a pristine interpreter."""
 
-    semantics: ClassVar[Semantics] = "stateless"
+    base_semantics: ClassVar[RuntimeSemantics] = SEMANTICS[STATELESS]
 
 
 def runtime_sandbox(name: str | None = None) -> PythonRuntimeSandbox:
@@ -384,9 +398,6 @@ def runtime_sandbox(name: str | None = None) -> PythonRuntimeSandbox:
         ) from None
 
 
-_STARTING: dict[int, tuple[Kernel, asyncio.Task[None]]] = {}  # id(kernel) -> it and its background start
-
-
 async def _start_kernel(kernel: Kernel) -> None:
     started = time.monotonic()
     try:
@@ -399,12 +410,12 @@ async def _start_kernel(kernel: Kernel) -> None:
     except BaseException:
         kernel.kill()
         raise
-    LAUNCH_STATS.starts.append(time.monotonic() - started)
+    REGISTRY.launch_stats.starts.append(time.monotonic() - started)
 
 
 async def _cancel_start(kernel: Kernel) -> None:
     """Stop a kernel's background start (before closing it: a start must not outlive its close)."""
-    _kernel, task = _STARTING.pop(id(kernel), (None, None))
+    _kernel, task = REGISTRY.starting.pop(id(kernel), (None, None))
     if task is not None and not task.done():
         task.cancel()
     if task is not None:

@@ -19,14 +19,17 @@ import gc
 import inspect
 import json
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
 
+from ._clock import StepClock, next_check, process_cpu, process_cpu_clock
 from .launcher import kill_group, kill_pidfd
 from .protocol import (
     HEADER,
@@ -38,6 +41,7 @@ from .protocol import (
     encode_frame,
     step_message_adapter,
 )
+from .registry import REGISTRY
 
 FRAME_HEADROOM = 64 * 1024
 _STEP_BYTES_FRAMES = 16  # a step may send at most this many maximal frames' worth of bytes
@@ -45,9 +49,13 @@ _STEP_BYTES_FRAMES = 16  # a step may send at most this many maximal frames' wor
 _REFUSED_SAMPLE = 20
 _MAX_RECORDS_PER_STEP = 1000
 _MAX_RECORD_BYTES = 16 * 1024
-_STEP_RECORD_BYTES = 1024 * 1024
-_EPISODE_RECORD_BYTES = 16 * 1024 * 1024
+_STEP_RECORD_BYTES = 1024 * 1024  # the episode's bound: registry.Tunables.episode_record_bytes
 _ARGS_SAMPLE_CHARS = 256
+_MAX_ERROR_CHARS = 2048
+"""A host function's error message is cut to this many characters (head and tail) before it goes
+anywhere: the reply to the kernel (so the step's ToolError, its traceback and the observation), and
+the call record, where it also counts against the per-step and per-episode record budgets."""
+_MAX_NAME_CHARS = 128
 
 
 class StepProcessGone(Exception):
@@ -74,81 +82,136 @@ class StepProcess:
     waited: bool = True
     """The last read had to wait for the kernel (so the loop ran other tasks since)."""
 
+    stopped: bool = False
+    """Stopped (SIGSTOP) between two steps of a persistent kernel: see ``stop``."""
+    group: bool = True
+    """``stop`` and ``resume`` signal its process group as well."""
+    schedstat_fd: int = -1
+    """``/proc/<pid>/schedstat``, opened for the step clock on the first step (-1: not yet, or none)."""
+
     def kill(self) -> None:
         if self.pidfd is not None:
             kill_pidfd(self.pidfd)
         else:
             kill_group(self.pid)
 
-    def close(self) -> None:
+    def stop(self, group: bool = True) -> None:
+        """Stop the step process, every thread of it, and (``group``) its process group, until ``resume``.
+
+        Threads a persistent step leaves running (or, without seccomp, child
+        processes) would burn CPU while no step runs, where no clock counts it;
+        stopped, they burn none, and they run again, on the next step's clock,
+        when it begins. ``group=False`` where seccomp denies new processes: the
+        process is all there is.
+        """
+        self.group = group or self.pidfd is None
+        self.stopped = self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.stopped:
+            self._signal(signal.SIGCONT)
+            self.stopped = False
+
+    def _signal(self, sig: int) -> bool:
+        """``sig`` to the step process (through its pidfd: never a reused pid), then to its group."""
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, sig)
+            except OSError:
+                return False
+            if not self.group:
+                return True
+        try:
+            os.killpg(self.pid, sig)
+        except OSError:
+            return self.pidfd is not None
+        return True
+
+    def schedstat(self) -> int:
+        if self.schedstat_fd < 0:
+            try:
+                self.schedstat_fd = os.open(f"/proc/{self.pid}/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                self.schedstat_fd = -1
+        return self.schedstat_fd
+
+    def close_channel(self) -> None:
+        """Close the channel end and the schedstat descriptor (the pidfd stays, for awaiting its end)."""
         self.sock.close()
+        if self.schedstat_fd >= 0:
+            os.close(self.schedstat_fd)
+            self.schedstat_fd = -1
+
+    def close(self) -> None:
+        self.close_channel()
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
 
 
-def _run_delay(pid: int) -> float:
-    """Seconds the process's main thread has spent runnable but waiting for a CPU."""
-    try:
-        with open(f"/proc/{pid}/schedstat", "rb") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return 0.0
+_WALL_CAP_FACTOR = 8
+_WALL_CAP_MIN = 300.0
+"""The absolute wall cap of a step: ``_WALL_CAP_FACTOR`` times its hard ceiling, at least
+``_WALL_CAP_MIN`` seconds (a short limit must not turn heavy load into a kill)."""
 
 
 class StepDeadline:
-    """The harness's deadline for a step: the step's own work, plus a hard ceiling.
+    """The harness's deadline for a step: the step's time as ``_clock`` defines it, plus a hard ceiling.
 
-    ``limit`` counts wall time minus tool round trips (from the kernel's
-    ``sent_at``, clamped) minus the time the step process waited for a CPU;
-    ``ceiling`` counts wall time minus the time host functions ran (measured
-    here, so a kernel lying about ``sent_at`` cannot stretch it).
+    - ``limit`` (the kernel's limit plus a grace) is on the step's clock, read
+      exactly as the kernel reads it, so the kernel's ``StepTimeout`` always
+      comes first and this kill is the backstop;
+    - ``ceiling`` is on the same clock but credits only the time host functions
+      ran as measured here (the kernel's ``sent_at`` is not trusted for it);
+    - ``wall_cap`` (``_WALL_CAP_FACTOR`` times the ceiling, at least
+      ``_WALL_CAP_MIN``) is on wall time less that host time alone: a step
+      starved of any CPU for that long ends too.
+
+    The clock is read only when its time could have run out: between readings
+    it cannot grow faster than ``_clock.CPUS`` seconds per second.
     """
 
-    def __init__(self, limit: float, ceiling: float, pid: int) -> None:
+    def __init__(self, limit: float, ceiling: float, child: StepProcess) -> None:
         self.limit = limit
         self.ceiling = ceiling
-        self.pid = pid
-        self.started = time.monotonic()
-        self.paused = 0.0
+        self.wall_cap = max(ceiling * _WALL_CAP_FACTOR, _WALL_CAP_MIN)
+        self.clock = StepClock(partial(process_cpu, process_cpu_clock(child.pid)), child.schedstat())
+        self.clock.start(limit)
+        self.started = self.clock.started
         self.host_time = 0.0
         self.last_answer = self.started
-        self.delay0: float | None = None
+        self._next = self.started + next_check(limit)
 
     def remaining(self) -> float:
         """Seconds until the deadline must be checked again; 0 when the step is out of time."""
         now = time.monotonic()
-        active = now - self.started - self.host_time
-        if active >= self.ceiling:
+        if now < self._next:
+            return self._next - now
+        wall, cpu, waited = self.clock.read(now)
+        left = self.limit - max(cpu, wall - self.clock.paused - waited)
+        ceiling_left = self.ceiling - max(cpu, wall - self.host_time - waited)
+        cap_left = self.wall_cap - (wall - self.host_time)
+        if min(left, ceiling_left, cap_left) <= 0:
             return 0.0
-        own = now - self.started - self.paused
-        if self.delay0 is None:
-            # The CPU-wait baseline is read half way, not at every step's start (a /proc
-            # read costs as much as a trivial step): waits in the first half are not credited.
-            half = self.limit / 2
-            if own < half:
-                return half - own
-            self.delay0 = _run_delay(self.pid)
-        left = self.limit - own
-        if left <= 0:  # past the wall budget: time spent waiting for a CPU does not count
-            left = self.limit - (own - (_run_delay(self.pid) - self.delay0))
-        return max(0.0, min(left, self.ceiling - active))
+        wait = min(next_check(min(left, ceiling_left)), cap_left)
+        self._next = now + wait
+        return wait
 
     def tool_call(self, sent_at: float | None, received: float, answered: float, host_time: float) -> None:
         since = received if sent_at is None else min(max(sent_at, self.last_answer), received)
-        self.paused += max(0.0, answered - since)
+        self.clock.pause(since, answered, answered)
         self.host_time += host_time
         self.last_answer = answered
 
 
 @dataclass
 class RecordKeeper:
-    """Bounded call records: refused calls beyond a sample are counted, large arguments truncated.
+    """Bounded call records: refused calls beyond a sample are counted, large arguments and errors cut.
 
-    Every frame used to be kept with its parsed arguments, so refused calls could
-    grow the harness's memory by hundreds of MB in seconds. Executed calls keep a
-    record (their count is exact); their arguments are kept whole only within
-    per-call, per-step and per-episode byte bounds.
+    Refused calls cost no memory past a sample of them, however many a step
+    makes. Executed calls each keep a record (their count is exact); their
+    arguments and error text are kept whole only within per-call, per-step and
+    per-episode byte bounds, past which a record keeps the head of each.
     """
 
     episode_budget: list[int]
@@ -162,7 +225,8 @@ class RecordKeeper:
         if (not executed and self.refused_kept >= _REFUSED_SAMPLE) or len(self.records) >= _MAX_RECORDS_PER_STEP:
             self.omitted += 1
             return
-        cost = frame_bytes
+        error_chars = len(record.error or "")
+        cost = frame_bytes + error_chars
         if (
             frame_bytes > _MAX_RECORD_BYTES
             or self.step_bytes + cost > _STEP_RECORD_BYTES
@@ -171,13 +235,25 @@ class RecordKeeper:
             record.args = [head[:_ARGS_SAMPLE_CHARS].decode("utf-8", "replace")]
             record.kwargs = {}
             record.args_truncated = True
-            cost = _ARGS_SAMPLE_CHARS + 64
+            record.name = bound_text(record.name, _MAX_NAME_CHARS)
+            if record.error is not None:
+                record.error = bound_text(record.error, _ARGS_SAMPLE_CHARS)
+            cost = _ARGS_SAMPLE_CHARS * 2 + 64
             self.truncated += 1
         self.step_bytes += cost
         self.episode_budget[0] -= cost
         if not executed:
             self.refused_kept += 1
         self.records.append(record)
+
+
+def bound_text(text: str, limit: int) -> str:
+    """``text`` whole when it fits in ``limit`` characters, else its head and tail around a count of what was cut."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 48, 2)
+    head, tail = text[: keep // 2], text[len(text) - keep // 2 :]
+    return f"{head} ... [{len(text) - 2 * (keep // 2)} characters cut] ... {tail}"
 
 
 def _escape_surrogates(value: Any) -> Any:
@@ -224,7 +300,7 @@ class StepChannel:
 
     def __init__(self, frame_limit: int) -> None:
         self._frame_limit = frame_limit
-        self._record_budget = [_EPISODE_RECORD_BYTES]  # call-record bytes left for this episode
+        self._record_budget = [REGISTRY.tunables.episode_record_bytes]  # call-record bytes left for this episode
 
     def records(self) -> RecordKeeper:
         """A fresh step's call records, within what is left of the episode's budget."""
@@ -252,7 +328,7 @@ class StepChannel:
             if deadline.remaining() <= 0:  # frames kept coming: the deadline holds all the same
                 raise TimeoutError
             record, reply, executed = await self._call_host(msg, host_functions, calls + 1, limit)
-            answered = time.monotonic()
+            answered = reply.answered_at = time.monotonic()
             deadline.tool_call(msg.sent_at, received, answered, answered - received if executed else 0.0)
             calls += 1
             keeper.add(record, size, head, executed)
@@ -350,12 +426,12 @@ class StepChannel:
         fn = host_functions.get(call.name)
         reply = ToolReply(id=call.id, ok=False)
         if fn is None:
-            reply.error = record.error = f"unknown tool {call.name!r}"
+            reply.error = record.error = f"unknown tool {bound_text(repr(call.name), _MAX_NAME_CHARS)}"
             return record, reply, False
         if limit is not None and calls_made > limit:
             reply.limit = record.limit = True
             reply.error = record.error = (
-                f"tool call limit reached: at most {limit} tool calls per code block; {call.name}() was not called"
+                f"tool call limit reached: at most {limit} tool calls per code block; {bound_text(call.name, _MAX_NAME_CHARS)}() was not called"
             )
             return record, reply, False
         try:
@@ -364,7 +440,7 @@ class StepChannel:
                 value = await value
             json.dumps(value)
         except Exception as exc:  # any host failure becomes the agent's ToolError
-            reply.error = record.error = str(exc) or type(exc).__name__
+            reply.error = record.error = bound_text(str(exc) or type(exc).__name__, _MAX_ERROR_CHARS)
         else:
             reply.ok = True
             reply.value = record.result = value

@@ -16,23 +16,21 @@ from inspect_ai.solver import Solver
 
 from opaque_knapsack.families import TaskFamily
 from opaque_knapsack.records import (
+    AGENT_METADATA_KEY,
     AGENTS,
     CODEACT,
+    DIFFICULTY_METADATA_KEY,
     FAMILY_METADATA_KEY,
     PERSISTENT,
+    RUNTIME_METADATA_KEY,
     RUNTIMES,
-    STATELESS,
+    SEMANTICS,
     Agent,
     Runtime,
 )
 from opaque_knapsack.solvers.prompts import Prompts, PromptsError, check_family_texts, load_prompts
 from opaque_knapsack.solvers.turns import CUT_OFF_MODES, CutOff
 from opaque_knapsack.task_options import TaskOptionError, choice, positive_seconds, whole_number
-
-SANDBOX_FOR_RUNTIME: dict[Runtime, str] = {
-    PERSISTENT: "persistent_python",
-    STATELESS: "stateless_python",
-}
 
 
 @dataclass(frozen=True)
@@ -41,9 +39,10 @@ class AgentOptions:
 
     agent: Agent
     runtime: Runtime | None
-    max_turns: int
-    max_tool_calls: int
-    step_timeout: float
+    max_turns: int | None
+    max_tool_calls: int | None
+    step_timeout: float | None
+    """A limit left None was not set by the user: the runtime's sandbox config holds (``limits.EpisodeLimits``)."""
     cut_off: CutOff
     prompts: str | None
 
@@ -62,9 +61,10 @@ class AgentOptions:
         return cls(
             agent=choice("agent", agent, AGENTS),  # type: ignore[arg-type]
             runtime=None if runtime is None else choice("runtime", runtime, RUNTIMES),  # type: ignore[arg-type]
-            max_turns=whole_number("max_turns", max_turns, 1),
-            max_tool_calls=whole_number("max_tool_calls", max_tool_calls, 1),
-            step_timeout=positive_seconds("step_timeout", step_timeout),
+            # a limit is passed on only when the user set it: otherwise the runtime's config holds
+            max_turns=None if max_turns is None else whole_number("max_turns", max_turns, 1),
+            max_tool_calls=None if max_tool_calls is None else whole_number("max_tool_calls", max_tool_calls, 1),
+            step_timeout=None if step_timeout is None else positive_seconds("step_timeout", step_timeout),
             cut_off=choice("cut_off", cut_off, CUT_OFF_MODES),  # type: ignore[arg-type]
             prompts=prompts,
         )
@@ -77,7 +77,7 @@ class AgentOptions:
     @property
     def sandbox(self) -> str | None:
         """The sandbox that runs the agent's code (the persistent runtime unless told), None for ReAct."""
-        return SANDBOX_FOR_RUNTIME[self.runtime or PERSISTENT] if self.needs_runtime else None
+        return SEMANTICS[self.runtime or PERSISTENT].sandbox if self.needs_runtime else None
 
     def solver(self) -> Solver:
         from opaque_knapsack.solvers.codeact import codeact
@@ -97,5 +97,9 @@ class AgentOptions:
 
     def metadata(self, family: TaskFamily, difficulty: str | None) -> dict[str, Any]:
         """The eval metadata the readers of logs look for: the family, and the settings the task resolved."""
-        settings = (("runtime", self.runtime), ("agent", self.agent), ("difficulty", difficulty))
+        settings = (
+            (RUNTIME_METADATA_KEY, self.runtime),
+            (AGENT_METADATA_KEY, self.agent),
+            (DIFFICULTY_METADATA_KEY, difficulty),
+        )
         return {FAMILY_METADATA_KEY: family.name, **{key: value for key, value in settings if value is not None}}

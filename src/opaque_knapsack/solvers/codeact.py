@@ -22,6 +22,7 @@ from inspect_ai.log import transcript
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser, get_model
 from inspect_ai.util import store
 
+from opaque_knapsack.limits import EpisodeLimits
 from opaque_knapsack.records import (
     AGENT_KEY,
     CODEACT,
@@ -31,6 +32,7 @@ from opaque_knapsack.records import (
     RUNTIME_KEY,
     TURN_LIMIT,
     EndReason,
+    RuntimeSemantics,
     StepRecord,
 )
 from opaque_knapsack.solvers import prompts
@@ -39,7 +41,7 @@ from opaque_knapsack.solvers.prompts import Prompts, codeact_system_prompt, load
 from opaque_knapsack.solvers.turns import CODEACT_STOPS, DROP, CutOff, cut_off_mode, next_reply, open_conversation
 
 if TYPE_CHECKING:
-    from opaque_knapsack.sandboxes import PythonRuntimeSandbox, StepResult
+    from opaque_knapsack.sandboxes import PythonRuntime, StepResult
 
 CODE_BLOCK = re.compile(r"```(?:python|py|python3)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -64,9 +66,9 @@ def _notes(result: StepResult, timeout: float) -> list[str]:
 
 @agent
 def codeact(
-    max_turns: int = 40,
-    max_tool_calls: int = 25,
-    step_timeout: float = 30.0,
+    max_turns: int | None = None,
+    max_tool_calls: int | None = None,
+    step_timeout: float | None = None,
     host_functions: Mapping[str, HostFunction] | None = None,
     tool_docs: str | None = None,
     instructions: str | None = None,
@@ -76,9 +78,11 @@ def codeact(
     """CodeAct agent over the sample's persistent or stateless Python runtime.
 
     Args:
-        max_turns: Assistant replies per episode.
-        max_tool_calls: Tool calls allowed per code block (enforced by the harness).
-        step_timeout: Wall-time limit per code block, in seconds.
+        max_turns: Assistant replies per episode (default: ``EpisodeLimits``).
+        max_tool_calls: Tool calls allowed per code block, enforced by the
+            harness (default: the runtime's config, ``RuntimeConfig``).
+        step_timeout: Wall-time limit per code block, in seconds (default:
+            the runtime's config).
         host_functions: Tools available inside the interpreter, by name, run
             through a ``HostFunctionEpisode`` (steps recorded, ``finish()`` ends
             the loop). Default: the tools of the episode the task's setup
@@ -103,33 +107,31 @@ def codeact(
     async def execute(state: AgentState) -> AgentState:
         from opaque_knapsack.sandboxes import runtime_sandbox
 
-        runtime = runtime_sandbox()
+        runtime: PythonRuntime = runtime_sandbox()
+        # the runtime's limits, with the ones the user set over them
+        limits = runtime.limits.updated(max_turns=max_turns, max_tool_calls=max_tool_calls, step_timeout=step_timeout)
         sample_store = store()
         episode = live_episode() if host_functions is None else HostFunctionEpisode(host_functions, sample_store)
         sample_store.set(AGENT_KEY, CODEACT)
-        sample_store.set(RUNTIME_KEY, runtime.semantics)
-        sample_store.set(PREBOUND_KEY, _prebound_names(runtime))
+        sample_store.set(RUNTIME_KEY, runtime.semantics.name)
+        sample_store.set(PREBOUND_KEY, runtime.prebound_names)
         if not any(isinstance(m, ChatMessageSystem) for m in state.messages):
             system = codeact_system_prompt(
                 runtime.semantics,
                 family=episode.family,
                 values=episode.prompt_values(),
-                max_tool_calls=max_tool_calls,
-                max_turns=max_turns,
-                keep_files=bool(getattr(runtime, "keeps_files", False)),
+                max_tool_calls=limits.max_tool_calls,
+                max_turns=limits.max_turns,
                 tool_docs=tool_docs,
                 instructions=instructions,
                 prompts=prompt_set,
-                echo_last_expression=bool(getattr(runtime, "echoes_last_expression", False)),
+                echo_last_expression=runtime.echoes_last_expression,
             )
-            open_conversation(state, system, prompt_set.turns(runtime.semantics))
+            open_conversation(state, system, prompt_set.turns(runtime.semantics.name))
 
         end_reason: EndReason = EPISODE_ERROR
         try:
-            end_reason = await _run_turns(
-                state, runtime, episode,
-                max_turns=max_turns, max_tool_calls=max_tool_calls, step_timeout=step_timeout, cut_off=cut_off,
-            )
+            end_reason = await _run_turns(state, runtime, episode, limits, cut_off=cut_off)
         finally:
             episode.end(end_reason)
         return state
@@ -138,16 +140,10 @@ def codeact(
 
 
 async def _run_turns(
-    state: AgentState,
-    runtime: PythonRuntimeSandbox,
-    episode: Episode,
-    *,
-    max_turns: int,
-    max_tool_calls: int,
-    step_timeout: float,
-    cut_off: CutOff,
+    state: AgentState, runtime: PythonRuntime, episode: Episode, limits: EpisodeLimits, *, cut_off: CutOff
 ) -> EndReason:
     """The turn loop; returns why the episode ended."""
+    max_turns = limits.max_turns
     model = get_model()
     functions = episode.host_functions()
     semantics = runtime.semantics
@@ -174,7 +170,7 @@ async def _run_turns(
 
         started = time.perf_counter()
         result = await runtime.run_code(
-            blocks[0], functions, max_tool_calls=max_tool_calls, timeout=step_timeout
+            blocks[0], functions, max_tool_calls=limits.max_tool_calls, timeout=limits.step_timeout
         )
         record_step(record, blocks[0], result, _bound_at_start(result, semantics, live_globals))
         live_globals = list(result.globals or [])
@@ -209,7 +205,7 @@ async def _run_turns(
                         error=_error_text(result),
                         semantics=semantics,
                         globals_=result.globals,
-                        notes=_notes(result, step_timeout),
+                        notes=_notes(result, limits.step_timeout),
                     )
                 )
             )
@@ -219,13 +215,7 @@ async def _run_turns(
 IDENTIFIER = re.compile(r"[^\W\d]\w*")
 
 
-def _prebound_names(runtime: PythonRuntimeSandbox) -> list[str]:
-    """The names the runtime binds before every step, like builtins (never state an earlier step left)."""
-    config = getattr(getattr(runtime, "kernel", None), "config", None)
-    return sorted({name.split(".")[0] for name in getattr(config, "prebound_modules", ())})
-
-
-def _bound_at_start(result: StepResult, semantics: str, live_globals: list[str]) -> list[str]:
+def _bound_at_start(result: StepResult, semantics: RuntimeSemantics, live_globals: list[str]) -> list[str]:
     """What the interpreter held when the step began, as the runtime reported it.
 
     A step process that died before reporting leaves the previous step's
@@ -235,7 +225,7 @@ def _bound_at_start(result: StepResult, semantics: str, live_globals: list[str])
     """
     if result.bound_at_start is not None:
         return list(result.bound_at_start)
-    return list(live_globals) if semantics == "persistent" else []
+    return list(live_globals) if semantics.persists_state else []
 
 
 def record_step(record: StepRecord, code: str, result: StepResult, bound_at_start: list[str]) -> StepRecord:

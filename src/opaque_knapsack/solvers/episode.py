@@ -31,7 +31,7 @@ from inspect_ai.solver import TaskState
 from inspect_ai.util import Store, store
 
 from opaque_knapsack.families import TaskFamily
-from opaque_knapsack.records import END_REASON_KEY, EPISODE_KEY, STEPS_KEY, StepRecord
+from opaque_knapsack.records import END_REASON_KEY, EPISODE_KEY, RUNTIME_METADATA_KEY, STEPS_KEY, StepRecord
 
 HostFunction = Callable[..., object]
 """A tool the runtime's kernel forwards its stub to: plain values in, a JSON-able value out."""
@@ -199,27 +199,27 @@ def host_function_docs(functions: Mapping[str, HostFunction]) -> str:
     return "\n".join(lines)
 
 
-# Live episodes of any family, keyed by the id written into each sample's
-# store; an entry is dropped when its sample's store is garbage collected.
-_LIVE: dict[str, Episode] = {}
-
-
 def register_episode(episode: Episode, sample_store: Store) -> None:
     """Make ``episode`` the live episode of the sample that owns ``sample_store``.
 
     A task family's setup solver calls this; the agents find it with
     ``live_episode``. The object itself never leaves the harness process.
     """
+    from opaque_knapsack.sandboxes.registry import REGISTRY
+
+    # kept by the id written into the sample's store, and dropped when that store is collected
     key = uuid.uuid4().hex
-    _LIVE[key] = episode
-    weakref.finalize(sample_store, _LIVE.pop, key, None)
+    REGISTRY.episodes[key] = episode
+    weakref.finalize(sample_store, REGISTRY.episodes.pop, key, None)
     sample_store.set(EPISODE_KEY, key)
 
 
 def live_episode() -> Episode:
     """The episode of the sample this code runs in, whichever family started it."""
+    from opaque_knapsack.sandboxes.registry import REGISTRY
+
     key = store().get(EPISODE_KEY)
-    episode = _LIVE.get(key) if key else None
+    episode = REGISTRY.episodes.get(key) if key else None
     if episode is None:
         raise RuntimeError(
             "No episode is active for this sample: the agents' tools and runtime only "
@@ -238,7 +238,7 @@ def note_runtime(state: TaskState, require_runtime: bool) -> None:
     from opaque_knapsack.sandboxes import runtime_sandbox
 
     try:
-        state.metadata["runtime"] = runtime_sandbox().semantics
+        state.metadata[RUNTIME_METADATA_KEY] = runtime_sandbox().semantics.name
     except (TypeError, ValueError, RuntimeError, ProcessLookupError) as error:
         if require_runtime:
             raise RuntimeError(

@@ -31,9 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from opaque_knapsack.families import TaskFamily
-from opaque_knapsack.records import PERSISTENT, STATELESS, ReActAgent, Runtime
-
-Semantics = Runtime
+from opaque_knapsack.records import PERSISTENT, STATELESS, ReActAgent, Runtime, RuntimeSemantics
 
 RUNTIME_NOTES: dict[Runtime, str] = {
     PERSISTENT: (
@@ -150,11 +148,11 @@ class Prompts(BaseModel):
             _check_placeholders(name, getattr(self, name), known)
         return self
 
-    def runtime_note(self, semantics: Semantics, keep_files: bool = False) -> str:
-        """The runtime note; ``keep_files`` only matters in the stateless runtime (files survive steps)."""
-        if semantics == STATELESS and keep_files:
+    def runtime_note(self, semantics: RuntimeSemantics) -> str:
+        """The note of the runtime: a fresh interpreter that keeps files has its own."""
+        if semantics.keeps_files and not semantics.persists_state:
             return self.stateless_keep_files_note
-        return self.runtime_notes[semantics]
+        return self.runtime_notes[semantics.name]
 
     def turns(self, key: FewShotKey) -> list[Turn]:
         return list(self.few_shot.get(key, ()))
@@ -227,19 +225,18 @@ def _first_problem(error: ValidationError) -> str:
     return f"field {where}: {message}" if where else message
 
 
-def runtime_note(semantics: Semantics, keep_files: bool = False, prompts: Prompts = DEFAULT_PROMPTS) -> str:
-    """The runtime note; ``keep_files`` only matters in the stateless runtime (files survive steps)."""
-    return prompts.runtime_note(semantics, keep_files)
+def runtime_note(semantics: RuntimeSemantics, prompts: Prompts = DEFAULT_PROMPTS) -> str:
+    """The note of the runtime (see ``Prompts.runtime_note``)."""
+    return prompts.runtime_note(semantics)
 
 
 def codeact_system_prompt(
-    semantics: Semantics,
+    semantics: RuntimeSemantics,
     *,
     family: TaskFamily,
     max_tool_calls: int,
     max_turns: int,
     values: Mapping[str, object] = {},  # noqa: B006
-    keep_files: bool = False,
     tool_docs: str | None = None,
     instructions: str | None = None,
     prompts: Prompts = DEFAULT_PROMPTS,
@@ -253,7 +250,7 @@ def codeact_system_prompt(
         prompts.codeact_system,
         {
             "instructions": prompts.family_text(family, "codeact_instructions") if instructions is None else instructions,
-            "runtime_note": prompts.runtime_note(semantics, keep_files),
+            "runtime_note": prompts.runtime_note(semantics),
             "tool_docs": prompts.family_text(family, "codeact_tool_docs", values) if tool_docs is None else tool_docs,
             "max_tool_calls": max_tool_calls,
             "max_turns": max_turns,
@@ -293,7 +290,7 @@ def observation(
     *,
     output: str,
     error: str | None,
-    semantics: Semantics,
+    semantics: RuntimeSemantics,
     globals_: Sequence[str] | None,
     notes: Sequence[str] = (),
 ) -> str:
@@ -303,7 +300,7 @@ def observation(
     lines.append(output.rstrip("\n") if output.strip() else "(no output)")
     if error:
         lines.append(error.rstrip("\n"))
-    if semantics == PERSISTENT:
+    if semantics.persists_state:
         lines.append(f"{GLOBALS_PREFIX} {', '.join(globals_) if globals_ else '(none)'}")
     return "\n".join(lines)
 

@@ -24,6 +24,7 @@ from inspect_ai.model import (
 from inspect_ai.tool import Tool, ToolCallError, ToolDef, ToolError
 from inspect_ai.util import store
 
+from opaque_knapsack.limits import PAPER_LIMITS
 from opaque_knapsack.records import AGENT_KEY, EPISODE_ERROR, FINISHED, REACT, TURN_LIMIT, EndReason
 from opaque_knapsack.solvers.episode import Episode, HostFunction, live_episode
 from opaque_knapsack.solvers.prompts import Prompts, load_prompts, react_system_prompt
@@ -36,14 +37,17 @@ NO_TOOL_CALL = (
 
 @agent
 def react(
-    max_turns: int = 40, max_tool_calls: int = 25, prompts: str | Prompts | None = None, cut_off: CutOff = DROP
+    max_turns: int | None = None,
+    max_tool_calls: int | None = None,
+    prompts: str | Prompts | None = None,
+    cut_off: CutOff = DROP,
 ) -> Agent:
     """ReAct baseline agent with the tools of the sample's task family (knapsack: list_items, inspect, take_item, finish).
 
     Args:
-        max_turns: Assistant replies per episode.
+        max_turns: Assistant replies per episode (default: ``EpisodeLimits``).
         max_tool_calls: Tool calls allowed per reply; further calls in the same
-            reply are refused with an error result.
+            reply are refused with an error result (default: ``EpisodeLimits``).
         prompts: A prompts file (YAML or JSON) or a ``Prompts``: ReAct's system
             prompt template, tool docs and few-shot turns (under ``react``).
         cut_off: ``drop`` (the paper's loop): a reply whose stop reason is
@@ -53,6 +57,7 @@ def react(
     """
     prompt_set = load_prompts(prompts)
     cut_off = cut_off_mode(cut_off)
+    limits = PAPER_LIMITS.updated(max_turns=max_turns, max_tool_calls=max_tool_calls)
 
     async def execute(state: AgentState) -> AgentState:
         episode = live_episode()
@@ -61,15 +66,15 @@ def react(
             system = react_system_prompt(
                 family=episode.family,
                 values=episode.prompt_values(),
-                max_tool_calls=max_tool_calls,
-                max_turns=max_turns,
+                max_tool_calls=limits.max_tool_calls,
+                max_turns=limits.max_turns,
                 prompts=prompt_set,
             )
             open_conversation(state, system, prompt_set.turns(REACT))
         tools = family_tools(episode)
         end_reason: EndReason = EPISODE_ERROR
         try:
-            end_reason = await _run_turns(state, episode, tools, max_turns, max_tool_calls, cut_off)
+            end_reason = await _run_turns(state, episode, tools, limits.max_turns, limits.max_tool_calls, cut_off)
         finally:
             episode.end(end_reason)
         return state

@@ -27,19 +27,21 @@ from inspect_ai.log import (
     read_eval_log_samples_by_id,
 )
 
-from opaque_knapsack.logs import LogFileError, log_files, score_dict, train_semantics
+from opaque_knapsack.logs import UNKNOWN, LogFileError, log_files, score_dict, train_semantics
 from opaque_knapsack.records import (
     AGENT_KEY,
+    AGENT_METADATA_KEY,
     CODEACT,
+    DIFFICULTY_METADATA_KEY,
     END_REASON_KEY,
     FAMILY_METADATA_KEY,
     FINISHED,
     REACT,
-    RUNTIME_KEY,
     STEPS_KEY,
     TASK_NAME,
     TASK_REGISTRY_NAME,
     ScoreKey,
+    runtime_of,
 )
 from opaque_knapsack.train.unusable import unusable_kinds
 
@@ -108,7 +110,7 @@ def iter_episodes(path: str, header: EvalLog | None = None) -> Iterator[Episode]
     """Every sample of one knapsack log as an Episode (streamed)."""
     header = header or read_header(path)
     task_args = header.eval.task_args or {}
-    agent_default = str(task_args.get("agent", CODEACT))
+    agent_default = str(task_args.get(AGENT_METADATA_KEY, CODEACT))
     # ReAct needs the model events (tool definitions), whose long strings are attachments
     react = agent_default == REACT
     exclude = set() if react else {"events", "attachments"}
@@ -144,8 +146,7 @@ def _stream_samples(path: str, exclude: set[str], resolve: bool) -> Iterator[Eva
 def _episode(path: str, header: EvalLog, sample: EvalSample, train: str, agent_default: str) -> Episode:
     store = sample.store or {}
     metadata = sample.metadata or {}
-    task_args = header.eval.task_args or {}
-    runtime = store.get(RUNTIME_KEY) or task_args.get("runtime") or metadata.get("runtime") or "unknown"
+    runtime = runtime_of(sample, header) or UNKNOWN
     agent = store.get(AGENT_KEY) or agent_default
     return Episode(
         log=path,
@@ -156,7 +157,7 @@ def _episode(path: str, header: EvalLog, sample: EvalSample, train: str, agent_d
         agent=str(agent),
         train=train,
         model=header.eval.model,
-        difficulty=metadata.get("difficulty"),
+        difficulty=metadata.get(DIFFICULTY_METADATA_KEY),
         scores=score_dict(sample),
         total_tokens=_total_tokens(sample),
         error_reason=_error_reason(sample),

@@ -1,4 +1,4 @@
-"""The hook the quickstart calls, and summarize()."""
+"""write_reports (what the quickstart and the report command write), and summarize()."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from opaque_knapsack.reports import summarize, write_quickstart_reports
+from opaque_knapsack.reports import summarize, write_reports
 from opaque_knapsack.reports.metrics import STAT_ROWS
 
 from .logfactory import OPTIMALITY, episode, write_log
 
 
-def test_write_quickstart_reports(matrix_dir: Path, tmp_path: Path) -> None:
-    written = write_quickstart_reports(matrix_dir, tmp_path / "reports")
+def test_write_reports(matrix_dir: Path, tmp_path: Path) -> None:
+    written = write_reports(matrix_dir, tmp_path / "reports")
     assert set(written) == {
         "stats_text", "stats_markdown", "compare_text", "compare_json", "table_latex", "table_markdown",
         "cost_performance_png", "cost_performance_pdf", "behaviour_png", "behaviour_pdf",
@@ -32,15 +32,9 @@ def test_write_quickstart_reports(matrix_dir: Path, tmp_path: Path) -> None:
     assert "\\begin{tabular}" in written["table_latex"].read_text()
 
 
-def test_report_command_and_quickstart_share_one_writer() -> None:
-    from opaque_knapsack.reports import write_reports
-
-    assert write_quickstart_reports is write_reports
-
-
 def test_quickstart_without_aligned_pair_still_writes(tmp_path: Path) -> None:
     write_log(tmp_path / "logs" / "a.eval", [episode(0, 1.0)], model="scripted/persistent", runtime="stateless")
-    written = write_quickstart_reports(tmp_path / "logs", tmp_path / "out")
+    written = write_reports(tmp_path / "logs", tmp_path / "out")
     assert "No comparison" in written["compare_text"].read_text()
     assert json.loads(written["compare_json"].read_text()) == []
 
