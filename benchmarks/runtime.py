@@ -166,7 +166,7 @@ def _memory(pids: list[int]) -> tuple[float, float, float]:
 
 
 async def kernel_memory(semantics: str, count: int) -> tuple[float, float, float]:
-    kernels = [Kernel(semantics, RuntimeConfig()) for _ in range(count)]  # type: ignore[arg-type]
+    kernels = [Kernel(SEMANTICS[semantics], RuntimeConfig()) for _ in range(count)]  # type: ignore[index]
     try:
         await asyncio.gather(*(k.start() for k in kernels))
         await asyncio.gather(*(k.run_code("import json\nx = list(range(1000))") for k in kernels))

@@ -475,3 +475,18 @@ async def test_a_container_outside_the_temp_directory_is_refused(tmp_path_factor
         pytest.skip("needs a writable directory outside the temp directory")
     with pytest.raises(control.KernelError, match="temp directory"):
         Kernel(SEMANTICS["persistent"], control.RuntimeConfig(), workdir=outside)
+
+
+async def test_retired_working_directories_are_deleted_in_bounded_batches(make_kernel) -> None:
+    from opaque_knapsack.sandboxes.control import RETIRED_BATCH
+
+    kernel = await make_kernel("stateless")
+    container = kernel.control.container
+    most = 0
+    for step in range(3 * RETIRED_BATCH + 3):
+        result = await kernel.run_code(f"open('left-{step}', 'w').write('x' * 4096)")
+        assert result.error is None, result
+        most = max(most, sum(entry.startswith(RETIRED_PREFIX) for entry in os.listdir(container)))
+    assert most <= 2 * RETIRED_BATCH
+    await kernel.close()
+    assert not os.path.exists(container)
