@@ -21,6 +21,7 @@ import psutil
 import pytest
 from polling import async_wait_until
 
+from opaque_knapsack.knapsack.family import KNAPSACK
 from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.sandboxes import (
     PersistentPythonSandbox,
@@ -267,8 +268,8 @@ async def test_stateless_keep_files_keeps_them_and_the_prompt_says_so(make_kerne
     assert (await kernel.run_code("print(open('memory.txt').read())")).stdout == "x = 42\n"
     assert (await kernel.run_code("print(x)")).is_name_error  # the interpreter is still fresh
     assert kernel.semantics == SEMANTICS["stateless"].keeping_files()
-    keep = prompts.codeact_system_prompt(kernel.semantics, strict_take=True, max_tool_calls=25, max_turns=40)
-    default = prompts.codeact_system_prompt(SEMANTICS["stateless"], strict_take=True, max_tool_calls=25, max_turns=40)
+    keep = prompts.codeact_system_prompt(kernel.semantics, family=KNAPSACK, max_tool_calls=25, max_turns=40)
+    default = prompts.codeact_system_prompt(SEMANTICS["stateless"], family=KNAPSACK, max_tool_calls=25, max_turns=40)
     assert "files your code writes in the working directory are kept" in keep
     assert "kept" not in prompts.runtime_note(SEMANTICS["stateless"]) and prompts.RUNTIME_NOTES["stateless"] in default
 
