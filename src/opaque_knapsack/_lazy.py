@@ -5,7 +5,7 @@ A leaf: it imports nothing of the package, so every ``__init__`` may use it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import import_module
 from typing import Any
 
@@ -20,3 +20,8 @@ def lazy_attributes(package: str, exports: Mapping[str, str]) -> Callable[[str],
         return getattr(import_module(module), name)
 
     return __getattr__
+
+
+def exports_of(package: str, names_by_module: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """``{name: module path}`` for ``lazy_attributes``, from ``{module of package: its names}``."""
+    return {name: f"{package}.{module}" for module, names in names_by_module.items() for name in names}

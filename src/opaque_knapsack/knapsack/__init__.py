@@ -8,7 +8,7 @@ what Inspect runs (``dataset``, ``task``, ``scorer``). Names are exported
 lazily, so importing one module does not load them all.
 """
 
-from opaque_knapsack._lazy import lazy_attributes
+from opaque_knapsack._lazy import exports_of, lazy_attributes
 
 _NAMES = {
     "environment": ("KnapsackEnvironment", "KnapsackToolError"),
@@ -24,7 +24,7 @@ _NAMES = {
     "runtime_handle": ("knapsack_runtime", "KnapsackRuntime"),
 }
 """Module of the family -> the names it exports here."""
-_EXPORTS = {name: f"{__name__}.{module}" for module, names in _NAMES.items() for name in names}
+_EXPORTS = exports_of(__name__, _NAMES)
 
 __all__ = sorted(_EXPORTS)
 

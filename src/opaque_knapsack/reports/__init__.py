@@ -8,39 +8,21 @@ load lazily so that importing the CLI stays instant.
 
 from __future__ import annotations
 
-from opaque_knapsack._lazy import lazy_attributes
+from opaque_knapsack._lazy import exports_of, lazy_attributes
 
-_EXPORTS = {
-    "ReportError": "opaque_knapsack.reports.errors",
-    "ReportWarning": "opaque_knapsack.reports.errors",
-    "Condition": "opaque_knapsack.reports.runs",
-    "Run": "opaque_knapsack.reports.runs",
-    "load_runs": "opaque_knapsack.reports.runs",
-    "summarize": "opaque_knapsack.reports.all_reports",
-    "write_reports": "opaque_knapsack.reports.all_reports",
-    "episodes_df": "opaque_knapsack.reports.episodes",
-    "EpisodeScores": "opaque_knapsack.reports.columns",
-    "ConditionColumns": "opaque_knapsack.reports.columns",
-    "EpisodeStatus": "opaque_knapsack.reports.columns",
-    "EpisodeColumns": "opaque_knapsack.reports.columns",
-    "summarize_runs": "opaque_knapsack.reports.stats",
-    "render_stats": "opaque_knapsack.reports.stats",
-    "PairedComparison": "opaque_knapsack.reports.compare",
-    "compare_runs": "opaque_knapsack.reports.compare",
-    "compare_values": "opaque_knapsack.reports.compare",
-    "rank_biserial": "opaque_knapsack.reports.compare",
-    "render_comparison": "opaque_knapsack.reports.compare",
-    "bootstrap_mean_ci": "opaque_knapsack.reports.bootstrap",
-    "TableSpec": "opaque_knapsack.reports.results_table",
-    "TableCell": "opaque_knapsack.reports.results_table",
-    "load_spec": "opaque_knapsack.reports.results_table",
-    "build_rows": "opaque_knapsack.reports.results_table",
-    "render_latex": "opaque_knapsack.reports.results_table",
-    "render_markdown": "opaque_knapsack.reports.results_table",
-    "table_from_logs": "opaque_knapsack.reports.results_table",
-    "TableLayout": "opaque_knapsack.reports.table_layout",
-    "write_figures": "opaque_knapsack.reports.figures",
-}
+_EXPORTS = exports_of(__name__, {
+    "errors": ("ReportError", "ReportWarning"),
+    "runs": ("Condition", "Run", "load_runs"),
+    "all_reports": ("summarize", "write_reports"),
+    "episodes": ("episodes_df",),
+    "columns": ("EpisodeScores", "ConditionColumns", "EpisodeStatus", "EpisodeColumns"),
+    "stats": ("summarize_runs", "render_stats"),
+    "compare": ("PairedComparison", "compare_runs", "compare_values", "rank_biserial", "render_comparison"),
+    "bootstrap": ("bootstrap_mean_ci",),
+    "results_table": ("TableSpec", "TableCell", "load_spec", "build_rows", "render_latex", "render_markdown", "table_from_logs"),
+    "table_layout": ("TableLayout",),
+    "figures": ("write_figures",),
+})
 
 __all__ = sorted(_EXPORTS)
 

@@ -14,19 +14,14 @@ Names are imported lazily so the command line starts without Inspect.
 
 from __future__ import annotations
 
-from opaque_knapsack._lazy import lazy_attributes
+from opaque_knapsack._lazy import exports_of, lazy_attributes
 
-_EXPORTS = {
-    "Study": "opaque_knapsack.study.context",
-    "StudyError": "opaque_knapsack.study.context",
-    "RunOptions": "opaque_knapsack.study.context",
-    "StudySpec": "opaque_knapsack.study.spec",
-    "load_spec": "opaque_knapsack.study.spec",
-    "profile_spec": "opaque_knapsack.study.spec",
-    "run_study": "opaque_knapsack.study.runner",
-    "study_states": "opaque_knapsack.study.runner",
-    "estimate_study": "opaque_knapsack.study.plan",
-}
+_EXPORTS = exports_of(__name__, {
+    "context": ("Study", "StudyError", "RunOptions"),
+    "spec": ("StudySpec", "load_spec", "profile_spec"),
+    "runner": ("run_study", "study_states"),
+    "plan": ("estimate_study",),
+})
 
 __all__ = sorted(_EXPORTS)
 
