@@ -62,7 +62,7 @@ def test_without_a_config_or_options_the_paper_limits_hold(tmp_path: Path) -> No
     assert f"you have {PAPER_LIMITS.max_turns} replies" in system
 
 
-def test_every_default_is_the_onemock_model() -> None:
+def test_every_default_is_the_one_model() -> None:
     # nothing re-types a default: the agents, the task and the runtime handle take None ("not set")
     for function in (knapsack, codeact, react, knapsack_runtime):
         defaults = {
