@@ -165,8 +165,9 @@ async def test_no_ipc_object_outlives_its_kernel(make_kernel, semantics: str) ->
 
 # ---- 2. the working directory: fresh for every stateless step, its container out of reach ----
 
-_PLANT = """
-import json, os
+# Step code: attempt(name, fn, *args) records 'ok' or the OSError's class under ``done[name]``.
+_ATTEMPT = """
+import json
 done = {}
 def attempt(name, fn, *args, **kwargs):
     try:
@@ -174,6 +175,10 @@ def attempt(name, fn, *args, **kwargs):
         done[name] = 'ok'
     except OSError as e:
         done[name] = type(e).__name__
+"""
+
+_PLANT = _ATTEMPT + """
+import os
 open('note.txt', 'w').write('item 7 is worth 93')
 attempt('xattr', os.setxattr, '.', 'user.note', b'item 7 is worth 93')
 attempt('utime', os.utime, '.', ns=(1_000_000_093, 2_000_000_093))
@@ -247,19 +252,20 @@ async def test_the_container_of_the_working_directory_is_out_of_reach(make_kerne
     assert seen["parent_xattrs"] == [] and seen["parent_mtime_ns"] != 3_000_000_093
 
 
-_LOCKS = """
-import fcntl, json, os, socket, sqlite3
-shared = os.open(json.__file__, os.O_RDONLY)   # a file every kernel reads: its lock state would be shared
+def _needs_seccomp(layers: Protection, what: str) -> None:
+    if not layers.seccomp:
+        pytest.skip(f"{what} is denied by seccomp, which this machine lacks (x86_64 Linux only)")
+
+
+_LOCKS = _ATTEMPT + """
+import fcntl, importlib.machinery, os, socket, sqlite3
+# A file every kernel reads, its lock state shared (found on the kernel's own sys.path: the install may sit
+# below a directory the kernel's uid cannot traverse, such as /root, and json.__file__ is that path).
+shared = os.open(importlib.machinery.PathFinder.find_spec('json').origin, os.O_RDONLY)
 a, b = socket.socketpair()
-done = {}
-for name, fn in (('flock', lambda: fcntl.flock(shared, fcntl.LOCK_SH | fcntl.LOCK_NB)),
-                 ('posix lock', lambda: fcntl.lockf(shared, fcntl.LOCK_SH | fcntl.LOCK_NB)),
-                 ('sigio owner', lambda: fcntl.fcntl(a.fileno(), fcntl.F_SETOWN, os.getppid()))):
-    try:
-        fn()
-        done[name] = 'ok'
-    except OSError as e:
-        done[name] = type(e).__name__
+attempt('flock', fcntl.flock, shared, fcntl.LOCK_SH | fcntl.LOCK_NB)
+attempt('posix lock', fcntl.lockf, shared, fcntl.LOCK_SH | fcntl.LOCK_NB)
+attempt('sigio owner', fcntl.fcntl, a.fileno(), fcntl.F_SETOWN, os.getppid())
 db = sqlite3.connect('file:notes.db?vfs=unix-none', uri=True)   # the documented way to a file database
 db.execute('create table t (x)')
 print(json.dumps(done))
@@ -271,8 +277,7 @@ print(json.dumps(done))
 async def test_no_file_locks_on_what_kernels_share(make_kernel, layers: Protection, semantics: str) -> None:
     # Two samples running at once would otherwise signal each other through the lock
     # state of the read-only files they both open (a lock on a read-only descriptor is allowed).
-    if not layers.seccomp:
-        pytest.skip("file locks are denied by seccomp, which this machine lacks (x86_64 Linux only)")
+    _needs_seccomp(layers, "locking a file")
     kernel = await make_kernel(semantics)
     assert _lines(await _out(kernel, _LOCKS)) == dict.fromkeys(("flock", "posix lock", "sigio owner"), "PermissionError")
 
@@ -361,17 +366,11 @@ async def test_process_attributes_change_only_on_the_step_itself(make_kernel, la
 # ---- 4. socket names ----------------------------------------------------------------------
 
 _NAMES = """
-import json, socket
-name = {name!r}
+import socket
 a, b = socket.socketpair()
-done = {{}}
-for what, fn in (('bind', lambda: a.bind(name)), ('listen', lambda: b.listen(1)),
-                 ('connect', lambda: a.connect({taken!r}))):
-    try:
-        fn()
-        done[what] = 'ok'
-    except OSError as e:
-        done[what] = type(e).__name__
+attempt('bind', a.bind, {name!r})
+attempt('listen', b.listen, 1)
+attempt('connect', a.connect, {taken!r})
 print(json.dumps(done))
 """
 
@@ -379,8 +378,7 @@ print(json.dumps(done))
 @pytest.mark.parametrize("layers", ["all", "no-namespaces"], indirect=True)
 @pytest.mark.parametrize("semantics", RUNTIME_NAMES)
 async def test_steps_name_no_socket_and_squat_none(make_kernel, layers: Protection, semantics: str) -> None:
-    if not layers.seccomp:
-        pytest.skip("bind() is denied by seccomp, which this machine lacks (x86_64 Linux only)")
+    _needs_seccomp(layers, "bind()")
     name = f"\0opaque-knapsack-host-service-{os.getpid()}"
     taken = f"\0opaque-knapsack-harness-{os.getpid()}"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -388,7 +386,7 @@ async def test_steps_name_no_socket_and_squat_none(make_kernel, layers: Protecti
     listener.listen(1)
     kernel = await make_kernel(semantics)
     try:
-        outcome = _lines(await _out(kernel, _NAMES.format(name=name, taken=taken)))
+        outcome = _lines(await _out(kernel, _ATTEMPT + _NAMES.format(name=name, taken=taken)))
         assert outcome == {"bind": "PermissionError", "listen": "PermissionError", "connect": "PermissionError"}
         service = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         service.bind(name)  # the host's service still gets its name
