@@ -25,8 +25,10 @@ from opaque_knapsack.sandboxes import Kernel, _clock, protocol, step_channel
 SEMANTICS = ["persistent", "stateless"]
 CPU = min(os.sched_getaffinity(0))
 
-# 16 threads that release the GIL (hashlib on a 4 MiB buffer), the main thread hashing too.
-THREADED = """
+
+def _busy_threads(count: int) -> str:
+    """Code that starts COUNT threads hashing a 4 MiB buffer (hashlib releases the GIL) until ``stop``."""
+    return f"""
 import hashlib, threading, time
 buf = b'x' * (1 << 22)
 stop = []
@@ -34,9 +36,14 @@ def work():
     while not stop:
         hashlib.sha256(buf).digest()
 t0 = time.process_time()
-threads = [threading.Thread(target=work, daemon=True) for _ in range(16)]
+threads = [threading.Thread(target=work, daemon=True) for _ in range({count})]
 for t in threads:
     t.start()
+"""
+
+
+# 16 threads that release the GIL, the main thread hashing too.
+THREADED = _busy_threads(16) + """
 try:
     while True:
         hashlib.sha256(buf).digest()
@@ -113,16 +120,7 @@ def _cpu(pids: list[int]) -> float:
     return total
 
 
-LEAVE_THREADS = """
-import hashlib, threading
-buf = b'x' * (1 << 22)
-stop = []
-def work():
-    while not stop:
-        hashlib.sha256(buf).digest()
-threads = [threading.Thread(target=work, daemon=True) for _ in range(4)]
-for t in threads:
-    t.start()
+LEAVE_THREADS = _busy_threads(4) + """
 print('left', len(threads))
 """
 

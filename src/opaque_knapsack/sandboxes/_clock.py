@@ -52,11 +52,9 @@ CPUS = max(1, os.cpu_count() or 1)
 """CPUs the machine has online, read once at import (the kernel's zygote imports this
 before a private root hides /sys): how many CPU-seconds a step can use per second."""
 
-_monotonic = time.monotonic
-_process_time = time.process_time
-_clock_gettime = time.clock_gettime
-_getrusage = resource.getrusage
-_RUSAGE_CHILDREN = resource.RUSAGE_CHILDREN
+# Private copies, as in the kernel: the user's code may rebind these module attributes.
+_monotonic, _process_time, _clock_gettime = time.monotonic, time.process_time, time.clock_gettime
+_getrusage, _RUSAGE_CHILDREN = resource.getrusage, resource.RUSAGE_CHILDREN
 _pread = os.pread
 _CPUCLOCK_SCHED = 2
 

@@ -106,13 +106,18 @@ def remove_tree(path: str) -> None:
             fd = _open_dir(name, parent_fd)
         except FileNotFoundError:
             return
-        try:
-            clear_directory(fd)
-        finally:
-            os.close(fd)
-        os.rmdir(name, dir_fd=parent_fd)
+        _empty_and_remove(fd, name, parent_fd)
     finally:
         os.close(parent_fd)
+
+
+def _empty_and_remove(fd: int, name: str, parent_fd: int) -> None:
+    """Clear the directory ``fd`` (``name`` in ``parent_fd``), close it, and remove it."""
+    try:
+        clear_directory(fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)
 
 
 def scrub(path: str, keep: str, mode: int, times_ns: tuple[int, int]) -> None:
@@ -129,11 +134,7 @@ def scrub(path: str, keep: str, mode: int, times_ns: tuple[int, int]) -> None:
             except OSError:  # not a directory (or gone): unlink it
                 _unlink(name, fd)
                 continue
-            try:
-                clear_directory(child)
-            finally:
-                os.close(child)
-            os.rmdir(name, dir_fd=fd)
+            _empty_and_remove(child, name, fd)
         for attr in os.listxattr(fd):
             os.removexattr(fd, attr)
         os.utime(fd, ns=times_ns)

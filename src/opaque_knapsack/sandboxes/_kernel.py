@@ -59,19 +59,12 @@ import _wire
 # ``json.dumps = None``); the kernel's own code must keep working, so it binds
 # private copies of everything it uses.
 globals().update({k: v for k, v in vars(builtins).items() if not k.startswith("__")})
-_dumps = json.dumps
-_loads = json.loads
-_monotonic = time.monotonic
-_sigmask = signal.pthread_sigmask
-_setitimer = signal.setitimer
-_exit = os._exit
+_dumps, _loads = json.dumps, json.loads
+_monotonic, _exit, _ModuleType = time.monotonic, os._exit, type(sys)
+_sigmask, _setitimer = signal.pthread_sigmask, signal.setitimer
+_format_exc, _StackSummary = traceback.TracebackException, traceback.StackSummary
+_parse, _Expr, _Expression = ast.parse, ast.Expr, ast.Expression
 _next_check = _clock.next_check
-_format_exc = traceback.TracebackException
-_StackSummary = traceback.StackSummary
-_parse = ast.parse
-_Expr = ast.Expr
-_Expression = ast.Expression
-_ModuleType = type(sys)
 
 _HEADER = _wire.FRAME_HEADER
 _cap_names = _wire.cap_names

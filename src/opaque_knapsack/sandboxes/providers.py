@@ -11,7 +11,6 @@ import asyncio
 import errno
 import json
 import os
-import signal
 import stat
 import sys
 import time
@@ -50,7 +49,7 @@ from .kernel import (
     python_paths,
     stop_zygote_if_idle,
 )
-from .launcher import open_files_advice
+from .launcher import kill_group, open_files_advice
 from .protocol import StepResult
 from .registry import REGISTRY
 
@@ -217,7 +216,7 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         self._starting = None
         await _cancel_start(self.kernel)
         for pid in list(self._exec_pids):
-            _killpg(pid)
+            kill_group(pid)
         await self.kernel.close()
 
     # ---- exec ----------------------------------------------------------------------
@@ -260,7 +259,7 @@ class PythonRuntimeSandbox(SandboxEnvironment):
         except TimeoutError:
             raise TimeoutError(f"command timed out after {limit} seconds: {cmd!r}") from None
         finally:
-            _killpg(proc.pid)
+            kill_group(proc.pid)
             if proc.returncode is None:
                 await proc.wait()
             self._exec_pids.discard(proc.pid)
@@ -420,14 +419,6 @@ async def _cancel_start(kernel: Kernel) -> None:
         task.cancel()
     if task is not None:
         await asyncio.gather(task, return_exceptions=True)
-
-
-def _killpg(pid: int) -> None:
-    for kill in (os.killpg, os.kill):
-        try:
-            kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _kill_orphaned_kernels() -> int:

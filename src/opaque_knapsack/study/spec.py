@@ -109,7 +109,22 @@ class TasksSection(Section):
         return sets
 
 
-class TeacherSection(Section):
+class EvalSetOptions(Section):
+    """How an evaluation stage's eval set runs (the teacher runs, the matrix conditions): Inspect's options."""
+
+    max_samples: int | None = operational(default=None, ge=1)
+    """Concurrent samples per task, a teacher run or a matrix condition (default: as many as max_connections)."""
+    max_retries: int | None = operational(default=None, ge=0)
+    """Retries of one model call (Inspect's)."""
+    timeout: int | None = operational(default=None, ge=1)
+    """Seconds per model call (Inspect's)."""
+    retry_attempts: int | None = operational(default=None, ge=0)
+    """Times eval_set retries a failed task."""
+    retry_on_error: int | None = operational(default=None, ge=0)
+    """Times an errored sample is retried."""
+
+
+class TeacherSection(EvalSetOptions):
     """The teachers: which model writes the traces, in which runtimes, and how it is called."""
 
     model: str | dict[Runtime, str]
@@ -127,16 +142,6 @@ class TeacherSection(Section):
     """More -T options of opaque_knapsack/knapsack (max_turns, step_timeout, ...)."""
     max_connections: int | None = operational(default=20, ge=1)
     """Concurrent model connections."""
-    max_samples: int | None = operational(default=None, ge=1)
-    """Concurrent samples per task (default: as many as max_connections)."""
-    max_retries: int | None = operational(default=None, ge=0)
-    """Retries of one model call (Inspect's)."""
-    timeout: int | None = operational(default=None, ge=1)
-    """Seconds per model call (Inspect's)."""
-    retry_attempts: int | None = operational(default=None, ge=0)
-    """Times eval_set retries a failed task."""
-    retry_on_error: int | None = operational(default=None, ge=0)
-    """Times an errored sample is retried."""
 
     def model_for(self, runtime: Runtime) -> str:
         if isinstance(self.model, str):
@@ -215,7 +220,7 @@ class ServeSection(Section):
     """Seconds to wait until every adapter is listed."""
 
 
-class MatrixSection(Section):
+class MatrixSection(EvalSetOptions):
     """The cross-evaluation: every student in every runtime at every difficulty."""
 
     students: list[str] = Field(default_factory=lambda: [*RUNTIMES, BASE_TRAIN], min_length=1)
@@ -239,16 +244,6 @@ class MatrixSection(Section):
     """More -T options of opaque_knapsack/knapsack (max_turns, ...)."""
     max_connections: int | None = operational(default=64, ge=1)
     """Concurrent model connections (vLLM's batch)."""
-    max_samples: int | None = operational(default=None, ge=1)
-    """Concurrent samples per condition."""
-    max_retries: int | None = operational(default=None, ge=0)
-    """Retries of one model call."""
-    timeout: int | None = operational(default=None, ge=1)
-    """Seconds per model call."""
-    retry_attempts: int | None = operational(default=None, ge=0)
-    """Times eval_set retries a failed condition."""
-    retry_on_error: int | None = operational(default=None, ge=0)
-    """Times an errored sample is retried."""
 
     @field_validator("students")
     @classmethod
@@ -453,7 +448,7 @@ def _fields_at(location: tuple[Any, ...]) -> list[str]:
         field = model.model_fields.get(part)
         annotation = field.annotation if field else None
         model = _model_in(annotation)
-    return list(model.model_fields) if model is not None else []
+    return [name for name, _ in fields_in_order(model)] if model is not None else []
 
 
 def _model_in(annotation: Any) -> Any:
@@ -481,10 +476,10 @@ def dump_spec(spec: StudySpec) -> str:
 def _dump_fields(model: BaseModel, lines: list[str], indent: str) -> None:
     import yaml
 
-    for name, info in type(model).model_fields.items():
+    for name, info in fields_in_order(type(model)):
         value = getattr(model, name)
         if info.description:
-            mark = " (operational)" if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("operational") else ""
+            mark = " (operational)" if is_operational(info) else ""
             lines.append(f"{indent}# {' '.join(info.description.split())}{mark}")
         if isinstance(value, BaseModel):
             lines.append(f"{indent}{name}:")
@@ -493,6 +488,17 @@ def _dump_fields(model: BaseModel, lines: list[str], indent: str) -> None:
         data = {name: _plain(value)}
         text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120).rstrip("\n")
         lines += [indent + line for line in text.splitlines()]
+
+
+def fields_in_order(model: type[BaseModel]) -> list[tuple[str, Any]]:
+    """MODEL's fields as the spec shows them: what a section makes first, how it runs (the
+    operational fields, some from a shared base class) after."""
+    return sorted(model.model_fields.items(), key=lambda field: is_operational(field[1]))
+
+
+def is_operational(info: Any) -> bool:
+    """Whether a field (its FieldInfo) is operational: how a stage runs, not what it makes."""
+    return isinstance(info.json_schema_extra, dict) and bool(info.json_schema_extra.get("operational"))
 
 
 def _plain(value: Any) -> Any:

@@ -20,7 +20,7 @@ from opaque_knapsack.study import adapters
 from opaque_knapsack.study.bookkeeping import digest
 from opaque_knapsack.study.context import RunOptions, Study, StudyError
 from opaque_knapsack.study.names import STAGE_NAMES
-from opaque_knapsack.study.spec import Section
+from opaque_knapsack.study.spec import Section, is_operational
 
 __all__ = ["STAGES", "STAGE_NAMES", "Stage", "section_digest", "stage_named"]
 
@@ -49,11 +49,7 @@ def section_digest(section: Section) -> str:
 
 
 def operational_fields(model: Any) -> set[str]:
-    return {
-        name
-        for name, info in type(model).model_fields.items()
-        if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("operational")
-    }
+    return {name for name, info in type(model).model_fields.items() if is_operational(info)}
 
 
 # -- tasks --------------------------------------------------------------------------------------------
