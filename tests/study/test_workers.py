@@ -13,7 +13,7 @@ from opaque_knapsack.cli import main
 from opaque_knapsack.records import RUNTIMES, SCORE_KEYS
 from opaque_knapsack.study.context import Study
 from opaque_knapsack.study.runner import study_states
-from opaque_knapsack.study.workers import Capture, CapturedTask, WorkItem, selection_document, split
+from opaque_knapsack.study.workers import Capture, CapturedTask, WorkItem, expected_work, selection_document, split
 
 pytestmark = pytest.mark.slow
 
@@ -64,6 +64,9 @@ def test_worker_commands_run_locally_then_run_finishes_the_stage(trained, capsys
     assert f"wrote 4 worker commands to {commands}" in out and "sbatch --array=0-3" in out
     lines = commands.read_text().splitlines()
     assert len(lines) == 4 and all(line.startswith("INSPECT_EVAL_SET_SELECTION=") for line in lines)
+    # Inspect's manifest gives each task's arguments: the folder of its instances, which weighs its share
+    manifest = Capture.model_validate_json((commands.parent / "manifest.json").read_text())
+    assert all(Path(task.args["tasks"]).is_dir() for task in manifest.tasks)
     assert all(" opaque-knapsack study eval matrix " in line for line in lines)
     # each line as a Slurm array task would run it, through the example script
     workers = [subprocess.Popen(["bash", str(SBATCH), str(commands)], env={**os.environ, "SLURM_ARRAY_TASK_ID": str(number)},
@@ -91,6 +94,25 @@ def test_tasks_are_shared_by_samples_left_and_resumed_from_their_logs():
                         "tasks": [{"identifier": "a#id"}, {"identifier": "b#id", "resume": "/logs/b.eval"}]}
     assert split(items[:1], 4) == [[items[0]]]
     assert Capture.model_validate({"version": 3, "tasks": [], "options": {}}).tasks == []
+
+
+def test_tasks_are_shared_by_the_size_of_their_instances(tmp_path):
+    # The matrix's conditions come easy, medium, easy, medium, ...: shared by samples alone, one
+    # worker got every easy condition and the other every medium one, whose episodes are twice as long.
+    def item(name: str, size: int) -> WorkItem:
+        folder = tmp_path / name
+        folder.mkdir()
+        for number in range(10):
+            (folder / f"task-{number}.json").write_text("x" * size)
+        return WorkItem(CapturedTask(name=name, model="m", identifier=name, samples=10, args={"tasks": str(folder)}))
+
+    items = [item(f"{cell}-{difficulty}", size) for cell in "pqrs" for difficulty, size in (("easy", 1000), ("medium", 2200))]
+    assert expected_work(items) == [10 * 1000.0, 10 * 2200.0] * 4
+    shares = split(items, 2)
+    assert [sorted(i.task.name.split("-")[1] for i in share) for share in shares] == [["easy", "easy", "medium", "medium"]] * 2
+    # a task without a folder of instances: every task is weighed by its samples left alone
+    bare = WorkItem(CapturedTask(name="bare", model="m", identifier="bare", samples=10))
+    assert expected_work([*items[:2], bare]) == [10.0, 10.0, 10.0]
 
 
 def test_the_matrix_workers_need_a_server(trained, capsys, monkeypatch):

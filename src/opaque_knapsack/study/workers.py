@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from opaque_knapsack.study.bookkeeping import write_json_atomic
 from opaque_knapsack.study.context import Study, StudyError
@@ -45,6 +45,7 @@ __all__ = [
     "WorkItem",
     "capture",
     "definition_command",
+    "expected_work",
     "pending",
     "run_workers",
     "split",
@@ -67,6 +68,8 @@ class CapturedTask(BaseModel):
     identifier: str
     samples: int
     epochs: int = 1
+    args: dict[str, Any] = Field(default_factory=dict)
+    """The task's arguments as passed (``tasks``: the folder of its instances)."""
 
 
 class Capture(BaseModel):
@@ -152,14 +155,34 @@ def _completed(header: Any) -> int:
 
 
 def split(items: Sequence[WorkItem], workers: int) -> list[list[WorkItem]]:
-    """Share the tasks among WORKERS, each next-largest task to the least loaded (by samples left to run)."""
+    """Share the tasks among WORKERS: each next-largest task (by ``expected_work``) to the least loaded."""
+    work = expected_work(items)
     shares: list[list[WorkItem]] = [[] for _ in range(min(workers, len(items)))]
-    loads = [0] * len(shares)
-    for item in sorted(items, key=lambda item: item.task.samples * item.task.epochs - item.done, reverse=True):
+    loads = [0.0] * len(shares)
+    for index in sorted(range(len(items)), key=lambda index: work[index], reverse=True):
         least = loads.index(min(loads))
-        shares[least].append(item)
-        loads[least] += item.task.samples * item.task.epochs - item.done
+        shares[least].append(items[index])
+        loads[least] += work[index]
     return shares
+
+
+def expected_work(items: Sequence[WorkItem]) -> list[float]:
+    """Each task's expected work: its samples left to run, times the mean size of its instance files
+    where every task names a folder of them (bigger instances make longer episodes: a medium
+    knapsack's files are about twice an easy one's, and so are its episodes' turns and tokens)."""
+    left = [float(item.task.samples * item.task.epochs - item.done) for item in items]
+    sizes = [_bytes_per_sample(item.task) for item in items]
+    if any(size is None for size in sizes):
+        return left
+    return [count * size for count, size in zip(left, sizes, strict=True) if size is not None]
+
+
+def _bytes_per_sample(task: CapturedTask) -> float | None:
+    folder = task.args.get("tasks")
+    if not isinstance(folder, str) or not Path(folder).is_dir() or task.samples <= 0:
+        return None
+    total = sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
+    return total / task.samples if total else None
 
 
 def selection_document(items: Sequence[WorkItem], eval_set_id: str) -> dict[str, Any]:
