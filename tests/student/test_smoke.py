@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from opaque_knapsack.student.smoke import (
     check_prepared_rows,
     loss_curve,
 )
+from opaque_knapsack.train.launch import LaunchError
 
 TRAINER_LOG = """
 {'loss': '7.61', 'grad_norm': '1.2', 'learning_rate': '0.002', 'epoch': '0.1'}
@@ -71,6 +73,15 @@ def test_env_is_made_once_and_a_half_made_one_is_redone(tmp_path, monkeypatch):
     calls.clear()
     again = envs.ensure_env(spec, tmp_path)
     assert not again.created and calls == []
+
+
+def test_an_environment_step_logs_into_a_folder_not_made_yet(tmp_path):
+    # A fresh machine's first cpu-tiny study creates the environments before any stage made logs/.
+    log = tmp_path / "study" / "logs" / "environments.log"
+    envs._run([sys.executable, "-c", "print('made')"], "student-train", log)
+    assert log.read_text().splitlines()[-1] == "made"
+    with pytest.raises(LaunchError, match=f"creating the student-train environment failed .*see {log}"):
+        envs._run([sys.executable, "-c", "raise SystemExit(3)"], "student-train", log)
 
 
 def test_default_env_root(monkeypatch, tmp_path):

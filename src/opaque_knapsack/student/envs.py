@@ -123,6 +123,8 @@ def _is_made(path: Path, spec: EnvSpec) -> bool:
 
 
 def _run(command: list[str], name: str, log: Path | None) -> None:
+    if log:  # a study's first stage to log here may be the first to need its logs folder
+        log.parent.mkdir(parents=True, exist_ok=True)
     stream = log.open("a", encoding="utf-8") if log else None
     try:
         if stream:
