@@ -171,18 +171,20 @@ def expected_work(items: Sequence[WorkItem]) -> list[float]:
     where every task names a folder of them (bigger instances make longer episodes: a medium
     knapsack's files are about twice an easy one's, and so are its episodes' turns and tokens)."""
     left = [float(item.task.samples * item.task.epochs - item.done) for item in items]
-    sizes = [_bytes_per_sample(item.task) for item in items]
-    if any(size is None for size in sizes):
+    folders = [item.task.args.get("tasks") for item in items]
+    sizes = {folder: _mean_file_size(folder) for folder in set(folders)}  # a folder serves several tasks
+    per_sample = [sizes[folder] for folder in folders]
+    if any(size is None for size in per_sample):
         return left
-    return [count * size for count, size in zip(left, sizes, strict=True) if size is not None]
+    return [count * size for count, size in zip(left, per_sample, strict=True) if size is not None]
 
 
-def _bytes_per_sample(task: CapturedTask) -> float | None:
-    folder = task.args.get("tasks")
-    if not isinstance(folder, str) or not Path(folder).is_dir() or task.samples <= 0:
+def _mean_file_size(folder: Any) -> float | None:
+    """The mean size in bytes of the files under FOLDER; None if it is not a folder holding any."""
+    if not isinstance(folder, str) or not Path(folder).is_dir():
         return None
-    total = sum(path.stat().st_size for path in Path(folder).rglob("*") if path.is_file())
-    return total / task.samples if total else None
+    sizes = [path.stat().st_size for path in Path(folder).rglob("*") if path.is_file()]
+    return sum(sizes) / len(sizes) if sizes and sum(sizes) else None
 
 
 def selection_document(items: Sequence[WorkItem], eval_set_id: str) -> dict[str, Any]:
