@@ -159,6 +159,23 @@ async def test_state_loss_between_steps_is_reported(make_kernel) -> None:
     assert not (await kernel.run_code("print('then')")).kernel_restarted
 
 
+async def test_a_step_process_gone_between_steps_is_replaced_before_its_kernel_says_so(make_kernel) -> None:
+    kernel = await make_kernel("persistent")
+    await kernel.run_code("kept = 1")
+    k_pid, child = kernel.control.pid, kernel.control.child
+    assert k_pid is not None and child is not None
+    os.kill(k_pid, signal.SIGSTOP)  # the kernel process can report nothing until it runs again
+    try:
+        os.kill(child.pid, signal.SIGKILL)
+        assert await async_wait_until(child.ended)
+        asyncio.get_running_loop().call_later(0.3, os.kill, k_pid, signal.SIGCONT)
+        result = await kernel.run_code("print('next')")
+    finally:
+        os.kill(k_pid, signal.SIGCONT)
+    assert result.kernel_restarted and result.error is None, result
+    assert result.stdout.startswith("[kernel restarted") and result.stdout.endswith("next\n")
+
+
 @pytest.mark.parametrize(
     "payload",
     [

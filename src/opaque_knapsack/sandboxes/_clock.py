@@ -13,7 +13,10 @@ A step's time, from the moment the step begins::
   ended too), plus, in the kernel, its child processes it has reaped (a
   confined step process cannot make any: seccomp denies fork; without seccomp
   the harness's copy of the clock counts the step process alone, so it is
-  never the stricter one);
+  never the stricter one). In a persistent process it counts from the end of
+  the previous step (``StepClock.idle``): what threads a step left running burn
+  before the harness stops the process (within a turn of its event loop, or
+  never in back-to-back steps) counts toward the next step;
 - ``wall``: monotonic time;
 - ``paused``: the harness's time on the step's tool calls, each from the call's
   ``sent_at`` (stamped by the step process as it sends the call) to the
@@ -71,6 +74,11 @@ def self_cpu() -> float:
     return _process_time() + children.ru_utime + children.ru_stime
 
 
+own_threads_cpu = _process_time
+"""CPU seconds of the calling process, all its threads: ``self_cpu`` where it can have no
+children (seccomp denies a confined step process fork), one system call instead of two."""
+
+
 def process_cpu_clock(pid: int) -> int:
     """The clock id of process ``pid``'s CPU time, all threads (what ``clock_getcpuclockid`` gives)."""
     return ((~pid) << 3) | _CPUCLOCK_SCHED
@@ -112,21 +120,35 @@ class StepClock:
         """``sent_at`` of a tool call still in flight (the step process's side only)."""
         self._cpu0 = self._cpu = 0.0
         self._waited0 = self._waited = 0.0
+        self._idle_cpu: float | None = None
 
-    def _read(self) -> tuple[float, float]:
+    def _read_cpu(self) -> float:
         cpu = self.read_cpu()
         if cpu is not None:
             self._cpu = cpu
+        return self._cpu
+
+    def _read_waited(self) -> float:
         waited = run_delay(self.schedstat_fd)
         if waited is not None:
             self._waited = waited
-        return self._cpu, self._waited
+        return self._waited
+
+    def _read(self) -> tuple[float, float]:
+        return self._read_cpu(), self._read_waited()
+
+    def idle(self) -> None:
+        """A step of a persistent process ended: the CPU it burns from now on (threads the
+        step left running, until the harness stops them) counts toward its next step."""
+        self._idle_cpu = self.read_cpu()
 
     def start(self, limit: float) -> None:
         self.limit = limit
         self.paused = 0.0
         self.call_sent = None
-        self._cpu0, self._waited0 = self._read()
+        idle_cpu, self._idle_cpu = self._idle_cpu, None
+        self._cpu0 = self._read_cpu() if idle_cpu is None else idle_cpu
+        self._waited0 = self._read_waited()
         self.started = _monotonic()
 
     def pause(self, sent_at: float, answered_at: float | None, now: float | None = None) -> None:

@@ -449,22 +449,43 @@ def seccomp_template(strict: bool) -> bytes:
     return _build_filter(strict, _PID_PLACEHOLDER)
 
 
-def apply_seccomp(strict: bool, template: bytes | None = None) -> bool:
-    """Install the syscall filter (``strict``: the Python-kernel profile). False if unavailable."""
-    if not seccomp_available():
-        return False
-    if template is None:
+class PreparedFilter:
+    """The syscall filter made ready before a fork, so the child only writes in its pid and installs it.
+
+    A freshly forked Python process pays a page copy for nearly every object it
+    touches: building the program there cost a step process several times what
+    installing it does. The calling process must have set no_new_privs (it is
+    inherited), unless the child has CAP_SYS_ADMIN.
+    """
+
+    def __init__(self, strict: bool) -> None:
         template = seccomp_template(strict)
-    pid = os.getpid()
-    program = template.replace(struct.pack("I", _PID_PLACEHOLDER), struct.pack("I", pid)).replace(
-        struct.pack("I", (-_PID_PLACEHOLDER) & 0xFFFFFFFF), struct.pack("I", (-pid) & 0xFFFFFFFF)
-    )
-    buf = ctypes.create_string_buffer(program, len(program))
-    fprog = _SockFprog(len=len(program) // 8, filter=ctypes.cast(buf, ctypes.c_void_p))
-    if not set_no_new_privs():
+        self.buf = ctypes.create_string_buffer(template, len(template))
+        self.fprog = _SockFprog(len=len(template) // 8, filter=ctypes.cast(self.buf, ctypes.c_void_p))
+        # the placeholder's places: the ``k`` field (offset 4) of each instruction that compares with it
+        ks = [(offset + 4, struct.unpack_from("I", template, offset + 4)[0]) for offset in range(0, len(template), 8)]
+        self.own = [offset for offset, k in ks if k == _PID_PLACEHOLDER]
+        self.negated = [offset for offset, k in ks if k == (-_PID_PLACEHOLDER) & 0xFFFFFFFF]
+        self.args = (ctypes.c_ulong(_SECCOMP_MODE_FILTER), ctypes.byref(self.fprog), ctypes.c_ulong(0), ctypes.c_ulong(0))
+
+    def write_pid(self, pid: int) -> None:
+        """Make the program the one that protects process ``pid``."""
+        for offset in self.own:
+            struct.pack_into("I", self.buf, offset, pid)
+        for offset in self.negated:
+            struct.pack_into("I", self.buf, offset, (-pid) & 0xFFFFFFFF)
+
+    def install(self) -> bool:
+        """Install the filter for the calling process (its pid written in); False on failure."""
+        self.write_pid(os.getpid())
+        return _libc.prctl(_PR_SET_SECCOMP, *self.args) == 0
+
+
+def apply_seccomp(strict: bool) -> bool:
+    """Install the syscall filter (``strict``: the Python-kernel profile). False if unavailable."""
+    if not seccomp_available() or not set_no_new_privs():
         return False
-    return _libc.prctl(_PR_SET_SECCOMP, ctypes.c_ulong(_SECCOMP_MODE_FILTER), ctypes.byref(fprog),
-                       ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
+    return PreparedFilter(strict).install()
 
 
 # ---- private namespaces and root (Linux) --------------------------------------
@@ -648,6 +669,15 @@ def mount_view(mountpoint: str, read_only: list[str], read_write: list[tuple[str
         _mount_point(mountpoint + path, is_dir)
         bind(source, mountpoint + path, read_only=False, recursive=False)
     _set_attr(_AT_FDCWD, mountpoint, 0, _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV)
+
+
+def has_capabilities() -> bool:
+    """Whether the calling process holds any capability (in any set), where a user namespace granted them."""
+    header = _CapHeader(version=_CAPABILITY_VERSION_3, pid=0)
+    data = (_CapData * 2)()
+    if _libc.capget(ctypes.byref(header), ctypes.byref(data)) != 0:
+        return True  # unknown: drop them all the same
+    return any(d.effective or d.permitted or d.inheritable for d in data)
 
 
 def drop_capabilities() -> bool:

@@ -42,6 +42,24 @@ _libc.syscall.restype = ctypes.c_long
 _openat2_missing = False
 
 
+_RENAME_EXCHANGE = 2
+_renameat2 = getattr(_libc, "renameat2", None)
+_AT_FDCWD = -100
+
+
+def exchange(first: str, second: str) -> bool:
+    """Swap two paths atomically (``renameat2(RENAME_EXCHANGE)``); False where the C library or
+    the file system cannot, and nothing was changed."""
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), first)
+
+
 def _open_dir(name: str, dir_fd: int) -> int:
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)

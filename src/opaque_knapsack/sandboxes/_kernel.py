@@ -44,12 +44,14 @@ import json
 import linecache
 import os
 import re
+import select
 import signal
 import socket
 import struct
 import sys
 import time
 import traceback
+import types
 
 import _clock
 import _confine
@@ -419,29 +421,60 @@ _PREPARED: dict = {}
 
 
 def _prepare_confinement(cfg: dict) -> None:
-    """Build the Landlock ruleset and seccomp program once in K; each step process just enforces them."""
+    """What every step process needs, made once in K before any fork.
+
+    A freshly forked step process pays a page copy for nearly every object it
+    touches, so it is handed ready-made objects: the Landlock ruleset, the
+    seccomp program (``PreparedFilter``, with no_new_privs set here: it is
+    inherited), whether there are capabilities to drop at all (none where K
+    dropped to its uid as root), and the user's builtins module.
+    """
     if cfg["landlock"]:
         rules = _rules(cfg["read_only_paths"], _confine.READ_ONLY)
         rules += [(p, _confine.READ_WRITE) for p in cfg["read_write_paths"]]
         _PREPARED["ruleset"] = _confine.landlock_ruleset(rules)
         if _PREPARED["ruleset"] < 0:
             _exit(70)
-    if cfg["seccomp"] and "seccomp" not in _PREPARED:
-        _PREPARED["seccomp"] = _confine.seccomp_template(strict=True)
+    if cfg["seccomp"]:
+        _PREPARED["no_new_privs"] = _confine.set_no_new_privs()
+        if not isinstance(_PREPARED.get("seccomp"), _confine.PreparedFilter):
+            _PREPARED["seccomp"] = _confine.PreparedFilter(strict=True)
+    _PREPARED["capabilities"] = _confine.has_capabilities()
+    if "user_builtins" not in _PREPARED:
+        _PREPARED["user_builtins"] = _user_builtins()
+
+
+def _user_builtins() -> types.ModuleType:
+    """The user's code gets its own builtins module (``import builtins`` finds it):
+    rebinding a builtin changes the user's world, not the kernel's protocol code.
+    Made before any fork, the pristine copy stays in K (and the zygote): each step
+    process gets it copied on write."""
+    user_builtins = type(sys)("builtins")
+    vars(user_builtins).update(vars(builtins))
+    user_builtins.ToolError = ToolError
+    user_builtins.ToolCallLimitError = ToolCallLimitError
+    return user_builtins
 
 
 def _confine_step_process(cfg: dict) -> None:
+    if _PREPARED["capabilities"]:
+        _confine.drop_capabilities()  # those the kernel's user namespace granted
     if cfg["landlock"]:
         if not _confine.restrict_self(_PREPARED["ruleset"]):
             _exit(70)
         os.close(_PREPARED["ruleset"])
-    if cfg["seccomp"] and not _confine.apply_seccomp(strict=True, template=_PREPARED["seccomp"]):
-        _exit(71)
+    if cfg["seccomp"]:
+        if not _PREPARED["no_new_privs"]:
+            _confine.set_no_new_privs()
+        if not _PREPARED["seccomp"].install():
+            _exit(71)
 
 
-def step_process_main(sock: socket.socket, cfg: dict) -> None:
+def step_process_main(sock: socket.socket, cfg: dict, kernel_pid: int) -> None:
     os.setpgid(0, 0)
     _confine.set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != kernel_pid:  # K died before the death signal was armed
+        _exit(0)
     # K is undumpable so no step process can open /proc/<K>/mem; a step process
     # must be dumpable itself, or /proc/self/fd (its import path) turns root-owned.
     _confine.set_dumpable(True)
@@ -457,15 +490,11 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
     fresh_per_step = cfg["fresh_workdir_per_step"]
     if not fresh_per_step:
         _enter_workdir()
-    _confine.drop_capabilities()  # those the kernel's user namespace granted, if any
     _confine_step_process(cfg)
+    if cfg["seccomp"]:
+        CLOCK.read_cpu = _clock.own_threads_cpu  # no children to count: fork is denied
     channel = Channel(sock, cfg["max_message_bytes"])
-    # The user's code gets its own builtins module (``import builtins`` finds it):
-    # rebinding a builtin changes the user's world, not the kernel's protocol code.
-    user_builtins = type(sys)("builtins")
-    vars(user_builtins).update(vars(builtins))
-    user_builtins.ToolError = ToolError
-    user_builtins.ToolCallLimitError = ToolCallLimitError
+    user_builtins = _PREPARED["user_builtins"]
     sys.modules["builtins"] = user_builtins
     signal.signal(signal.SIGALRM, _on_alarm)
     persistent = bool(cfg["persists_state"])
@@ -486,6 +515,8 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
             pass
     ns.update(_PREBOUND)
     stubs: dict = {}
+    if not persistent:
+        _warm_up(channel)
     while True:
         try:
             msg = channel.recv_op(_wire.STEP)
@@ -502,6 +533,25 @@ def step_process_main(sock: socket.socket, cfg: dict) -> None:
             _exit(73)
         if not persistent:
             _exit(0)
+        CLOCK.idle()  # what runs from now on counts toward the next step, as the harness counts it
+
+
+_WARM_UP = {"op": _wire.STEP, "step": 0, "code": "None", "timeout": 1.0, "max_output_chars": 64, "tools": []}
+
+
+def _warm_up(channel: Channel) -> None:
+    """A throwaway step, in a scratch namespace, while a stateless step process waits for its step.
+
+    Fresh from K, the process shares every page with it, and the first write to
+    each (a reference count will do) costs a page copy: running the step path
+    once for the first time cost about a quarter of a trivial step. The warm-up
+    pays for those copies before the step is sent. It is the same fixed code in
+    every step process, so it carries nothing from one step to another.
+    """
+    scratch = {"__builtins__": _PREPARED["user_builtins"]}
+    result = run_step(_loads(_dumps(_WARM_UP)), scratch, channel, False, {}, False)
+    _dumps(result, ensure_ascii=False).encode("utf-8")
+    linecache.cache.pop("<step 0>", None)
 
 
 _DIRS: dict[str, int] = {}
@@ -650,7 +700,8 @@ def _preload() -> None:
     for name in _PREIMPORT:
         __import__(name)
     if _confine.seccomp_available():
-        _PREPARED["seccomp"] = _confine.seccomp_template(strict=True)
+        _PREPARED["seccomp"] = _confine.PreparedFilter(strict=True)
+    _PREPARED["user_builtins"] = _user_builtins()
     _PREPARED["preloaded"] = True
 
 
@@ -664,6 +715,8 @@ def kernel_main(cfg: dict, parent_pid: int) -> None:
     _prepare_confinement(cfg)
     children: set[int] = set()
 
+    kernel_pid = os.getpid()
+
     def spawn() -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
@@ -672,7 +725,7 @@ def kernel_main(cfg: dict, parent_pid: int) -> None:
                 ctl.close()
                 theirs.close()
                 _close_dir(_DIRS, "host")  # the container on the host: never in a step process
-                step_process_main(ours, cfg)
+                step_process_main(ours, cfg, kernel_pid)
             finally:
                 _exit(76)
         ours.close()
@@ -693,15 +746,15 @@ def kernel_main(cfg: dict, parent_pid: int) -> None:
         except OSError:
             _exit(0)
         theirs.close()
-        if pidfd >= 0:
-            os.close(pidfd)
+        exits.watch(pid, pidfd)  # K's copy: its wait (see _ChildExits)
 
+    exits = _ChildExits()
     # The stateless runtime keeps a spare step process ready (forked and
     # confined) while the current one runs, so a step never waits for a fork.
     for _ in range(1 if cfg["persists_state"] else 2):
         spawn()
     while True:
-        pid, status = os.waitpid(-1, 0)
+        pid, status = exits.next()
         if pid not in children:
             continue
         children.discard(pid)
@@ -719,6 +772,46 @@ def kernel_main(cfg: dict, parent_pid: int) -> None:
         except OSError:
             _exit(0)
         spawn()
+
+
+class _ChildExits:
+    """K's wait for its step processes' ends, on their pidfds.
+
+    A pidfd turns readable when its process ends, and only then, whereas a
+    ``waitpid`` sleeper is woken whenever a child stops or continues as well:
+    each step of a persistent kernel stops and resumes its step process
+    (``StepProcess.stop``), which would wake K twice a step for nothing.
+    Where a child has no pidfd, K waits with ``waitpid`` alone.
+    """
+
+    def __init__(self) -> None:
+        self.poller = select.poll()
+        self.fds: dict[int, int] = {}  # pid -> its pidfd
+        self.pidfds = True
+
+    def watch(self, pid: int, pidfd: int) -> None:
+        """Wait for ``pid`` on ``pidfd`` (closed once ``pid`` is reaped); -1: no pidfd."""
+        if pidfd < 0:
+            self.pidfds = False
+            return
+        self.fds[pid] = pidfd
+        self.poller.register(pidfd, select.POLLIN)
+
+    def next(self) -> tuple[int, int]:
+        """The next child to end, reaped: (pid, wait status)."""
+        while True:
+            if self.pidfds and self.fds:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+                if not pid:
+                    self.poller.poll()
+                    continue
+            else:
+                pid, status = os.waitpid(-1, 0)
+            fd = self.fds.pop(pid, -1)
+            if fd >= 0:
+                self.poller.unregister(fd)
+                os.close(fd)
+            return pid, status
 
 
 def exec_main(cfg: dict, argv: list[str]) -> None:

@@ -54,7 +54,8 @@ from .step_channel import StepProcess
 
 logger = logging.getLogger(__name__)
 RETIRED_BATCH = 16
-"""Retired stateless working directories deleted together (see ``KernelControl.renew_workdir``)."""
+"""Retired stateless working directories deleted together, and fresh ones made together
+(see ``KernelControl.renew_workdir``)."""
 
 
 START_TIMEOUT = 60.0
@@ -257,6 +258,10 @@ class KernelControl:
         """The last batch of retired working directories' deletion, while it runs (see ``renew_workdir``)."""
         self._retired_dirs: list[str] = []
         """Retired working directories not yet being deleted."""
+        self._fresh_dirs: list[str] = []
+        """Working directories made ahead, under names no step can guess (see ``renew_workdir``)."""
+        self.makes_ahead = self.fresh_workdir_per_step and not self.kernel_renews_workdir and self.protection.uid_drop
+        """Fresh directories are made ahead where the container is root's and closed to listing."""
         self.retired: StepProcess | None = None
         """A stateless step's killed process, not yet seen dead (see ``settle_retired``)."""
 
@@ -301,26 +306,32 @@ class KernelControl:
         )
         return {"cfg": cfg, "env": kernel_env(self.workdir), "cwd": self.workdir}
 
-    def _make_workdir(self) -> None:
-        os.mkdir(self.workdir, 0o700)
+    def _make_workdir(self, path: str | None = None) -> None:
+        path = path or self.workdir
+        os.mkdir(path, 0o700)
         if self.uid is not None:
-            os.chown(self.workdir, self.uid, self.uid)
-        os.chmod(self.workdir, 0o700)
+            os.chown(path, self.uid, self.uid)
+        os.chmod(path, 0o700)
 
     async def renew_workdir(self, pid: int, by_kernel: bool) -> None:
         """A fresh working directory for the next stateless step; the old one goes.
 
         Run once the previous step's process is gone. ``by_kernel``: the kernel made
         the new one itself before it reported that process's end, so only the old
-        one is left to delete. A rename and a mkdir run on the loop (constant
-        time). Old directories are deleted in a worker thread, while steps run,
-        ``RETIRED_BATCH`` at a time (an rmdir there costs a sizeable part of a
-        trivial step; one thread per directory cost a stateless step 20-30 %);
-        a batch waits for the one before it, so at most two batches are ever
-        left undeleted.
+        one is left to delete. Otherwise, where the container is root's and closed
+        to listing (``makes_ahead``), a directory made ahead under a random name
+        swaps places with the old one in one atomic rename; else the old one is
+        renamed away and a new one made, on the loop. Directories are made and
+        deleted in a worker thread, ``RETIRED_BATCH`` at a time (a mkdir or an
+        rmdir costs a sizeable part of a trivial step on a journalled file
+        system; one thread per directory cost a stateless step 20-30 %); a batch
+        waits for the one before it, so at most two batches are ever left
+        undeleted.
         """
         if by_kernel:
             retired = os.path.join(self.container, f"{RETIRED_PREFIX}{pid}")  # named by the kernel
+        elif self._swap_in_fresh():
+            retired = self._fresh_dirs.pop()  # its name now holds the old directory
         else:
             retired = os.path.join(self.container, f"{RETIRED_PREFIX}{secrets.token_hex(8)}")
             try:
@@ -332,18 +343,51 @@ class KernelControl:
             await self._scrub_container()  # the old directory goes with the rest, now
             return
         self._retired_dirs.append(retired)
-        if len(self._retired_dirs) >= RETIRED_BATCH:
+        if len(self._retired_dirs) >= RETIRED_BATCH or (self.makes_ahead and len(self._fresh_dirs) < RETIRED_BATCH // 2):
             await self._delete_retired()
 
+    def _swap_in_fresh(self) -> bool:
+        """Swap the working directory with one made ahead; False where none is ready or it cannot be."""
+        if not self._fresh_dirs:
+            return False
+        try:
+            return _fs.exchange(self._fresh_dirs[-1], self.workdir)
+        except FileNotFoundError:  # no working directory (its kernel was killed renewing it)
+            return False
+
     async def _delete_retired(self, wait: bool = False) -> None:
-        """Start deleting the retired directories (after the last batch is gone); ``wait``: to the end."""
+        """Start deleting the retired directories, and making fresh ones ahead (after the last
+        batch is done); ``wait``: to the end."""
         if self._deletion is not None:
+            if not wait and not self._deletion.done() and len(self._retired_dirs) < 2 * RETIRED_BATCH:
+                return  # the running batch tops the fresh ones up; this one waits for the next
             await self._deletion
         batch, self._retired_dirs = self._retired_dirs, []
-        self._deletion = asyncio.ensure_future(remove_workdirs(batch)) if batch else None
+        make = [] if wait or not self.makes_ahead else [
+            os.path.join(self.container, f"{RETIRED_PREFIX}{secrets.token_hex(16)}")
+            for _ in range(RETIRED_BATCH - len(self._fresh_dirs))
+        ]
+        self._deletion = asyncio.ensure_future(self._renew_batch(batch, make)) if batch or make else None
         if wait and self._deletion is not None:
             await self._deletion
             self._deletion = None
+
+    async def _renew_batch(self, retired: list[str], fresh: list[str]) -> None:
+        """Delete ``retired`` and make ``fresh`` in one worker thread; what was made joins the pool."""
+        made = await asyncio.to_thread(self._renew_dirs, retired, fresh)
+        self._fresh_dirs.extend(made)
+
+    def _renew_dirs(self, retired: list[str], fresh: list[str]) -> list[str]:
+        _remove_trees(retired)
+        made = []
+        for path in fresh:
+            try:
+                self._make_workdir(path)
+            except OSError as exc:
+                logger.warning("could not make a working directory ahead %s: %s", path, exc)
+                break
+            made.append(path)
+        return made
 
     async def _scrub_container(self) -> None:
         """Unprivileged without namespaces the kernel's uid owns its container and can reach
@@ -423,6 +467,11 @@ class KernelControl:
         for pidfd, _proc in self.dying:
             await await_pidfd(pidfd, EXIT_TIMEOUT)
         bury(self.dying)
+        if self._deletion is not None:
+            await self._deletion  # it may add directories made ahead, which go too
+            self._deletion = None
+        self._retired_dirs += self._fresh_dirs
+        self._fresh_dirs = []
         await self._delete_retired(wait=True)
         if self.uid is not None:
             REGISTRY.uids_in_use.discard(self.uid)
@@ -527,6 +576,12 @@ class KernelControl:
             self.state_lost = self.state_lost or (self.child is not None and self.child.steps > 0)
             self.kill()
             await self.spawn()
+        if self.child is not None and self.child.ended():
+            # Ended between steps (killed from outside), perhaps before its kernel said so.
+            self.state_lost = self.state_lost or self.child.steps > 0
+            gone = self.retire_child(kill=False)
+            assert gone is not None
+            gone.close()
         lost, self.state_lost = self.state_lost, False
         if self.child is not None:
             return lost

@@ -183,13 +183,12 @@ class Kernel:
         )
         keeper = self.steps.records()
         limit_s = step_timeout + max(_TIMEOUT_GRACE, 0.1 * step_timeout)
-        child.resume()  # stopped since its last step (persistent)
         deadline = StepDeadline(limit_s, limit_s * config.step_ceiling_factor, child)
         started = time.perf_counter()
         try:
             msg = await self.steps.exchange(child, request, host_functions, limit, deadline, keeper)
             if persistent:  # until its next step: what the step left running burns no CPU meanwhile
-                child.stop(group=not control.protection.seccomp)
+                child.stop_soon(group=not control.protection.seccomp)
         except (StepProcessGone, TimeoutError) as exc:
             wall = time.perf_counter() - started
             return await self._fault_result(child, exc, keeper, wall, step_timeout, persistent)

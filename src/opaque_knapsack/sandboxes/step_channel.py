@@ -19,6 +19,7 @@ import gc
 import inspect
 import json
 import os
+import select
 import signal
 import socket
 import time
@@ -88,8 +89,15 @@ class StepProcess:
     """``stop`` and ``resume`` signal its process group as well."""
     schedstat_fd: int = -1
     """``/proc/<pid>/schedstat``, opened for the step clock on the first step (-1: not yet, or none)."""
+    clock: StepClock | None = None
+    """The harness's reading of its step clock, made on the first step (see ``step_clock``)."""
+    _stop_handle: asyncio.Handle | None = None
+    """A ``stop`` scheduled by ``stop_soon``, not yet made."""
+    _poller: select.poll | None = None
+    """Polls the pidfd (see ``ended``)."""
 
     def kill(self) -> None:
+        self._cancel_stop()
         if self.pidfd is not None:
             kill_pidfd(self.pidfd)
         else:
@@ -104,13 +112,33 @@ class StepProcess:
         when it begins. ``group=False`` where seccomp denies new processes: the
         process is all there is.
         """
+        self._stop_handle = None
         self.group = group or self.pidfd is None
         self.stopped = self._signal(signal.SIGSTOP)
 
+    def stop_soon(self, group: bool = True) -> None:
+        """A persistent step ended: ``stop`` the process as soon as the loop is free.
+
+        Until then (a turn of the loop) what its threads burn counts toward its
+        next step: its step clock counts from this moment on (``StepClock.idle``).
+        A next step begun before the stop cancels it, so back-to-back steps cost
+        no signals.
+        """
+        if self.clock is not None:
+            self.clock.idle()
+        self._stop_handle = asyncio.get_running_loop().call_soon(self.stop, group)
+
     def resume(self) -> None:
+        """Let the process run again for its next step (a stop not yet made is cancelled)."""
+        self._cancel_stop()
         if self.stopped:
             self._signal(signal.SIGCONT)
             self.stopped = False
+
+    def _cancel_stop(self) -> None:
+        if self._stop_handle is not None:
+            self._stop_handle.cancel()
+            self._stop_handle = None
 
     def _signal(self, sig: int) -> bool:
         """``sig`` to the step process (through its pidfd: never a reused pid), then to its group."""
@@ -135,16 +163,34 @@ class StepProcess:
                 self.schedstat_fd = -1
         return self.schedstat_fd
 
+    def ended(self) -> bool:
+        """Whether the process has ended (its pidfd is readable); False where there is no pidfd."""
+        if self.pidfd is None:
+            return False
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(self.pidfd, select.POLLIN)
+        return bool(self._poller.poll(0))
+
+    def step_clock(self) -> StepClock:
+        """The step clock of this process as the harness reads it (one for all its steps)."""
+        if self.clock is None:
+            self.clock = StepClock(partial(process_cpu, process_cpu_clock(self.pid)), self.schedstat())
+        return self.clock
+
     def close_channel(self) -> None:
         """Close the channel end and the schedstat descriptor (the pidfd stays, for awaiting its end)."""
+        self._cancel_stop()  # the pidfd's number may be another process's once it is closed
         self.sock.close()
         if self.schedstat_fd >= 0:
             os.close(self.schedstat_fd)
             self.schedstat_fd = -1
+        self.clock = None
 
     def close(self) -> None:
         self.close_channel()
         if self.pidfd is not None:
+            self._poller = None
             os.close(self.pidfd)
             self.pidfd = None
 
@@ -175,7 +221,7 @@ class StepDeadline:
         self.limit = limit
         self.ceiling = ceiling
         self.wall_cap = max(ceiling * _WALL_CAP_FACTOR, _WALL_CAP_MIN)
-        self.clock = StepClock(partial(process_cpu, process_cpu_clock(child.pid)), child.schedstat())
+        self.clock = child.step_clock()
         self.clock.start(limit)
         self.started = self.clock.started
         self.host_time = 0.0
@@ -318,7 +364,10 @@ class StepChannel:
         """Send the step, serve its tool calls until its result; raises StepProcessGone or TimeoutError."""
         child.received = 0
         child.waited = True
-        await self._send(child, request, deadline)
+        # A stopped step process (persistent, between steps) resumes once the step is
+        # in its socket: one wake-up, not one for SIGCONT and one for the data.
+        await self._send(child, request, deadline, before_wait=child.resume)
+        child.resume()
         calls = 0
         while True:
             msg, size, head = await self._read_frame(child, deadline)
@@ -402,12 +451,21 @@ class StepChannel:
                 )
             buf += chunk
 
-    async def _send(self, child: StepProcess, message: StepRequest | ToolReply, deadline: StepDeadline) -> None:
+    async def _send(
+        self,
+        child: StepProcess,
+        message: StepRequest | ToolReply,
+        deadline: StepDeadline,
+        before_wait: Callable[[], None] | None = None,
+    ) -> None:
+        """Send one frame; ``before_wait`` is called before waiting for room in the socket."""
         data = memoryview(encode_frame(message))
         while data:
             try:
                 sent = child.sock.send(data)
             except (BlockingIOError, InterruptedError):
+                if before_wait is not None:
+                    before_wait()
                 await self._wait_io(child.sock, deadline, write=True)
                 continue
             except OSError as exc:

@@ -1,0 +1,117 @@
+"""What issue 18's protections cost a step, kept off the step's path.
+
+- A persistent step process is stopped between steps (threads it left burn no
+  CPU), but its kernel process K is not woken by those stops, back-to-back
+  steps send no signals at all, and what runs before the stop counts toward
+  the next step.
+- Every stateless step gets a directory nothing earlier touched, made ahead
+  off the event loop; none is left behind.
+- A step process gets its seccomp program ready-made from K, with its own pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from opaque_knapsack.records import SEMANTICS
+from opaque_knapsack.sandboxes import Kernel, RuntimeConfig, _clock, _confine, _fs, probe_protection, step_channel
+from opaque_knapsack.sandboxes._wire import RETIRED_PREFIX, WORKDIR_NAME
+
+
+def _context_switches(pid: int) -> int:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+async def test_the_kernel_process_sleeps_through_its_step_processes_stops(make_kernel) -> None:
+    kernel = await make_kernel("persistent")
+    assert (await kernel.run_code("x = 0")).error is None
+    k_pid, child = kernel.control.pid, kernel.control.child
+    assert k_pid is not None and child is not None
+    before = _context_switches(k_pid)
+    for i in range(30):
+        result = await kernel.run_code(f"x += {i}")
+        assert result.error is None, result
+        await asyncio.sleep(0.01)  # a turn of the loop: the step process is stopped
+        assert child.stopped and _state(child.pid) == "T"
+    assert (await kernel.run_code("print(x)")).stdout == f"{sum(range(30))}\n"
+    # a wait on the children would wake K at each stop and each continue: 60 or more
+    assert _context_switches(k_pid) - before < 10
+
+
+async def test_back_to_back_steps_send_no_signals(make_kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    kernel = await make_kernel("persistent")
+    sent: list[int] = []
+    signal_ = step_channel.StepProcess._signal
+    monkeypatch.setattr(step_channel.StepProcess, "_signal", lambda self, sig: sent.append(sig) or signal_(self, sig))
+    for _ in range(20):
+        assert (await kernel.run_code("1")).error is None
+    assert sent == []
+    await asyncio.sleep(0.01)
+    assert len(sent) == 1 and kernel.control.child is not None and kernel.control.child.stopped
+    assert (await kernel.run_code("print('again')")).stdout == "again\n"
+    assert len(sent) == 2  # SIGSTOP, then SIGCONT for the step
+
+
+def test_cpu_burnt_after_a_step_counts_toward_the_next() -> None:
+    cpu = [1.0]
+    clock = _clock.StepClock(lambda: cpu[0])
+    clock.start(10.0)
+    cpu[0] = 2.0
+    clock.idle()  # the step ended at 2 CPU-seconds
+    cpu[0] = 2.5  # threads it left ran for half a second before the stop
+    clock.start(10.0)
+    cpu[0] = 3.0
+    assert clock.read(clock.started)[1] == pytest.approx(1.0)
+    clock.start(10.0)  # no step ended in between: the count starts now
+    assert clock.read(clock.started)[1] == pytest.approx(0.0)
+
+
+@pytest.mark.skipif(not probe_protection().uid_drop, reason="directories are made ahead where the container is root's")
+async def test_stateless_steps_get_directories_made_ahead_and_none_is_left(tmp_path: Path) -> None:
+    container = tmp_path / "container"
+    container.mkdir()
+    kernel = Kernel(SEMANTICS["stateless"], RuntimeConfig(), workdir=str(container))
+    await kernel.start()
+    try:
+        inodes = []
+        for _ in range(3 * 16):  # several batches of directories made ahead
+            result = await kernel.run_code("import os\nprint(os.stat('.').st_ino, os.listdir('.'))\nopen('note', 'w').close()")
+            assert result.error is None, result
+            inode, listed = result.stdout.split(" ", 1)
+            assert listed == "[]\n"  # the last step's note is not there
+            inodes.append(inode)
+        # a directory nothing earlier touched, every step (a number is reused once its directory is deleted)
+        assert all(a != b for a, b in zip(inodes, inodes[1:], strict=False))
+        assert kernel.control.makes_ahead and kernel.control._fresh_dirs
+    finally:
+        await kernel.close()
+    assert os.listdir(container) == []
+    assert not [name for name in os.listdir(container) if name.startswith((RETIRED_PREFIX, WORKDIR_NAME))]
+
+
+def test_exchange_swaps_two_directories(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "in-a").touch()
+    (tmp_path / "b").mkdir()
+    if not _fs.exchange(str(tmp_path / "a"), str(tmp_path / "b")):
+        pytest.skip("this file system cannot swap paths")
+    assert os.listdir(tmp_path / "b") == ["in-a"] and os.listdir(tmp_path / "a") == []
+    with pytest.raises(FileNotFoundError):
+        _fs.exchange(str(tmp_path / "a"), str(tmp_path / "missing"))
+
+
+def test_a_prepared_filter_carries_the_pid_of_the_process_that_installs_it() -> None:
+    prepared = _confine.PreparedFilter(strict=True)
+    for pid in (1234, 98765):
+        prepared.write_pid(pid)
+        assert bytes(prepared.buf) == _confine._build_filter(True, pid)
+    assert prepared.own and prepared.negated
