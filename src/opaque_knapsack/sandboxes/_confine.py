@@ -671,15 +671,6 @@ def mount_view(mountpoint: str, read_only: list[str], read_write: list[tuple[str
     _set_attr(_AT_FDCWD, mountpoint, 0, _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV)
 
 
-def has_capabilities() -> bool:
-    """Whether the calling process holds any capability (in any set), where a user namespace granted them."""
-    header = _CapHeader(version=_CAPABILITY_VERSION_3, pid=0)
-    data = (_CapData * 2)()
-    if _libc.capget(ctypes.byref(header), ctypes.byref(data)) != 0:
-        return True  # unknown: drop them all the same
-    return any(d.effective or d.permitted or d.inheritable for d in data)
-
-
 def drop_capabilities() -> bool:
     """Clear every capability set (those a user namespace granted included)."""
     header = _CapHeader(version=_CAPABILITY_VERSION_3, pid=0)

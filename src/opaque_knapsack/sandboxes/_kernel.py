@@ -426,8 +426,9 @@ def _prepare_confinement(cfg: dict) -> None:
     A freshly forked step process pays a page copy for nearly every object it
     touches, so it is handed ready-made objects: the Landlock ruleset, the
     seccomp program (``PreparedFilter``, with no_new_privs set here: it is
-    inherited), whether there are capabilities to drop at all (none where K
-    dropped to its uid as root), and the user's builtins module.
+    inherited: the zygote sets it once), whether there are capabilities to drop
+    at all (none where K dropped to its uid as root: ``drop_privileges``), and
+    the user's builtins module (the zygote makes it once).
     """
     if cfg["landlock"]:
         rules = _rules(cfg["read_only_paths"], _confine.READ_ONLY)
@@ -436,10 +437,11 @@ def _prepare_confinement(cfg: dict) -> None:
         if _PREPARED["ruleset"] < 0:
             _exit(70)
     if cfg["seccomp"]:
-        _PREPARED["no_new_privs"] = _confine.set_no_new_privs()
+        if not _PREPARED.get("no_new_privs"):
+            _PREPARED["no_new_privs"] = _confine.set_no_new_privs()
         if not isinstance(_PREPARED.get("seccomp"), _confine.PreparedFilter):
             _PREPARED["seccomp"] = _confine.PreparedFilter(strict=True)
-    _PREPARED["capabilities"] = _confine.has_capabilities()
+    _PREPARED["capabilities"] = cfg.get("uid") is None  # a user namespace's, or none to drop
     if "user_builtins" not in _PREPARED:
         _PREPARED["user_builtins"] = _user_builtins()
 
@@ -701,6 +703,7 @@ def _preload() -> None:
         __import__(name)
     if _confine.seccomp_available():
         _PREPARED["seccomp"] = _confine.PreparedFilter(strict=True)
+        _PREPARED["no_new_privs"] = _confine.set_no_new_privs()  # inherited by every kernel
     _PREPARED["user_builtins"] = _user_builtins()
     _PREPARED["preloaded"] = True
 

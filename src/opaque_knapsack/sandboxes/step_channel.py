@@ -91,7 +91,7 @@ class StepProcess:
     """``/proc/<pid>/schedstat``, opened for the step clock on the first step (-1: not yet, or none)."""
     clock: StepClock | None = None
     """The harness's reading of its step clock, made on the first step (see ``step_clock``)."""
-    _stop_handle: asyncio.Handle | None = None
+    _stop_handle: asyncio.TimerHandle | None = None
     """A ``stop`` scheduled by ``stop_soon``, not yet made."""
     _poller: select.poll | None = None
     """Polls the pidfd (see ``ended``)."""
@@ -126,7 +126,9 @@ class StepProcess:
         """
         if self.clock is not None:
             self.clock.idle()
-        self._stop_handle = asyncio.get_running_loop().call_soon(self.stop, group)
+        # A timer, not call_soon: a cancelled handle left in the ready queue would cost the
+        # loop a turn of its own, where a cancelled timer is dropped before the loop waits.
+        self._stop_handle = asyncio.get_running_loop().call_later(0, self.stop, group)
 
     def resume(self) -> None:
         """Let the process run again for its next step (a stop not yet made is cancelled)."""
