@@ -309,7 +309,20 @@ def _ins(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
+_JA = 0x05  # BPF_JMP | BPF_JA: an unconditional jump with a 32-bit offset
+_MAX_JUMP = 255  # jt and jf are one byte each
+_LEAF = 8  # syscalls compared one by one at the bottom of the search
+
+
 def _build_filter(strict: bool, own_pid: int) -> bytes:
+    """The syscall filter: arch and x32 checks, then a binary search on the syscall number.
+
+    Every syscall with a rule (see ``_syscall_rules``) is found in about log2(90)
+    comparisons, and every other syscall falls through to allow. A linear chain of
+    comparisons ran about a hundred instructions for each allowed call, and installing
+    it cost more: the kernel runs the program once for every syscall number to build
+    its cache of calls it allows whatever their arguments.
+    """
     errno = 0x00050000  # SECCOMP_RET_ERRNO
     prog: list[bytes] = [
         _ins(_LD_W_ABS, 0, 0, _OFF_ARCH),
@@ -319,52 +332,96 @@ def _build_filter(strict: bool, own_pid: int) -> bytes:
         _ins(_JGE_K, 0, 1, _X32_BIT),
         _ins(_RET_K, 0, 0, errno | _EPERM),
     ]
+    rules = _syscall_rules(strict, own_pid, errno)
+    prog += _search(sorted(rules.items()))
+    return b"".join(prog)
+
+
+def _search(rules: list[tuple[int, list[bytes]]]) -> list[bytes]:
+    """Code that, with the syscall number in A, runs the body of its rule, or allows it.
+
+    A body must end every path in a return: it may load arguments into A.
+    """
+    if len(rules) <= _LEAF:
+        # the comparisons, the allow they fall through to, then each distinct body once
+        # (every plain deny of the leaf shares one return)
+        bodies: list[list[bytes]] = []
+        for _, body in rules:
+            if body not in bodies:
+                bodies.append(body)
+        starts = [sum(len(b) for b in bodies[:i]) for i in range(len(bodies))]
+        code: list[bytes] = []
+        for index, (nr, body) in enumerate(rules):
+            jump = len(rules) - index + starts[bodies.index(body)]  # past the later comparisons and the allow
+            if jump > _MAX_JUMP:
+                raise ValueError(f"the rule for syscall {nr} is further than a jump can reach")
+            code.append(_ins(_JEQ_K, jump, 0, nr))
+        code.append(_ins(_RET_K, 0, 0, _RET_ALLOW))
+        return code + [instruction for body in bodies for instruction in body]
+    middle = len(rules) // 2
+    low, high = _search(rules[:middle]), _search(rules[middle:])
+    pivot = rules[middle][0]
+    if len(low) <= _MAX_JUMP:
+        return [_ins(_JGE_K, len(low), 0, pivot)] + low + high
+    # too far for jt: the true branch lands on a long jump over the lower half
+    return [_ins(_JGE_K, 0, 1, pivot), _ins(_JA, 0, 0, len(low))] + low + high
+
+
+def _syscall_rules(strict: bool, own_pid: int, errno: int) -> dict[int, list[bytes]]:
+    """Each syscall with a rule, and the rule's body (run once the number matched).
+
+    Syscalls without a rule are allowed. A syscall has at most one rule.
+    """
+    deny = errno | _EPERM
+    rules: dict[int, list[bytes]] = {}
+
+    def add(name: str, body: list[bytes]) -> None:
+        if NR[name] in rules:
+            raise ValueError(f"two seccomp rules for {name}")
+        rules[NR[name]] = body
+
     denied = list(_ALWAYS_DENIED) + (list(_KERNEL_DENIED) if strict else [])
     for name in denied:
-        prog.append(_ins(_JEQ_K, 0, 1, NR[name]))
-        prog.append(_ins(_RET_K, 0, 0, errno | _EPERM))
+        add(name, [_ins(_RET_K, 0, 0, deny)])
     if strict:
         # clone3 passes its flags in memory BPF cannot read: ENOSYS makes libc fall back to clone.
-        prog.append(_ins(_JEQ_K, 0, 1, NR["clone3"]))
-        prog.append(_ins(_RET_K, 0, 0, errno | _ENOSYS))
+        add("clone3", [_ins(_RET_K, 0, 0, errno | _ENOSYS)])
         # clone: threads only.
-        prog += [
-            _ins(_JEQ_K, 0, 4, NR["clone"]),
+        add("clone", [
             _ins(_LD_W_ABS, 0, 0, _OFF_ARG0),
             _ins(_JSET_K, 0, 1, _CLONE_THREAD),
             _ins(_RET_K, 0, 0, _RET_ALLOW),
-            _ins(_RET_K, 0, 0, errno | _EPERM),
-        ]
+            _ins(_RET_K, 0, 0, deny),
+        ])
         # kill / rt_sigqueueinfo: pid must be 0, own pid or own group; tgkill / rt_tgsigqueueinfo: own tgid.
         for name in ("kill", "rt_sigqueueinfo"):
-            prog += [
-                _ins(_JEQ_K, 0, 6, NR[name]),
+            add(name, [
                 _ins(_LD_W_ABS, 0, 0, _OFF_ARG0),
                 _ins(_JEQ_K, 3, 0, 0),
                 _ins(_JEQ_K, 2, 0, own_pid),
                 _ins(_JEQ_K, 1, 0, -own_pid),
-                _ins(_RET_K, 0, 0, errno | _EPERM),
+                _ins(_RET_K, 0, 0, deny),
                 _ins(_RET_K, 0, 0, _RET_ALLOW),
-            ]
+            ])
         for name in ("tgkill", "rt_tgsigqueueinfo"):
-            prog += [
-                _ins(_JEQ_K, 0, 4, NR[name]),
+            add(name, [
                 _ins(_LD_W_ABS, 0, 0, _OFF_ARG0),
                 _ins(_JEQ_K, 1, 0, own_pid),
-                _ins(_RET_K, 0, 0, errno | _EPERM),
+                _ins(_RET_K, 0, 0, deny),
                 _ins(_RET_K, 0, 0, _RET_ALLOW),
-            ]
-        prog += _argument_rules(errno | _EPERM)
-    prog += _attribute_rules(errno | _EPERM, own_pid, strict)
-    prog.append(_ins(_RET_K, 0, 0, _RET_ALLOW))
-    return b"".join(prog)
+            ])
+        for name, body in _argument_rules(deny):
+            add(name, body)
+    for name, body in _attribute_rules(deny, own_pid, strict):
+        add(name, body)
+    return rules
 
 
 def _arg(index: int, high: bool = False) -> int:
     return _OFF_ARG0 + 8 * index + (4 if high else 0)
 
 
-def _argument_rules(deny: int) -> list[bytes]:
+def _argument_rules(deny: int) -> list[tuple[str, list[bytes]]]:
     """Rules on syscall arguments for the Python kernel's step processes.
 
     - socketpair: only AF_UNIX stream pairs (a datagram pair could sendto any
@@ -373,26 +430,28 @@ def _argument_rules(deny: int) -> list[bytes]:
     """
     return [
         # socketpair(domain, type, protocol)
-        _ins(_JEQ_K, 0, 7, NR["socketpair"]),
-        _ins(_LD_W_ABS, 0, 0, _arg(0)),
-        _ins(_JEQ_K, 0, 4, _AF_UNIX),
-        _ins(_LD_W_ABS, 0, 0, _arg(1)),
-        _ins(_AND_K, 0, 0, _SOCK_TYPE_MASK),
-        _ins(_JEQ_K, 0, 1, _SOCK_STREAM),
-        _ins(_RET_K, 0, 0, _RET_ALLOW),
-        _ins(_RET_K, 0, 0, deny),
+        ("socketpair", [
+            _ins(_LD_W_ABS, 0, 0, _arg(0)),
+            _ins(_JEQ_K, 0, 4, _AF_UNIX),
+            _ins(_LD_W_ABS, 0, 0, _arg(1)),
+            _ins(_AND_K, 0, 0, _SOCK_TYPE_MASK),
+            _ins(_JEQ_K, 0, 1, _SOCK_STREAM),
+            _ins(_RET_K, 0, 0, _RET_ALLOW),
+            _ins(_RET_K, 0, 0, deny),
+        ]),
         # sendto(fd, buf, len, flags, dest_addr, addrlen): dest_addr must be NULL
-        _ins(_JEQ_K, 0, 6, NR["sendto"]),
-        _ins(_LD_W_ABS, 0, 0, _arg(4)),
-        _ins(_JEQ_K, 0, 2, 0),
-        _ins(_LD_W_ABS, 0, 0, _arg(4, high=True)),
-        _ins(_JEQ_K, 1, 0, 0),
-        _ins(_RET_K, 0, 0, deny),
-        _ins(_RET_K, 0, 0, _RET_ALLOW),
+        ("sendto", [
+            _ins(_LD_W_ABS, 0, 0, _arg(4)),
+            _ins(_JEQ_K, 0, 2, 0),
+            _ins(_LD_W_ABS, 0, 0, _arg(4, high=True)),
+            _ins(_JEQ_K, 1, 0, 0),
+            _ins(_RET_K, 0, 0, deny),
+            _ins(_RET_K, 0, 0, _RET_ALLOW),
+        ]),
     ]
 
 
-def _attribute_rules(deny: int, own_pid: int, strict: bool) -> list[bytes]:
+def _attribute_rules(deny: int, own_pid: int, strict: bool) -> list[tuple[str, list[bytes]]]:
     """Process attributes: changed only on the calling process itself (both profiles).
 
     - prlimit64, sched_set*, migrate_pages, move_pages: pid 0 or the caller's;
@@ -402,19 +461,17 @@ def _attribute_rules(deny: int, own_pid: int, strict: bool) -> list[bytes]:
       signal that kills it with its kernel;
     - step processes: no file locks, leases or dnotify, no SIGIO owner (fcntl, ioctl).
     """
-    prog: list[bytes] = []
+    rules: list[tuple[str, list[bytes]]] = []
     for name, pid_arg in _SELF_ONLY:
-        prog += [
-            _ins(_JEQ_K, 0, 5, NR[name]),
+        rules.append((name, [
             _ins(_LD_W_ABS, 0, 0, _arg(pid_arg)),
             _ins(_JEQ_K, 2, 0, 0),
             _ins(_JEQ_K, 1, 0, own_pid),
             _ins(_RET_K, 0, 0, deny),
             _ins(_RET_K, 0, 0, _RET_ALLOW),
-        ]
+        ]))
     for name, which_arg, which, pid_arg in _SELF_ONLY_WHICH:
-        prog += [
-            _ins(_JEQ_K, 0, 7, NR[name]),
+        rules.append((name, [
             _ins(_LD_W_ABS, 0, 0, _arg(which_arg)),
             _ins(_JEQ_K, 0, 3, which),
             _ins(_LD_W_ABS, 0, 0, _arg(pid_arg)),
@@ -422,19 +479,19 @@ def _attribute_rules(deny: int, own_pid: int, strict: bool) -> list[bytes]:
             _ins(_JEQ_K, 1, 0, own_pid),
             _ins(_RET_K, 0, 0, deny),
             _ins(_RET_K, 0, 0, _RET_ALLOW),
-        ]
-    prog += _deny_values("prctl", 0, [_PR_SCHED_CORE] + ([_PR_SET_PDEATHSIG_ARG] if strict else []), deny)
+        ]))
+    rules.append(("prctl", _deny_values(0, [_PR_SCHED_CORE] + ([_PR_SET_PDEATHSIG_ARG] if strict else []), deny)))
     if strict:
-        prog += _deny_values("fcntl", 1, list(_FCNTL_DENIED), deny)
-        prog += _deny_values("ioctl", 1, list(_IOCTL_DENIED), deny)
-    return prog
+        rules.append(("fcntl", _deny_values(1, list(_FCNTL_DENIED), deny)))
+        rules.append(("ioctl", _deny_values(1, list(_IOCTL_DENIED), deny)))
+    return rules
 
 
-def _deny_values(name: str, arg: int, values: list[int], deny: int) -> list[bytes]:
-    """Deny syscall ``name`` when its argument ``arg`` (low 32 bits) is one of ``values``."""
-    prog = [_ins(_JEQ_K, 0, len(values) + 3, NR[name]), _ins(_LD_W_ABS, 0, 0, _arg(arg))]
-    prog += [_ins(_JEQ_K, len(values) - i, 0, value) for i, value in enumerate(values)]
-    return prog + [_ins(_RET_K, 0, 0, _RET_ALLOW), _ins(_RET_K, 0, 0, deny)]
+def _deny_values(arg: int, values: list[int], deny: int) -> list[bytes]:
+    """A rule's body: deny when argument ``arg`` (low 32 bits) is one of ``values``."""
+    body = [_ins(_LD_W_ABS, 0, 0, _arg(arg))]
+    body += [_ins(_JEQ_K, len(values) - i, 0, value) for i, value in enumerate(values)]
+    return body + [_ins(_RET_K, 0, 0, _RET_ALLOW), _ins(_RET_K, 0, 0, deny)]
 
 
 class _SockFprog(ctypes.Structure):
