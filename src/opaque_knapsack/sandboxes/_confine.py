@@ -560,6 +560,8 @@ _MS_NOSUID = 2
 _MS_NODEV = 4
 _MS_NOEXEC = 8
 _MS_REC = 0x4000
+_MS_RDONLY = 1
+_MS_REMOUNT = 32
 _MS_PRIVATE = 1 << 18
 _MNT_DETACH = 2
 _AT_FDCWD = -100
@@ -653,8 +655,6 @@ def bind(source: str | int, target: str, read_only: bool, recursive: bool = True
     over the directory itself would come along). ``read_only``: also nosuid, and
     nodev unless ``source`` is itself a device (/dev/null); a writable bind keeps
     its source's flags (a kernel's own directory: nothing to gain, one call less per kernel)."""
-    mode = os.stat(source).st_mode
-    device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
     flags = _OPEN_TREE_CLONE | (_AT_RECURSIVE if recursive else 0) | os.O_CLOEXEC
     if isinstance(source, int):
         tree = _libc.syscall(_SYS_OPEN_TREE, ctypes.c_int(source), b"", ctypes.c_uint(flags | _AT_EMPTY_PATH))
@@ -663,6 +663,8 @@ def bind(source: str | int, target: str, read_only: bool, recursive: bool = True
     tree = _check(int(tree), f"open_tree {source}")
     try:
         if read_only:
+            mode = os.stat(source).st_mode
+            device = stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
             attrs = _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | (0 if device else _MOUNT_ATTR_NODEV)
             _set_attr(tree, "", _AT_EMPTY_PATH | (_AT_RECURSIVE if recursive else 0), attrs)
         _check(_libc.syscall(_SYS_MOVE_MOUNT, ctypes.c_int(tree), b"", ctypes.c_int(_AT_FDCWD), os.fsencode(target),
@@ -696,11 +698,22 @@ def _mirror(root: str, path: str) -> str:
 
 
 def _mount_point(target: str, is_dir: bool) -> None:
+    try:  # the parent is usually there (a kernel's view: the tmpfs's root)
+        if is_dir:
+            os.mkdir(target, 0o755)
+        else:
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+        return
+    except FileNotFoundError:
+        pass
     if is_dir:
         os.makedirs(target, mode=0o755, exist_ok=True)
     else:
         os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+
+
+_VIEW_FLAGS = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
 
 
 def mount_view(mountpoint: str, read_only: list[str], read_write: list[tuple[str | int, str]]) -> None:
@@ -712,9 +725,14 @@ def mount_view(mountpoint: str, read_only: list[str], read_write: list[tuple[str
     bound writable, alone (``mountpoint`` itself may be below one of them).
     The view and what is bound read-only are nosuid and nodev (devices bound
     read-only excepted).
+
+    A kernel makes one at every start, in a freshly forked process where each
+    Python function run for the first time costs page copies: the path is kept
+    to a few plain calls (mkdir, open_tree, move_mount, one remount).
     """
-    _check(_libc.mount(b"tmpfs", os.fsencode(mountpoint), b"tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-                       b"mode=0755,size=1m,nr_inodes=1024"), f"mount a view at {mountpoint}")
+    target = os.fsencode(mountpoint)
+    _check(_libc.mount(b"tmpfs", target, b"tmpfs", _VIEW_FLAGS, b"mode=0755,size=1m,nr_inodes=1024"),
+           f"mount a view at {mountpoint}")
     for path in read_only:
         real = _mirror(mountpoint, path)
         if os.path.lexists(mountpoint + real):
@@ -725,7 +743,8 @@ def mount_view(mountpoint: str, read_only: list[str], read_write: list[tuple[str
         is_dir = stat.S_ISDIR(os.stat(source).st_mode)
         _mount_point(mountpoint + path, is_dir)
         bind(source, mountpoint + path, read_only=False, recursive=False)
-    _set_attr(_AT_FDCWD, mountpoint, 0, _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID | _MOUNT_ATTR_NODEV)
+    # the tmpfs is this view's alone: its superblock goes read-only (the binds keep their own flags)
+    _check(_libc.mount(None, target, None, _MS_REMOUNT | _MS_RDONLY | _VIEW_FLAGS, None), f"make {mountpoint} read-only")
 
 
 def drop_capabilities() -> bool:
