@@ -1,9 +1,9 @@
 """What issue 18's protections cost a step, kept off the step's path.
 
 - A persistent step process is stopped between steps (threads it left burn no
-  CPU), but its kernel process K is not woken by those stops, back-to-back
-  steps send no signals at all, and what runs before the stop counts toward
-  the next step.
+  CPU) within ``STOP_AFTER`` of its step's end, but its kernel process K is
+  not woken by those stops, back-to-back steps send no signals at all, and
+  what runs before the stop counts toward the next step.
 - Every stateless step gets a directory nothing earlier touched, made ahead
   off the event loop; none is left behind.
 - A step process gets its seccomp program ready-made from K, with its own pid.
@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from polling import async_wait_until
 
 from opaque_knapsack.records import SEMANTICS
 from opaque_knapsack.sandboxes import Kernel, RuntimeConfig, _clock, _confine, _fs, probe_protection, step_channel
@@ -40,8 +42,9 @@ async def test_the_kernel_process_sleeps_through_its_step_processes_stops(make_k
     for i in range(30):
         result = await kernel.run_code(f"x += {i}")
         assert result.error is None, result
-        await asyncio.sleep(0.01)  # a turn of the loop: the step process is stopped
-        assert child.stopped and _state(child.pid) == "T"
+        await asyncio.sleep(0.01)  # more than STOP_AFTER: the step process is stopped
+        assert child.stopped
+        assert await async_wait_until(lambda: _state(child.pid) == "T", interval=0.001)  # once it gets a CPU
     assert (await kernel.run_code("print(x)")).stdout == f"{sum(range(30))}\n"
     # a wait on the children would wake K at each stop and each continue: 60 or more
     assert _context_switches(k_pid) - before < 10

@@ -129,9 +129,11 @@ class StepClock:
         return self._cpu
 
     def _read_waited(self) -> float:
-        waited = run_delay(self.schedstat_fd)
-        if waited is not None:
-            self._waited = waited
+        if self.schedstat_fd >= 0:  # run_delay, inline: read at every step's start
+            try:
+                self._waited = int(_pread(self.schedstat_fd, 128, 0).split()[1]) / 1e9
+            except (OSError, ValueError, IndexError):
+                pass
         return self._waited
 
     def _read(self) -> tuple[float, float]:

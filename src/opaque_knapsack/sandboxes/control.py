@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import secrets
+import select
 import signal
 import socket
 import subprocess
@@ -246,6 +247,9 @@ class KernelControl:
         self.launched_by: str | None = None
         """The name of the launcher that started the kernel process (``"zygote"``)."""
         self._ctl: socket.socket | None = None
+        self._poller = select.poll()
+        self._polled: tuple[int, int] = (-1, -1)
+        """The descriptors ``_poller`` watches: the control socket and the current step process's pidfd."""
         self.child: StepProcess | None = None
         """The current step process."""
         self._ready: deque[StepProcess] = deque()
@@ -572,11 +576,12 @@ class KernelControl:
 
     async def acquire_child(self) -> bool:
         """Make sure a live step process is current; True if state was lost on the way."""
-        if self._ctl is None or not self._drain_control():
+        polled, (waiting, ended) = self.child, self._look()
+        if self._ctl is None or (waiting and not self._drain_control()):
             self.state_lost = self.state_lost or (self.child is not None and self.child.steps > 0)
             self.kill()
             await self.spawn()
-        if self.child is not None and self.child.ended():
+        if ended and self.child is not None and self.child is polled:
             # Ended between steps (killed from outside), perhaps before its kernel said so.
             self.state_lost = self.state_lost or self.child.steps > 0
             gone = self.retire_child(kill=False)
@@ -600,6 +605,28 @@ class KernelControl:
             await self.spawn()
         self.child = self._ready.popleft()
         return lost
+
+    def _look(self) -> tuple[bool, bool]:
+        """One poll, without waiting: (a control message, or the kernel's end, is waiting;
+        the current step process has ended). Nothing to read, the usual case, costs one
+        system call for both, and no failed read."""
+        if self._ctl is None:
+            return False, False
+        child = self.child
+        fds = (self._ctl.fileno(), child.pidfd if child is not None and child.pidfd is not None else -1)
+        if fds != self._polled:
+            for fd in self._polled:
+                if fd >= 0:
+                    self._poller.unregister(fd)
+            for fd in fds:
+                if fd >= 0:
+                    self._poller.register(fd, select.POLLIN)
+            self._polled = fds
+        events = self._poller.poll(0)
+        if not events:
+            return False, False
+        ready = [fd for fd, _ in events]
+        return fds[0] in ready, fds[1] >= 0 and fds[1] in ready
 
     def _child_had_state(self) -> bool:
         # Steps since the last restart the runtime announced: a restart is announced once.

@@ -59,6 +59,10 @@ the call record, where it also counts against the per-step and per-episode recor
 _MAX_NAME_CHARS = 128
 
 
+STOP_AFTER = 0.001
+"""Seconds after a persistent step's end within which its step process is stopped (``StepProcess.stop_soon``)."""
+
+
 class StepProcessGone(Exception):
     """The step process ended or broke the protocol mid-step."""
 
@@ -91,10 +95,15 @@ class StepProcess:
     """``/proc/<pid>/schedstat``, opened for the step clock on the first step (-1: not yet, or none)."""
     clock: StepClock | None = None
     """The harness's reading of its step clock, made on the first step (see ``step_clock``)."""
+    between_steps: bool = False
+    """A persistent step ended and the next has not begun (``stop_soon``, ``resume``)."""
+    _stop_group: bool = True
     _stop_handle: asyncio.TimerHandle | None = None
-    """A ``stop`` scheduled by ``stop_soon``, not yet made."""
+    """The timer of a pending ``stop_soon``."""
     _poller: select.poll | None = None
     """Polls the pidfd (see ``ended``)."""
+    _loop: asyncio.AbstractEventLoop | None = None
+    """The event loop of the kernel's steps (``stop_soon`` schedules on it)."""
 
     def kill(self) -> None:
         self._cancel_stop()
@@ -112,27 +121,36 @@ class StepProcess:
         when it begins. ``group=False`` where seccomp denies new processes: the
         process is all there is.
         """
-        self._stop_handle = None
         self.group = group or self.pidfd is None
         self.stopped = self._signal(signal.SIGSTOP)
 
     def stop_soon(self, group: bool = True) -> None:
-        """A persistent step ended: ``stop`` the process as soon as the loop is free.
+        """A persistent step ended: ``stop`` the process within ``STOP_AFTER`` seconds,
+        unless its next step has begun by then.
 
-        Until then (a turn of the loop) what its threads burn counts toward its
-        next step: its step clock counts from this moment on (``StepClock.idle``).
-        A next step begun before the stop cancels it, so back-to-back steps cost
-        no signals.
+        Until the stop, what its threads burn counts toward its next step: its step
+        clock counts from this moment on (``StepClock.idle``). One timer serves
+        every step that ends while it is pending, so steps that follow each other
+        closely cost one timer per ``STOP_AFTER``, and no signals (the timer finds
+        a step running, and stops nothing).
         """
         if self.clock is not None:
             self.clock.idle()
-        # A timer, not call_soon: a cancelled handle left in the ready queue would cost the
-        # loop a turn of its own, where a cancelled timer is dropped before the loop waits.
-        self._stop_handle = asyncio.get_running_loop().call_later(0, self.stop, group)
+        self.between_steps = True
+        self._stop_group = group
+        if self._stop_handle is None:
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()  # asked once: each asking is a getpid() call
+            self._stop_handle = self._loop.call_later(STOP_AFTER, self._stop_if_between)
+
+    def _stop_if_between(self) -> None:
+        self._stop_handle = None
+        if self.between_steps and not self.stopped:
+            self.stop(self._stop_group)
 
     def resume(self) -> None:
-        """Let the process run again for its next step (a stop not yet made is cancelled)."""
-        self._cancel_stop()
+        """Let the process run again for its next step (a pending stop finds it busy)."""
+        self.between_steps = False
         if self.stopped:
             self._signal(signal.SIGCONT)
             self.stopped = False
