@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
-
 from polling import async_wait_until
 
 from opaque_knapsack.records import SEMANTICS
@@ -118,3 +118,38 @@ def test_a_prepared_filter_carries_the_pid_of_the_process_that_installs_it() -> 
         prepared.write_pid(pid)
         assert bytes(prepared.buf) == _confine._build_filter(True, pid)
     assert prepared.own and prepared.negated
+
+
+async def test_a_persistent_step_process_stays_watched_from_step_to_step(make_kernel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The channel is registered with the loop once, not added and removed at every wait."""
+    kernel = await make_kernel("persistent")
+    assert (await kernel.run_code("1")).error is None
+    loop = asyncio.get_running_loop()
+    added: list[int] = []
+    add_reader = loop.add_reader
+    monkeypatch.setattr(loop, "add_reader", lambda fd, *args: added.append(fd) or add_reader(fd, *args))
+    for i in range(20):
+        result = await kernel.run_code(f"print(inspect({i}))", {"inspect": lambda i: i * 2})
+        assert result.stdout == f"{2 * i}\n", result
+    assert len(added) <= 1
+
+
+async def test_data_sent_between_steps_does_not_spin_the_loop(make_kernel) -> None:
+    """Nobody waits on the channel between steps: a report of data there must not come back every turn."""
+    kernel = await make_kernel("persistent")
+    code = (
+        "import gc, threading\n"
+        "sock = next(o for o in gc.get_objects() if type(o).__name__ == 'Channel').sock\n"
+        "threading.Thread(target=lambda: (__import__('time').sleep(0.05), sock.send(b'\\0' * 8))).start()\n"
+    )
+    assert (await kernel.run_code(code)).error is None
+    await asyncio.sleep(0.02)
+    child = kernel.control.child
+    assert child is not None
+    child.resume()  # let the thread send while no step runs
+    await asyncio.sleep(0.1)
+    started = time.process_time()
+    await asyncio.sleep(0.5)
+    assert time.process_time() - started < 0.1  # a spinning loop would burn the whole half second
+    result = await kernel.run_code("print('next')")
+    assert result.error is not None or result.stdout.endswith("next\n")

@@ -103,7 +103,10 @@ class StepProcess:
     _poller: select.poll | None = None
     """Polls the pidfd (see ``ended``)."""
     _loop: asyncio.AbstractEventLoop | None = None
-    """The event loop of the kernel's steps (``stop_soon`` schedules on it)."""
+    """The event loop of the kernel's steps (``stop_soon`` schedules on it, ``watch`` watches on it)."""
+    _waiter: asyncio.Future[bool] | None = None
+    _watched: bool = False
+    _echo: bool = False
 
     def kill(self) -> None:
         self._cancel_stop()
@@ -139,9 +142,7 @@ class StepProcess:
         self.between_steps = True
         self._stop_group = group
         if self._stop_handle is None:
-            if self._loop is None:
-                self._loop = asyncio.get_running_loop()  # asked once: each asking is a getpid() call
-            self._stop_handle = self._loop.call_later(STOP_AFTER, self._stop_if_between)
+            self._stop_handle = self.loop().call_later(STOP_AFTER, self._stop_if_between)
 
     def _stop_if_between(self) -> None:
         self._stop_handle = None
@@ -198,9 +199,54 @@ class StepProcess:
             self.clock = StepClock(partial(process_cpu, process_cpu_clock(self.pid)), self.schedstat())
         return self.clock
 
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running event loop, asked for once (each asking is a getpid() call)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def watch(self, waiter: asyncio.Future[bool]) -> None:
+        """Set ``waiter``'s result (False) once the channel is readable.
+
+        The socket stays registered with the event loop from one wait to the
+        next: adding and removing it at every wait cost two epoll_ctl calls and
+        the selector's bookkeeping on every step and every tool call. It is
+        removed when nobody waits as it turns readable (else the loop would spin
+        on it) and when the channel closes.
+        """
+        self._waiter = waiter
+        if not self._watched:
+            self.loop().add_reader(self.sock.fileno(), self._readable)
+            self._watched = True
+
+    def _readable(self) -> None:
+        if self._echo:
+            # The loop polls again before the woken waiter has read what woke it, and
+            # reports the same data once more: that report is not new data.
+            self._echo = False
+            return
+        waiter, self._waiter = self._waiter, None
+        if waiter is None or waiter.done():
+            self._unwatch()  # nobody waits: a level-triggered report would come every turn
+            return
+        waiter.set_result(False)
+        self._echo = True
+
+    def unwatched(self) -> None:
+        """A wait ended: what wakes the loop from now on is not for it (a timer ended it, or it was cancelled)."""
+        self._waiter = None
+
+    def _unwatch(self) -> None:
+        self._echo = False
+        if self._watched:
+            self._watched = False
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self.sock.fileno())
+
     def close_channel(self) -> None:
         """Close the channel end and the schedstat descriptor (the pidfd stays, for awaiting its end)."""
         self._cancel_stop()  # the pidfd's number may be another process's once it is closed
+        self._unwatch()
         self.sock.close()
         if self.schedstat_fd >= 0:
             os.close(self.schedstat_fd)
@@ -361,6 +407,11 @@ def parse_frame(payload: bytes) -> ToolCallMessage | ResultMessage:
 
 
 
+def _time_out(fut: asyncio.Future[bool]) -> None:
+    if not fut.done():
+        fut.set_result(True)
+
+
 class StepChannel:
     """The harness's end of one kernel's step exchanges (its bounds carry over from step to step)."""
 
@@ -408,6 +459,24 @@ class StepChannel:
             await self._send(child, reply, deadline)
 
 
+
+    async def _wait_readable(self, child: StepProcess, deadline: StepDeadline) -> None:
+        """Wait until the step process's channel is readable, within the step's deadline."""
+        loop = child.loop()
+        while True:
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise TimeoutError
+            fut: asyncio.Future[bool] = loop.create_future()
+            child.watch(fut)
+            timer = loop.call_later(remaining, _time_out, fut)
+            try:
+                if not await fut:
+                    return
+                # timed out: re-check (time waiting for a CPU may not count)
+            finally:
+                timer.cancel()
+                child.unwatched()
 
     async def _wait_io(self, sock: socket.socket, deadline: StepDeadline, write: bool = False) -> None:
         """Wait until ``sock`` is readable (or writable), within the step's deadline."""
@@ -457,7 +526,7 @@ class StepChannel:
             try:
                 chunk = child.sock.recv(1 << 18)
             except (BlockingIOError, InterruptedError):
-                await self._wait_io(child.sock, deadline)
+                await self._wait_readable(child, deadline)
                 child.waited = True
                 continue
             except OSError as exc:
