@@ -153,3 +153,51 @@ async def test_data_sent_between_steps_does_not_spin_the_loop(make_kernel) -> No
     assert time.process_time() - started < 0.1  # a spinning loop would burn the whole half second
     result = await kernel.run_code("print('next')")
     assert result.error is not None or result.stdout.endswith("next\n")
+
+
+def test_each_kernel_adds_its_directories_to_a_ruleset_of_its_own(tmp_path: Path) -> None:
+    """The zygote makes the read-only part of the next kernel's Landlock ruleset ahead; a kernel's
+    own directories, added to it, must never reach the ruleset of a kernel forked after it."""
+    if _confine.landlock_abi() <= 0:
+        pytest.skip("no Landlock on this machine")
+    import sys
+
+    sys.path.insert(0, str(Path(_confine.__file__).parent))
+    try:
+        import _kernel  # the kernel script's own module, as the zygote runs it
+    finally:
+        sys.path.pop(0)
+    readable, first, second = tmp_path / "ro", tmp_path / "first", tmp_path / "second"
+    for path in (readable, first, second):
+        path.mkdir()
+        (path / "note").write_text(path.name)
+
+    def kernel(own: Path, other: Path) -> int:
+        """A forked kernel: its ruleset from the base, then what it can read."""
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _kernel._prepare_confinement({"landlock": True, "seccomp": False, "read_only_paths": [str(readable)],
+                                              "read_write_paths": [str(own)]})
+                assert _confine.restrict_self(_kernel._PREPARED["ruleset"])
+                assert (own / "note").read_text() == own.name and (readable / "note").read_text() == "ro"
+                try:
+                    (other / "note").read_text()
+                except PermissionError:
+                    code = 0
+            finally:
+                os._exit(code)
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+    zygote = os.fork()
+    if zygote == 0:
+        code = 1
+        try:
+            _kernel._make_base_ruleset({"read_only_paths": [str(readable)]})
+            first_result = kernel(first, second)
+            _kernel._make_base_ruleset({"read_only_paths": [str(readable)]})  # as the zygote does after each fork
+            code = 0 if first_result == 0 and kernel(second, first) == 0 else 2
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(zygote, 0)[1]) == 0

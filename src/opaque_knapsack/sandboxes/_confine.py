@@ -151,28 +151,35 @@ def apply_landlock(rules: list[tuple[str | int, int]]) -> int:
         os.close(ruleset)
 
 
-def restrict_self(ruleset: int) -> bool:
-    """Enforce a ruleset from ``landlock_ruleset`` on this process (one syscall: cheap after fork)."""
-    if not set_no_new_privs():
+def restrict_self(ruleset: int, no_new_privs: bool = False) -> bool:
+    """Enforce a ruleset from ``landlock_ruleset`` on this process (one syscall: cheap after fork).
+
+    ``no_new_privs``: already set (inherited), so not set again."""
+    if not no_new_privs and not set_no_new_privs():
         return False
     return _libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) == 0
 
 
-def landlock_ruleset(rules: list[tuple[str | int, int]]) -> int:
+def landlock_ruleset(rules: list[tuple[str | int, int]], into: int = -1) -> int:
     """Build a Landlock ruleset fd allowing ``rules`` (path or open fd, rights); -1 if unavailable.
 
     An fd (opened before a privilege drop) names a directory the process may no
     longer be able to reach by path. Everything not listed is denied for every
     filesystem right the ABI knows; from ABI 4 all TCP bind/connect is denied,
     from ABI 6 signals and abstract unix sockets are scoped to the domain.
+    ``into``: a ruleset made earlier by this function, which gets the rules
+    added and is returned (it is closed if adding fails).
     """
     abi = landlock_abi()
     if abi <= 0:
         return -1
     handled = _handled_fs(abi)
-    attr = _RulesetAttr(fs=handled, net=3 if abi >= 4 else 0, scoped=3 if abi >= 6 else 0)
-    size = 8 if abi < 4 else (16 if abi < 6 else 24)
-    ruleset = _libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if into >= 0:
+        ruleset = into
+    else:
+        attr = _RulesetAttr(fs=handled, net=3 if abi >= 4 else 0, scoped=3 if abi >= 6 else 0)
+        size = 8 if abi < 4 else (16 if abi < 6 else 24)
+        ruleset = _libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
         return -1
     try:
