@@ -161,7 +161,12 @@ def existing_paths(paths: list[str]) -> list[str]:
 
 def temp_dir() -> str:
     """Where kernels' containers are made: the one host directory a private root shows."""
-    return os.path.realpath(tempfile.gettempdir())
+    return _real_path(tempfile.gettempdir())
+
+
+@cache
+def _real_path(path: str) -> str:
+    return os.path.realpath(path)  # asked at every kernel start, on the event loop
 
 
 def shared_root_cfg(user: bool) -> dict[str, Any]:
@@ -171,7 +176,12 @@ def shared_root_cfg(user: bool) -> dict[str, Any]:
 
 def read_only_paths(site_packages: bool) -> list[str]:
     """What a kernel may read: the Python install, system libraries, /dev/urandom."""
-    return existing_paths(python_paths(site_packages) + ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/dev/urandom"])
+    return list(_read_only_paths(site_packages))
+
+
+@cache
+def _read_only_paths(site_packages: bool) -> tuple[str, ...]:
+    return tuple(existing_paths(python_paths(site_packages) + ["/usr/lib", "/usr/lib64", "/lib", "/lib64", "/dev/urandom"]))
 
 
 @cache
