@@ -7,6 +7,7 @@ and how many instructions an ordinary allowed call costs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import struct
 
@@ -22,10 +23,15 @@ PID = 4321
 U32 = 0xFFFFFFFF
 
 
+@functools.cache
+def decode(program: bytes) -> list[tuple[int, int, int, int]]:
+    return [struct.unpack_from("HBBI", program, offset) for offset in range(0, len(program), 8)]
+
+
 def run(program: bytes, nr: int, args: tuple[int, ...] = (0,) * 6, arch: int = 0xC000003E) -> tuple[int, int]:
     """Run ``program`` on seccomp_data(nr, arch, args); (return value, instructions executed)."""
     data = struct.pack("<iIQ6Q", nr, arch, 0, *[a & 0xFFFFFFFFFFFFFFFF for a in args])
-    insns = [struct.unpack_from("HBBI", program, offset) for offset in range(0, len(program), 8)]
+    insns = decode(program)
     acc, pc, executed = 0, 0, 0
     while True:
         code, jt, jf, k = insns[pc]
