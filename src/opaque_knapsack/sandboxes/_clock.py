@@ -133,7 +133,7 @@ class StepClock:
             try:
                 self._waited = int(_pread(self.schedstat_fd, 128, 0).split()[1]) / 1e9
             except (OSError, ValueError, IndexError):
-                pass
+                pass  # a failed reading keeps the last good one (see the class's docstring)
         return self._waited
 
     def _read(self) -> tuple[float, float]:

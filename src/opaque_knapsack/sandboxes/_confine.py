@@ -712,7 +712,7 @@ def _mount_point(target: str, is_dir: bool) -> None:
             os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
         return
     except FileNotFoundError:
-        pass
+        pass  # a parent is missing: made below, with every missing ancestor
     if is_dir:
         os.makedirs(target, mode=0o755, exist_ok=True)
     else:
